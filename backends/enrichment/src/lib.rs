@@ -1,0 +1,37 @@
+//! api-enrichment: validates, cleans and enriches documents (language,
+//! counts, readability, keywords, optional external source), aggregated in one
+//! result.
+//!
+//! The crate is a library with a thin binary (`src/main.rs`) so that tests can
+//! start the real server on an ephemeral port with [`serve`].
+
+#[path = "../../common/env.rs"]
+pub mod env;
+#[path = "../../common/error.rs"]
+pub mod error;
+#[path = "../../common/http.rs"]
+pub mod http;
+#[path = "../../common/json.rs"]
+pub mod json;
+#[path = "../../common/shutdown.rs"]
+pub mod shutdown;
+#[path = "../../common/telemetry.rs"]
+pub mod telemetry;
+
+pub mod app;
+pub mod clean;
+pub mod config;
+pub mod document;
+pub mod enrich;
+pub mod external;
+pub mod keywords;
+pub mod language;
+pub mod metrics;
+pub mod stats;
+pub mod stopwords;
+
+pub use app::{router, serve, StartupError};
+pub use config::Config;
+
+/// Service name in logs and metrics.
+pub const SERVICE: &str = "api-enrichment";

@@ -1,0 +1,139 @@
+//! `POST /generate`: request and response bodies and the handler.
+//!
+//! Request: `{"prompt": string, "max_tokens"?: 1..=1024 (default 64),
+//! "seed"?: u64, "priority"?: "low"|"normal"|"high" (default "normal")}`;
+//! unknown fields are ignored. A body that is not such JSON is a 400
+//! `bad_request`; a blank `prompt` or an out-of-range `max_tokens` is a 422
+//! `validation_error`; a full admission queue is a 503 `overloaded` with
+//! `Retry-After: 1`.
+//!
+//! Response: `{"text", "model", "tokens", "cached", "duration_ms", "seed"}`.
+//! With a `seed` the text is deterministic and the result is cached for
+//! `CACHE_TTL_SECONDS` under (prompt, max_tokens, seed); a hit answers
+//! `"cached": true` without waiting for a slot. Without a `seed`, a random one
+//! is drawn, returned in `seed`, and nothing is cached.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::json::ValidJson;
+use crate::model::Generation;
+use crate::prng;
+use crate::queue::Priority;
+
+/// `max_tokens` when the request does not give one.
+pub const DEFAULT_MAX_TOKENS: u32 = 64;
+/// Largest accepted `max_tokens`.
+pub const MAX_TOKENS_LIMIT: u32 = 1024;
+
+/// Body of `POST /generate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    /// Text to continue; must contain a non-blank character.
+    pub prompt: String,
+    /// Tokens to generate, `1..=1024`; default 64.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Seed of the sampler; makes the answer deterministic and cacheable.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Admission priority; default `normal`.
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// Body of a successful `POST /generate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateResponse {
+    /// The generated continuation (the prompt is not repeated).
+    pub text: String,
+    /// Name of the model that produced it.
+    pub model: String,
+    /// Number of tokens (words and punctuation marks) in `text`.
+    pub tokens: usize,
+    /// True when served from the result cache.
+    pub cached: bool,
+    /// Time spent answering, in milliseconds.
+    pub duration_ms: f64,
+    /// The seed used (the request's, or a random one).
+    pub seed: u64,
+}
+
+/// Cache key: (prompt, max_tokens, seed).
+pub type CacheKey = (String, u32, u64);
+
+impl GenerateRequest {
+    /// Checks the values; returns the effective `max_tokens`.
+    pub fn validate(&self) -> Result<u32, ApiError> {
+        if self.prompt.trim().is_empty() {
+            return Err(ApiError::validation("`prompt` must not be empty"));
+        }
+        let max_tokens = self.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+        if !(1..=MAX_TOKENS_LIMIT).contains(&max_tokens) {
+            return Err(ApiError::validation(format!(
+                "`max_tokens` must be between 1 and {MAX_TOKENS_LIMIT}, got {max_tokens}"
+            )));
+        }
+        Ok(max_tokens)
+    }
+}
+
+/// Handler of `POST /generate`.
+pub async fn generate(
+    State(state): State<AppState>,
+    ValidJson(request): ValidJson<GenerateRequest>,
+) -> Result<Json<GenerateResponse>, ApiError> {
+    let started = Instant::now();
+    let max_tokens = request.validate()?;
+    let metrics = state.metrics();
+    let model = state.model();
+    let key: Option<CacheKey> = request
+        .seed
+        .filter(|_| state.cache().is_enabled())
+        .map(|seed| (request.prompt.clone(), max_tokens, seed));
+
+    let cached = key.as_ref().and_then(|k| state.cache().get(k));
+    if key.is_some() {
+        if cached.is_some() {
+            metrics.cache_hits.inc();
+        } else {
+            metrics.cache_misses.inc();
+        }
+    }
+
+    let seed = request.seed.unwrap_or_else(prng::entropy_seed);
+    let (generation, was_cached) = match cached {
+        Some(generation) => (generation, true),
+        None => {
+            let _permit = state.gate().acquire(request.priority).await.map_err(|_| {
+                ApiError::overloaded("too many generation requests are waiting; retry later", 1)
+            })?;
+            let generation = model.generate(&request.prompt, max_tokens as usize, seed);
+            if let Some(key) = key {
+                state.cache().insert(key, generation.clone());
+            }
+            (generation, false)
+        }
+    };
+
+    let elapsed = started.elapsed();
+    metrics
+        .requests
+        .with_label_values(&[model.name(), "sync"])
+        .inc();
+    metrics.duration.observe(elapsed.as_secs_f64());
+    let Generation { text, tokens } = generation;
+    Ok(Json(GenerateResponse {
+        text,
+        model: model.name().to_owned(),
+        tokens,
+        cached: was_cached,
+        duration_ms: (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        seed,
+    }))
+}

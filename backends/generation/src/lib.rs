@@ -1,0 +1,34 @@
+//! api-generation: text generation from a word-level trigram model, behind a
+//! TTL result cache and a priority admission queue.
+//!
+//! The crate is a library with a thin binary (`src/main.rs`) so that tests can
+//! start the real server on an ephemeral port with [`serve`].
+
+#[path = "../../common/env.rs"]
+pub mod env;
+#[path = "../../common/error.rs"]
+pub mod error;
+#[path = "../../common/http.rs"]
+pub mod http;
+#[path = "../../common/json.rs"]
+pub mod json;
+#[path = "../../common/shutdown.rs"]
+pub mod shutdown;
+#[path = "../../common/telemetry.rs"]
+pub mod telemetry;
+
+pub mod api;
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod metrics;
+pub mod model;
+pub mod prng;
+pub mod queue;
+pub mod tokenizer;
+
+pub use app::{router, serve, StartupError};
+pub use config::Config;
+
+/// Service name in logs and metrics.
+pub const SERVICE: &str = "api-generation";

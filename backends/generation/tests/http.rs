@@ -1,0 +1,367 @@
+//! User-level checks: the real server on 127.0.0.1:0, called over HTTP.
+
+use std::time::Duration;
+
+use api_generation::{serve, Config, StartupError};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), StartupError>>,
+}
+
+impl Server {
+    async fn start(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn generate(&self, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}/generate", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    async fn post_raw(
+        &self,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}/generate", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        (response.status(), response.text().await.expect("body"))
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("server stops after the shutdown signal")
+            .expect("server task");
+        assert!(result.is_ok(), "serve returned {result:?}");
+    }
+}
+
+fn no_cache() -> Config {
+    Config {
+        cache_ttl: Duration::ZERO,
+        ..Config::default()
+    }
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} not found in\n{text}"))
+}
+
+#[tokio::test]
+async fn same_seed_same_text_and_other_seeds_differ() {
+    let server = Server::start(no_cache()).await;
+    let request = json!({"prompt": "The Fox and the", "max_tokens": 30, "seed": 7});
+    let (status, first) = server.generate(request.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (_, second) = server.generate(request).await;
+    assert_eq!(first["text"], second["text"]);
+    assert_eq!(first["cached"], false);
+    assert_eq!(second["cached"], false, "cache disabled");
+    assert_eq!(first["tokens"], 30);
+    assert_eq!(first["seed"], 7);
+    assert_eq!(first["model"], "trigram-aesop");
+    let text = first["text"].as_str().expect("text");
+    assert!(text.split_whitespace().count() >= 15, "{text}");
+
+    let mut others = Vec::new();
+    for seed in 8..12 {
+        let (_, other) = server
+            .generate(json!({"prompt": "The Fox and the", "max_tokens": 30, "seed": seed}))
+            .await;
+        others.push(other["text"].clone());
+    }
+    assert!(others.iter().any(|t| *t != first["text"]), "{others:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn defaults_and_unseeded_requests() {
+    let server = Server::start(Config::default()).await;
+    let (status, body) = server
+        .generate(json!({"prompt": "wolf", "priority": "high"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["tokens"], 64, "default max_tokens");
+    assert!(body["seed"].is_u64());
+    let (_, again) = server.generate(json!({"prompt": "wolf"})).await;
+    assert_eq!(again["cached"], false, "unseeded requests are never cached");
+    let (status, big) = server
+        .generate(json!({"prompt": "wolf", "max_tokens": 1024, "seed": 1}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(big["tokens"], 1024);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn repeat_with_seed_is_a_cache_hit() {
+    let server = Server::start(Config::default()).await;
+    let request = json!({"prompt": "A Lion", "max_tokens": 12, "seed": 99});
+    let (_, first) = server.generate(request.clone()).await;
+    let (_, second) = server.generate(request).await;
+    assert_eq!(first["cached"], false);
+    assert_eq!(second["cached"], true);
+    assert_eq!(first["text"], second["text"]);
+    // Another max_tokens is another key.
+    let (_, third) = server
+        .generate(json!({"prompt": "A Lion", "max_tokens": 13, "seed": 99}))
+        .await;
+    assert_eq!(third["cached"], false);
+
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert_eq!(metric(&metrics, "generation_cache_hits_total"), 1.0);
+    assert_eq!(metric(&metrics, "generation_cache_misses_total"), 2.0);
+    assert_eq!(
+        metric(
+            &metrics,
+            "generation_requests_total{model=\"trigram-aesop\",type=\"sync\"}"
+        ),
+        3.0
+    );
+    assert_eq!(metric(&metrics, "generation_duration_seconds_count"), 3.0);
+    assert_eq!(
+        metric(&metrics, "generation_queue_size{priority=\"high\"}"),
+        0.0
+    );
+    assert!(metrics.contains("generation_queue_wait_time_seconds_bucket"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_400_with_serde_message() {
+    let server = Server::start(Config::default()).await;
+    let cases = [
+        (
+            "{\"prompt\": \"x\",",
+            "EOF while parsing a value at line 1 column 15",
+        ),
+        (
+            "{\"max_tokens\": 5}",
+            "missing field `prompt` at line 1 column 17",
+        ),
+        (
+            "{\"prompt\": 42}",
+            "invalid type: integer `42`, expected a string at line 1 column 13",
+        ),
+        (
+            "{\"prompt\": \"x\", \"max_tokens\": -1}",
+            "invalid value: integer `-1`",
+        ),
+        (
+            "{\"prompt\": \"x\", \"priority\": \"urgent\"}",
+            "unknown variant `urgent`",
+        ),
+        ("", "EOF while parsing a value at line 1 column 0"),
+    ];
+    for (body, expected) in cases {
+        let (status, error) = server.post_raw("application/json", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {error}");
+        assert_eq!(error["error"], "bad_request");
+        let message = error["message"].as_str().expect("message");
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    let (status, error) = server.post_raw("text/plain", "{\"prompt\": \"x\"}").await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(error["error"], "unsupported_media_type");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_values_get_422() {
+    let server = Server::start(Config::default()).await;
+    for (body, expected) in [
+        (json!({"prompt": "   "}), "`prompt` must not be empty"),
+        (
+            json!({"prompt": "x", "max_tokens": 0}),
+            "between 1 and 1024, got 0",
+        ),
+        (
+            json!({"prompt": "x", "max_tokens": 1025}),
+            "between 1 and 1024, got 1025",
+        ),
+    ] {
+        let (status, error) = server.generate(body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error["error"], "validation_error");
+        assert!(
+            error["message"]
+                .as_str()
+                .expect("message")
+                .contains(expected),
+            "{error}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_body_gets_413_json() {
+    let server = Server::start(Config {
+        body_limit: 1024,
+        ..Config::default()
+    })
+    .await;
+    let body = json!({"prompt": "x".repeat(4096)}).to_string();
+    let (status, error) = server.post_raw("application/json", body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error["error"], "payload_too_large");
+    assert_eq!(
+        error["message"],
+        "request body exceeds the limit of 1024 bytes"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn default_limit_is_one_mebibyte() {
+    let server = Server::start(Config::default()).await;
+    let body = json!({"prompt": "x".repeat(1024 * 1024), "max_tokens": 1}).to_string();
+    let (status, error) = server.post_raw("application/json", body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
+    let fits = json!({"prompt": "x".repeat(1000 * 1000), "max_tokens": 1}).to_string();
+    let (status, _) = server.post_raw("application/json", fits).await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn probes_metrics_and_request_id() {
+    let server = Server::start(Config::default()).await;
+    let (status, health) = server.get_text("/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    let (status, ready) = server.get_text("/ready").await;
+    assert_eq!(status, StatusCode::OK);
+    let ready: Value = serde_json::from_str(&ready).expect("JSON");
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["model"], "trigram-aesop");
+
+    let response = server
+        .client
+        .post(format!("{}/generate", server.base))
+        .header("x-request-id", "req-abc.123")
+        .json(&json!({"prompt": "x", "max_tokens": 1}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers()["x-request-id"], "req-abc.123");
+
+    let (status, missing) = server.get_text("/nowhere").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(missing.contains("\"error\":\"not_found\""));
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "api_errors_total{error_type=\"not_found\",service=\"api-generation\"}"
+        ),
+        1.0
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn trains_from_generation_model_path() {
+    let dir = std::env::temp_dir().join(format!("api-generation-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("tiny.txt");
+    std::fs::write(&path, "The cat sat on the mat.\n\nThe dog sat on the log.").expect("write");
+    let server = Server::start(Config {
+        model_path: Some(path),
+        ..Config::default()
+    })
+    .await;
+    let (status, body) = server
+        .generate(json!({"prompt": "the cat", "max_tokens": 40, "seed": 3}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["model"], "trigram-tiny");
+    let vocabulary = ["the", "cat", "sat", "on", "mat", "dog", "log"];
+    for word in body["text"]
+        .as_str()
+        .expect("text")
+        .split(|c: char| !c.is_alphabetic())
+    {
+        assert!(
+            word.is_empty() || vocabulary.contains(&word.to_lowercase().as_str()),
+            "unexpected word {word:?} in {body}"
+        );
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn missing_corpus_fails_to_start() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let config = Config {
+        model_path: Some("/nonexistent/corpus.txt".into()),
+        ..Config::default()
+    };
+    let error = serve(listener, config, async {})
+        .await
+        .expect_err("no corpus");
+    assert!(
+        error.to_string().contains("/nonexistent/corpus.txt"),
+        "{error}"
+    );
+}

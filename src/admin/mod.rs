@@ -1,0 +1,118 @@
+//! The metrics port: `GET /metrics` (open), and the admin API, which needs
+//! `Authorization: Bearer $ADMIN_TOKEN` and is disabled when `ADMIN_TOKEN` is unset:
+//! `POST /admin/reload`, `GET /admin/upstreams`, `GET /admin/routes`.
+
+use crate::gateway::{Gateway, ReloadOutcome, Trigger};
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::protocols::http::ServerSession;
+use std::sync::Arc;
+
+pub struct AdminApp {
+    pub gw: Arc<Gateway>,
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response<Vec<u8>> {
+    let body = v.to_string().into_bytes();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(body)
+        .unwrap_or_default()
+}
+
+fn err(status: StatusCode, kind: &str, message: &str) -> Response<Vec<u8>> {
+    json(status, serde_json::json!({"error": kind, "message": message}))
+}
+
+/// Compares without an early exit, so timing does not tell how much of a token matched.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl AdminApp {
+    fn authorize(&self, session: &ServerSession) -> Result<(), Response<Vec<u8>>> {
+        let Some(token) = &self.gw.admin_token else {
+            return Err(err(StatusCode::FORBIDDEN, "forbidden", "the admin API is disabled: set ADMIN_TOKEN to enable it"));
+        };
+        let given = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match given {
+            Some(g) if same(g.as_bytes(), token.as_bytes()) => Ok(()),
+            _ => {
+                let mut r = err(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required");
+                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"api-gateway-admin\""));
+                Err(r)
+            }
+        }
+    }
+
+    async fn reload(&self) -> Response<Vec<u8>> {
+        let gw = self.gw.clone();
+        match tokio::task::spawn_blocking(move || gw.reload(Trigger::Admin)).await {
+            Ok(Ok(ReloadOutcome::Applied { routes, millis })) => json(StatusCode::OK, serde_json::json!({"status": "reloaded", "routes": routes, "millis": millis})),
+            Ok(Ok(ReloadOutcome::Unchanged)) => json(StatusCode::OK, serde_json::json!({"status": "unchanged"})),
+            Ok(Err(e)) => json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({"error": "invalid_config", "message": "the file was refused; the previous route table keeps serving", "details": e.lines().collect::<Vec<_>>()}),
+            ),
+            Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &e.to_string()),
+        }
+    }
+
+    fn upstreams(&self) -> Response<Vec<u8>> {
+        let rt = self.gw.live.load();
+        let pools: serde_json::Map<String, serde_json::Value> = rt.pools.iter().map(|(name, p)| (name.clone(), p.snapshot())).collect();
+        json(StatusCode::OK, serde_json::Value::Object(pools))
+    }
+
+    fn routes(&self) -> Response<Vec<u8>> {
+        let rt = self.gw.live.load();
+        let routes: Vec<_> = rt
+            .config
+            .routes
+            .iter()
+            .map(|r| serde_json::json!({"name": r.name, "match": r.matcher, "upstream": r.upstream}))
+            .collect();
+        json(StatusCode::OK, serde_json::json!({"routes": routes}))
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/metrics") => {
+                let body = self.gw.metrics.render();
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .header("content-length", body.len())
+                    .body(body)
+                    .unwrap_or_default()
+            }
+            ("GET", "/health") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+            (_, "/admin/reload" | "/admin/upstreams" | "/admin/routes") => {
+                if let Err(r) = self.authorize(session) {
+                    return r;
+                }
+                match (method.as_str(), path.as_str()) {
+                    ("POST", "/admin/reload") => self.reload().await,
+                    ("GET", "/admin/upstreams") => self.upstreams(),
+                    ("GET", "/admin/routes") => self.routes(),
+                    _ => err(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "wrong method for this endpoint"),
+                }
+            }
+            _ => err(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+        }
+    }
+}

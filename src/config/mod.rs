@@ -1,0 +1,229 @@
+//! routes.yaml: types, loading with every error located, semantic validation and the
+//! environment overrides of the seed's Deployment.
+
+mod env;
+mod locate;
+mod types;
+mod units;
+mod validate;
+
+pub use env::parse_target_url;
+pub(crate) use env::apply_env_overrides;
+pub use validate::split_host_port;
+pub use locate::{Locations, Pos};
+pub use types::*;
+pub use units::{ByteSize, Dur};
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+use std::fmt;
+use std::path::Path;
+
+/// One problem in a route table, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the offending node (`routes[3].upstream`); empty for the document.
+    pub path: String,
+    /// Line and column in the file, when known.
+    pub pos: Option<Pos>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = self.pos {
+            write!(f, "line {}, column {}: ", p.line, p.column)?;
+        }
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a route table. A table with any error is refused whole.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors {
+    /// What was loaded (a file path, or `<string>`).
+    pub source_name: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        write!(f, "{}: {} error{}", self.source_name, n, if n == 1 { "" } else { "s" })?;
+        for e in &self.errors {
+            write!(f, "\n  {}: {e}", self.source_name)?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects errors, locating each by its path.
+pub(crate) struct Errors<'a> {
+    locs: &'a Locations,
+    pub(crate) list: Vec<ConfigError>,
+}
+
+impl<'a> Errors<'a> {
+    pub(crate) fn new(locs: &'a Locations) -> Self {
+        Self { locs, list: Vec::new() }
+    }
+    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        let pos = self.locs.find(&path);
+        self.list.push(ConfigError {
+            path,
+            pos,
+            message: message.into(),
+        });
+    }
+}
+
+/// Reads and validates a route table file. Environment overrides are applied from the
+/// process environment.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        source_name: name.clone(),
+        errors: vec![ConfigError {
+            path: String::new(),
+            pos: None,
+            message: format!("cannot read file: {e}"),
+        }],
+    })?;
+    parse(&text, &name, &|k| std::env::var(k).ok())
+}
+
+/// Parses and validates a route table; `env` looks up environment variables.
+pub fn parse(text: &str, source_name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let fail = |errors| ConfigErrors {
+        source_name: source_name.to_string(),
+        errors,
+    };
+    let doc: Value = serde_yaml::from_str(text).map_err(|e| {
+        fail(vec![ConfigError {
+            path: String::new(),
+            pos: e.location().map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            }),
+            message: format!("invalid YAML: {}", strip_location(&e.to_string())),
+        }])
+    })?;
+    let locs = Locations::index(text);
+    let mut errs = Errors::new(&locs);
+    let config = sections(doc, &mut errs);
+    let Some(mut config) = config.filter(|_| errs.list.is_empty()) else {
+        return Err(fail(errs.list));
+    };
+    apply_env_overrides(&mut config, env, &mut errs);
+    validate::validate(&config, &mut errs);
+    if errs.list.is_empty() {
+        Ok(config)
+    } else {
+        Err(fail(errs.list))
+    }
+}
+
+/// serde_yaml appends " at line L column C"; we print the position ourselves.
+fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Deserialises section by section so that one bad route does not hide the errors of
+/// the others.
+fn sections(doc: Value, errs: &mut Errors) -> Option<Config> {
+    let Value::Mapping(top) = doc else {
+        errs.push("", "the document must be a mapping with `version`, `upstreams` and `routes`");
+        return None;
+    };
+    let mut version = None;
+    let mut server = ServerConfig::default();
+    let mut upstreams = std::collections::BTreeMap::new();
+    let mut routes = Vec::new();
+    for (k, v) in top {
+        let Some(key) = k.as_str() else {
+            errs.push("", "top-level keys must be strings");
+            continue;
+        };
+        match key {
+            "version" => version = typed::<u32>(v, "version", errs),
+            "server" => server = typed(v, "server", errs).unwrap_or_default(),
+            "upstreams" => match v {
+                Value::Mapping(m) => {
+                    for (name, u) in m {
+                        let name = name.as_str().map(str::to_string).unwrap_or_default();
+                        let path = format!("upstreams.{name}");
+                        if let Some(u) = typed::<UpstreamConfig>(u, &path, errs) {
+                            upstreams.insert(name, u);
+                        }
+                    }
+                }
+                Value::Null => {}
+                _ => errs.push("upstreams", "must be a mapping of upstream names to pools"),
+            },
+            "routes" => match v {
+                Value::Sequence(s) => {
+                    for (i, r) in s.into_iter().enumerate() {
+                        if let Some(r) = typed::<RouteConfig>(r, &format!("routes[{i}]"), errs) {
+                            routes.push(r);
+                        }
+                    }
+                }
+                Value::Null => {}
+                _ => errs.push("routes", "must be a list of routes"),
+            },
+            other => errs.push(
+                other,
+                format!("unknown field `{other}`, expected one of `version`, `server`, `upstreams`, `routes`"),
+            ),
+        }
+    }
+    let Some(version) = version else {
+        if !errs.list.iter().any(|e| e.path == "version") {
+            errs.push("version", "missing field `version` (write `version: 1`)");
+        }
+        return None;
+    };
+    Some(Config {
+        version,
+        server,
+        upstreams,
+        routes,
+    })
+}
+
+fn typed<T: DeserializeOwned>(v: Value, prefix: &str, errs: &mut Errors) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let path = if inner == "." || inner.is_empty() {
+                prefix.to_string()
+            } else if inner.starts_with('[') {
+                format!("{prefix}{inner}")
+            } else {
+                format!("{prefix}.{inner}")
+            };
+            errs.push(path, strip_location(&e.into_inner().to_string()));
+            None
+        }
+    }
+}
+
+/// A stable fingerprint of a file's bytes, to skip reloads of unchanged content.
+pub fn fingerprint(text: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests;

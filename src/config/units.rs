@@ -1,0 +1,173 @@
+//! Human-friendly units used throughout routes.yaml: durations (`250ms`, `5s`, `1m`)
+//! and byte sizes (`512KB`, `10MiB`, or a plain integer of bytes).
+
+use schemars::JsonSchema;
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::time::Duration;
+
+/// A duration written as a number followed by a unit: `ms`, `s`, `m`, `h` (combinations
+/// such as `1m30s` work too). A bare number is refused: the unit is never guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub const fn secs(s: u64) -> Self {
+        Dur(Duration::from_secs(s))
+    }
+    pub const fn millis(ms: u64) -> Self {
+        Dur(Duration::from_millis(ms))
+    }
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as `250ms`, `5s` or `1m`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                humantime::parse_duration(v.trim())
+                    .map(Dur)
+                    .map_err(|e| E::custom(format!("invalid duration `{v}`: {e} (write e.g. `250ms`, `5s`, `1m`)")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                Err(E::custom(format!("duration `{v}` has no unit (write e.g. `{v}s` or `{v}ms`)")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                Err(E::custom(format!("duration `{v}` has no unit (write e.g. `{v}s` or `{v}ms`)")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
+                Err(E::custom(format!("duration `{v}` has no unit (write e.g. `{v}s`)")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl JsonSchema for Dur {
+    fn schema_name() -> String {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        schemars::schema::SchemaObject {
+            instance_type: Some(schemars::schema::InstanceType::String.into()),
+            string: Some(Box::new(schemars::schema::StringValidation {
+                pattern: Some(r"^\s*([0-9]+\s*(ns|us|ms|s|sec|m|min|h|d)\s*)+$".into()),
+                ..Default::default()
+            })),
+            metadata: Some(Box::new(schemars::schema::Metadata {
+                description: Some("A duration: `250ms`, `5s`, `1m`, `1m30s`".into()),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+        .into()
+    }
+}
+
+/// A size in bytes: a plain integer, or a number with `B`, `KB`, `MB`, `GB` (powers of
+/// 1000) or `KiB`, `MiB`, `GiB` (powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size `{s}` (write e.g. `512KB`, `10MiB` or a number of bytes)"))?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" | "k" => 1000,
+            "mb" | "m" => 1000 * 1000,
+            "gb" | "g" => 1000 * 1000 * 1000,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            other => return Err(format!("unknown size unit `{other}` in `{s}` (use B, KB, MB, GB, KiB, MiB, GiB)")),
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size `{s}` is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as `10MiB` or a number of bytes")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("size `{v}` must not be negative")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> String {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let mut s: schemars::schema::SchemaObject = Default::default();
+        s.instance_type = Some(vec![schemars::schema::InstanceType::String, schemars::schema::InstanceType::Integer].into());
+        s.metadata().description = Some("A size: bytes as an integer, or `512KB`, `10MiB`, `1GB`".into());
+        s.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_units() {
+        let d: Dur = serde_yaml::from_str("250ms").unwrap();
+        assert_eq!(d.get(), Duration::from_millis(250));
+        let d: Dur = serde_yaml::from_str("1m").unwrap();
+        assert_eq!(d.get(), Duration::from_secs(60));
+        let e = serde_yaml::from_str::<Dur>("5").unwrap_err().to_string();
+        assert!(e.contains("has no unit"), "{e}");
+        assert!(serde_yaml::from_str::<Dur>("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ByteSize::parse("10MiB").unwrap().0, 10 << 20);
+        assert_eq!(ByteSize::parse("2KB").unwrap().0, 2000);
+        assert_eq!(ByteSize::parse("17").unwrap().0, 17);
+        assert!(ByteSize::parse("3 furlongs").is_err());
+    }
+}

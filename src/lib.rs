@@ -1,0 +1,12 @@
+//! api-gateway: an edge API gateway on Cloudflare's Pingora. See README.md.
+
+pub mod admin;
+pub mod config;
+pub mod gateway;
+pub mod observability;
+pub mod proxy;
+pub mod reload;
+pub mod router;
+pub mod runtime;
+pub mod server;
+pub mod upstream;

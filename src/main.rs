@@ -1,0 +1,69 @@
+//! `api-gateway`: serve, check a route table, or print its JSON Schema.
+
+use api_gateway::{config, observability, server};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "api-gateway", version, about = "An API gateway on Pingora, steered by routes.yaml")]
+struct Cli {
+    /// Route table to serve.
+    #[arg(long, env = "ROUTES_FILE", default_value = "routes.yaml", global = true)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve (the default).
+    Serve,
+    /// Validate a route table without serving: exit 0 with a summary, or 1 with every error.
+    Check {
+        /// The file to check (default: --config).
+        file: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of routes.yaml.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Check { file } => {
+            let path = file.unwrap_or(cli.config);
+            match config::load_file(&path) {
+                Ok(c) => {
+                    println!("ok: {}: {} routes, {} upstreams", path.display(), c.routes.len(), c.upstreams.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Schema => match serde_json::to_string_pretty(&schemars::schema_for!(config::Config)) {
+            Ok(s) => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot render the schema: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Serve => {
+            let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into());
+            let _guard = observability::logging::init("api-gateway", &level);
+            let result = server::Settings::from_env(cli.config).and_then(server::serve);
+            if let Err(e) = result {
+                tracing::error!(error = %e, "cannot start");
+                eprintln!("api-gateway: {e}");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

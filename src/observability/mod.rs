@@ -1,0 +1,8 @@
+//! Metrics, logs and trace context.
+
+pub mod access;
+pub mod logging;
+pub mod metrics;
+pub mod trace;
+
+pub use metrics::Metrics;

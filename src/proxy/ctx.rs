@@ -1,0 +1,90 @@
+//! The per-request context shared by the proxy phases.
+
+use crate::observability::trace::TraceContext;
+use crate::runtime::{CompiledRoute, Runtime};
+use crate::upstream::{Outcome, Pick};
+use gateway_plugins::PluginCtx;
+use http::HeaderValue;
+use smallvec::SmallVec;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why the gateway itself failed a request, for the error answer and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No target could take the request; seconds until one may.
+    NoTarget(Duration),
+    /// The route's total time ran out.
+    RouteTimeout,
+}
+
+/// Everything one request carries through the phases.
+pub struct Ctx {
+    pub start: Instant,
+    pub request_id: HeaderValue,
+    /// The table the request started on; kept for its whole life.
+    pub runtime: Option<Arc<Runtime>>,
+    pub route: Option<Arc<CompiledRoute>>,
+    /// Path and query to send upstream when they differ from the client's.
+    pub upstream_path: Option<String>,
+    pub pick: Option<Pick>,
+    /// Outcome recorded for the current pick, applied when it is released.
+    pub outcome: Option<Outcome>,
+    pub tried: SmallVec<[SocketAddr; 4]>,
+    pub tries: u32,
+    pub plugin: PluginCtx,
+    pub body_bytes: u64,
+    pub failure: Option<Failure>,
+    pub trace: Option<TraceContext>,
+    /// Label of the error, for `gateway_route_errors_total`.
+    pub error_type: Option<&'static str>,
+    /// Time spent waiting on the upstream (first byte of headers), for route metrics.
+    pub upstream_time: Option<Duration>,
+    /// `retry` was set on a status error by `upstream_response_filter`.
+    pub status_retry: bool,
+    /// The gateway answered by itself (probe, error, plugin or fallback).
+    pub answered: Option<u16>,
+}
+
+impl Ctx {
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            request_id: HeaderValue::from_static(""),
+            runtime: None,
+            route: None,
+            upstream_path: None,
+            pick: None,
+            outcome: None,
+            tried: SmallVec::new(),
+            tries: 0,
+            plugin: PluginCtx::default(),
+            body_bytes: 0,
+            failure: None,
+            trace: None,
+            error_type: None,
+            upstream_time: None,
+            status_retry: false,
+            answered: None,
+        }
+    }
+
+    /// Releases the current target with its outcome (`fallback` when none was seen).
+    pub fn release_pick(&mut self, fallback: Outcome) {
+        if let Some(p) = self.pick.take() {
+            let outcome = self.outcome.take().unwrap_or(fallback);
+            p.finish(outcome);
+        }
+    }
+
+    pub fn route_name(&self) -> &str {
+        self.route.as_ref().map_or("none", |r| r.name.as_str())
+    }
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

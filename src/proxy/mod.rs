@@ -1,0 +1,367 @@
+//! The pingora `ProxyHttp` phases. Each phase delegates to the module that owns the
+//! concept (router, plugins, upstream, observability); nothing else lives here.
+
+mod ctx;
+mod headers;
+mod respond;
+mod retry;
+
+pub use ctx::{Ctx, Failure};
+pub use respond::error_body;
+
+use crate::gateway::Gateway;
+use crate::router::{normalize_path, request_host, Routed};
+use crate::runtime::HostHeader;
+use crate::upstream::{NoTarget, Outcome};
+use async_trait::async_trait;
+use bytes::Bytes;
+use gateway_plugins::{Flow, ReplyBody, RequestInfo};
+use http::{HeaderName, HeaderValue};
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The gateway's proxy logic.
+pub struct GatewayProxy {
+    pub gw: Arc<Gateway>,
+}
+
+fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+}
+
+fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+impl GatewayProxy {
+    /// Answers with a JSON error and records it.
+    async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, status: u16, message: &str, extra: &[(HeaderName, HeaderValue)]) -> Result<bool> {
+        ctx.answered = Some(status);
+        respond::send_error(session, status, respond::kind_for(status), message, &ctx.request_id, extra).await?;
+        Ok(true)
+    }
+
+    /// `/health` and `/ready`, before any routing.
+    async fn probe(&self, session: &mut Session, ctx: &mut Ctx, ready: bool) -> Result<bool> {
+        let (status, body) = if !ready {
+            (200, Bytes::from_static(br#"{"status":"ok"}"#))
+        } else {
+            let rt = self.gw.live.load();
+            let down = rt.unready_upstreams();
+            if down.is_empty() {
+                (200, Bytes::from(serde_json::json!({"status": "ready", "routes": rt.routes.len()}).to_string()))
+            } else {
+                (503, Bytes::from(serde_json::json!({"status": "not_ready", "upstreams_without_healthy_target": down}).to_string()))
+            }
+        };
+        ctx.answered = Some(status);
+        respond::send(session, status, &respond::json_type(), body, &ctx.request_id, &[]).await?;
+        Ok(true)
+    }
+
+    async fn reply(&self, session: &mut Session, ctx: &mut Ctx, reply: gateway_plugins::Reply) -> Result<bool> {
+        ctx.answered = Some(reply.status);
+        match reply.body {
+            ReplyBody::Error { kind, message } => {
+                self.gw.metrics.blocked.with_label_values(&[kind]).inc();
+                respond::send_error(session, reply.status, kind, &message, &ctx.request_id, &reply.headers).await?;
+            }
+            ReplyBody::Raw(body) => {
+                respond::send(session, reply.status, &HeaderValue::from_static("application/octet-stream"), body, &ctx.request_id, &reply.headers).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn fallback(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let Some(fb) = ctx.route.as_ref().and_then(|r| r.fallback.clone()) else {
+            return Ok(false);
+        };
+        ctx.answered = Some(fb.status);
+        respond::send(session, fb.status, &fb.content_type, fb.body, &ctx.request_id, &[]).await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let req = session.req_header();
+        ctx.request_id = match req.headers.get("x-request-id") {
+            Some(v) if headers::valid_request_id(v) => v.clone(),
+            _ => headers::new_request_id(),
+        };
+        match req.uri.path() {
+            "/health" => return self.probe(session, ctx, false).await,
+            "/ready" => return self.probe(session, ctx, true).await,
+            _ => {}
+        }
+        let path = match normalize_path(req.uri.path()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.gw.metrics.blocked.with_label_values(&["bad_path"]).inc();
+                return self.refuse(session, ctx, 400, e.0, &[]).await;
+            }
+        };
+        let rt = self.gw.live.load_full();
+        let host = request_host(&req.headers, &req.uri);
+        let (idx, upstream_path) = match rt.router.lookup(&req.method, host, &req.headers, &path) {
+            Routed::Found { route, params } => {
+                let Some(r) = rt.routes.get(route) else {
+                    return self.refuse(session, ctx, 500, "route table is inconsistent", &[]).await;
+                };
+                let query = req.uri.query();
+                let up = if r.rewrite.is_identity() && path == req.uri.path() { None } else { Some(r.rewrite.apply(&path, &params, query)) };
+                (route, up)
+            }
+            Routed::NotFound => {
+                self.gw.metrics.blocked.with_label_values(&["no_route"]).inc();
+                return self.refuse(session, ctx, 404, "no route matches this request", &[]).await;
+            }
+            Routed::MethodNotAllowed(allow) => {
+                let allow = HeaderValue::from_str(&allow).unwrap_or_else(|_| HeaderValue::from_static(""));
+                self.gw.metrics.blocked.with_label_values(&["method_not_allowed"]).inc();
+                return self.refuse(session, ctx, 405, "this path does not take this method", &[(http::header::ALLOW, allow)]).await;
+            }
+        };
+        let route = rt.routes.get(idx).cloned();
+        ctx.runtime = Some(rt);
+        ctx.route = route.clone();
+        ctx.upstream_path = upstream_path;
+        let Some(route) = route else { return Ok(false) };
+
+        // a declared body larger than allowed is refused before reading it
+        let declared = session.req_header().headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > route.max_body) {
+            self.gw.metrics.blocked.with_label_values(&["body_too_large"]).inc();
+            let msg = format!("request body is larger than {} bytes", route.max_body);
+            return self.refuse(session, ctx, 413, &msg, &[]).await;
+        }
+
+        if !route.plugins.is_empty() {
+            let info = RequestInfo {
+                route: &route.name,
+                client_ip: client_ip(session),
+                path: &path,
+            };
+            for p in &route.plugins {
+                if let Flow::Respond(reply) = p.on_request(session.req_header_mut(), &info, &mut ctx.plugin).await {
+                    return self.reply(session, ctx, reply).await;
+                }
+            }
+        }
+        if route.pool.is_none() {
+            return self.fallback(session, ctx).await;
+        }
+        if self.gw.trace_context {
+            ctx.trace = Some(crate::observability::trace::TraceContext::from_header(
+                session.req_header().headers.get("traceparent").and_then(|v| v.to_str().ok()),
+            ));
+        }
+        Ok(false)
+    }
+
+    async fn request_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, _eos: bool, ctx: &mut Ctx) -> Result<()> {
+        if let (Some(b), Some(r)) = (body.as_ref(), ctx.route.as_ref()) {
+            ctx.body_bytes += b.len() as u64;
+            if ctx.body_bytes > r.max_body {
+                self.gw.metrics.blocked.with_label_values(&["body_too_large"]).inc();
+                return Error::e_explain(ErrorType::HTTPStatus(413), "request body too large");
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(route) = ctx.route.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "no route for upstream selection");
+        };
+        let Some(pool) = route.pool.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "route has no upstream");
+        };
+        // a retry releases the previous target first
+        ctx.release_pick(Outcome::Error);
+        if ctx.tries > 0 {
+            if let Some(r) = &pool.config.retry {
+                tokio::time::sleep(retry::backoff(r, ctx.tries)).await;
+            }
+        }
+        let mut remaining = None;
+        if let Some(total) = route.timeout {
+            let left = total.saturating_sub(ctx.start.elapsed());
+            if left.is_zero() {
+                ctx.failure = Some(Failure::RouteTimeout);
+                return Error::e_explain(ErrorType::HTTPStatus(504), "route timeout");
+            }
+            remaining = Some(left);
+        }
+        let hash = retry::hash_key(pool, session);
+        let pick = match pool.select(hash, &ctx.tried) {
+            Ok(p) => p,
+            Err(NoTarget::AllDown { retry_after }) => {
+                ctx.failure = Some(Failure::NoTarget(retry_after));
+                ctx.error_type = Some("no_healthy_target");
+                let mut e = Error::explain(ErrorType::HTTPStatus(503), "no target can take the request");
+                e.set_retry(false);
+                return Err(e);
+            }
+        };
+        ctx.tries += 1;
+        ctx.tried.push(pick.addr);
+        let cfg = &pool.config;
+        let sni = cfg.host.clone().unwrap_or_default();
+        let mut peer = HttpPeer::new(pick.addr, cfg.tls, sni);
+        let t = &cfg.timeouts;
+        let cap = |d: Duration| Some(remaining.map_or(d, |r| r.min(d)));
+        peer.options.connection_timeout = cap(t.connect.get());
+        peer.options.total_connection_timeout = cap(t.connect.get());
+        peer.options.read_timeout = cap(t.read.get());
+        peer.options.write_timeout = cap(t.write.get());
+        peer.options.idle_timeout = Some(t.idle.get());
+        ctx.pick = Some(pick);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(&self, session: &mut Session, up: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        if let Some(p) = &ctx.upstream_path {
+            let uri: http::Uri = p.parse().map_err(|_| Error::explain(ErrorType::InternalError, "rewritten path is not a valid URI"))?;
+            up.set_uri(uri);
+        }
+        let upgrade = session.is_upgrade_req();
+        headers::strip_request(up, upgrade);
+        let client_host = session.req_header().headers.get(http::header::HOST).cloned();
+        headers::forwarded(up, client_ip(session), is_tls(session), client_host.as_ref());
+        up.insert_header("x-request-id", ctx.request_id.clone())?;
+        if let Some(t) = &ctx.trace {
+            up.insert_header("traceparent", t.traceparent())?;
+        }
+        if let Some(route) = ctx.route.clone() {
+            match &route.host_header {
+                HostHeader::Preserve => {}
+                HostHeader::Set(v) => up.insert_header(http::header::HOST, v.clone())?,
+                HostHeader::Upstream => {
+                    let host = route.pool.as_ref().and_then(|p| p.config.host.clone());
+                    match (host, ctx.pick.as_ref()) {
+                        (Some(h), _) => up.insert_header(http::header::HOST, h)?,
+                        (None, Some(p)) => up.insert_header(http::header::HOST, p.addr.to_string())?,
+                        (None, None) => {}
+                    }
+                }
+            }
+            for p in &route.plugins {
+                p.on_upstream_request(up, &mut ctx.plugin);
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        if resp.status.is_informational() && resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(());
+        }
+        let status = resp.status.as_u16();
+        ctx.outcome = Some(Outcome::Status(status));
+        ctx.upstream_time = ctx.pick.as_ref().map(|p| p.elapsed());
+        if retry::should_retry_status(ctx, session, status) {
+            ctx.status_retry = true;
+            let mut e = Error::explain(ErrorType::HTTPStatus(status), "retryable status from upstream");
+            e.set_retry(true);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        headers::strip_response(resp);
+        resp.insert_header("x-request-id", ctx.request_id.clone())?;
+        if let Some(route) = ctx.route.clone() {
+            for (k, v) in &route.deprecation {
+                resp.insert_header(k.clone(), v.clone())?;
+            }
+            for p in &route.plugins {
+                p.on_response(resp, &mut ctx.plugin);
+            }
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        let timeout = matches!(e.etype(), ErrorType::ConnectTimedout);
+        ctx.outcome = Some(if timeout { Outcome::Timeout } else { Outcome::ConnectFailure });
+        ctx.error_type = Some(if timeout { "connect_timeout" } else { "connect_failure" });
+        // nothing reached the target: always safe to retry while tries remain
+        e.set_retry(retry::may_retry(ctx, session, true));
+        e
+    }
+
+    fn error_while_proxy(&self, _peer: &HttpPeer, session: &mut Session, e: Box<Error>, ctx: &mut Ctx, client_reused: bool) -> Box<Error> {
+        let mut e = e;
+        if ctx.status_retry {
+            ctx.status_retry = false;
+            return e;
+        }
+        let timeout = matches!(e.etype(), ErrorType::ReadTimedout | ErrorType::WriteTimedout);
+        if ctx.outcome.is_none() {
+            ctx.outcome = Some(if timeout { Outcome::Timeout } else { Outcome::Error });
+        }
+        if ctx.error_type.is_none() && e.esource() == &pingora_error::ErrorSource::Upstream {
+            ctx.error_type = Some(if timeout { "timeout" } else { "upstream_error" });
+        }
+        let retry = retry::retry_after_error(ctx, session, &e, timeout, client_reused);
+        e.set_retry(retry);
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy
+    where
+        Ctx: Send + Sync,
+    {
+        let code = retry::status_for_error(e, ctx);
+        if code > 0 && session.response_written().is_none() {
+            let written = match ctx.failure {
+                Some(Failure::NoTarget(after)) => match self.fallback(session, ctx).await {
+                    Ok(true) => Ok(()),
+                    _ => {
+                        let secs = after.as_secs().max(1).to_string();
+                        let ra = HeaderValue::from_str(&secs).unwrap_or_else(|_| HeaderValue::from_static("1"));
+                        respond::send_error(session, 503, "service_unavailable", "no healthy target for this route", &ctx.request_id, &[(http::header::RETRY_AFTER, ra)]).await
+                    }
+                },
+                _ => {
+                    let msg = match code {
+                        413 => "request body too large".to_string(),
+                        504 => "the upstream did not answer in time".to_string(),
+                        502 => "the upstream could not be reached or failed".to_string(),
+                        _ => e.to_string(),
+                    };
+                    respond::send_error(session, code, respond::kind_for(code), &msg, &ctx.request_id, &[]).await
+                }
+            };
+            if let Err(we) = written {
+                tracing::debug!(error = %we, "cannot write the error answer");
+            }
+        }
+        if ctx.answered.is_none() {
+            ctx.answered = Some(code);
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        ctx.release_pick(if e.is_some() { Outcome::Error } else { Outcome::Status(200) });
+        crate::observability::access::record(&self.gw, session, e, ctx);
+    }
+}

@@ -1,0 +1,129 @@
+//! Retry decisions and error → status mapping. A request is retried only while tries
+//! remain (`retry.attempts`, the first try included), never after a byte went to the
+//! client, and, past a connect failure, only for idempotent methods unless the route
+//! sets `retry_non_idempotent`.
+
+use super::ctx::{Ctx, Failure};
+use crate::config::{HashOn, RetryConfig, RetryKind, RetryOn};
+use crate::upstream::Pool;
+use pingora_error::{Error, ErrorSource, ErrorType};
+use pingora_proxy::Session;
+use rand::Rng;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+/// Delay before retry number `n` (1-based): exponential from `backoff`, capped at
+/// `max_backoff`, with full jitter.
+pub fn backoff(cfg: &RetryConfig, n: u32) -> Duration {
+    let base = cfg.backoff.get().as_micros() as u64;
+    let cap = cfg.max_backoff.get().as_micros() as u64;
+    let exp = base.saturating_mul(1u64 << n.saturating_sub(1).min(20)).min(cap);
+    if exp == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_micros(rand::rng().random_range(exp / 2..=exp))
+}
+
+fn tries_left(ctx: &Ctx) -> bool {
+    let attempts = ctx
+        .route
+        .as_ref()
+        .and_then(|r| r.pool.as_ref())
+        .and_then(|p| p.config.retry.as_ref())
+        .map_or(1, |r| r.attempts);
+    ctx.tries < attempts
+}
+
+fn method_ok(ctx: &Ctx, session: &Session) -> bool {
+    let m = &session.req_header().method;
+    let idempotent = matches!(*m, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::PUT | http::Method::DELETE | http::Method::TRACE);
+    idempotent || ctx.route.as_ref().is_some_and(|r| r.retry_non_idempotent)
+}
+
+fn retry_cfg(ctx: &Ctx) -> Option<&RetryConfig> {
+    ctx.route.as_ref()?.pool.as_ref()?.config.retry.as_ref()
+}
+
+/// Whether another try may start (tries left, body still replayable, budget allows).
+/// `connect` = nothing was sent, so the method does not matter.
+pub fn may_retry(ctx: &Ctx, session: &Session, connect: bool) -> bool {
+    if !tries_left(ctx) || session.response_written().is_some() || session.as_ref().retry_buffer_truncated() {
+        return false;
+    }
+    if !connect && !method_ok(ctx, session) {
+        return false;
+    }
+    ctx.route.as_ref().and_then(|r| r.pool.as_ref()).is_some_and(|p| p.try_retry())
+}
+
+/// Whether a response status should be retried rather than passed on.
+pub fn should_retry_status(ctx: &Ctx, session: &Session, status: u16) -> bool {
+    let Some(cfg) = retry_cfg(ctx) else { return false };
+    cfg.on.contains(&RetryOn::Status(status)) && may_retry(ctx, session, false)
+}
+
+/// Whether an error after connecting is retried.
+pub fn retry_after_error(ctx: &Ctx, session: &Session, e: &Error, timeout: bool, client_reused: bool) -> bool {
+    let Some(cfg) = retry_cfg(ctx) else {
+        // no retry policy: only pingora's safe case, a stale reused connection
+        return client_reused && e.retry.retry() && method_ok(ctx, session) && tries_left_default(ctx);
+    };
+    if timeout {
+        return cfg.on.contains(&RetryOn::Kind(RetryKind::Timeout)) && may_retry(ctx, session, false);
+    }
+    // a reused keep-alive connection closed by the target before answering
+    client_reused && e.retry.retry() && may_retry(ctx, session, false)
+}
+
+fn tries_left_default(ctx: &Ctx) -> bool {
+    ctx.tries < 2
+}
+
+/// The status the client gets for a failed request.
+pub fn status_for_error(e: &Error, ctx: &mut Ctx) -> u16 {
+    if let Some(Failure::RouteTimeout) = ctx.failure {
+        ctx.error_type.get_or_insert("timeout");
+        return 504;
+    }
+    match e.etype() {
+        ErrorType::HTTPStatus(c) => *c,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            ctx.error_type.get_or_insert("timeout");
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => {
+                ctx.error_type.get_or_insert("upstream_error");
+                502
+            }
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+/// The consistent-hashing key of a request, when the pool hashes.
+pub fn hash_key(pool: &Pool, session: &Session) -> Option<u64> {
+    if pool.config.balance != crate::config::Balance::ConsistentHash {
+        return None;
+    }
+    let req = session.req_header();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match pool.config.hash_on.as_ref().unwrap_or(&HashOn::ClientIp) {
+        HashOn::Header(name) => req.headers.get(name.as_str())?.as_bytes().hash(&mut h),
+        HashOn::Cookie(name) => {
+            let cookies = req.headers.get_all(http::header::COOKIE);
+            let v = cookies.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+                let (k, v) = kv.trim().split_once('=')?;
+                (k == name).then_some(v)
+            })?;
+            v.hash(&mut h)
+        }
+        HashOn::ClientIp => session.client_addr()?.as_inet()?.ip().hash(&mut h),
+        HashOn::Path => req.uri.path().hash(&mut h),
+    }
+    Some(h.finish())
+}

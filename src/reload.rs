@@ -1,0 +1,84 @@
+//! Reload triggers: file changes (notify on the file's directory, so an editor's
+//! rename-over and the Kubernetes ConfigMap `..data` symlink swap are both seen, with a
+//! 1 s content check as a safety net), and SIGHUP. `POST /admin/reload` calls
+//! [`Gateway::reload`] directly. Events are debounced: a burst of writes is loaded once,
+//! 50 ms after the last event.
+
+use crate::gateway::{Gateway, Trigger};
+use notify::{RecursiveMode, Watcher};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Quiet time after the last file event before loading.
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Content check interval when no event arrives.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// Starts the watcher and the SIGHUP listener on their own threads.
+pub fn spawn(gw: Arc<Gateway>) -> Result<(), String> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let dir = gw
+        .config_path
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p })
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let ev_tx = tx.clone();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = ev_tx.send(());
+        }
+    })
+    .map_err(|e| format!("cannot start the file watcher: {e}"))?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+
+    let watch_gw = gw.clone();
+    std::thread::Builder::new()
+        .name("config-watch".into())
+        .spawn(move || {
+            let _watcher = watcher; // lives as long as the thread
+            loop {
+                match rx.recv_timeout(POLL) {
+                    Ok(()) => {
+                        // debounce: wait until events stop for DEBOUNCE
+                        while rx.recv_timeout(DEBOUNCE).is_ok() {}
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                let _ = watch_gw.reload(Trigger::Watch);
+            }
+        })
+        .map_err(|e| format!("cannot start the watcher thread: {e}"))?;
+
+    std::thread::Builder::new()
+        .name("sighup".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP reloads disabled: cannot start a runtime");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut hup = match signal(SignalKind::hangup()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP reloads disabled");
+                        return;
+                    }
+                };
+                while hup.recv().await.is_some() {
+                    let g = gw.clone();
+                    let _ = tokio::task::spawn_blocking(move || g.reload(Trigger::Signal)).await;
+                }
+            });
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}

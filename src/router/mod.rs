@@ -1,0 +1,239 @@
+//! Routing: a segment trie compiled from the route table. Lookup walks the normalised
+//! path once (no per-route scan), gathers the routes whose path matches, and picks the
+//! most specific one whose host, headers and method also match; ties go to file order.
+
+mod path;
+mod rewrite;
+
+pub use path::{normalize_path, template_params, BadPath, PathPattern, Segment};
+pub use rewrite::{parse_date, Rewrite};
+
+use crate::config::MatchConfig;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use smallvec::SmallVec;
+use std::collections::HashMap;
+
+/// Captured path parameter values, in pattern order, borrowed from the request path.
+pub type Params<'p> = SmallVec<[&'p str; 4]>;
+
+/// The outcome of a lookup.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Routed<'p> {
+    /// Index of the route in the table, and its captured parameters.
+    Found { route: usize, params: Params<'p> },
+    /// No route has this path (with this host and headers).
+    NotFound,
+    /// Routes have this path but not this method; the `Allow` header value.
+    MethodNotAllowed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`.
+    Suffix(String),
+}
+
+impl HostMatch {
+    fn matches(&self, host: Option<&str>) -> bool {
+        match (self, host) {
+            (HostMatch::Any, _) => true,
+            (HostMatch::Exact(h), Some(x)) => h.eq_ignore_ascii_case(x),
+            (HostMatch::Suffix(s), Some(x)) => x.len() > s.len() && x[x.len() - s.len()..].eq_ignore_ascii_case(s),
+            _ => false,
+        }
+    }
+    fn rank(&self) -> u8 {
+        match self {
+            HostMatch::Any => 0,
+            HostMatch::Suffix(_) => 1,
+            HostMatch::Exact(_) => 2,
+        }
+    }
+}
+
+/// Everything but the path that a route checks, plus its rank.
+#[derive(Debug)]
+struct Entry {
+    host: HostMatch,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// Empty = any method.
+    methods: Vec<Method>,
+    /// Larger is more specific.
+    rank: (u8, usize, usize, u8, usize, bool),
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    statics: HashMap<Box<str>, Node>,
+    param: Option<Box<Node>>,
+    exact: Vec<usize>,
+    exact_slash: Vec<usize>,
+    prefix: Vec<usize>,
+}
+
+/// The compiled matcher for one route table.
+#[derive(Debug, Default)]
+pub struct Router {
+    root: Node,
+    entries: Vec<Entry>,
+}
+
+impl Router {
+    /// Compiles the matchers; `routes[i]` is route index `i`. Matchers must have been
+    /// validated (a bad one is an error here too, never a panic).
+    pub fn build<'a>(routes: impl IntoIterator<Item = &'a MatchConfig>) -> Result<Self, String> {
+        let mut r = Router::default();
+        for (idx, m) in routes.into_iter().enumerate() {
+            r.add(idx, m)?;
+        }
+        Ok(r)
+    }
+
+    fn add(&mut self, idx: usize, m: &MatchConfig) -> Result<(), String> {
+        let host = match m.host.as_deref() {
+            None => HostMatch::Any,
+            Some(h) => match h.strip_prefix('*') {
+                Some(suffix) => HostMatch::Suffix(suffix.to_ascii_lowercase()),
+                None => HostMatch::Exact(h.to_ascii_lowercase()),
+            },
+        };
+        let mut headers = Vec::new();
+        for (k, v) in &m.headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header `{k}`: {e}"))?;
+            let value = HeaderValue::from_str(v).map_err(|e| format!("header `{k}` value: {e}"))?;
+            headers.push((name, value));
+        }
+        let mut methods = Vec::new();
+        for meth in &m.methods {
+            methods.push(Method::from_bytes(meth.as_bytes()).map_err(|e| format!("method `{meth}`: {e}"))?);
+        }
+        let (kind, statics, total) = if let Some(p) = &m.path {
+            let pat = PathPattern::parse(p)?;
+            let statics = pat.segments.iter().filter(|s| matches!(s, Segment::Static(_))).count();
+            let mut node = &mut self.root;
+            for seg in &pat.segments {
+                node = match seg {
+                    Segment::Static(s) => node.statics.entry(s.as_str().into()).or_default(),
+                    Segment::Param(_) => node.param.get_or_insert_with(Default::default),
+                };
+            }
+            if pat.trailing_slash {
+                node.exact_slash.push(idx);
+            } else {
+                node.exact.push(idx);
+            }
+            let kind = if statics == pat.segments.len() { 3 } else { 2 };
+            (kind, statics, pat.segments.len())
+        } else if let Some(prefix) = &m.path_prefix {
+            let mut node = &mut self.root;
+            let mut n = 0;
+            for seg in prefix.split('/').filter(|s| !s.is_empty()) {
+                node = node.statics.entry(seg.into()).or_default();
+                n += 1;
+            }
+            node.prefix.push(idx);
+            (1, n, n)
+        } else {
+            return Err("a route needs `path` or `path_prefix`".into());
+        };
+        let rank = (kind, statics, total, host.rank(), headers.len(), !methods.is_empty());
+        self.entries.push(Entry {
+            host,
+            headers,
+            methods,
+            rank,
+        });
+        Ok(())
+    }
+
+    /// Finds the route for a request. `path` must be normalised; `host` is lower- or
+    /// mixed-case without port.
+    pub fn lookup<'p>(&self, method: &Method, host: Option<&str>, headers: &HeaderMap, path: &'p str) -> Routed<'p> {
+        let trailing = path.len() > 1 && path.ends_with('/');
+        let mut segs: SmallVec<[&'p str; 16]> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if segs.len() > 64 {
+            segs.truncate(64);
+        }
+        let mut cands: SmallVec<[(usize, Params<'p>); 8]> = SmallVec::new();
+        let mut captured = Params::new();
+        walk(&self.root, &segs, trailing, &mut captured, &mut cands);
+
+        let mut best: Option<(usize, Params<'p>)> = None;
+        let mut path_only = false;
+        for (idx, params) in cands {
+            let Some(e) = self.entries.get(idx) else { continue };
+            if !e.host.matches(host) || !e.headers.iter().all(|(k, v)| headers.get(k) == Some(v)) {
+                continue;
+            }
+            if !e.methods.is_empty() && !e.methods.contains(method) {
+                path_only = true;
+                continue;
+            }
+            let better = match &best {
+                None => true,
+                Some((b, _)) => self.entries.get(*b).is_some_and(|be| (e.rank, std::cmp::Reverse(idx)) > (be.rank, std::cmp::Reverse(*b))),
+            };
+            if better {
+                best = Some((idx, params));
+            }
+        }
+        match best {
+            Some((route, params)) => Routed::Found { route, params },
+            None if path_only => Routed::MethodNotAllowed(self.allow(host, headers, &segs, trailing)),
+            None => Routed::NotFound,
+        }
+    }
+
+    fn allow(&self, host: Option<&str>, headers: &HeaderMap, segs: &[&str], trailing: bool) -> String {
+        let mut cands: SmallVec<[(usize, Params<'_>); 8]> = SmallVec::new();
+        walk(&self.root, segs, trailing, &mut Params::new(), &mut cands);
+        let mut allow: Vec<&str> = Vec::new();
+        for (idx, _) in cands {
+            let Some(e) = self.entries.get(idx) else { continue };
+            if e.host.matches(host) && e.headers.iter().all(|(k, v)| headers.get(k) == Some(v)) {
+                for m in &e.methods {
+                    if !allow.contains(&m.as_str()) {
+                        allow.push(m.as_str());
+                    }
+                }
+            }
+        }
+        allow.sort_unstable();
+        allow.join(", ")
+    }
+}
+
+fn walk<'p>(node: &Node, segs: &[&'p str], trailing: bool, captured: &mut Params<'p>, out: &mut SmallVec<[(usize, Params<'p>); 8]>) {
+    for r in &node.prefix {
+        out.push((*r, Params::new()));
+    }
+    let Some((first, rest)) = segs.split_first() else {
+        let exact = if trailing { &node.exact_slash } else { &node.exact };
+        for r in exact {
+            out.push((*r, captured.clone()));
+        }
+        return;
+    };
+    if let Some(child) = node.statics.get(*first) {
+        walk(child, rest, trailing, captured, out);
+    }
+    if let Some(child) = &node.param {
+        captured.push(first);
+        walk(child, rest, trailing, captured, out);
+        captured.pop();
+    }
+}
+
+/// The request host without port, from `Host` or the HTTP/2 authority.
+pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
+    let raw = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).or_else(|| uri.host())?;
+    if raw.starts_with('[') {
+        return raw.find(']').map(|i| &raw[..=i]);
+    }
+    Some(raw.rsplit_once(':').map_or(raw, |(h, _)| h))
+}
+
+#[cfg(test)]
+mod tests;

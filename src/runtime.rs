@@ -1,0 +1,195 @@
+//! The live state: one value built whole from a validated config, off the hot path, and
+//! swapped in with a single store. Requests hold the `Arc<Runtime>` they started with,
+//! so a reload never changes a request midway.
+
+use crate::config::{Config, Deprecation, FallbackConfig};
+use crate::router::{parse_date, PathPattern, Rewrite, Router};
+use crate::upstream::{Pool, Registry};
+use bytes::Bytes;
+use gateway_plugins::Plugin;
+use http::{HeaderName, HeaderValue};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How the upstream `Host` header is chosen.
+#[derive(Debug, Clone)]
+pub enum HostHeader {
+    /// The upstream's `host`, else the target address.
+    Upstream,
+    /// The client's own Host.
+    Preserve,
+    /// This value.
+    Set(HeaderValue),
+}
+
+/// A fixed answer (route `fallback`).
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    pub status: u16,
+    pub body: Bytes,
+    pub content_type: HeaderValue,
+}
+
+/// One route, ready to serve.
+pub struct CompiledRoute {
+    pub name: String,
+    pub pool: Option<Arc<Pool>>,
+    pub rewrite: Rewrite,
+    pub host_header: HostHeader,
+    pub plugins: Vec<Arc<dyn Plugin>>,
+    /// `Deprecation`, `Sunset` and `Link` headers, when deprecated.
+    pub deprecation: Vec<(HeaderName, HeaderValue)>,
+    pub fallback: Option<Fallback>,
+    pub timeout: Option<Duration>,
+    pub max_body: u64,
+    pub retry_non_idempotent: bool,
+}
+
+/// The whole live table.
+pub struct Runtime {
+    pub router: Router,
+    pub routes: Vec<Arc<CompiledRoute>>,
+    pub pools: BTreeMap<String, Arc<Pool>>,
+    pub config: Arc<Config>,
+    pub loaded_at: SystemTime,
+}
+
+/// Default `server.max_body_size`.
+pub const DEFAULT_MAX_BODY: u64 = 100 * 1024 * 1024;
+
+impl Runtime {
+    /// Builds the live state. The config must have passed validation; anything that
+    /// still fails (a file that vanished, a name that no longer resolves) is an error.
+    pub fn build(config: Config, registry: &Registry) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut pools = BTreeMap::new();
+        for (name, up) in &config.upstreams {
+            match registry.build_pool(name, up) {
+                Ok(p) => {
+                    pools.insert(name.clone(), p);
+                }
+                Err(e) => errors.push(format!("upstreams.{name}: {e}")),
+            }
+        }
+        let router = Router::build(config.routes.iter().map(|r| &r.matcher)).map_err(|e| vec![e])?;
+        let default_max = config.server.max_body_size.map_or(DEFAULT_MAX_BODY, |b| b.0);
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (i, r) in config.routes.iter().enumerate() {
+            let p = format!("routes[{i}]");
+            let pattern = r.matcher.path.as_deref().and_then(|s| PathPattern::parse(s).ok());
+            let rewrite = Rewrite::compile(r.rewrite.as_ref(), pattern.as_ref()).unwrap_or_else(|e| {
+                errors.push(format!("{p}.rewrite: {e}"));
+                Rewrite::default()
+            });
+            let host_header = match r.rewrite.as_ref().and_then(|rw| rw.host.as_deref()) {
+                None => HostHeader::Upstream,
+                Some("preserve") => HostHeader::Preserve,
+                Some(h) => match HeaderValue::from_str(h) {
+                    Ok(v) => HostHeader::Set(v),
+                    Err(_) => {
+                        errors.push(format!("{p}.rewrite.host: not a valid header value"));
+                        HostHeader::Upstream
+                    }
+                },
+            };
+            let mut plugins = Vec::with_capacity(r.plugins.len());
+            for (j, pl) in r.plugins.iter().enumerate() {
+                match gateway_plugins::build(&pl.name, &pl.settings) {
+                    Ok(p) => plugins.push(p),
+                    Err(e) => errors.push(format!("{p}.plugins[{j}]: {e}")),
+                }
+            }
+            let fallback = match &r.fallback {
+                None => None,
+                Some(f) => match fallback(f) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        errors.push(format!("{p}.fallback: {e}"));
+                        None
+                    }
+                },
+            };
+            routes.push(Arc::new(CompiledRoute {
+                name: r.name.clone(),
+                pool: r.upstream.as_ref().and_then(|u| pools.get(u).cloned()),
+                rewrite,
+                host_header,
+                plugins,
+                deprecation: deprecation(r.deprecated.as_ref()),
+                fallback,
+                timeout: r.timeout.map(|d| d.get()),
+                max_body: r.max_body_size.map_or(default_max, |b| b.0),
+                retry_non_idempotent: r.retry_non_idempotent,
+            }));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            router,
+            routes,
+            pools,
+            config: Arc::new(config),
+            loaded_at: SystemTime::now(),
+        })
+    }
+
+    /// Readiness: every upstream that a route uses has a target that can take traffic.
+    pub fn unready_upstreams(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for r in &self.routes {
+            if let Some(p) = &r.pool {
+                if !p.has_available_target() && !out.contains(&p.name.as_str()) {
+                    out.push(&p.name);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn fallback(f: &FallbackConfig) -> Result<Fallback, String> {
+    let body = match (&f.body, &f.file) {
+        (_, Some(file)) => Bytes::from(std::fs::read(file).map_err(|e| format!("cannot read `{file}`: {e}"))?),
+        (Some(b), None) => Bytes::from(b.clone()),
+        (None, None) => Bytes::new(),
+    };
+    let ct = f.content_type.as_deref().unwrap_or("application/json");
+    Ok(Fallback {
+        status: f.status,
+        body,
+        content_type: HeaderValue::from_str(ct).map_err(|_| format!("content_type `{ct}` is not a valid header value"))?,
+    })
+}
+
+/// RFC 9745 `Deprecation: @<unix>` (`@0` when no date is given: deprecated, date
+/// unknown), RFC 8594 `Sunset: <HTTP-date>`, and `Link: <...>; rel="deprecation"`.
+fn deprecation(d: Option<&Deprecation>) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::new();
+    let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (since, sunset, link) = match d {
+        None | Some(Deprecation::Flag(false)) => return out,
+        Some(Deprecation::Flag(true)) => (None, None, None),
+        Some(Deprecation::Details(d)) => (
+            d.since.as_deref().and_then(|s| parse_date(s).ok()),
+            d.sunset.as_deref().and_then(|s| parse_date(s).ok()),
+            d.link.as_deref(),
+        ),
+    };
+    let dep = format!("@{}", since.map_or(0, unix));
+    if let Ok(v) = HeaderValue::from_str(&dep) {
+        out.push((HeaderName::from_static("deprecation"), v));
+    }
+    if let Some(s) = sunset {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(s)) {
+            out.push((HeaderName::from_static("sunset"), v));
+        }
+    }
+    if let Some(l) = link {
+        if let Ok(v) = HeaderValue::from_str(&format!("<{l}>; rel=\"deprecation\"")) {
+            out.push((http::header::LINK, v));
+        }
+    }
+    out
+}

@@ -1,0 +1,106 @@
+//! Start-up: environment, listeners and services. Listeners are fixed here; everything
+//! else is reloadable.
+
+use crate::admin::AdminApp;
+use crate::gateway::Gateway;
+use crate::observability::Metrics;
+use crate::proxy::GatewayProxy;
+use crate::upstream::Registry;
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::Server;
+use pingora_core::services::listening::Service;
+use std::path::PathBuf;
+
+/// Settings read from the environment (names from the seed's Deployment).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    /// `BIND_ADDRESS` (default `0.0.0.0`).
+    pub bind: String,
+    /// `PORT` (default 8080).
+    pub port: u16,
+    /// `METRICS_PORT` (default 8081).
+    pub metrics_port: u16,
+    /// `GATEWAY_WORKERS` (default: number of cores).
+    pub workers: usize,
+}
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| format!("{name}={v:?} is not a valid number")),
+        _ => Ok(default),
+    }
+}
+
+impl Settings {
+    pub fn from_env(config_path: PathBuf) -> Result<Self, String> {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let workers = env_num("GATEWAY_WORKERS", cores)?;
+        if workers == 0 {
+            return Err("GATEWAY_WORKERS must be at least 1".into());
+        }
+        Ok(Self {
+            config_path,
+            bind: std::env::var("BIND_ADDRESS").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
+            port: env_num("PORT", 8080)?,
+            metrics_port: env_num("METRICS_PORT", 8081)?,
+            workers,
+        })
+    }
+}
+
+fn join(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Loads the route table, binds the listeners and serves until a signal.
+/// SIGTERM drains gracefully (`server.grace_period`, default 10 s); SIGINT stops at once.
+pub fn serve(settings: Settings) -> Result<(), String> {
+    let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
+    let registry = Registry::new();
+    let gw = Gateway::start(settings.config_path.clone(), registry, metrics)?;
+    let cfg = gw.live.load().config.clone();
+    let grace = cfg.server.grace_period.map_or(10, |d| d.get().as_secs());
+
+    let conf = ServerConf {
+        threads: settings.workers,
+        work_stealing: true,
+        grace_period_seconds: Some(grace),
+        graceful_shutdown_timeout_seconds: Some(grace.max(1)),
+        max_retries: 10,
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(&server.configuration, GatewayProxy { gw: gw.clone() }, "api-gateway");
+    proxy.add_tcp(&join(&settings.bind, settings.port));
+    if let Some(tls) = &cfg.server.tls {
+        for f in [&tls.cert, &tls.key] {
+            std::fs::metadata(f).map_err(|e| format!("server.tls: cannot read `{f}`: {e}"))?;
+        }
+        let mut t = TlsSettings::intermediate(&tls.cert, &tls.key).map_err(|e| format!("server.tls: {e}"))?;
+        t.enable_h2();
+        proxy.add_tls_with_settings(&tls.listen, None, t);
+    }
+    if let Some(app) = proxy.app_logic_mut() {
+        let mut opts = HttpServerOptions::default();
+        opts.h2c = true;
+        app.server_options = Some(opts);
+    }
+    let mut admin = Service::new("admin".to_string(), AdminApp { gw: gw.clone() });
+    admin.add_tcp(&join(&settings.bind, settings.metrics_port));
+
+    server.add_service(proxy);
+    server.add_service(admin);
+    crate::upstream::add_background_services(&mut server, &gw.registry);
+    crate::reload::spawn(gw.clone())?;
+    tracing::info!(port = settings.port, metrics_port = settings.metrics_port, workers = settings.workers, routes = gw.live.load().routes.len(), "api-gateway serving");
+    server.run_forever()
+}

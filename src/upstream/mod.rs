@@ -1,0 +1,68 @@
+//! Upstream pools: the targets of each named upstream, how one is chosen, and what is
+//! known about each (in-flight requests, active health, outlier ejection, circuit
+//! breaker, latency). Target state is keyed by address in a [`Registry`] that outlives
+//! reloads, so a rebuilt pool keeps its counters, health and breakers.
+//!
+//! Use from the proxy:
+//! - `registry.build_pool(name, &cfg)` when a route table is built (never blocks: a
+//!   DNS-discovered pool starts with the last set resolved for the same `dns` name, or
+//!   empty — not ready — until its first resolution);
+//! - once per process, start the background work (health probes, DNS refresh) with
+//!   [`add_background_services`] (pingora), [`Registry::spawn_background`] (plain
+//!   tokio) or [`Registry::run_background`]; it discovers pools built later by reloads;
+//!   without it health-checked targets stay unhealthy and discovery pools empty;
+//! - per request: `pool.select(hash, &tried)` (a call with empty `tried` counts the
+//!   request in the retry budget) →
+//!   [`Pick`] → `pick.finish(outcome)`; before a retry `pool.try_retry()` and
+//!   [`backoff`]; `NoTarget::AllDown { retry_after }` → 503 with `Retry-After`;
+//! - readiness: `pool.has_available_target()`; admin: `pool.snapshot()`;
+//! - metrics: [`metrics::register`] then [`Registry::with_metrics`].
+
+mod background;
+pub mod balance;
+mod breaker;
+mod clock;
+pub mod discovery;
+mod ewma;
+pub mod health;
+pub mod metrics;
+mod pool;
+mod registry;
+mod retry;
+mod target;
+
+pub use balance::BackendSelection;
+pub use background::{add_background_services, UpstreamBackground};
+pub use breaker::BreakerState;
+pub use discovery::{DnsDiscovery, ServiceDiscovery, StaticDiscovery};
+pub use metrics::UpstreamMetrics;
+pub use pool::{Members, NoTarget, Pool, Target};
+pub use registry::Registry;
+pub use retry::{backoff, RetryBudget};
+pub use target::{HealthRecord, Outcome, Pick, TargetState};
+
+use crate::config::split_host_port;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// The consistent-hashing key of some bytes (a header or cookie value, a client IP, a
+/// path): stable for the life of the binary.
+pub fn hash_key(bytes: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// `ip:port` directly, or `host:port` through the system resolver (first address).
+/// Blocking: for static targets at load time only.
+pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = addr.parse() {
+        return Ok(a);
+    }
+    let (host, port) = split_host_port(addr)?;
+    (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{addr}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{addr}` resolves to no address"))
+}

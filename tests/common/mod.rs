@@ -1,0 +1,249 @@
+//! Test harness: real gateway processes on free loopback ports, and real upstream
+//! HTTP servers (axum) that echo what they received.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// An upstream that answers every request with JSON describing it: its own name, the
+/// method, path and query it saw, the headers, and how many body bytes it read
+/// (streamed, never held in memory).
+pub struct Echo {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn echo_handler(name: String, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let mut len = 0usize;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => len += c.len(),
+            Err(_) => break,
+        }
+    }
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_str().unwrap_or("").to_string())))
+        .collect();
+    let status = parts
+        .headers
+        .get("x-echo-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u16>().ok())
+        .unwrap_or(200);
+    let body = serde_json::json!({
+        "upstream": name,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""),
+        "headers": headers,
+        "body_len": len,
+    });
+    let mut resp = (axum::http::StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+    resp.headers_mut().insert("x-upstream", name.parse().unwrap());
+    resp
+}
+
+impl Echo {
+    pub async fn start(name: &str) -> Echo {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(name, listener)
+    }
+
+    pub async fn start_on(name: &str, port: u16) -> Echo {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        Self::serve(name, listener)
+    }
+
+    fn serve(name: &str, listener: tokio::net::TcpListener) -> Echo {
+        let addr = listener.local_addr().unwrap();
+        let name = name.to_string();
+        let app = axum::Router::new().fallback(move |req: Request| echo_handler(name.clone(), req));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Echo { addr, task }
+    }
+}
+
+/// A running `api-gateway` process, killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    pub port: u16,
+    pub metrics_port: u16,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub fn gateway_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_api-gateway")
+}
+
+impl Gateway {
+    /// Starts a gateway on `routes` (YAML text) and waits until it answers `/health`.
+    pub fn start(routes: &str) -> Gateway {
+        Self::start_with(routes, &[])
+    }
+
+    pub fn start_with(routes: &str, env: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("routes.yaml");
+        std::fs::write(&config, routes).unwrap();
+        Self::spawn(dir, config, env)
+    }
+
+    /// Starts a gateway whose config path already exists inside `dir`.
+    pub fn spawn(dir: tempfile::TempDir, config: PathBuf, env: &[(&str, &str)]) -> Gateway {
+        let port = free_port();
+        let metrics_port = free_port();
+        let log = dir.path().join("gateway.log");
+        let mut cmd = Command::new(gateway_bin());
+        cmd.arg("--config")
+            .arg(&config)
+            .env("PORT", port.to_string())
+            .env("METRICS_PORT", metrics_port.to_string())
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("GATEWAY_WORKERS", "2")
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("LOG_LEVEL", "info")
+            .env_remove("API_GENERATION_URL")
+            .env_remove("API_ENRICHMENT_URL")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let gw = Gateway {
+            child,
+            port,
+            metrics_port,
+            dir,
+            config,
+            log,
+        };
+        gw.wait_healthy();
+        gw
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = raw_request(self.port, "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n") {
+                if r.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway did not become healthy; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn metrics_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.metrics_port, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The value of one metric series line (`name{labels}`) in `/metrics`, if present.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(self.metrics_url("/metrics")).await.ok()?.text().await.ok()?;
+        text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends raw bytes over a fresh connection and returns the whole answer (the request
+/// should say `Connection: close`). For paths a URL library would normalise itself.
+pub fn raw_request(port: u16, req: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(req.as_bytes())?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The JSON body of a raw answer.
+pub fn raw_json(resp: &str) -> serde_json::Value {
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// Polls `f` until it returns true or `timeout` passes; returns the time it took.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// Resident memory high-water mark of a process, in KiB.
+pub fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+pub fn body_of(v: &serde_json::Value, key: &str) -> String {
+    v.get(key).and_then(|x| x.as_str()).unwrap_or_default().to_string()
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}
