@@ -9,6 +9,7 @@ Subcommands:
   tree PID                 print PID and its descendants, one per line
   busy SECONDS             print the machine's busy CPU over SECONDS, in % of
                            one CPU (from /proc/stat): what else is running
+  busyticks                print the machine's busy CPU ticks since boot
   jwt SECRET               print an HS256 JWT (sub=bench) signed with SECRET
   render TMPL OUT K=V...   fill {{K}} placeholders of TMPL into OUT, atomically
                            (write OUT.tmp, then rename: what editors and
@@ -31,6 +32,7 @@ import sys
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+NOISY_PCT = 10  # other processes using more than this % of a CPU = noisy run
 
 
 # --------------------------------------------------------------------------
@@ -103,16 +105,19 @@ def proc_stat(root):
     return ticks, rss, n
 
 
+def machine_busy_ticks():
+    """CPU ticks the whole machine has spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    return sum(v[:8]) - v[3] - v[4]
+
+
 def busy_percent(seconds):
     """CPU time used machine-wide over `seconds`, in % of one CPU."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        # user nice system idle iowait irq softirq steal ...
-        return sum(v[:8]) - v[3] - v[4]
-    a = sample()
+    a = machine_busy_ticks()
     time.sleep(seconds)
-    return (sample() - a) * 100.0 / CLK_TCK / seconds
+    return (machine_busy_ticks() - a) * 100.0 / CLK_TCK / seconds
 
 
 # --------------------------------------------------------------------------
@@ -195,7 +200,8 @@ def parse_wrk(text):
 
 
 RUN_COLUMNS = ["target", "conns", "rep", "requests", "seconds", "rps", "p50_us",
-               "p99_us", "failed", "cpu_us_per_req", "upstream_cpu_us_per_req"]
+               "p99_us", "failed", "cpu_us_per_req", "upstream_cpu_us_per_req",
+               "other_cpu_pct"]
 
 
 def cmd_record(a):
@@ -205,22 +211,34 @@ def cmd_record(a):
         print(f"  ! could not parse wrk output {a.wrk_out}", file=sys.stderr)
         return 1
     us = 1e6 / CLK_TCK
-    cpu = (a.ticks_after - a.ticks_before) * us / w["requests"]
+    proxy_ticks = a.ticks_after - a.ticks_before
+    up_ticks = 0 if a.direct else a.up_after - a.up_before
+    cpu = proxy_ticks * us / w["requests"]
     up = (a.up_after - a.up_before) * us / w["requests"]
+    # CPU the rest of the machine used meanwhile: busy time minus the proxy,
+    # the upstream and wrk. Near 0 on a quiet machine; more means other
+    # processes competed with the benchmark and its numbers are suspect.
+    other = (a.busy_after - a.busy_before - proxy_ticks - up_ticks
+             - a.wrk_cpu_ms * CLK_TCK / 1000)
+    window = a.window[1] - a.window[0]  # wall time between the two samples
+    other_pct = max(0.0, other * 100.0 / CLK_TCK / window)
     row = {"target": a.target, "conns": a.conns, "rep": a.rep,
            "requests": w["requests"], "seconds": f"{w['seconds']:.2f}",
            "rps": f"{w['rps']:.1f}", "p50_us": f"{w['p50_us']:.1f}",
            "p99_us": f"{w['p99_us']:.1f}", "failed": w["failed"],
-           "cpu_us_per_req": f"{cpu:.2f}", "upstream_cpu_us_per_req": f"{up:.2f}"}
+           "cpu_us_per_req": f"{cpu:.2f}", "upstream_cpu_us_per_req": f"{up:.2f}",
+           "other_cpu_pct": f"{other_pct:.0f}"}
     new = not os.path.exists(a.tsv)
     with open(a.tsv, "a") as f:
         if new:
             f.write("\t".join(RUN_COLUMNS) + "\n")
         f.write("\t".join(str(row[c]) for c in RUN_COLUMNS) + "\n")
     warn = f"  !! {w['failed']} failed" if w["failed"] else ""
+    if other_pct > NOISY_PCT:
+        warn += "  !! noisy"
     print(f"  {a.target:<14} c={a.conns:<3} rep {a.rep}: {w['rps']:>10.0f} req/s  "
           f"p50 {w['p50_us']:>7.0f} us  p99 {w['p99_us']:>7.0f} us  "
-          f"cpu {cpu:6.2f} us/req{warn}")
+          f"cpu {cpu:6.2f} us/req  other cpu {other_pct:3.0f}%{warn}")
     return 0
 
 
@@ -288,6 +306,7 @@ def build_report(run_dir):
         m = {k: statistics.median(float(r[k]) for r in rs)
              for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req",
                        "upstream_cpu_us_per_req")}
+        m["other_max"] = max(float(r.get("other_cpu_pct") or 0) for r in rs)
         m["failed"] = sum(int(r["failed"]) for r in rs)
         m["n"] = len(rs)
         med[key] = m
@@ -308,8 +327,9 @@ def build_report(run_dir):
 
     conns_list = sorted({c for (_, c) in med}, reverse=True)
     head = ["target", "conns", "req/s", "× direct", "× nginx", "p50 µs", "p99 µs",
-            "p50 − direct µs", "CPU µs/req", "failed"]
-    align = ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
+            "p50 − direct µs", "CPU µs/req", "failed", "other CPU %"]
+    align = ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
+    noisy = False
     rows = []
     for c in conns_list:
         direct = med.get(("direct", c))
@@ -326,7 +346,9 @@ def build_report(run_dir):
                 _fmt(m["p50_us"] - direct["p50_us"], 0) if direct else "—",
                 _fmt(m["cpu_us_per_req"]) + (" ¹" if t == "direct" else ""),
                 str(m["failed"]) + (" !!" if m["failed"] else ""),
+                f"{m['other_max']:.0f}" + (" !!" if m["other_max"] > NOISY_PCT else ""),
             ])
+            noisy = noisy or m["other_max"] > NOISY_PCT
     if rows:
         out.append("### Throughput, latency, CPU per request")
         out.append("")
@@ -335,7 +357,14 @@ def build_report(run_dir):
         out.append("¹ for `direct` there is no proxy: the CPU column is the upstream "
                    "nginx's own cost per request. For the other rows it is the "
                    "proxy's (all its processes and threads), upstream excluded. "
-                   "`failed` = non-2xx/3xx + socket errors, summed over the runs.")
+                   "`failed` = non-2xx/3xx + socket errors, summed over the runs. "
+                   "`other CPU %` = the most CPU (in % of one CPU) that processes other "
+                   "than wrk, the proxy and the upstream used during any of the runs.")
+        if noisy:
+            out.append("")
+            out.append(f"**Noisy:** other processes used more than {NOISY_PCT}% of a CPU "
+                       "during some runs (rows marked !!); re-run on a quiet machine "
+                       "before drawing conclusions from those rows.")
         out.append("")
 
     if rss:
@@ -442,6 +471,7 @@ def main():
     s = sub.add_parser("procstat"); s.add_argument("pid", type=int)
     s = sub.add_parser("tree"); s.add_argument("pid", type=int)
     s = sub.add_parser("busy"); s.add_argument("seconds", type=float)
+    sub.add_parser("busyticks")
     s = sub.add_parser("jwt"); s.add_argument("secret")
     s = sub.add_parser("wrk"); s.add_argument("file")
     s = sub.add_parser("render"); s.add_argument("template"); s.add_argument("out")
@@ -456,6 +486,13 @@ def main():
     s.add_argument("--ticks-after", type=int, required=True)
     s.add_argument("--up-before", type=int, required=True)
     s.add_argument("--up-after", type=int, required=True)
+    s.add_argument("--busy-before", type=int, required=True)
+    s.add_argument("--busy-after", type=int, required=True)
+    s.add_argument("--wrk-cpu-ms", type=int, required=True)
+    s.add_argument("--window", type=float, nargs=2, required=True,
+                   metavar=("START", "END"), help="epoch seconds of the busy samples")
+    s.add_argument("--direct", action="store_true",
+                   help="the target is the upstream itself")
     s = sub.add_parser("report"); s.add_argument("run_dir"); s.add_argument("out")
     a = p.parse_args()
 
@@ -465,6 +502,8 @@ def main():
         print(*proc_stat(a.pid))
     elif a.cmd == "tree":
         print("\n".join(str(x) for x in proc_tree(a.pid)))
+    elif a.cmd == "busyticks":
+        print(machine_busy_ticks())
     elif a.cmd == "busy":
         print(f"{busy_percent(a.seconds):.0f}")
     elif a.cmd == "jwt":

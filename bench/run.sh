@@ -33,6 +33,8 @@ Settings (environment; defaults in brackets, quick mode in braces):
   BENCH_CPU_UPSTREAM    CPU for the upstream (and redis)  [1]
   BENCH_UPSTREAM_WORKERS nginx workers of the upstream    [1]
   BENCH_READY_TIMEOUT   seconds for a target to serve     [20]
+  BENCH_WAIT_QUIET      before each repeat, wait up to this many seconds
+                        for other processes to stop using the CPUs [60] {0}
   GATEWAY_BIN           gateway binary      [target/release/api-gateway]
   BENCH_GATEWAY_LOG_LEVEL  LOG_LEVEL for the gateway      [error]
 EOF
@@ -80,6 +82,7 @@ CPU_PROXY=${BENCH_CPU_PROXY:-1}
 CPU_UPSTREAM=${BENCH_CPU_UPSTREAM:-1}
 UPSTREAM_WORKERS=${BENCH_UPSTREAM_WORKERS:-1}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-20}
+WAIT_QUIET=${BENCH_WAIT_QUIET:-$(q 60 0)}
 GATEWAY_BIN=${GATEWAY_BIN:-$ROOT/target/release/api-gateway}
 GATEWAY_LOG_LEVEL=${BENCH_GATEWAY_LOG_LEVEL:-error}
 RESULTS=$BENCH_DIR/results
@@ -384,20 +387,48 @@ start_target() {  # returns 1 (after skip) if the target cannot serve
 ticks() { local t r n; read -r t r n < <(python3 "$LIB" procstat "$1"); echo "$t"; }
 rss_kb() { local t r n; read -r t r n < <(python3 "$LIB" procstat "$1"); echo "$r"; }
 
+children_cpu_ms() {  # CPU used so far by this shell's reaped children, in ms
+    times >"$RUN_DIR/tmp/times"   # line 2: children's "user sys", as XmY.YYYs
+    awk 'NR == 2 { s = 0
+        for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2] }
+        printf "%d", s * 1000 }' "$RUN_DIR/tmp/times"
+}
+
 bench_one() {  # TARGET CONNS REP
-    local t=$1 c=$2 rep=$3 out="$RUN_DIR/raw/$1-c$2-r$3.txt" t0 t1 u0 u1
+    local t=$1 c=$2 rep=$3 out="$RUN_DIR/raw/$1-c$2-r$3.txt" t0 t1 u0 u1 b0 b1 w0 w1 s0 s1
+    local direct=()
     hdr_args "$t"
+    if [[ ${T_KIND[$t]} == direct ]]; then direct=(--direct); fi
+    s0=$EPOCHREALTIME; b0=$(python3 "$LIB" busyticks)
     t0=$(ticks "${T_PID[$t]}"); u0=$(ticks "$UP_PID")
+    w0=$(children_cpu_ms)
     # In the background and waited for, so that a signal is handled at once.
     "${PIN_LOAD[@]}" wrk -t1 -c"$c" -d"$DURATION" --latency "${HDR[@]}" \
         "http://127.0.0.1:${T_PORT[$t]}/" >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || warn "wrk exited non-zero ($out)"
     WRK_PID=""
+    w1=$(children_cpu_ms)
     t1=$(ticks "${T_PID[$t]}"); u1=$(ticks "$UP_PID")
+    b1=$(python3 "$LIB" busyticks); s1=$EPOCHREALTIME
     python3 "$LIB" record --tsv "$RUN_DIR/runs.tsv" --target "$t" --conns "$c" --rep "$rep" \
         --wrk-out "$out" --ticks-before "$t0" --ticks-after "$t1" \
-        --up-before "$u0" --up-after "$u1" || warn "no result for $t c=$c rep $rep"
+        --up-before "$u0" --up-after "$u1" --busy-before "$b0" --busy-after "$b1" --window "$s0" "$s1" \
+        --wrk-cpu-ms $((w1 - w0)) "${direct[@]}" || warn "no result for $t c=$c rep $rep"
+}
+
+wait_quiet() {  # wait up to WAIT_QUIET s for other processes to leave the CPUs
+    local deadline=$((SECONDS + WAIT_QUIET)) pct said=""
+    while :; do
+        pct=$(python3 "$LIB" busy 1)
+        ((pct > 10)) || return 0
+        if ((SECONDS >= deadline)); then
+            warn "other processes still use ${pct}% of a CPU; going on (see 'other CPU %')"
+            return 0
+        fi
+        if [[ -z $said ]]; then log "other processes use ${pct}% of a CPU: waiting up to ${WAIT_QUIET}s"; said=1; fi
+        sleep 4
+    done
 }
 
 run_benchmarks() {
@@ -409,6 +440,7 @@ run_benchmarks() {
             "http://127.0.0.1:${T_PORT[$t]}/" >/dev/null 2>&1 || true
     done
     for ((rep = 1; rep <= REPEATS; rep++)); do
+        wait_quiet
         order=()  # rotate the order each repeat so no target is always first
         for ((i = 0; i < n; i++)); do order+=("${TARGETS[$(((i + rep - 1) % n))]}"); done
         for c in "${CONNS[@]}"; do

@@ -2,7 +2,7 @@
 //! rename-over and the Kubernetes ConfigMap `..data` symlink swap are both seen, with a
 //! 1 s content check as a safety net), and SIGHUP. `POST /admin/reload` calls
 //! [`Gateway::reload`] directly. Events are debounced: a burst of writes is loaded once,
-//! 50 ms after the last event.
+//! 50 ms after the last event (300 ms at most after the first).
 
 use crate::gateway::{Gateway, Trigger};
 use notify::{RecursiveMode, Watcher};
@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// Quiet time after the last file event before loading.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Longest a burst of events can delay a load.
+pub const MAX_DEBOUNCE: Duration = Duration::from_millis(300);
 /// Content check interval when no event arrives.
 pub const POLL: Duration = Duration::from_secs(1);
 
@@ -25,9 +27,17 @@ pub fn spawn(gw: Arc<Gateway>) -> Result<(), String> {
         .unwrap_or(std::path::Path::new("."))
         .to_path_buf();
     let ev_tx = tx.clone();
+    let name = gw.config_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
-            let _ = ev_tx.send(());
+        // only events about the file itself, or the kubelet's `..data` swap, count:
+        // a busy neighbour (a log file) must not keep the debounce from settling
+        if let Ok(ev) = res {
+            let relevant = ev.paths.iter().any(|p| {
+                p.file_name().is_some_and(|f| f == name.as_os_str() || f.to_string_lossy().starts_with(".."))
+            });
+            if relevant {
+                let _ = ev_tx.send(());
+            }
         }
     })
     .map_err(|e| format!("cannot start the file watcher: {e}"))?;
@@ -43,8 +53,9 @@ pub fn spawn(gw: Arc<Gateway>) -> Result<(), String> {
             loop {
                 match rx.recv_timeout(POLL) {
                     Ok(()) => {
-                        // debounce: wait until events stop for DEBOUNCE
-                        while rx.recv_timeout(DEBOUNCE).is_ok() {}
+                        // debounce: wait until events stop for DEBOUNCE, at most MAX_DEBOUNCE
+                        let started = std::time::Instant::now();
+                        while started.elapsed() < MAX_DEBOUNCE && rx.recv_timeout(DEBOUNCE).is_ok() {}
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,

@@ -60,7 +60,8 @@ async fn reload_by_edit_rename_signal_and_admin() {
     assert!(status.success());
     let grew = wait_until(Duration::from_secs(3), || async { gw.metric("gateway_config_reloads_total{result=\"success\"}").await.unwrap_or(0.0) > before }).await;
     assert!(grew.is_some(), "SIGHUP did not reload");
-    assert!(gw.logs().contains("\"trigger\":\"sighup\""));
+    let logged = wait_until(Duration::from_secs(3), || async { gw.logs().contains("\"trigger\":\"sighup\"") }).await;
+    assert!(logged.is_some(), "the SIGHUP reload was not logged:\n{}", gw.logs());
 
     // 4. admin endpoint: refused without the token, applied with it
     let r = c.post(gw.metrics_url("/admin/reload")).send().await.unwrap();

@@ -60,7 +60,10 @@ impl Registry {
 
     /// Health checks and DNS refresh on the current tokio runtime, until `shutdown`
     /// turns true (or its sender is dropped).
-    pub fn spawn_background(self: &Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
+    pub fn spawn_background(
+        self: &Arc<Self>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
         tokio::spawn(self.clone().run_background(shutdown))
     }
 
@@ -103,10 +106,14 @@ impl Registry {
 
         let mut wanted = HashMap::new();
         for p in &live {
-            let Some(check) = &p.config.health_check else { continue };
+            let Some(check) = &p.config.health_check else {
+                continue;
+            };
             for t in &p.members.load().targets {
                 let key = ProbeKey::new(t.addr, check, p.config.host.as_deref(), p.config.tls);
-                wanted.entry(key).or_insert_with(|| (t.state.clone(), p.name.clone()));
+                wanted
+                    .entry(key)
+                    .or_insert_with(|| (t.state.clone(), p.name.clone()));
             }
         }
         tasks.probers.retain(|k, h| {
@@ -118,10 +125,10 @@ impl Registry {
         });
         let covered: HashSet<SocketAddr> = wanted.keys().map(|k| k.addr).collect();
         for (key, (state, name)) in wanted {
-            if !tasks.probers.contains_key(&key) {
-                let h = tokio::spawn(prober(key.clone(), state, name));
-                tasks.probers.insert(key, h);
-            }
+            tasks
+                .probers
+                .entry(key.clone())
+                .or_insert_with(|| tokio::spawn(prober(key, state, name)));
         }
         for s in self.live_states() {
             if !covered.contains(&s.addr) && s.is_monitored() {

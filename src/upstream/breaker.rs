@@ -80,14 +80,20 @@ impl Breaker {
 
     /// Time until an open breaker half-opens (`None` when not open).
     pub fn opens_in(&self, now: u64) -> Option<Duration> {
-        (self.state() == BreakerState::Open)
-            .then(|| Duration::from_nanos(self.open_until.load(Ordering::Acquire).saturating_sub(now)))
+        (self.state() == BreakerState::Open).then(|| {
+            Duration::from_nanos(self.open_until.load(Ordering::Acquire).saturating_sub(now))
+        })
     }
 
     /// Admits one request: `Some(false)` when closed, `Some(true)` when it is a
     /// half-open probe (which must be reported back through [`Breaker::record`] or
     /// [`Breaker::release_probe`]), `None` when refused.
-    pub fn acquire(&self, cfg: Option<&BreakerConfig>, addr: SocketAddr, pool: &str) -> Option<bool> {
+    pub fn acquire(
+        &self,
+        cfg: Option<&BreakerConfig>,
+        addr: SocketAddr,
+        pool: &str,
+    ) -> Option<bool> {
         if self.state() == BreakerState::Closed {
             return Some(false);
         }
@@ -101,7 +107,8 @@ impl Breaker {
                 let limit = cfg.map_or(1, |c| c.half_open_requests.max(1));
                 self.probe_limit.store(limit, Ordering::Release);
                 self.probes.store(1, Ordering::Release);
-                self.state.store(BreakerState::HalfOpen as u8, Ordering::Release);
+                self.state
+                    .store(BreakerState::HalfOpen as u8, Ordering::Release);
                 tracing::info!(upstream = pool, target = %addr, "circuit breaker half-open");
                 Some(true)
             }
@@ -127,7 +134,14 @@ impl Breaker {
     /// Records the outcome of a request. `probe` is what [`Breaker::acquire`] returned.
     /// Without a configuration the breaker never opens (a breaker left open by an
     /// earlier configuration still half-opens and closes normally).
-    pub fn record(&self, failure: bool, probe: bool, cfg: Option<&BreakerConfig>, addr: SocketAddr, pool: &str) {
+    pub fn record(
+        &self,
+        failure: bool,
+        probe: bool,
+        cfg: Option<&BreakerConfig>,
+        addr: SocketAddr,
+        pool: &str,
+    ) {
         if probe {
             let _g = self.transition.lock().unwrap_or_else(|e| e.into_inner());
             let n = self.probes.load(Ordering::Acquire);
@@ -142,7 +156,8 @@ impl Breaker {
                     "circuit breaker re-opened: half-open probe failed");
             } else {
                 self.failures.store(0, Ordering::Release);
-                self.state.store(BreakerState::Closed as u8, Ordering::Release);
+                self.state
+                    .store(BreakerState::Closed as u8, Ordering::Release);
                 tracing::info!(upstream = pool, target = %addr, "circuit breaker closed: probe succeeded");
             }
             return;
@@ -169,10 +184,12 @@ impl Breaker {
     }
 
     fn open_locked(&self, open_for: Duration) {
-        let until = clock::now().saturating_add(u64::try_from(open_for.as_nanos()).unwrap_or(u64::MAX));
+        let until =
+            clock::now().saturating_add(u64::try_from(open_for.as_nanos()).unwrap_or(u64::MAX));
         self.open_until.store(until, Ordering::Release);
         self.failures.store(0, Ordering::Release);
-        self.state.store(BreakerState::Open as u8, Ordering::Release);
+        self.state
+            .store(BreakerState::Open as u8, Ordering::Release);
     }
 }
 

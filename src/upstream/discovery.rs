@@ -55,7 +55,11 @@ pub struct DnsDiscovery {
 /// What `dns:` designates, checked without touching the network.
 pub(crate) enum Source {
     Static(Vec<SocketAddr>),
-    Dns { host: String, port: u16, nameserver: Option<SocketAddr> },
+    Dns {
+        host: String,
+        port: u16,
+        nameserver: Option<SocketAddr>,
+    },
 }
 
 /// Parses a discovery configuration (errors name the bad field).
@@ -71,7 +75,11 @@ pub(crate) fn for_config(cfg: &DiscoveryConfig) -> Result<Source, String> {
     };
     Ok(match host.parse::<IpAddr>() {
         Ok(ip) => Source::Static(vec![SocketAddr::new(ip, port)]),
-        Err(_) => Source::Dns { host, port, nameserver },
+        Err(_) => Source::Dns {
+            host,
+            port,
+            nameserver,
+        },
     })
 }
 
@@ -98,7 +106,8 @@ impl DnsDiscovery {
                     TokioConnectionProvider::default(),
                 )
             }
-            None => TokioResolver::builder_tokio().map_err(|e| format!("system DNS configuration: {e}"))?,
+            None => TokioResolver::builder_tokio()
+                .map_err(|e| format!("system DNS configuration: {e}"))?,
         };
         let opts = builder.options_mut();
         opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
@@ -125,7 +134,10 @@ impl ServiceDiscovery for DnsDiscovery {
                 name: self.host.clone(),
                 reason: e.to_string(),
             })?;
-        let mut addrs: Vec<SocketAddr> = lookup.iter().map(|ip| SocketAddr::new(ip, self.port)).collect();
+        let mut addrs: Vec<SocketAddr> = lookup
+            .iter()
+            .map(|ip| SocketAddr::new(ip, self.port))
+            .collect();
         addrs.sort_unstable();
         addrs.dedup();
         if addrs.is_empty() {
@@ -146,9 +158,12 @@ pub(crate) async fn discovery_loop(reg: Arc<Registry>, pool: Weak<PoolShared>) {
     let source: Box<dyn ServiceDiscovery> = loop {
         let built = for_config(&cfg).and_then(|s| match s {
             Source::Static(a) => Ok(Box::new(StaticDiscovery(a)) as Box<dyn ServiceDiscovery>),
-            Source::Dns { host, port, nameserver } => {
-                DnsDiscovery::new(&host, port, nameserver).map(|d| Box::new(d) as Box<dyn ServiceDiscovery>)
-            }
+            Source::Dns {
+                host,
+                port,
+                nameserver,
+            } => DnsDiscovery::new(&host, port, nameserver)
+                .map(|d| Box::new(d) as Box<dyn ServiceDiscovery>),
         });
         match built {
             Ok(s) => break s,
@@ -193,14 +208,22 @@ mod tests {
 
     #[async_trait]
     impl RequestHandler for OneA {
-        async fn handle_request<R: ResponseHandler>(&self, request: &Request, mut response: R) -> ResponseInfo {
+        async fn handle_request<R: ResponseHandler>(
+            &self,
+            request: &Request,
+            mut response: R,
+        ) -> ResponseInfo {
             let mut header = Header::response_from_request(request.header());
             header.set_authoritative(true);
             let mut answers = Vec::new();
             if let Ok(info) = request.request_info() {
                 if info.query.query_type() == RecordType::A {
                     let ip = *self.ip.lock().expect("lock");
-                    answers.push(Record::from_rdata(Name::from(info.query.name()), 0, RData::A(A(ip))));
+                    answers.push(Record::from_rdata(
+                        Name::from(info.query.name()),
+                        0,
+                        RData::A(A(ip)),
+                    ));
                 }
             }
             let msg = MessageResponseBuilder::from_message_request(request).build(
@@ -215,7 +238,9 @@ mod tests {
     }
 
     async fn dns_server(ip: Arc<Mutex<Ipv4Addr>>) -> (SocketAddr, ServerFuture<OneA>) {
-        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = sock.local_addr().expect("addr");
         let mut server = ServerFuture::new(OneA { ip });
         server.register_socket(sock);
@@ -240,7 +265,9 @@ mod tests {
             weight: 1,
             nameserver: ns.map(str::to_string),
         };
-        assert!(matches!(for_config(&cfg("10.1.2.3:80", None)), Ok(Source::Static(a)) if a.len() == 1));
+        assert!(
+            matches!(for_config(&cfg("10.1.2.3:80", None)), Ok(Source::Static(a)) if a.len() == 1)
+        );
         assert!(matches!(for_config(&cfg("svc:80", Some("127.0.0.1")))
             , Ok(Source::Dns { nameserver: Some(ns), .. }) if ns.port() == 53));
         assert!(for_config(&cfg("svc", None)).is_err());
@@ -264,10 +291,18 @@ mod tests {
             ..Default::default()
         };
         let pool = reg.build_pool("dyn", &cfg).expect("pool");
-        assert!(!pool.has_available_target(), "not ready before the first answer");
-        let addrs = |p: &crate::upstream::Pool| p.targets().iter().map(|t| t.addr).collect::<Vec<_>>();
+        assert!(
+            !pool.has_available_target(),
+            "not ready before the first answer"
+        );
+        let addrs =
+            |p: &crate::upstream::Pool| p.targets().iter().map(|t| t.addr).collect::<Vec<_>>();
         let first: SocketAddr = "10.9.0.1:8080".parse().expect("addr");
-        assert!(wait_for(|| addrs(&pool) == [first]).await, "{:?}", addrs(&pool));
+        assert!(
+            wait_for(|| addrs(&pool) == [first]).await,
+            "{:?}",
+            addrs(&pool)
+        );
         assert!(pool.has_available_target());
         assert_eq!(pool.targets()[0].weight, 2);
         let state = reg.state(first);
@@ -276,12 +311,17 @@ mod tests {
 
         *ip.lock().expect("lock") = Ipv4Addr::new(10, 9, 0, 2);
         let second: SocketAddr = "10.9.0.2:8080".parse().expect("addr");
-        assert!(wait_for(|| addrs(&pool) == [second]).await, "{:?}", addrs(&pool));
+        assert!(
+            wait_for(|| addrs(&pool) == [second]).await,
+            "{:?}",
+            addrs(&pool)
+        );
 
         server.shutdown_gracefully().await.expect("shutdown");
         drop(server);
-        let direct = DnsDiscovery::with_timeout("svc.test", 8080, Some(ns), Duration::from_millis(200), 1)
-            .expect("resolver");
+        let direct =
+            DnsDiscovery::with_timeout("svc.test", 8080, Some(ns), Duration::from_millis(200), 1)
+                .expect("resolver");
         assert!(direct.discover().await.is_err(), "server is gone");
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(addrs(&pool), [second], "last good set kept");

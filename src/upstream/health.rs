@@ -31,7 +31,12 @@ pub struct ProbeKey {
 }
 
 impl ProbeKey {
-    pub fn new(addr: SocketAddr, check: &HealthCheckConfig, pool_host: Option<&str>, tls: bool) -> Self {
+    pub fn new(
+        addr: SocketAddr,
+        check: &HealthCheckConfig,
+        pool_host: Option<&str>,
+        tls: bool,
+    ) -> Self {
         let host = check
             .host
             .clone()
@@ -77,7 +82,10 @@ async fn probe_inner(key: &ProbeKey) -> Result<String, String> {
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 512];
     while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 4096 {
-        let n = s.read(&mut chunk).await.map_err(|e| format!("read failed: {e}"))?;
+        let n = s
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("read failed: {e}"))?;
         if n == 0 {
             break;
         }
@@ -85,7 +93,8 @@ async fn probe_inner(key: &ProbeKey) -> Result<String, String> {
     }
     let line = String::from_utf8_lossy(&buf);
     let line = line.lines().next().unwrap_or_default();
-    let status = parse_status(line).ok_or_else(|| format!("bad status line `{}`", line.escape_default()))?;
+    let status =
+        parse_status(line).ok_or_else(|| format!("bad status line `{}`", line.escape_default()))?;
     let ok = if key.check.expected_statuses.is_empty() {
         (200..300).contains(&status)
     } else {
@@ -204,8 +213,14 @@ mod tests {
         let mut c = cfg(&[&addr.to_string()]);
         c.health_check = Some(hc(30, 2, 3));
         let pool = reg.build_pool("svc", &c).expect("pool");
-        assert!(!pool.has_available_target(), "unprobed target gets no traffic");
-        assert!(wait_for(|| pool.has_available_target()).await, "first success is enough");
+        assert!(
+            !pool.has_available_target(),
+            "unprobed target gets no traffic"
+        );
+        assert!(
+            wait_for(|| pool.has_available_target()).await,
+            "first success is enough"
+        );
         status.store(500, Ordering::Relaxed);
         assert!(wait_for(|| !pool.has_available_target()).await);
         let h = pool.targets()[0].state.health_record();
@@ -221,7 +236,9 @@ mod tests {
         // a reload that drops the health check: the target counts as healthy again
         status.store(500, Ordering::Relaxed);
         assert!(wait_for(|| !pool.has_available_target()).await);
-        let plain = reg.build_pool("svc", &cfg(&[&addr.to_string()])).expect("pool");
+        let plain = reg
+            .build_pool("svc", &cfg(&[&addr.to_string()]))
+            .expect("pool");
         drop(pool);
         reg.changed.notify_one();
         assert!(wait_for(|| plain.has_available_target()).await);

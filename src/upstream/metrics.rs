@@ -36,11 +36,17 @@ impl std::fmt::Debug for UpstreamMetrics {
 /// [`Registry::with_metrics`].
 pub fn register(reg: &prometheus::Registry) -> Result<UpstreamMetrics, prometheus::Error> {
     let retries = IntCounterVec::new(
-        Opts::new("gateway_upstream_retries_total", "Retries granted by the retry budget"),
+        Opts::new(
+            "gateway_upstream_retries_total",
+            "Retries granted by the retry budget",
+        ),
         &["upstream"],
     )?;
     let ejections = IntCounterVec::new(
-        Opts::new("gateway_upstream_ejections_total", "Outlier ejections of a target"),
+        Opts::new(
+            "gateway_upstream_ejections_total",
+            "Outlier ejections of a target",
+        ),
         &["upstream", "target"],
     )?;
     let sources = Arc::new(Mutex::new(Vec::new()));
@@ -128,7 +134,9 @@ impl Collector for StateCollector {
                     let labels = [pool.name.as_str(), target.as_str()];
                     let ok = t.state.is_healthy() && !t.state.is_ejected_at(now);
                     healthy.with_label_values(&labels).set(i64::from(ok));
-                    breaker.with_label_values(&labels).set(t.state.breaker_state().metric());
+                    breaker
+                        .with_label_values(&labels)
+                        .set(t.state.breaker_state().metric());
                 }
             }
         }
@@ -160,8 +168,14 @@ mod tests {
         let text = prometheus::TextEncoder::new()
             .encode_to_string(&prom.gather())
             .expect("encode");
-        assert!(text.contains(r#"gateway_upstream_target_healthy{target="127.0.0.1:9",upstream="gen"} 1"#), "{text}");
-        assert!(text.contains(r#"gateway_circuit_breaker_state{target="127.0.0.1:9",upstream="gen"} 0"#));
+        assert!(
+            text.contains(
+                r#"gateway_upstream_target_healthy{target="127.0.0.1:9",upstream="gen"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text
+            .contains(r#"gateway_circuit_breaker_state{target="127.0.0.1:9",upstream="gen"} 0"#));
         assert!(text.contains(r#"gateway_upstream_retries_total{upstream="gen"} 1"#));
         drop(pool);
         let text = prometheus::TextEncoder::new()

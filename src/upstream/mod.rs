@@ -31,8 +31,8 @@ mod registry;
 mod retry;
 mod target;
 
-pub use balance::BackendSelection;
 pub use background::{add_background_services, UpstreamBackground};
+pub use balance::BackendSelection;
 pub use breaker::BreakerState;
 pub use discovery::{DnsDiscovery, ServiceDiscovery, StaticDiscovery};
 pub use metrics::UpstreamMetrics;

@@ -57,7 +57,12 @@ pub(crate) struct PoolShared {
 }
 
 impl PoolShared {
-    pub(crate) fn new(name: &str, config: &UpstreamConfig, targets: Vec<Target>, metrics: Option<UpstreamMetrics>) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        config: &UpstreamConfig,
+        targets: Vec<Target>,
+        metrics: Option<UpstreamMetrics>,
+    ) -> Self {
         Self {
             name: name.to_string(),
             breaker: config.circuit_breaker.clone(),
@@ -82,7 +87,11 @@ impl PoolShared {
         let n = m.targets.len();
         let pct = cfg.max_ejection_percent.min(100) as usize;
         let max = if pct == 0 { 0 } else { (n * pct / 100).max(1) };
-        let ejected = m.targets.iter().filter(|t| t.state.is_ejected_at(now)).count();
+        let ejected = m
+            .targets
+            .iter()
+            .filter(|t| t.state.is_ejected_at(now))
+            .count();
         if ejected >= max {
             tracing::info!(upstream = %self.name, target = %state.addr, ejected, max,
                 "outlier not ejected: max_ejection_percent reached");
@@ -148,15 +157,23 @@ impl Pool {
             for _ in 0..8 {
                 let eligible = |i: usize| {
                     m.targets.get(i).is_some_and(|t| {
-                        t.is_available() && (allow_tried || !tried.contains(&t.addr)) && !refused.contains(&i)
+                        t.is_available()
+                            && (allow_tried || !tried.contains(&t.addr))
+                            && !refused.contains(&i)
                     })
                 };
                 let Some(i) = m.selector.select(&m.targets, hash, &eligible) else {
                     break;
                 };
                 let Some(t) = m.targets.get(i) else { break };
-                match t.state.breaker.acquire(self.shared.breaker.as_ref(), t.addr, &self.name) {
-                    Some(probe) => return Ok(Pick::new(t.state.clone(), self.shared.clone(), probe)),
+                match t
+                    .state
+                    .breaker
+                    .acquire(self.shared.breaker.as_ref(), t.addr, &self.name)
+                {
+                    Some(probe) => {
+                        return Ok(Pick::new(t.state.clone(), self.shared.clone(), probe))
+                    }
                     None => refused.push(i),
                 }
             }
@@ -182,7 +199,12 @@ impl Pool {
     /// Whether at least one target could take a request now (readiness). False for a
     /// discovery pool until its first successful resolution.
     pub fn has_available_target(&self) -> bool {
-        self.shared.members.load().targets.iter().any(Target::is_available)
+        self.shared
+            .members
+            .load()
+            .targets
+            .iter()
+            .any(Target::is_available)
     }
 
     /// The current targets.
@@ -263,7 +285,12 @@ fn unix_ms(t: SystemTime) -> u64 {
 /// A pick of `t` outside any pool (selector tests).
 #[cfg(test)]
 pub(crate) fn test_pick(t: &Target) -> Pick {
-    let shared = Arc::new(PoolShared::new("test", &UpstreamConfig::default(), vec![], None));
+    let shared = Arc::new(PoolShared::new(
+        "test",
+        &UpstreamConfig::default(),
+        vec![],
+        None,
+    ));
     Pick::new(t.state.clone(), shared, false)
 }
 

@@ -88,7 +88,11 @@ impl Registry {
                 if config.health_check.is_some() {
                     state.monitor(new);
                 }
-                Target { addr, weight, state }
+                Target {
+                    addr,
+                    weight,
+                    state,
+                }
             })
             .collect()
     }
@@ -106,7 +110,9 @@ impl Registry {
         if let Some(d) = &config.discovery {
             // refuse a bad `dns`/`nameserver` now rather than in the background
             match discovery::for_config(d)? {
-                discovery::Source::Static(addrs) => list.extend(addrs.into_iter().map(|a| (a, d.weight))),
+                discovery::Source::Static(addrs) => {
+                    list.extend(addrs.into_iter().map(|a| (a, d.weight)))
+                }
                 discovery::Source::Dns { .. } => {
                     let known = self.discovered.lock().unwrap_or_else(|e| e.into_inner());
                     if let Some(addrs) = known.get(&(d.dns.clone(), d.nameserver.clone())) {
@@ -116,7 +122,9 @@ impl Registry {
             }
         }
         if config.targets.is_empty() && config.discovery.is_none() {
-            return Err(format!("upstream `{name}` has neither `targets` nor `discovery`"));
+            return Err(format!(
+                "upstream `{name}` has neither `targets` nor `discovery`"
+            ));
         }
         let mut pools = self.lock_pools();
         let targets = self.make_targets(config, &list);
@@ -133,7 +141,13 @@ impl Registry {
     /// Installs a freshly discovered address set in `pool` (rebuilding its selector)
     /// and remembers it as the last good set of its source. Returns whether the set
     /// changed.
-    pub(crate) fn set_discovered(&self, pool: &PoolShared, key: DiscoveryKey, weight: u32, mut addrs: Vec<SocketAddr>) -> bool {
+    pub(crate) fn set_discovered(
+        &self,
+        pool: &PoolShared,
+        key: DiscoveryKey,
+        weight: u32,
+        mut addrs: Vec<SocketAddr>,
+    ) -> bool {
         addrs.sort_unstable();
         addrs.dedup();
         self.discovered
@@ -153,7 +167,8 @@ impl Registry {
         let removed: Vec<String> = before.difference(&after).map(ToString::to_string).collect();
         let list: Vec<(SocketAddr, u32)> = addrs.iter().map(|&a| (a, weight)).collect();
         let targets = self.make_targets(&pool.config, &list);
-        pool.members.store(Arc::new(Members::new(&pool.config, targets)));
+        pool.members
+            .store(Arc::new(Members::new(&pool.config, targets)));
         drop(pools);
         tracing::info!(upstream = %pool.name, added = ?added, removed = ?removed, "discovered targets changed");
         self.changed.notify_one();
@@ -164,7 +179,9 @@ impl Registry {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::{Balance, Dur, HealthCheckConfig, HealthCheckKind, OutlierConfig, TargetConfig};
+    use crate::config::{
+        Balance, Dur, HealthCheckConfig, HealthCheckKind, OutlierConfig, TargetConfig,
+    };
     use crate::upstream::{NoTarget, Outcome};
     use std::time::Duration;
 
@@ -202,7 +219,9 @@ pub(crate) mod tests {
         let p1 = reg.build_pool("a", &c).expect("pool");
         let pick = p1.select(None, &[]).expect("pick");
         let addr = pick.addr;
-        c.targets.iter_mut().for_each(|t| t.weight = if t.addr == addr.to_string() { 0 } else { 1 });
+        c.targets
+            .iter_mut()
+            .for_each(|t| t.weight = if t.addr == addr.to_string() { 0 } else { 1 });
         let p2 = reg.build_pool("a", &c).expect("pool");
         assert_eq!(reg.state(addr).in_flight(), 1, "in-flight carried over");
         for _ in 0..20 {
@@ -218,7 +237,9 @@ pub(crate) mod tests {
     #[test]
     fn tried_targets_are_skipped_then_reused() {
         let reg = Registry::new();
-        let p = reg.build_pool("a", &cfg(&["127.0.0.1:1", "127.0.0.1:2"])).expect("pool");
+        let p = reg
+            .build_pool("a", &cfg(&["127.0.0.1:1", "127.0.0.1:2"]))
+            .expect("pool");
         let a = p.select(None, &[]).expect("pick").addr;
         let b = p.select(None, &[a]).expect("pick").addr;
         assert_ne!(a, b);
@@ -236,9 +257,16 @@ pub(crate) mod tests {
             failure_statuses: vec![503],
         });
         let p = reg.build_pool("a", &c).expect("pool");
-        p.select(None, &[]).expect("pick").finish(Outcome::Status(503));
-        p.select(None, &[]).expect("pick").finish(Outcome::Status(500)); // not a failure here
-        p.select(None, &[]).expect("pick").finish(Outcome::ConnectFailure);
+        p.select(None, &[])
+            .expect("pick")
+            .finish(Outcome::Status(500)); // not a failure here
+        p.select(None, &[])
+            .expect("pick")
+            .finish(Outcome::Status(503));
+        assert!(p.has_available_target());
+        p.select(None, &[])
+            .expect("pick")
+            .finish(Outcome::ConnectFailure);
         assert!(!p.has_available_target());
         assert_eq!(
             p.select(None, &[]).err(),
@@ -268,7 +296,11 @@ pub(crate) mod tests {
                 crate::upstream::pool::test_pick_in(&p, &t).finish(Outcome::Status(502));
             }
         }
-        let ejected = p.targets().iter().filter(|t| t.state.ejected_for().is_some()).count();
+        let ejected = p
+            .targets()
+            .iter()
+            .filter(|t| t.state.ejected_for().is_some())
+            .count();
         assert_eq!(ejected, 2);
         assert!(p.has_available_target());
         let snap = p.snapshot();
@@ -290,7 +322,10 @@ pub(crate) mod tests {
         let p = reg.build_pool("a", &c).expect("pool");
         let t = p.targets();
         assert!(t[0].state.is_healthy(), "known target keeps its health");
-        assert!(!t[1].state.is_healthy(), "new target waits for its first probe");
+        assert!(
+            !t[1].state.is_healthy(),
+            "new target waits for its first probe"
+        );
         drop(plain);
     }
 }

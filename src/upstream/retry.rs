@@ -38,7 +38,11 @@ impl Default for RetryBudget {
 
 impl RetryBudget {
     pub fn new(cfg: &RetryBudgetConfig) -> Self {
-        let ratio = if cfg.ratio.is_finite() { cfg.ratio.max(0.0) } else { 0.0 };
+        let ratio = if cfg.ratio.is_finite() {
+            cfg.ratio.max(0.0)
+        } else {
+            0.0
+        };
         Self {
             ratio,
             min_per_second: cfg.min_per_second,
@@ -50,7 +54,11 @@ impl RetryBudget {
         let b = &self.buckets[(sec % WINDOW_SECS) as usize];
         let tag = sec + 1;
         let old = b.sec.load(Ordering::Acquire);
-        if old != tag && b.sec.compare_exchange(old, tag, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if old != tag
+            && b.sec
+                .compare_exchange(old, tag, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
             b.requests.store(0, Ordering::Release);
             b.retries.store(0, Ordering::Release);
         }
@@ -63,13 +71,18 @@ impl RetryBudget {
             .iter()
             .filter(|b| b.sec.load(Ordering::Acquire) >= oldest)
             .fold((0, 0), |(q, r), b| {
-                (q + b.requests.load(Ordering::Relaxed), r + b.retries.load(Ordering::Relaxed))
+                (
+                    q + b.requests.load(Ordering::Relaxed),
+                    r + b.retries.load(Ordering::Relaxed),
+                )
             })
     }
 
     /// Counts one first try.
     pub fn note_request(&self) {
-        self.bucket(clock::now_secs()).requests.fetch_add(1, Ordering::Relaxed);
+        self.bucket(clock::now_secs())
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Retries allowed in the current window.
@@ -83,7 +96,8 @@ impl RetryBudget {
         let sec = clock::now_secs();
         let b = self.bucket(sec);
         let (requests, retries) = self.totals(sec);
-        let allowed = u64::from(self.min_per_second) * WINDOW_SECS + (self.ratio * requests as f64) as u64;
+        let allowed =
+            u64::from(self.min_per_second) * WINDOW_SECS + (self.ratio * requests as f64) as u64;
         if retries >= allowed {
             return false;
         }

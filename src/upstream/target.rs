@@ -120,7 +120,10 @@ impl TargetState {
 
     /// A copy of the health-check bookkeeping.
     pub fn health_record(&self) -> HealthRecord {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Time until this target may take traffic again when it is ejected or its breaker
@@ -158,7 +161,10 @@ impl TargetState {
     }
 
     pub(crate) fn is_monitored(&self) -> bool {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).monitored
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .monitored
     }
 
     /// Records one probe result and applies the thresholds: unhealthy after
@@ -166,7 +172,11 @@ impl TargetState {
     /// successes in a row, or after the first success of a never-checked target (which
     /// starts unhealthy, see [`TargetState::monitor`]).
     /// Returns the new health when it changed.
-    pub(crate) fn record_probe(&self, result: Result<String, String>, cfg: &HealthCheckConfig) -> Option<bool> {
+    pub(crate) fn record_probe(
+        &self,
+        result: Result<String, String>,
+        cfg: &HealthCheckConfig,
+    ) -> Option<bool> {
         let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
         let first = !h.checked;
         h.checked = true;
@@ -291,14 +301,21 @@ impl Pick {
             self.state.ewma.record(self.started.elapsed());
         }
         let breaker_failure = match outcome {
-            Outcome::Status(s) => p.breaker.as_ref().map_or(matches!(s, 500 | 502 | 503 | 504), |c| {
-                c.failure_statuses.contains(&s)
-            }),
+            Outcome::Status(s) => p
+                .breaker
+                .as_ref()
+                .map_or(matches!(s, 500 | 502 | 503 | 504), |c| {
+                    c.failure_statuses.contains(&s)
+                }),
             _ => true,
         };
-        self.state
-            .breaker
-            .record(breaker_failure, self.probe, p.breaker.as_ref(), self.addr, &p.name);
+        self.state.breaker.record(
+            breaker_failure,
+            self.probe,
+            p.breaker.as_ref(),
+            self.addr,
+            &p.name,
+        );
         if let Some(cfg) = &p.outlier {
             let failure = !matches!(outcome, Outcome::Status(s) if s < 500);
             if self.state.outlier_result(failure, cfg) {
@@ -382,7 +399,9 @@ mod tests {
         let now = clock::now();
         assert_eq!(s.eject(&c, now), Duration::from_secs(30));
         assert!(!s.is_available());
-        assert!(s.available_in().is_some_and(|d| d > Duration::from_secs(29)));
+        assert!(s
+            .available_in()
+            .is_some_and(|d| d > Duration::from_secs(29)));
         assert_eq!(s.eject(&c, now), Duration::from_secs(60));
         assert_eq!(s.eject(&c, now), Duration::from_secs(70));
     }

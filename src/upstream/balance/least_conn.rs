@@ -8,7 +8,12 @@ use crate::upstream::Target;
 pub struct LeastConn;
 
 impl BackendSelection for LeastConn {
-    fn select(&self, targets: &[Target], _hash: Option<u64>, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    fn select(
+        &self,
+        targets: &[Target],
+        _hash: Option<u64>,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
         let mut rng: Option<XorShift> = None;
         let mut best: Option<(usize, u64, u64)> = None; // index, in_flight, weight
         let mut ties = 0u64;
@@ -22,7 +27,10 @@ impl BackendSelection for LeastConn {
                 continue;
             };
             // f / w  vs  bf / bw, without division
-            let (lhs, rhs) = (u128::from(f) * u128::from(bw), u128::from(bf) * u128::from(w));
+            let (lhs, rhs) = (
+                u128::from(f) * u128::from(bw),
+                u128::from(bf) * u128::from(w),
+            );
             if lhs < rhs {
                 best = Some((i, f, w));
                 ties = 0;
@@ -46,7 +54,11 @@ mod tests {
     #[test]
     fn prefers_fewer_in_flight_per_weight() {
         let t = targets(&[1, 1, 2]);
-        let hold = |i: usize, n: usize| -> Vec<Pick> { (0..n).map(|_| crate::upstream::pool::test_pick(&t[i])).collect() };
+        let hold = |i: usize, n: usize| -> Vec<Pick> {
+            (0..n)
+                .map(|_| crate::upstream::pool::test_pick(&t[i]))
+                .collect()
+        };
         let _a = hold(0, 3);
         let _b = hold(1, 1);
         let _c = hold(2, 4); // 4 / 2 = 2 per weight

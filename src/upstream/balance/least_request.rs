@@ -18,7 +18,12 @@ impl LeastRequest {
 }
 
 impl BackendSelection for LeastRequest {
-    fn select(&self, targets: &[Target], _hash: Option<u64>, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    fn select(
+        &self,
+        targets: &[Target],
+        _hash: Option<u64>,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
         p2c(&self.table, targets, eligible, &|t| {
             t.state.in_flight() as f64 / f64::from(t.weight.max(1))
         })
@@ -33,7 +38,9 @@ mod tests {
     #[test]
     fn busy_target_loses_every_duel() {
         let t = targets(&[1, 1]);
-        let _held: Vec<_> = (0..5).map(|_| crate::upstream::pool::test_pick(&t[0])).collect();
+        let _held: Vec<_> = (0..5)
+            .map(|_| crate::upstream::pool::test_pick(&t[0]))
+            .collect();
         let sel = LeastRequest::new(&t);
         for _ in 0..100 {
             assert_eq!(sel.select(&t, None, &|_| true), Some(1));

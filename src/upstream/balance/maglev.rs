@@ -38,7 +38,9 @@ impl Maglev {
     /// A table of `m` slots (`m` should be prime; a table smaller than the number of
     /// weighted targets leaves some out).
     pub fn with_size(targets: &[Target], m: usize) -> Self {
-        let live: Vec<usize> = (0..targets.len()).filter(|&i| targets[i].weight > 0).collect();
+        let live: Vec<usize> = (0..targets.len())
+            .filter(|&i| targets[i].weight > 0)
+            .collect();
         if live.is_empty() || m < 2 {
             return Self {
                 table: Vec::new(),
@@ -54,7 +56,11 @@ impl Maglev {
                 (offset, skip)
             })
             .collect();
-        let max_w = live.iter().map(|&i| u64::from(targets[i].weight)).max().unwrap_or(1);
+        let max_w = live
+            .iter()
+            .map(|&i| u64::from(targets[i].weight))
+            .max()
+            .unwrap_or(1);
         let mut next = vec![0u64; live.len()];
         let mut credit = vec![0u64; live.len()];
         let mut table = vec![u32::MAX; m];
@@ -90,7 +96,12 @@ impl Maglev {
 }
 
 impl BackendSelection for Maglev {
-    fn select(&self, targets: &[Target], hash: Option<u64>, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    fn select(
+        &self,
+        targets: &[Target],
+        hash: Option<u64>,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
         let m = self.table.len();
         if m == 0 {
             return None;
@@ -136,13 +147,20 @@ mod tests {
         let t = targets(&vec![1; n]);
         let a = Maglev::new(&t);
         let before = owners(&a, &t, 20_000);
-        assert_eq!(before, owners(&Maglev::new(&t), &t, 20_000), "deterministic");
+        assert_eq!(
+            before,
+            owners(&Maglev::new(&t), &t, 20_000),
+            "deterministic"
+        );
         let removed = t[3].addr;
         let rest: Vec<Target> = t.iter().filter(|x| x.addr != removed).cloned().collect();
         let after = owners(&Maglev::new(&rest), &rest, 20_000);
         let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count() as f64 / 20_000.0;
         let one_nth = 1.0 / n as f64;
-        assert!(moved > 0.5 * one_nth && moved < 1.5 * one_nth, "moved {moved}");
+        assert!(
+            moved > 0.5 * one_nth && moved < 1.5 * one_nth,
+            "moved {moved}"
+        );
         // keys of the removed target all moved; others mostly stayed
         assert!(after.iter().all(|a| *a != removed));
     }

@@ -27,7 +27,12 @@ pub trait BackendSelection: Send + Sync {
     /// `eligible(i)` is true; `None` when none is. `hash` is the request's
     /// consistent-hashing key, when the pool hashes. `targets` is the set the selector
     /// was built for.
-    fn select(&self, targets: &[Target], hash: Option<u64>, eligible: &dyn Fn(usize) -> bool) -> Option<usize>;
+    fn select(
+        &self,
+        targets: &[Target],
+        hash: Option<u64>,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize>;
 }
 
 /// The selector configured for a pool (`balance:`), built for its current targets.
@@ -112,7 +117,7 @@ pub(crate) fn p2c(
     let mut rng = rand::rng();
     let mut picks: [Option<usize>; 2] = [None, None];
     for _ in 0..16 {
-        let Some(i) = table.sample(&mut rng) else { return None };
+        let i = table.sample(&mut rng)?;
         if picks[0] == Some(i) || !eligible(i) {
             continue;
         }
@@ -127,14 +132,22 @@ pub(crate) fn p2c(
     match picks {
         [Some(a), Some(b)] => {
             let (ca, cb) = (c(a), c(b));
-            Some(if ca < cb || (ca == cb && rng.random::<bool>()) { a } else { b })
+            Some(if ca < cb || (ca == cb && rng.random::<bool>()) {
+                a
+            } else {
+                b
+            })
         }
         [Some(a), None] => Some(a),
         _ => scan_min(targets, eligible, cost),
     }
 }
 
-fn scan_min(targets: &[Target], eligible: &dyn Fn(usize) -> bool, cost: &dyn Fn(&Target) -> f64) -> Option<usize> {
+fn scan_min(
+    targets: &[Target],
+    eligible: &dyn Fn(usize) -> bool,
+    cost: &dyn Fn(&Target) -> f64,
+) -> Option<usize> {
     let mut rng = XorShift::seeded();
     let mut best: Option<(usize, f64)> = None;
     let mut ties = 0u64;

@@ -22,7 +22,12 @@ impl PeakEwmaP2c {
 }
 
 impl BackendSelection for PeakEwmaP2c {
-    fn select(&self, targets: &[Target], _hash: Option<u64>, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    fn select(
+        &self,
+        targets: &[Target],
+        _hash: Option<u64>,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
         p2c(&self.table, targets, eligible, &|t| {
             let l = t.state.latency_ewma_ns();
             let l = if l > 0.0 { l } else { DEFAULT_NS };

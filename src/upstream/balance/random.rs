@@ -19,7 +19,12 @@ impl WeightedRandom {
 }
 
 impl BackendSelection for WeightedRandom {
-    fn select(&self, targets: &[Target], _hash: Option<u64>, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    fn select(
+        &self,
+        targets: &[Target],
+        _hash: Option<u64>,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
         let mut rng = rand::rng();
         for _ in 0..8 {
             let i = self.table.sample(&mut rng)?;

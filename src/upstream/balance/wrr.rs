@@ -19,7 +19,12 @@ impl SmoothWeightedRoundRobin {
 }
 
 impl BackendSelection for SmoothWeightedRoundRobin {
-    fn select(&self, targets: &[Target], _hash: Option<u64>, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    fn select(
+        &self,
+        targets: &[Target],
+        _hash: Option<u64>,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if cur.len() != targets.len() {
             cur.resize(targets.len(), 0);
@@ -52,7 +57,9 @@ mod tests {
     fn three_to_one_is_a_a_b_a() {
         let t = targets(&[3, 1]);
         let sel = SmoothWeightedRoundRobin::new(&t);
-        let seq: Vec<usize> = (0..8).map(|_| sel.select(&t, None, &|_| true).expect("t")).collect();
+        let seq: Vec<usize> = (0..8)
+            .map(|_| sel.select(&t, None, &|_| true).expect("t"))
+            .collect();
         assert_eq!(seq, [0, 0, 1, 0, 0, 0, 1, 0]);
     }
 
@@ -70,7 +77,9 @@ mod tests {
         // 3:1 no target is picked 4 times in a row, B never twice.
         let t = targets(&[3, 1]);
         let sel = SmoothWeightedRoundRobin::new(&t);
-        let seq: Vec<usize> = (0..10_000).map(|_| sel.select(&t, None, &|_| true).expect("t")).collect();
+        let seq: Vec<usize> = (0..10_000)
+            .map(|_| sel.select(&t, None, &|_| true).expect("t"))
+            .collect();
         let mut run = 1;
         for w in seq.windows(2) {
             run = if w[0] == w[1] { run + 1 } else { 1 };
