@@ -56,8 +56,13 @@ pub struct Gateway {
 
 impl Gateway {
     /// Loads the first table; the process does not start without a valid one.
-    pub fn start(config_path: PathBuf, registry: Arc<Registry>, metrics: Metrics) -> Result<Arc<Self>, String> {
-        let text = std::fs::read(&config_path).map_err(|e| format!("{}: cannot read file: {e}", config_path.display()))?;
+    pub fn start(
+        config_path: PathBuf,
+        registry: Arc<Registry>,
+        metrics: Metrics,
+    ) -> Result<Arc<Self>, String> {
+        let text = std::fs::read(&config_path)
+            .map_err(|e| format!("{}: cannot read file: {e}", config_path.display()))?;
         let cfg = parse_bytes(&text, &config_path).map_err(|e| e.to_string())?;
         let rt = Runtime::build(cfg, &registry).map_err(|e| e.join("\n"))?;
         metrics.routes_loaded.set(rt.routes.len() as i64);
@@ -69,7 +74,9 @@ impl Gateway {
             metrics,
             config_path,
             admin_token: std::env::var("ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
-            access_log: std::env::var("ACCESS_LOG").map(|v| v != "off" && v != "0" && v != "false").unwrap_or(true),
+            access_log: std::env::var("ACCESS_LOG")
+                .map(|v| v != "off" && v != "0" && v != "false")
+                .unwrap_or(true),
             trace_context: true,
             last: Mutex::new((config::fingerprint(&text), true)),
         }))
@@ -88,7 +95,10 @@ impl Gateway {
                 if trigger == Trigger::Watch && e.kind() == std::io::ErrorKind::NotFound {
                     return Ok(ReloadOutcome::Unchanged);
                 }
-                return Err(self.failed(trigger, format!("{}: cannot read file: {e}", self.config_path.display())));
+                return Err(self.failed(
+                    trigger,
+                    format!("{}: cannot read file: {e}", self.config_path.display()),
+                ));
             }
         };
         let fp = config::fingerprint(&text);
@@ -104,9 +114,19 @@ impl Gateway {
         })?;
         let restart_note = {
             let old = self.live.load();
-            old.config.server.tls.as_ref().map(|t| (&t.listen, &t.cert, &t.key)) != cfg.server.tls.as_ref().map(|t| (&t.listen, &t.cert, &t.key))
+            old.config
+                .server
+                .tls
+                .as_ref()
+                .map(|t| (&t.listen, &t.cert, &t.key))
+                != cfg
+                    .server
+                    .tls
+                    .as_ref()
+                    .map(|t| (&t.listen, &t.cert, &t.key))
         };
-        let rt = Runtime::build(cfg, &self.registry).map_err(|errs| self.failed(trigger, errs.join("\n")))?;
+        let rt = Runtime::build(cfg, &self.registry)
+            .map_err(|errs| self.failed(trigger, errs.join("\n")))?;
         let routes = rt.routes.len();
         self.live.store(Arc::new(rt));
         *last = (fp, true);
@@ -116,11 +136,19 @@ impl Gateway {
         m.last_reload_success.set(1);
         m.last_reload_timestamp.set(unix_now());
         m.routes_loaded.set(routes as i64);
-        m.reload_apply_seconds.observe(started.elapsed().as_secs_f64());
+        m.reload_apply_seconds
+            .observe(started.elapsed().as_secs_f64());
         if restart_note {
-            tracing::warn!("`server.tls` changed: listeners are fixed at start-up, restart to apply it");
+            tracing::warn!(
+                "`server.tls` changed: listeners are fixed at start-up, restart to apply it"
+            );
         }
-        tracing::info!(trigger = trigger.as_str(), routes, millis, "route table reloaded");
+        tracing::info!(
+            trigger = trigger.as_str(),
+            routes,
+            millis,
+            "route table reloaded"
+        );
         Ok(ReloadOutcome::Applied { routes, millis })
     }
 
@@ -146,5 +174,8 @@ fn parse_bytes(text: &[u8], path: &std::path::Path) -> Result<config::Config, Co
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

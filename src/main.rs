@@ -6,10 +6,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "api-gateway", version, about = "An API gateway on Pingora, steered by routes.yaml")]
+#[command(
+    name = "api-gateway",
+    version,
+    about = "An API gateway on Pingora, steered by routes.yaml"
+)]
 struct Cli {
     /// Route table to serve.
-    #[arg(long, env = "ROUTES_FILE", default_value = "routes.yaml", global = true)]
+    #[arg(
+        long,
+        env = "ROUTES_FILE",
+        default_value = "routes.yaml",
+        global = true
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -35,7 +44,12 @@ fn main() -> ExitCode {
             let path = file.unwrap_or(cli.config);
             match config::load_file(&path) {
                 Ok(c) => {
-                    println!("ok: {}: {} routes, {} upstreams", path.display(), c.routes.len(), c.upstreams.len());
+                    println!(
+                        "ok: {}: {} routes, {} upstreams",
+                        path.display(),
+                        c.routes.len(),
+                        c.upstreams.len()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -23,17 +23,28 @@ pub fn spawn(gw: Arc<Gateway>) -> Result<(), String> {
     let dir = gw
         .config_path
         .parent()
-        .map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p })
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                p
+            }
+        })
         .unwrap_or(std::path::Path::new("."))
         .to_path_buf();
     let ev_tx = tx.clone();
-    let name = gw.config_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let name = gw
+        .config_path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         // only events about the file itself, or the kubelet's `..data` swap, count:
         // a busy neighbour (a log file) must not keep the debounce from settling
         if let Ok(ev) = res {
             let relevant = ev.paths.iter().any(|p| {
-                p.file_name().is_some_and(|f| f == name.as_os_str() || f.to_string_lossy().starts_with(".."))
+                p.file_name()
+                    .is_some_and(|f| f == name.as_os_str() || f.to_string_lossy().starts_with(".."))
             });
             if relevant {
                 let _ = ev_tx.send(());
@@ -55,7 +66,9 @@ pub fn spawn(gw: Arc<Gateway>) -> Result<(), String> {
                     Ok(()) => {
                         // debounce: wait until events stop for DEBOUNCE, at most MAX_DEBOUNCE
                         let started = std::time::Instant::now();
-                        while started.elapsed() < MAX_DEBOUNCE && rx.recv_timeout(DEBOUNCE).is_ok() {}
+                        while started.elapsed() < MAX_DEBOUNCE && rx.recv_timeout(DEBOUNCE).is_ok()
+                        {
+                        }
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -68,7 +81,10 @@ pub fn spawn(gw: Arc<Gateway>) -> Result<(), String> {
     std::thread::Builder::new()
         .name("sighup".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!(error = %e, "SIGHUP reloads disabled: cannot start a runtime");

@@ -72,16 +72,25 @@ impl Runtime {
                 Err(e) => errors.push(format!("upstreams.{name}: {e}")),
             }
         }
-        let router = Router::build(config.routes.iter().map(|r| &r.matcher)).map_err(|e| vec![e])?;
-        let default_max = config.server.max_body_size.map_or(DEFAULT_MAX_BODY, |b| b.0);
+        let router =
+            Router::build(config.routes.iter().map(|r| &r.matcher)).map_err(|e| vec![e])?;
+        let default_max = config
+            .server
+            .max_body_size
+            .map_or(DEFAULT_MAX_BODY, |b| b.0);
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let p = format!("routes[{i}]");
-            let pattern = r.matcher.path.as_deref().and_then(|s| PathPattern::parse(s).ok());
-            let rewrite = Rewrite::compile(r.rewrite.as_ref(), pattern.as_ref()).unwrap_or_else(|e| {
-                errors.push(format!("{p}.rewrite: {e}"));
-                Rewrite::default()
-            });
+            let pattern = r
+                .matcher
+                .path
+                .as_deref()
+                .and_then(|s| PathPattern::parse(s).ok());
+            let rewrite =
+                Rewrite::compile(r.rewrite.as_ref(), pattern.as_ref()).unwrap_or_else(|e| {
+                    errors.push(format!("{p}.rewrite: {e}"));
+                    Rewrite::default()
+                });
             let host_header = match r.rewrite.as_ref().and_then(|rw| rw.host.as_deref()) {
                 None => HostHeader::Upstream,
                 Some("preserve") => HostHeader::Preserve,
@@ -151,7 +160,9 @@ impl Runtime {
 
 fn fallback(f: &FallbackConfig) -> Result<Fallback, String> {
     let body = match (&f.body, &f.file) {
-        (_, Some(file)) => Bytes::from(std::fs::read(file).map_err(|e| format!("cannot read `{file}`: {e}"))?),
+        (_, Some(file)) => {
+            Bytes::from(std::fs::read(file).map_err(|e| format!("cannot read `{file}`: {e}"))?)
+        }
         (Some(b), None) => Bytes::from(b.clone()),
         (None, None) => Bytes::new(),
     };
@@ -159,7 +170,8 @@ fn fallback(f: &FallbackConfig) -> Result<Fallback, String> {
     Ok(Fallback {
         status: f.status,
         body,
-        content_type: HeaderValue::from_str(ct).map_err(|_| format!("content_type `{ct}` is not a valid header value"))?,
+        content_type: HeaderValue::from_str(ct)
+            .map_err(|_| format!("content_type `{ct}` is not a valid header value"))?,
     })
 }
 
@@ -167,7 +179,11 @@ fn fallback(f: &FallbackConfig) -> Result<Fallback, String> {
 /// unknown), RFC 8594 `Sunset: <HTTP-date>`, and `Link: <...>; rel="deprecation"`.
 fn deprecation(d: Option<&Deprecation>) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = Vec::new();
-    let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let unix = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
     let (since, sunset, link) = match d {
         None | Some(Deprecation::Flag(false)) => return out,
         Some(Deprecation::Flag(true)) => (None, None, None),

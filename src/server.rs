@@ -29,21 +29,29 @@ pub struct Settings {
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| format!("{name}={v:?} is not a valid number")),
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={v:?} is not a valid number")),
         _ => Ok(default),
     }
 }
 
 impl Settings {
     pub fn from_env(config_path: PathBuf) -> Result<Self, String> {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let workers = env_num("GATEWAY_WORKERS", cores)?;
         if workers == 0 {
             return Err("GATEWAY_WORKERS must be at least 1".into());
         }
         Ok(Self {
             config_path,
-            bind: std::env::var("BIND_ADDRESS").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
+            bind: std::env::var("BIND_ADDRESS")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "0.0.0.0".into()),
             port: env_num("PORT", 8080)?,
             metrics_port: env_num("METRICS_PORT", 8081)?,
             workers,
@@ -79,13 +87,18 @@ pub fn serve(settings: Settings) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(&server.configuration, GatewayProxy { gw: gw.clone() }, "api-gateway");
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        GatewayProxy { gw: gw.clone() },
+        "api-gateway",
+    );
     proxy.add_tcp(&join(&settings.bind, settings.port));
     if let Some(tls) = &cfg.server.tls {
         for f in [&tls.cert, &tls.key] {
             std::fs::metadata(f).map_err(|e| format!("server.tls: cannot read `{f}`: {e}"))?;
         }
-        let mut t = TlsSettings::intermediate(&tls.cert, &tls.key).map_err(|e| format!("server.tls: {e}"))?;
+        let mut t = TlsSettings::intermediate(&tls.cert, &tls.key)
+            .map_err(|e| format!("server.tls: {e}"))?;
         t.enable_h2();
         proxy.add_tls_with_settings(&tls.listen, None, t);
     }
@@ -101,6 +114,12 @@ pub fn serve(settings: Settings) -> Result<(), String> {
     server.add_service(admin);
     crate::upstream::add_background_services(&mut server, &gw.registry);
     crate::reload::spawn(gw.clone())?;
-    tracing::info!(port = settings.port, metrics_port = settings.metrics_port, workers = settings.workers, routes = gw.live.load().routes.len(), "api-gateway serving");
+    tracing::info!(
+        port = settings.port,
+        metrics_port = settings.metrics_port,
+        workers = settings.workers,
+        routes = gw.live.load().routes.len(),
+        "api-gateway serving"
+    );
     server.run_forever()
 }

@@ -6,8 +6,15 @@ use std::process::Command;
 
 #[test]
 fn check_accepts_the_default_table() {
-    let out = Command::new(common::gateway_bin()).args(["check", concat!(env!("CARGO_MANIFEST_DIR"), "/routes.yaml")]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(common::gateway_bin())
+        .args(["check", concat!(env!("CARGO_MANIFEST_DIR"), "/routes.yaml")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.starts_with("ok: "), "{s}");
     assert_eq!(s.lines().count(), 1);
@@ -22,25 +29,58 @@ fn check_reports_every_error_with_line_and_column() {
         "version: 1\nupstreams:\n  a:\n    targets: [{ addr: \"127.0.0.1:9\" }]\n    balance: fastest\nroutes:\n  - name: one\n    match: { path: /x }\n    upstream: nowhere\n  - name: two\n    match: { path: /y, methdos: [GET] }\n    upstream: a\n",
     )
     .unwrap();
-    let out = Command::new(common::gateway_bin()).arg("check").arg(&f).output().unwrap();
+    let out = Command::new(common::gateway_bin())
+        .arg("check")
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 5") && err.contains("upstreams.a.balance") && err.contains("fastest"), "{err}");
-    assert!(err.contains("line 11") && err.contains("unknown field `methdos`"), "{err}");
+    assert!(
+        err.contains("line 5") && err.contains("upstreams.a.balance") && err.contains("fastest"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 11") && err.contains("unknown field `methdos`"),
+        "{err}"
+    );
     // the later semantic pass runs once types are right: fix the type errors only
     std::fs::write(&f, "version: 1\nupstreams:\n  a:\n    targets: [{ addr: \"127.0.0.1:9\" }]\nroutes:\n  - name: one\n    match: { path: /x }\n    upstream: nowhere\n  - name: one\n    match: { path: /y }\n    upstream: a\n").unwrap();
-    let out = Command::new(common::gateway_bin()).arg("check").arg(&f).output().unwrap();
+    let out = Command::new(common::gateway_bin())
+        .arg("check")
+        .arg(&f)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 8, column 5: routes[0].upstream: unknown upstream `nowhere`"), "{err}");
-    assert!(err.contains("line 9") && err.contains("duplicate route name `one`"), "{err}");
+    assert!(
+        err.contains("line 8, column 5: routes[0].upstream: unknown upstream `nowhere`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 9") && err.contains("duplicate route name `one`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn schema_is_the_committed_one() {
-    let out = Command::new(common::gateway_bin()).arg("schema").output().unwrap();
+    let out = Command::new(common::gateway_bin())
+        .arg("schema")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let committed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/routes.schema.json")).unwrap()).unwrap();
-    assert_eq!(printed, committed, "docs/routes.schema.json is stale: run `api-gateway schema > docs/routes.schema.json`");
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/routes.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        printed, committed,
+        "docs/routes.schema.json is stale: run `api-gateway schema > docs/routes.schema.json`"
+    );
     assert!(printed["properties"]["routes"].is_object());
 }

@@ -14,7 +14,10 @@ fn one_route(addr: std::net::SocketAddr, extra_server: &str) -> String {
 async fn h2c_prior_knowledge() {
     let up = Echo::start("u").await;
     let gw = Gateway::start(&one_route(up.addr, ""));
-    let c = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let r = c.get(gw.url("/h2?x=1")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.status(), 200);
@@ -34,11 +37,23 @@ async fn tls_listener_speaks_h2_and_h1() {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
     let tls_port = free_port();
-    let server = format!("server:\n  tls: {{ listen: \"127.0.0.1:{tls_port}\", cert: \"{}\", key: \"{}\" }}\n", cert_path.display(), key_path.display());
+    let server = format!(
+        "server:\n  tls: {{ listen: \"127.0.0.1:{tls_port}\", cert: \"{}\", key: \"{}\" }}\n",
+        cert_path.display(),
+        key_path.display()
+    );
     let gw = Gateway::start(&one_route(up.addr, &server));
     let ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
-    let c = reqwest::Client::builder().add_root_certificate(ca).resolve("localhost", ([127, 0, 0, 1], tls_port).into()).build().unwrap();
-    let r = c.get(format!("https://localhost:{tls_port}/secure")).send().await.unwrap();
+    let c = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .resolve("localhost", ([127, 0, 0, 1], tls_port).into())
+        .build()
+        .unwrap();
+    let r = c
+        .get(format!("https://localhost:{tls_port}/secure"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     let b: serde_json::Value = r.json().await.unwrap();
@@ -54,20 +69,33 @@ async fn websocket_upgrade_passes_through() {
     let server = tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
                 while let Some(Ok(m)) = ws.next().await {
                     if m.is_text() {
-                        let _ = ws.send(tokio_tungstenite::tungstenite::Message::text(format!("echo: {}", m.to_text().unwrap()))).await;
+                        let _ = ws
+                            .send(tokio_tungstenite::tungstenite::Message::text(format!(
+                                "echo: {}",
+                                m.to_text().unwrap()
+                            )))
+                            .await;
                     }
                 }
             });
         }
     });
     let gw = Gateway::start(&one_route(addr, ""));
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port)).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 101);
     for i in 0..3 {
-        ws.send(tokio_tungstenite::tungstenite::Message::text(format!("hello {i}"))).await.unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::text(format!(
+            "hello {i}"
+        )))
+        .await
+        .unwrap();
         let m = ws.next().await.unwrap().unwrap();
         assert_eq!(m.to_text().unwrap(), format!("echo: hello {i}"));
     }
@@ -82,14 +110,25 @@ async fn hundred_megabyte_upload_is_streamed() {
     let before = vm_hwm_kib(gw.pid());
     const CHUNK: usize = 256 * 1024;
     const TOTAL: usize = 100 * 1024 * 1024;
-    let chunks = futures::stream::iter((0..TOTAL / CHUNK).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; CHUNK]))));
-    let r = reqwest::Client::new().post(gw.url("/upload")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    let chunks = futures::stream::iter(
+        (0..TOTAL / CHUNK).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; CHUNK]))),
+    );
+    let r = reqwest::Client::new()
+        .post(gw.url("/upload"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["body_len"], TOTAL);
     let after = vm_hwm_kib(gw.pid());
     println!("gateway peak RSS: {before} KiB before, {after} KiB after a 100 MiB upload");
-    assert!(after < before + 40 * 1024, "the gateway's peak memory grew by {} KiB: the body was buffered", after - before);
+    assert!(
+        after < before + 40 * 1024,
+        "the gateway's peak memory grew by {} KiB: the body was buffered",
+        after - before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,15 +138,34 @@ async fn oversized_bodies_get_413() {
     let gw = Gateway::start(&routes);
     let c = reqwest::Client::new();
     // declared length
-    let r = c.post(gw.url("/x")).body(vec![b'a'; 2048]).send().await.unwrap();
+    let r = c
+        .post(gw.url("/x"))
+        .body(vec![b'a'; 2048])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "payload_too_large");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "payload_too_large"
+    );
     // chunked, no length: counted while streaming
-    let chunks = futures::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'a'; 512]))));
-    let r = c.post(gw.url("/x")).body(reqwest::Body::wrap_stream(chunks)).send().await;
+    let chunks = futures::stream::iter(
+        (0..8).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'a'; 512]))),
+    );
+    let r = c
+        .post(gw.url("/x"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await;
     if let Ok(r) = r {
         assert_eq!(r.status(), 413);
     }
-    let r = c.post(gw.url("/x")).body(vec![b'a'; 512]).send().await.unwrap();
+    let r = c
+        .post(gw.url("/x"))
+        .body(vec![b'a'; 512])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }

@@ -16,7 +16,11 @@ fn table(addr: std::net::SocketAddr, tag: &str) -> String {
 
 async fn tag(c: &reqwest::Client, gw: &Gateway) -> String {
     match c.get(gw.url("/x")).send().await {
-        Ok(r) => r.headers().get("x-table").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default(),
+        Ok(r) => r
+            .headers()
+            .get("x-table")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default(),
         Err(_) => String::new(),
     }
 }
@@ -27,7 +31,11 @@ async fn expect_tag(c: &reqwest::Client, gw: &Gateway, want: &str) -> Duration {
         if tag(c, gw).await == want {
             return start.elapsed();
         }
-        assert!(start.elapsed() < Duration::from_secs(3), "table `{want}` not served after 3 s; log:\n{}", gw.logs());
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "table `{want}` not served after 3 s; log:\n{}",
+            gw.logs()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -55,23 +63,59 @@ async fn reload_by_edit_rename_signal_and_admin() {
 
     // 3. SIGHUP (content unchanged on disk is still rebuilt; change it without a watch
     //    event being needed by checking the signal path explicitly)
-    let before = gw.metric("gateway_config_reloads_total{result=\"success\"}").await.unwrap_or(0.0);
-    let status = std::process::Command::new("kill").args(["-HUP", &gw.pid().to_string()]).status().unwrap();
+    let before = gw
+        .metric("gateway_config_reloads_total{result=\"success\"}")
+        .await
+        .unwrap_or(0.0);
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let grew = wait_until(Duration::from_secs(3), || async { gw.metric("gateway_config_reloads_total{result=\"success\"}").await.unwrap_or(0.0) > before }).await;
+    let grew = wait_until(Duration::from_secs(3), || async {
+        gw.metric("gateway_config_reloads_total{result=\"success\"}")
+            .await
+            .unwrap_or(0.0)
+            > before
+    })
+    .await;
     assert!(grew.is_some(), "SIGHUP did not reload");
-    let logged = wait_until(Duration::from_secs(3), || async { gw.logs().contains("\"trigger\":\"sighup\"") }).await;
-    assert!(logged.is_some(), "the SIGHUP reload was not logged:\n{}", gw.logs());
+    let logged = wait_until(Duration::from_secs(3), || async {
+        gw.logs().contains("\"trigger\":\"sighup\"")
+    })
+    .await;
+    assert!(
+        logged.is_some(),
+        "the SIGHUP reload was not logged:\n{}",
+        gw.logs()
+    );
 
     // 4. admin endpoint: refused without the token, applied with it
-    let r = c.post(gw.metrics_url("/admin/reload")).send().await.unwrap();
+    let r = c
+        .post(gw.metrics_url("/admin/reload"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
-    let r = c.post(gw.metrics_url("/admin/reload")).bearer_auth("wrong").send().await.unwrap();
+    let r = c
+        .post(gw.metrics_url("/admin/reload"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = c.post(gw.metrics_url("/admin/reload")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let r = c
+        .post(gw.metrics_url("/admin/reload"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["status"], "reloaded");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["status"],
+        "reloaded"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,19 +149,42 @@ async fn a_bad_file_is_refused_whole_and_the_old_table_serves() {
     let up = Echo::start("u").await;
     let gw = Gateway::start(&table(up.addr, "good"));
     let c = reqwest::Client::new();
-    assert_eq!(gw.metric("gateway_config_last_reload_success").await, Some(1.0));
+    assert_eq!(
+        gw.metric("gateway_config_last_reload_success").await,
+        Some(1.0)
+    );
     // one good route change plus one error: nothing of it may apply
-    let bad = format!("{}  - {{ name: broken, match: {{ path: /b }}, upstream: missing }}\n", table(up.addr, "bad"));
+    let bad = format!(
+        "{}  - {{ name: broken, match: {{ path: /b }}, upstream: missing }}\n",
+        table(up.addr, "bad")
+    );
     gw.write_config(&bad);
-    let failed = wait_until(Duration::from_secs(3), || async { gw.metric("gateway_config_reloads_total{result=\"failure\"}").await.unwrap_or(0.0) >= 1.0 }).await;
+    let failed = wait_until(Duration::from_secs(3), || async {
+        gw.metric("gateway_config_reloads_total{result=\"failure\"}")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
+    })
+    .await;
     assert!(failed.is_some(), "refusal not counted; log:\n{}", gw.logs());
-    assert_eq!(gw.metric("gateway_config_last_reload_success").await, Some(0.0));
+    assert_eq!(
+        gw.metric("gateway_config_last_reload_success").await,
+        Some(0.0)
+    );
     assert_eq!(tag(&c, &gw).await, "good");
     let logs = gw.logs();
     assert!(logs.contains("unknown upstream `missing`"), "{logs}");
-    assert!(logs.contains("line 9"), "errors are logged with their line: {logs}");
+    assert!(
+        logs.contains("line 9"),
+        "errors are logged with their line: {logs}"
+    );
     // admin reload reports the errors too
-    let r = c.post(gw.metrics_url("/admin/reload")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let r = c
+        .post(gw.metrics_url("/admin/reload"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     // malformed YAML likewise
     gw.write_config("version: 1\nroutes: [\n");
@@ -126,7 +193,10 @@ async fn a_bad_file_is_refused_whole_and_the_old_table_serves() {
     // and a fix applies
     gw.write_config(&table(up.addr, "fixed"));
     expect_tag(&c, &gw, "fixed").await;
-    assert_eq!(gw.metric("gateway_config_last_reload_success").await, Some(1.0));
+    assert_eq!(
+        gw.metric("gateway_config_last_reload_success").await,
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,5 +232,10 @@ async fn fifty_reloads_under_load_lose_no_request() {
     println!("reload storm: 50 reloads, {ok} requests ok, {failed} failed");
     assert!(ok > 100, "the load did not run: {ok}");
     assert_eq!(failed, 0);
-    assert!(gw.metric("gateway_config_reloads_total{result=\"success\"}").await.unwrap() >= 50.0);
+    assert!(
+        gw.metric("gateway_config_reloads_total{result=\"success\"}")
+            .await
+            .unwrap()
+            >= 50.0
+    );
 }

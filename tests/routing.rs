@@ -56,7 +56,10 @@ routes:
     )
 }
 
-async fn get(client: &reqwest::Client, url: String) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+async fn get(
+    client: &reqwest::Client,
+    url: String,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
     let r = client.get(url).send().await.unwrap();
     let status = r.status().as_u16();
     let h = r.headers().clone();
@@ -65,7 +68,11 @@ async fn get(client: &reqwest::Client, url: String) -> (u16, reqwest::header::He
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_matrix_rewrites_and_errors() {
-    let (v1, v2, other) = (Echo::start("v1").await, Echo::start("v2").await, Echo::start("other").await);
+    let (v1, v2, other) = (
+        Echo::start("v1").await,
+        Echo::start("v2").await,
+        Echo::start("other").await,
+    );
     let gw = Gateway::start(&table(&v1, &v2, &other));
     let c = reqwest::Client::new();
 
@@ -88,7 +95,12 @@ async fn routing_matrix_rewrites_and_errors() {
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["path"], "/jobs/42");
     // exact beats prefix; upstream Host is the target address by default
-    let r = c.post(gw.url("/api/v1/generate")).body("{}").send().await.unwrap();
+    let r = c
+        .post(gw.url("/api/v1/generate"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["upstream"], "v2");
     assert_eq!(b["path"], "/api/v1/generate");
@@ -100,13 +112,24 @@ async fn routing_matrix_rewrites_and_errors() {
     assert_eq!(h["sunset"], "Wed, 30 Jun 2027 00:00:00 GMT");
     assert!(h["link"].to_str().unwrap().contains("rel=\"deprecation\""));
     // host match (wildcard), and the upstream's configured Host
-    let r = c.get(gw.url("/api/v1/x")).header("host", "acme.tenant.example").send().await.unwrap();
+    let r = c
+        .get(gw.url("/api/v1/x"))
+        .header("host", "acme.tenant.example")
+        .send()
+        .await
+        .unwrap();
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["upstream"], "other");
     assert_eq!(b["headers"]["host"], "backend.internal");
     assert_eq!(b["headers"]["x-forwarded-host"], "acme.tenant.example");
     // header match + request/response header plugins
-    let r = c.get(gw.url("/api/v1/x")).header("x-canary", "yes").header("x-remove-me", "1").send().await.unwrap();
+    let r = c
+        .get(gw.url("/api/v1/x"))
+        .header("x-canary", "yes")
+        .header("x-remove-me", "1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-served-by"], "canary");
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["upstream"], "v2");
@@ -114,18 +137,34 @@ async fn routing_matrix_rewrites_and_errors() {
     assert!(b["headers"].get("x-remove-me").is_none());
     // a method the exact route does not take falls back to the catch-all prefix
     let r = c.post(gw.url("/only-get")).send().await.unwrap();
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["upstream"], "other");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["upstream"],
+        "other"
+    );
     // 403 from a plugin, JSON
     let r = c.get(gw.url("/internal/secrets")).send().await.unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "forbidden");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "forbidden"
+    );
     // a client request id is kept and propagated
-    let r = c.get(gw.url("/api/v1/x")).header("x-request-id", "abc-123").send().await.unwrap();
+    let r = c
+        .get(gw.url("/api/v1/x"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["headers"]["x-request-id"], "abc-123");
     // a malformed one is replaced
-    let r = c.get(gw.url("/api/v1/x")).header("x-request-id", "bad id with spaces").send().await.unwrap();
+    let r = c
+        .get(gw.url("/api/v1/x"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(r.headers()["x-request-id"], "bad id with spaces");
 }
 
@@ -154,10 +193,16 @@ async fn not_found_is_json_and_probes_are_never_shadowed() {
     assert_eq!(b["request_id"], rid);
     let r = c.get(gw.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get("x-upstream").is_none(), "/health must be answered by the gateway");
+    assert!(
+        r.headers().get("x-upstream").is_none(),
+        "/health must be answered by the gateway"
+    );
     let r = c.get(gw.url("/ready")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["status"], "ready");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,10 +213,25 @@ async fn dot_segments_and_encoded_paths_cannot_escape() {
         public.addr, internal.addr
     );
     let gw = Gateway::start(&routes);
-    let ask = |path: &str| raw_request(gw.port, &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")).unwrap();
-    for path in ["/api/v1/../../internal/x", "/api/v1/%2e%2e/%2E%2E/internal/x", "/api/v1/.%2e/.%2E/internal/x", "//internal//x", "/api/v1/./../../internal/x"] {
+    let ask = |path: &str| {
+        raw_request(
+            gw.port,
+            &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        )
+        .unwrap()
+    };
+    for path in [
+        "/api/v1/../../internal/x",
+        "/api/v1/%2e%2e/%2E%2E/internal/x",
+        "/api/v1/.%2e/.%2E/internal/x",
+        "//internal//x",
+        "/api/v1/./../../internal/x",
+    ] {
         let r = ask(path);
-        assert!(r.starts_with("HTTP/1.1 403"), "{path} must be judged as /internal/x:\n{r}");
+        assert!(
+            r.starts_with("HTTP/1.1 403"),
+            "{path} must be judged as /internal/x:\n{r}"
+        );
     }
     // inside the prefix, the normalised path is what the upstream sees
     let r = ask("/api/v1/a/../b//c/%7Euser");
@@ -201,9 +261,18 @@ async fn forwarded_and_hop_by_hop_headers() {
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], "public.example");
     for hop in ["x-secret", "keep-alive", "proxy-authorization", "te"] {
-        assert!(h.get(hop).is_none(), "{hop} must not reach the upstream: {h}");
+        assert!(
+            h.get(hop).is_none(),
+            "{hop} must not reach the upstream: {h}"
+        );
     }
     let tp = h["traceparent"].as_str().unwrap();
-    assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{tp}");
-    assert!(!tp.contains("00f067aa0ba902b7"), "the gateway's own span is the parent: {tp}");
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
+    assert!(
+        !tp.contains("00f067aa0ba902b7"),
+        "the gateway's own span is the parent: {tp}"
+    );
 }

@@ -32,8 +32,10 @@ pub struct HeaderOps {
 }
 
 fn pair(k: &str, v: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("`{k}` is not a valid header name"))?;
-    let value = HeaderValue::from_str(v).map_err(|_| format!("the value of `{k}` is not a valid header value"))?;
+    let name = HeaderName::from_bytes(k.as_bytes())
+        .map_err(|_| format!("`{k}` is not a valid header name"))?;
+    let value = HeaderValue::from_str(v)
+        .map_err(|_| format!("the value of `{k}` is not a valid header value"))?;
     Ok((name, value))
 }
 
@@ -43,12 +45,23 @@ impl HeaderOps {
             return Err("give at least one of `set`, `add`, `remove`".into());
         }
         Ok(Self {
-            set: s.set.iter().map(|(k, v)| pair(k, v)).collect::<Result<_, _>>()?,
-            add: s.add.iter().map(|(k, v)| pair(k, v)).collect::<Result<_, _>>()?,
+            set: s
+                .set
+                .iter()
+                .map(|(k, v)| pair(k, v))
+                .collect::<Result<_, _>>()?,
+            add: s
+                .add
+                .iter()
+                .map(|(k, v)| pair(k, v))
+                .collect::<Result<_, _>>()?,
             remove: s
                 .remove
                 .iter()
-                .map(|k| HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("`{k}` is not a valid header name")))
+                .map(|k| {
+                    HeaderName::from_bytes(k.as_bytes())
+                        .map_err(|_| format!("`{k}` is not a valid header name"))
+                })
                 .collect::<Result<_, _>>()?,
         })
     }

@@ -47,7 +47,9 @@ impl IpRestriction {
     }
 
     fn permits(&self, ip: Option<std::net::IpAddr>) -> bool {
-        let Some(ip) = ip else { return self.allow.is_empty() && self.deny.is_empty() };
+        let Some(ip) = ip else {
+            return self.allow.is_empty() && self.deny.is_empty();
+        };
         let ip = match ip {
             std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
             v4 => v4,
@@ -64,11 +66,20 @@ impl Plugin for IpRestriction {
     fn name(&self) -> &'static str {
         "ip_restriction"
     }
-    async fn on_request(&self, _req: &mut RequestHeader, info: &RequestInfo<'_>, _ctx: &mut PluginCtx) -> Flow {
+    async fn on_request(
+        &self,
+        _req: &mut RequestHeader,
+        info: &RequestInfo<'_>,
+        _ctx: &mut PluginCtx,
+    ) -> Flow {
         if self.permits(info.client_ip) {
             Flow::Continue
         } else {
-            Flow::Respond(Reply::error(403, "forbidden", "your address may not use this route"))
+            Flow::Respond(Reply::error(
+                403,
+                "forbidden",
+                "your address may not use this route",
+            ))
         }
     }
 }
@@ -89,6 +100,10 @@ mod tests {
         assert!(p.permits(Some("127.0.0.1".parse().unwrap())));
         assert!(p.permits(Some("::ffff:127.0.0.1".parse().unwrap())));
         assert!(!p.permits(Some("192.168.1.1".parse().unwrap())));
-        assert!(IpRestriction::new(IpSettings { allow: vec!["nope".into()], deny: vec![] }).is_err());
+        assert!(IpRestriction::new(IpSettings {
+            allow: vec!["nope".into()],
+            deny: vec![]
+        })
+        .is_err());
     }
 }

@@ -83,7 +83,12 @@ pub trait Plugin: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Request phase: check or change the client's request; may answer instead.
-    async fn on_request(&self, _req: &mut RequestHeader, _info: &RequestInfo<'_>, _ctx: &mut PluginCtx) -> Flow {
+    async fn on_request(
+        &self,
+        _req: &mut RequestHeader,
+        _info: &RequestInfo<'_>,
+        _ctx: &mut PluginCtx,
+    ) -> Flow {
         Flow::Continue
     }
 
@@ -107,22 +112,38 @@ pub enum PluginError {
 pub const BUILT_IN: &[&str] = &["request_headers", "response_headers", "ip_restriction"];
 
 /// Builds a plugin from its name and settings (the route entry minus `name`).
-pub fn build(name: &str, settings: &serde_json::Map<String, serde_json::Value>) -> Result<Arc<dyn Plugin>, PluginError> {
+pub fn build(
+    name: &str,
+    settings: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Arc<dyn Plugin>, PluginError> {
     Ok(match name {
-        "request_headers" => Arc::new(RequestHeaders(HeaderOps::from_settings(parse_settings(name, settings)?).map_err(|m| bad(name, m))?)),
-        "response_headers" => Arc::new(ResponseHeaders(HeaderOps::from_settings(parse_settings(name, settings)?).map_err(|m| bad(name, m))?)),
-        "ip_restriction" => Arc::new(IpRestriction::new(parse_settings(name, settings)?).map_err(|m| bad(name, m))?),
+        "request_headers" => Arc::new(RequestHeaders(
+            HeaderOps::from_settings(parse_settings(name, settings)?).map_err(|m| bad(name, m))?,
+        )),
+        "response_headers" => Arc::new(ResponseHeaders(
+            HeaderOps::from_settings(parse_settings(name, settings)?).map_err(|m| bad(name, m))?,
+        )),
+        "ip_restriction" => {
+            Arc::new(IpRestriction::new(parse_settings(name, settings)?).map_err(|m| bad(name, m))?)
+        }
         other => return Err(PluginError::Unknown(other.to_string())),
     })
 }
 
 /// Checks a plugin's name and settings without keeping the result.
-pub fn validate(name: &str, settings: &serde_json::Map<String, serde_json::Value>) -> Result<(), PluginError> {
+pub fn validate(
+    name: &str,
+    settings: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), PluginError> {
     build(name, settings).map(drop)
 }
 
-fn parse_settings<T: DeserializeOwned>(name: &str, s: &serde_json::Map<String, serde_json::Value>) -> Result<T, PluginError> {
-    serde_json::from_value(serde_json::Value::Object(s.clone())).map_err(|e| bad(name, e.to_string()))
+fn parse_settings<T: DeserializeOwned>(
+    name: &str,
+    s: &serde_json::Map<String, serde_json::Value>,
+) -> Result<T, PluginError> {
+    serde_json::from_value(serde_json::Value::Object(s.clone()))
+        .map_err(|e| bad(name, e.to_string()))
 }
 
 fn bad(name: &str, message: impl Into<String>) -> PluginError {

@@ -24,7 +24,10 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response<Vec<u8>> {
 }
 
 fn err(status: StatusCode, kind: &str, message: &str) -> Response<Vec<u8>> {
-    json(status, serde_json::json!({"error": kind, "message": message}))
+    json(
+        status,
+        serde_json::json!({"error": kind, "message": message}),
+    )
 }
 
 /// Compares without an early exit, so timing does not tell how much of a token matched.
@@ -33,9 +36,13 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl AdminApp {
-    fn authorize(&self, session: &ServerSession) -> Result<(), Response<Vec<u8>>> {
+    fn authorize(&self, session: &ServerSession) -> Result<(), Box<Response<Vec<u8>>>> {
         let Some(token) = &self.gw.admin_token else {
-            return Err(err(StatusCode::FORBIDDEN, "forbidden", "the admin API is disabled: set ADMIN_TOKEN to enable it"));
+            return Err(Box::new(err(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the admin API is disabled: set ADMIN_TOKEN to enable it",
+            )));
         };
         let given = session
             .req_header()
@@ -47,9 +54,16 @@ impl AdminApp {
         match given {
             Some(g) if same(g.as_bytes(), token.as_bytes()) => Ok(()),
             _ => {
-                let mut r = err(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required");
-                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"api-gateway-admin\""));
-                Err(r)
+                let mut r = err(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "a valid bearer token is required",
+                );
+                r.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"api-gateway-admin\""),
+                );
+                Err(Box::new(r))
             }
         }
     }
@@ -57,19 +71,32 @@ impl AdminApp {
     async fn reload(&self) -> Response<Vec<u8>> {
         let gw = self.gw.clone();
         match tokio::task::spawn_blocking(move || gw.reload(Trigger::Admin)).await {
-            Ok(Ok(ReloadOutcome::Applied { routes, millis })) => json(StatusCode::OK, serde_json::json!({"status": "reloaded", "routes": routes, "millis": millis})),
-            Ok(Ok(ReloadOutcome::Unchanged)) => json(StatusCode::OK, serde_json::json!({"status": "unchanged"})),
+            Ok(Ok(ReloadOutcome::Applied { routes, millis })) => json(
+                StatusCode::OK,
+                serde_json::json!({"status": "reloaded", "routes": routes, "millis": millis}),
+            ),
+            Ok(Ok(ReloadOutcome::Unchanged)) => {
+                json(StatusCode::OK, serde_json::json!({"status": "unchanged"}))
+            }
             Ok(Err(e)) => json(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 serde_json::json!({"error": "invalid_config", "message": "the file was refused; the previous route table keeps serving", "details": e.lines().collect::<Vec<_>>()}),
             ),
-            Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &e.to_string()),
+            Err(e) => err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                &e.to_string(),
+            ),
         }
     }
 
     fn upstreams(&self) -> Response<Vec<u8>> {
         let rt = self.gw.live.load();
-        let pools: serde_json::Map<String, serde_json::Value> = rt.pools.iter().map(|(name, p)| (name.clone(), p.snapshot())).collect();
+        let pools: serde_json::Map<String, serde_json::Value> = rt
+            .pools
+            .iter()
+            .map(|(name, p)| (name.clone(), p.snapshot()))
+            .collect();
         json(StatusCode::OK, serde_json::Value::Object(pools))
     }
 
@@ -79,7 +106,9 @@ impl AdminApp {
             .config
             .routes
             .iter()
-            .map(|r| serde_json::json!({"name": r.name, "match": r.matcher, "upstream": r.upstream}))
+            .map(
+                |r| serde_json::json!({"name": r.name, "match": r.matcher, "upstream": r.upstream}),
+            )
             .collect();
         json(StatusCode::OK, serde_json::json!({"routes": routes}))
     }
@@ -103,13 +132,17 @@ impl ServeHttp for AdminApp {
             ("GET", "/health") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
             (_, "/admin/reload" | "/admin/upstreams" | "/admin/routes") => {
                 if let Err(r) = self.authorize(session) {
-                    return r;
+                    return *r;
                 }
                 match (method.as_str(), path.as_str()) {
                     ("POST", "/admin/reload") => self.reload().await,
                     ("GET", "/admin/upstreams") => self.upstreams(),
                     ("GET", "/admin/routes") => self.routes(),
-                    _ => err(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "wrong method for this endpoint"),
+                    _ => err(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "method_not_allowed",
+                        "wrong method for this endpoint",
+                    ),
                 }
             }
             _ => err(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),

@@ -5,12 +5,18 @@
 use super::{Config, Errors, TargetConfig};
 
 /// (variable, upstream name) pairs that override upstream targets.
-pub const UPSTREAM_URL_OVERRIDES: [(&str, &str); 2] =
-    [("API_GENERATION_URL", "generation"), ("API_ENRICHMENT_URL", "enrichment")];
+pub const UPSTREAM_URL_OVERRIDES: [(&str, &str); 2] = [
+    ("API_GENERATION_URL", "generation"),
+    ("API_ENRICHMENT_URL", "enrichment"),
+];
 
 /// Replaces the targets of overridden upstreams with the single address of the URL.
 /// `https://` URLs also turn on TLS towards the target. An unusable URL is an error.
-pub(crate) fn apply_env_overrides(config: &mut Config, env: &dyn Fn(&str) -> Option<String>, errs: &mut Errors) {
+pub(crate) fn apply_env_overrides(
+    config: &mut Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Errors,
+) {
     for (var, name) in UPSTREAM_URL_OVERRIDES {
         let Some(url) = env(var).filter(|u| !u.trim().is_empty()) else {
             continue;
@@ -24,7 +30,10 @@ pub(crate) fn apply_env_overrides(config: &mut Config, env: &dyn Fn(&str) -> Opt
                 up.discovery = None;
                 up.tls = tls;
             }
-            Err(e) => errs.push(format!("upstreams.{name}"), format!("environment variable {var}={url:?}: {e}")),
+            Err(e) => errs.push(
+                format!("upstreams.{name}"),
+                format!("environment variable {var}={url:?}: {e}"),
+            ),
         }
     }
 }

@@ -133,9 +133,21 @@ mod tests {
         let l = Locations::index(text);
         assert_eq!(l.find("version"), Some(Pos { line: 1, column: 1 }));
         assert_eq!(l.find("routes[1].name"), Some(Pos { line: 5, column: 5 }));
-        assert_eq!(l.find("routes[0].upstream"), Some(Pos { line: 4, column: 5 }));
-        assert_eq!(l.find("routes[1].match.path"), Some(Pos { line: 6, column: 14 }));
+        assert_eq!(
+            l.find("routes[0].upstream"),
+            Some(Pos { line: 4, column: 5 })
+        );
+        assert_eq!(
+            l.find("routes[1].match.path"),
+            Some(Pos {
+                line: 6,
+                column: 14
+            })
+        );
         // unknown child falls back to the parent
-        assert_eq!(l.find("routes[1].match.nope"), Some(Pos { line: 6, column: 5 }));
+        assert_eq!(
+            l.find("routes[1].match.nope"),
+            Some(Pos { line: 6, column: 5 })
+        );
     }
 }

@@ -7,12 +7,12 @@ mod types;
 mod units;
 mod validate;
 
-pub use env::parse_target_url;
 pub(crate) use env::apply_env_overrides;
-pub use validate::split_host_port;
+pub use env::parse_target_url;
 pub use locate::{Locations, Pos};
 pub use types::*;
 pub use units::{ByteSize, Dur};
+pub use validate::split_host_port;
 
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
@@ -53,7 +53,13 @@ pub struct ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        write!(f, "{}: {} error{}", self.source_name, n, if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{}: {} error{}",
+            self.source_name,
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.errors {
             write!(f, "\n  {}: {e}", self.source_name)?;
         }
@@ -69,7 +75,10 @@ pub(crate) struct Errors<'a> {
 
 impl<'a> Errors<'a> {
     pub(crate) fn new(locs: &'a Locations) -> Self {
-        Self { locs, list: Vec::new() }
+        Self {
+            locs,
+            list: Vec::new(),
+        }
     }
     pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
@@ -98,7 +107,11 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates a route table; `env` looks up environment variables.
-pub fn parse(text: &str, source_name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+pub fn parse(
+    text: &str,
+    source_name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
     let fail = |errors| ConfigErrors {
         source_name: source_name.to_string(),
         errors,
@@ -140,7 +153,10 @@ fn strip_location(msg: &str) -> String {
 /// the others.
 fn sections(doc: Value, errs: &mut Errors) -> Option<Config> {
     let Value::Mapping(top) = doc else {
-        errs.push("", "the document must be a mapping with `version`, `upstreams` and `routes`");
+        errs.push(
+            "",
+            "the document must be a mapping with `version`, `upstreams` and `routes`",
+        );
         return None;
     };
     let mut version = None;

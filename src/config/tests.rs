@@ -27,7 +27,10 @@ routes:
 fn spec_example_loads() {
     let c = parse(GOOD, "t.yaml", &env_none).unwrap();
     assert_eq!(c.routes.len(), 1);
-    assert_eq!(c.upstreams["generation"].retry.as_ref().unwrap().attempts, 3);
+    assert_eq!(
+        c.upstreams["generation"].retry.as_ref().unwrap().attempts,
+        3
+    );
 }
 
 #[test]
@@ -36,12 +39,25 @@ fn every_error_is_located() {
     let e = parse(bad, "t.yaml", &env_none).unwrap_err();
     let text = e.to_string();
     assert!(text.contains("upstreams.a.targets"), "{text}");
-    let up = e.errors.iter().find(|e| e.path == "routes[0].upstream").expect(&text);
+    let up = e
+        .errors
+        .iter()
+        .find(|e| e.path == "routes[0].upstream")
+        .expect(&text);
     assert_eq!(up.pos, Some(Pos { line: 8, column: 5 }));
     assert!(up.message.contains("unknown upstream `nope`"));
-    let dup = e.errors.iter().find(|e| e.path == "routes[1].name").expect(&text);
+    let dup = e
+        .errors
+        .iter()
+        .find(|e| e.path == "routes[1].name")
+        .expect(&text);
     assert_eq!(dup.pos.map(|p| p.line), Some(9));
-    assert!(e.errors.iter().any(|e| e.path == "routes[1].plugins[0]" && e.message.contains("unknown plugin")), "{text}");
+    assert!(
+        e.errors
+            .iter()
+            .any(|e| e.path == "routes[1].plugins[0]" && e.message.contains("unknown plugin")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -49,10 +65,18 @@ fn unknown_fields_and_types_are_refused_per_route() {
     let bad = "version: 1\nupstreams:\n  a: { targets: [{addr: '127.0.0.1:1'}] }\nroutes:\n  - name: r1\n    match: { path: /x, pathprefix: /y }\n    upstream: a\n  - name: r2\n    match: { path: /z }\n    upstream: a\n    timeout: 5\n";
     let e = parse(bad, "t.yaml", &env_none).unwrap_err();
     let text = e.to_string();
-    let unk = e.errors.iter().find(|e| e.message.contains("unknown field `pathprefix`")).expect(&text);
+    let unk = e
+        .errors
+        .iter()
+        .find(|e| e.message.contains("unknown field `pathprefix`"))
+        .expect(&text);
     assert_eq!(unk.path, "routes[0].match.pathprefix");
     assert_eq!(unk.pos.map(|p| p.line), Some(6));
-    let dur = e.errors.iter().find(|e| e.path == "routes[1].timeout").expect(&text);
+    let dur = e
+        .errors
+        .iter()
+        .find(|e| e.path == "routes[1].timeout")
+        .expect(&text);
     assert!(dur.message.contains("no unit"), "{text}");
     assert_eq!(dur.pos.map(|p| p.line), Some(11));
 }
@@ -69,14 +93,25 @@ fn syntax_error_has_position() {
 fn indistinguishable_routes() {
     let bad = "version: 1\nupstreams:\n  a: { targets: [{addr: '127.0.0.1:1'}] }\nroutes:\n  - { name: r1, match: { path: '/x/{id}' }, upstream: a }\n  - { name: r2, match: { path: '/x/{other}', methods: [GET] }, upstream: a }\n";
     let e = parse(bad, "t.yaml", &env_none).unwrap_err();
-    assert!(e.errors.iter().any(|e| e.path == "routes[1].match" && e.message.contains("can never match")), "{e}");
+    assert!(
+        e.errors
+            .iter()
+            .any(|e| e.path == "routes[1].match" && e.message.contains("can never match")),
+        "{e}"
+    );
 }
 
 #[test]
 fn env_overrides_targets() {
     let env = |k: &str| (k == "API_GENERATION_URL").then(|| "http://10.1.2.3:9000".to_string());
     let c = parse(GOOD, "t.yaml", &env).unwrap();
-    assert_eq!(c.upstreams["generation"].targets, vec![TargetConfig { addr: "10.1.2.3:9000".into(), weight: 1 }]);
+    assert_eq!(
+        c.upstreams["generation"].targets,
+        vec![TargetConfig {
+            addr: "10.1.2.3:9000".into(),
+            weight: 1
+        }]
+    );
     let env = |k: &str| (k == "API_GENERATION_URL").then(|| "ftp://x".to_string());
     assert!(parse(GOOD, "t.yaml", &env).is_err());
 }
@@ -85,6 +120,14 @@ fn env_overrides_targets() {
 fn zero_weights_and_bad_plugin_settings() {
     let bad = "version: 1\nupstreams:\n  a: { targets: [{addr: '127.0.0.1:1', weight: 0}] }\nroutes:\n  - { name: r1, match: { path: /x }, upstream: a, plugins: [{ name: request_headers, sett: {} }] }\n";
     let e = parse(bad, "t.yaml", &env_none).unwrap_err();
-    assert!(e.errors.iter().any(|e| e.message.contains("weight 0")), "{e}");
-    assert!(e.errors.iter().any(|e| e.path == "routes[0].plugins[0]" && e.message.contains("unknown field")), "{e}");
+    assert!(
+        e.errors.iter().any(|e| e.message.contains("weight 0")),
+        "{e}"
+    );
+    assert!(
+        e.errors
+            .iter()
+            .any(|e| e.path == "routes[0].plugins[0]" && e.message.contains("unknown field")),
+        "{e}"
+    );
 }

@@ -32,18 +32,26 @@ impl<'de> Deserialize<'de> for Dur {
                 f.write_str("a duration such as `250ms`, `5s` or `1m`")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
-                humantime::parse_duration(v.trim())
-                    .map(Dur)
-                    .map_err(|e| E::custom(format!("invalid duration `{v}`: {e} (write e.g. `250ms`, `5s`, `1m`)")))
+                humantime::parse_duration(v.trim()).map(Dur).map_err(|e| {
+                    E::custom(format!(
+                        "invalid duration `{v}`: {e} (write e.g. `250ms`, `5s`, `1m`)"
+                    ))
+                })
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
-                Err(E::custom(format!("duration `{v}` has no unit (write e.g. `{v}s` or `{v}ms`)")))
+                Err(E::custom(format!(
+                    "duration `{v}` has no unit (write e.g. `{v}s` or `{v}ms`)"
+                )))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
-                Err(E::custom(format!("duration `{v}` has no unit (write e.g. `{v}s` or `{v}ms`)")))
+                Err(E::custom(format!(
+                    "duration `{v}` has no unit (write e.g. `{v}s` or `{v}ms`)"
+                )))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
-                Err(E::custom(format!("duration `{v}` has no unit (write e.g. `{v}s`)")))
+                Err(E::custom(format!(
+                    "duration `{v}` has no unit (write e.g. `{v}s`)"
+                )))
             }
         }
         d.deserialize_any(V)
@@ -87,9 +95,9 @@ impl ByteSize {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid size `{s}` (write e.g. `512KB`, `10MiB` or a number of bytes)"))?;
+        let n: u64 = num.parse().map_err(|_| {
+            format!("invalid size `{s}` (write e.g. `512KB`, `10MiB` or a number of bytes)")
+        })?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" | "k" => 1000,
@@ -98,7 +106,11 @@ impl ByteSize {
             "kib" => 1 << 10,
             "mib" => 1 << 20,
             "gib" => 1 << 30,
-            other => return Err(format!("unknown size unit `{other}` in `{s}` (use B, KB, MB, GB, KiB, MiB, GiB)")),
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}` in `{s}` (use B, KB, MB, GB, KiB, MiB, GiB)"
+                ))
+            }
         };
         n.checked_mul(mult)
             .map(ByteSize)
@@ -141,9 +153,18 @@ impl JsonSchema for ByteSize {
         "ByteSize".into()
     }
     fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
-        let mut s: schemars::schema::SchemaObject = Default::default();
-        s.instance_type = Some(vec![schemars::schema::InstanceType::String, schemars::schema::InstanceType::Integer].into());
-        s.metadata().description = Some("A size: bytes as an integer, or `512KB`, `10MiB`, `1GB`".into());
+        let mut s = schemars::schema::SchemaObject {
+            instance_type: Some(
+                vec![
+                    schemars::schema::InstanceType::String,
+                    schemars::schema::InstanceType::Integer,
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        s.metadata().description =
+            Some("A size: bytes as an integer, or `512KB`, `10MiB`, `1GB`".into());
         s.into()
     }
 }

@@ -7,7 +7,10 @@ use std::collections::{BTreeSet, HashMap};
 
 pub(super) fn validate(c: &Config, errs: &mut Errors) {
     if c.version != 1 {
-        errs.push("version", format!("unsupported version {} (only 1 exists)", c.version));
+        errs.push(
+            "version",
+            format!("unsupported version {} (only 1 exists)", c.version),
+        );
     }
     for (name, up) in &c.upstreams {
         upstream(name, up, errs);
@@ -16,26 +19,45 @@ pub(super) fn validate(c: &Config, errs: &mut Errors) {
     for (i, r) in c.routes.iter().enumerate() {
         let p = format!("routes[{i}]");
         if let Some(first) = names.insert(&r.name, i) {
-            errs.push(format!("{p}.name"), format!("duplicate route name `{}` (first used by routes[{first}])", r.name));
+            errs.push(
+                format!("{p}.name"),
+                format!(
+                    "duplicate route name `{}` (first used by routes[{first}])",
+                    r.name
+                ),
+            );
         }
         route(&p, r, c, errs);
     }
     indistinguishable(&c.routes, errs);
     if let Some(tls) = &c.server.tls {
         if tls.listen.parse::<std::net::SocketAddr>().is_err() {
-            errs.push("server.tls.listen", format!("`{}` is not an ip:port address", tls.listen));
+            errs.push(
+                "server.tls.listen",
+                format!("`{}` is not an ip:port address", tls.listen),
+            );
         }
     }
 }
 
 fn upstream(name: &str, u: &UpstreamConfig, errs: &mut Errors) {
     let p = format!("upstreams.{name}");
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         errs.push(&p, "upstream names use letters, digits, `-` and `_`");
     }
     match (&u.discovery, u.targets.is_empty()) {
-        (None, true) => errs.push(format!("{p}.targets"), "an upstream needs at least one target (or `discovery`)"),
-        (Some(_), false) => errs.push(format!("{p}.discovery"), "give either `targets` or `discovery`, not both"),
+        (None, true) => errs.push(
+            format!("{p}.targets"),
+            "an upstream needs at least one target (or `discovery`)",
+        ),
+        (Some(_), false) => errs.push(
+            format!("{p}.discovery"),
+            "give either `targets` or `discovery`, not both",
+        ),
         _ => {}
     }
     for (i, t) in u.targets.iter().enumerate() {
@@ -46,11 +68,17 @@ fn upstream(name: &str, u: &UpstreamConfig, errs: &mut Errors) {
     let mut seen = BTreeSet::new();
     for (i, t) in u.targets.iter().enumerate() {
         if !seen.insert(&t.addr) {
-            errs.push(format!("{p}.targets[{i}].addr"), format!("target `{}` is listed twice", t.addr));
+            errs.push(
+                format!("{p}.targets[{i}].addr"),
+                format!("target `{}` is listed twice", t.addr),
+            );
         }
     }
     if !u.targets.is_empty() && u.targets.iter().all(|t| t.weight == 0) {
-        errs.push(format!("{p}.targets"), "every target has weight 0: nothing could be served");
+        errs.push(
+            format!("{p}.targets"),
+            "every target has weight 0: nothing could be served",
+        );
     }
     if let Some(d) = &u.discovery {
         if let Err(e) = split_host_port(&d.dns) {
@@ -61,12 +89,18 @@ fn upstream(name: &str, u: &UpstreamConfig, errs: &mut Errors) {
         }
         if let Some(ns) = &d.nameserver {
             if ns.parse::<std::net::SocketAddr>().is_err() {
-                errs.push(format!("{p}.discovery.nameserver"), format!("`{ns}` is not an ip:port address"));
+                errs.push(
+                    format!("{p}.discovery.nameserver"),
+                    format!("`{ns}` is not an ip:port address"),
+                );
             }
         }
     }
     if u.hash_on.is_some() && u.balance != Balance::ConsistentHash {
-        errs.push(format!("{p}.hash_on"), "only used with `balance: consistent_hash`");
+        errs.push(
+            format!("{p}.hash_on"),
+            "only used with `balance: consistent_hash`",
+        );
     }
     if let Some(h) = &u.health_check {
         let hp = format!("{p}.health_check");
@@ -87,32 +121,53 @@ fn upstream(name: &str, u: &UpstreamConfig, errs: &mut Errors) {
         }
         for (i, s) in h.expected_statuses.iter().enumerate() {
             if !(100..=599).contains(s) {
-                errs.push(format!("{hp}.expected_statuses[{i}]"), format!("{s} is not an HTTP status"));
+                errs.push(
+                    format!("{hp}.expected_statuses[{i}]"),
+                    format!("{s} is not an HTTP status"),
+                );
             }
         }
     }
     if let Some(o) = &u.outlier_detection {
         if o.consecutive_failures == 0 {
-            errs.push(format!("{p}.outlier_detection.consecutive_failures"), "must be at least 1");
+            errs.push(
+                format!("{p}.outlier_detection.consecutive_failures"),
+                "must be at least 1",
+            );
         }
         if o.max_ejection_percent > 100 {
-            errs.push(format!("{p}.outlier_detection.max_ejection_percent"), "must be at most 100");
+            errs.push(
+                format!("{p}.outlier_detection.max_ejection_percent"),
+                "must be at most 100",
+            );
         }
     }
     if let Some(b) = &u.circuit_breaker {
         if b.failure_threshold == 0 {
-            errs.push(format!("{p}.circuit_breaker.failure_threshold"), "must be at least 1");
+            errs.push(
+                format!("{p}.circuit_breaker.failure_threshold"),
+                "must be at least 1",
+            );
         }
         if b.half_open_requests == 0 {
-            errs.push(format!("{p}.circuit_breaker.half_open_requests"), "must be at least 1");
+            errs.push(
+                format!("{p}.circuit_breaker.half_open_requests"),
+                "must be at least 1",
+            );
         }
     }
     if let Some(r) = &u.retry {
         if r.attempts == 0 {
-            errs.push(format!("{p}.retry.attempts"), "must be at least 1 (the first try counts)");
+            errs.push(
+                format!("{p}.retry.attempts"),
+                "must be at least 1 (the first try counts)",
+            );
         }
         if r.attempts > 10 {
-            errs.push(format!("{p}.retry.attempts"), "more than 10 tries is refused");
+            errs.push(
+                format!("{p}.retry.attempts"),
+                "more than 10 tries is refused",
+            );
         }
         if !(0.0..=1.0).contains(&r.budget.ratio) {
             errs.push(format!("{p}.retry.budget.ratio"), "must be between 0 and 1");
@@ -120,7 +175,10 @@ fn upstream(name: &str, u: &UpstreamConfig, errs: &mut Errors) {
         for (i, on) in r.on.iter().enumerate() {
             if let super::RetryOn::Status(s) = on {
                 if !(100..=599).contains(s) {
-                    errs.push(format!("{p}.retry.on[{i}]"), format!("{s} is not an HTTP status"));
+                    errs.push(
+                        format!("{p}.retry.on[{i}]"),
+                        format!("{s} is not an HTTP status"),
+                    );
                 }
             }
         }
@@ -137,7 +195,10 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
     let m = &r.matcher;
     match (&m.path, &m.path_prefix) {
         (None, None) => errs.push(format!("{p}.match"), "needs `path` or `path_prefix`"),
-        (Some(_), Some(_)) => errs.push(format!("{p}.match"), "give `path` or `path_prefix`, not both"),
+        (Some(_), Some(_)) => errs.push(
+            format!("{p}.match"),
+            "give `path` or `path_prefix`, not both",
+        ),
         (Some(path), None) => {
             if let Err(e) = PathPattern::parse(path) {
                 errs.push(format!("{p}.match.path"), e);
@@ -149,45 +210,82 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
             } else if normalize_path(prefix).ok().as_deref() != Some(prefix.as_str()) {
                 errs.push(format!("{p}.match.path_prefix"), "must be a normalised path (no `.`/`..` segments, `//` or encoded unreserved characters)");
             } else if prefix.contains('{') {
-                errs.push(format!("{p}.match.path_prefix"), "parameters are only allowed in `path`");
+                errs.push(
+                    format!("{p}.match.path_prefix"),
+                    "parameters are only allowed in `path`",
+                );
             }
         }
     }
     for (i, meth) in m.methods.iter().enumerate() {
-        if http::Method::from_bytes(meth.as_bytes()).is_err() || meth.chars().any(|c| c.is_ascii_lowercase()) {
-            errs.push(format!("{p}.match.methods[{i}]"), format!("`{meth}` is not an HTTP method (use upper case, e.g. GET)"));
+        if http::Method::from_bytes(meth.as_bytes()).is_err()
+            || meth.chars().any(|c| c.is_ascii_lowercase())
+        {
+            errs.push(
+                format!("{p}.match.methods[{i}]"),
+                format!("`{meth}` is not an HTTP method (use upper case, e.g. GET)"),
+            );
         }
     }
     for k in m.headers.keys() {
         if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
-            errs.push(format!("{p}.match.headers.{k}"), format!("`{k}` is not a valid header name"));
+            errs.push(
+                format!("{p}.match.headers.{k}"),
+                format!("`{k}` is not a valid header name"),
+            );
         }
     }
     if let Some(h) = &m.host {
         if h.is_empty() || h.contains(['/', ' ']) || (h.contains('*') && !h.starts_with("*.")) {
-            errs.push(format!("{p}.match.host"), format!("`{h}` is not a host (wildcards only as `*.example.com`)"));
+            errs.push(
+                format!("{p}.match.host"),
+                format!("`{h}` is not a host (wildcards only as `*.example.com`)"),
+            );
         }
     }
-    let targets = [r.upstream.is_some(), r.pipeline.is_some(), r.async_job.is_some()].iter().filter(|b| **b).count();
+    let targets = [
+        r.upstream.is_some(),
+        r.pipeline.is_some(),
+        r.async_job.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if targets > 1 {
         errs.push(p, "give only one of `upstream`, `pipeline`, `async`");
     }
     if targets == 0 && r.fallback.is_none() {
-        errs.push(p, "a route needs `upstream` (or `pipeline`, `async`, or a `fallback` answer)");
+        errs.push(
+            p,
+            "a route needs `upstream` (or `pipeline`, `async`, or a `fallback` answer)",
+        );
     }
     if let Some(u) = &r.upstream {
         if !c.upstreams.contains_key(u) {
-            errs.push(format!("{p}.upstream"), format!("unknown upstream `{u}` (defined: {})", known(c)));
+            errs.push(
+                format!("{p}.upstream"),
+                format!("unknown upstream `{u}` (defined: {})", known(c)),
+            );
         }
     }
     if r.pipeline.is_some() {
-        errs.push(format!("{p}.pipeline"), "pipeline routes are not available in this version of the gateway");
+        errs.push(
+            format!("{p}.pipeline"),
+            "pipeline routes are not available in this version of the gateway",
+        );
     }
     if r.async_job.is_some() {
-        errs.push(format!("{p}.async"), "async job routes are not available in this version of the gateway");
+        errs.push(
+            format!("{p}.async"),
+            "async job routes are not available in this version of the gateway",
+        );
     }
     if let Some(rw) = &r.rewrite {
-        for (field, v) in [("strip_prefix", &rw.strip_prefix), ("add_prefix", &rw.add_prefix), ("path", &rw.path)] {
+        for (field, v) in [
+            ("strip_prefix", &rw.strip_prefix),
+            ("add_prefix", &rw.add_prefix),
+            ("path", &rw.path),
+        ] {
             if let Some(v) = v {
                 if !v.starts_with('/') {
                     errs.push(format!("{p}.rewrite.{field}"), "must start with `/`");
@@ -195,13 +293,19 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
             }
         }
         if rw.path.is_some() && (rw.strip_prefix.is_some() || rw.add_prefix.is_some()) {
-            errs.push(format!("{p}.rewrite.path"), "`path` replaces the whole path: drop `strip_prefix`/`add_prefix`");
+            errs.push(
+                format!("{p}.rewrite.path"),
+                "`path` replaces the whole path: drop `strip_prefix`/`add_prefix`",
+            );
         }
         if let (Some(path), Some(tpl)) = (&m.path, &rw.path) {
             if let Ok(pat) = PathPattern::parse(path) {
                 for name in crate::router::template_params(tpl) {
                     if !pat.params().any(|p| p == name) {
-                        errs.push(format!("{p}.rewrite.path"), format!("`{{{name}}}` is not a parameter of `match.path`"));
+                        errs.push(
+                            format!("{p}.rewrite.path"),
+                            format!("`{{{name}}}` is not a parameter of `match.path`"),
+                        );
                     }
                 }
             }
@@ -228,14 +332,20 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
     }
     if let Some(f) = &r.fallback {
         if !(200..=599).contains(&f.status) {
-            errs.push(format!("{p}.fallback.status"), format!("{} is not a response status", f.status));
+            errs.push(
+                format!("{p}.fallback.status"),
+                format!("{} is not a response status", f.status),
+            );
         }
         if f.body.is_some() && f.file.is_some() {
             errs.push(format!("{p}.fallback"), "give `body` or `file`, not both");
         }
         if let Some(file) = &f.file {
             if let Err(e) = std::fs::metadata(file) {
-                errs.push(format!("{p}.fallback.file"), format!("cannot read `{file}`: {e}"));
+                errs.push(
+                    format!("{p}.fallback.file"),
+                    format!("cannot read `{file}`: {e}"),
+                );
             }
         }
     }
@@ -245,7 +355,11 @@ fn known(c: &Config) -> String {
     if c.upstreams.is_empty() {
         return "none".into();
     }
-    c.upstreams.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+    c.upstreams
+        .keys()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Two routes with the same path, host and headers where the later one's methods are
@@ -255,11 +369,18 @@ fn indistinguishable(routes: &[RouteConfig], errs: &mut Errors) {
         for (i, a) in routes.iter().enumerate().take(j) {
             let (ma, mb) = (&a.matcher, &b.matcher);
             let same_path = match (&ma.path, &mb.path) {
-                (Some(x), Some(y)) => PathPattern::parse(x).ok().map(|p| p.shape()) == PathPattern::parse(y).ok().map(|p| p.shape()),
-                (None, None) => ma.path_prefix.as_deref().map(|s| s.trim_end_matches('/')) == mb.path_prefix.as_deref().map(|s| s.trim_end_matches('/')),
+                (Some(x), Some(y)) => {
+                    PathPattern::parse(x).ok().map(|p| p.shape())
+                        == PathPattern::parse(y).ok().map(|p| p.shape())
+                }
+                (None, None) => {
+                    ma.path_prefix.as_deref().map(|s| s.trim_end_matches('/'))
+                        == mb.path_prefix.as_deref().map(|s| s.trim_end_matches('/'))
+                }
                 _ => false,
             };
-            let covered = ma.methods.is_empty() || (!mb.methods.is_empty() && mb.methods.iter().all(|m| ma.methods.contains(m)));
+            let covered = ma.methods.is_empty()
+                || (!mb.methods.is_empty() && mb.methods.iter().all(|m| ma.methods.contains(m)));
             if same_path && ma.host == mb.host && ma.headers == mb.headers && covered {
                 errs.push(
                     format!("routes[{j}].match"),
@@ -275,8 +396,12 @@ pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
     if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
         return Ok((sa.ip().to_string(), sa.port()));
     }
-    let (h, p) = s.rsplit_once(':').ok_or_else(|| format!("`{s}` needs a port (`host:port`)"))?;
-    let port: u16 = p.parse().map_err(|_| format!("`{p}` in `{s}` is not a port number"))?;
+    let (h, p) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{s}` needs a port (`host:port`)"))?;
+    let port: u16 = p
+        .parse()
+        .map_err(|_| format!("`{p}` in `{s}` is not a port number"))?;
     if h.is_empty() || h.contains(['/', ' ', '[', ']']) {
         return Err(format!("`{s}` is not a `host:port` address"));
     }

@@ -8,30 +8,50 @@ use pingora_proxy::Session;
 
 /// Records one finished request.
 pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
-    let status = session.response_written().map(|r| r.status.as_u16()).or(ctx.answered).unwrap_or(0);
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .or(ctx.answered)
+        .unwrap_or(0);
     let route = ctx.route_name();
     let req = session.req_header();
     let method = method_label(&req.method);
     let elapsed = ctx.start.elapsed();
     let m = &gw.metrics;
     let mut buf = itoa::Buffer::new();
-    m.http_requests.with_label_values(&[method, buf.format(status), route]).inc();
-    m.http_duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+    m.http_requests
+        .with_label_values(&[method, buf.format(status), route])
+        .inc();
+    m.http_duration
+        .with_label_values(&[route])
+        .observe(elapsed.as_secs_f64());
     if let Some(pool) = ctx.route.as_ref().and_then(|r| r.pool.as_ref()) {
         if ctx.tries > 0 {
-            m.route_requests.with_label_values(&[route, &pool.name]).inc();
+            m.route_requests
+                .with_label_values(&[route, &pool.name])
+                .inc();
             if let Some(t) = ctx.upstream_time {
-                m.route_duration.with_label_values(&[route, &pool.name]).observe(t.as_secs_f64());
+                m.route_duration
+                    .with_label_values(&[route, &pool.name])
+                    .observe(t.as_secs_f64());
             }
         }
         if let Some(kind) = ctx.error_type {
-            m.route_errors.with_label_values(&[route, &pool.name, kind]).inc();
+            m.route_errors
+                .with_label_values(&[route, &pool.name, kind])
+                .inc();
         } else if status >= 500 && ctx.tries > 0 {
-            m.route_errors.with_label_values(&[route, &pool.name, "upstream_5xx"]).inc();
+            m.route_errors
+                .with_label_values(&[route, &pool.name, "upstream_5xx"])
+                .inc();
         }
     }
     if gw.access_log {
-        let trace_id = ctx.trace.as_ref().map(|t| t.trace_id.as_str()).unwrap_or("");
+        let trace_id = ctx
+            .trace
+            .as_ref()
+            .map(|t| t.trace_id.as_str())
+            .unwrap_or("");
         let span_id = ctx.trace.as_ref().map(|t| t.span_id.as_str()).unwrap_or("");
         tracing::info!(
             service = "api-gateway",

@@ -2,7 +2,10 @@
 //! bounded: routes by configured name (`none` when unrouted), statuses, methods from a
 //! fixed list (`OTHER` otherwise).
 
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 /// Every gateway metric.
 #[derive(Clone)]
@@ -21,40 +24,85 @@ pub struct Metrics {
     pub reload_apply_seconds: Histogram,
 }
 
-const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
-        let histo = |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()), labels)?;
-            registry.register(Box::new(h.clone()))?;
-            Ok(h)
-        };
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let histo =
+            |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
+                    labels,
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
         let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
             let g = IntGauge::new(name, help)?;
             registry.register(Box::new(g.clone()))?;
             Ok(g)
         };
         let reload_apply_seconds = Histogram::with_opts(
-            HistogramOpts::new("gateway_config_reload_duration_seconds", "Time to validate, build and swap in a route table").buckets(BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "gateway_config_reload_duration_seconds",
+                "Time to validate, build and swap in a route table",
+            )
+            .buckets(BUCKETS.to_vec()),
         )?;
         registry.register(Box::new(reload_apply_seconds.clone()))?;
         Ok(Self {
-            http_requests: counter("http_requests_total", "Requests answered, by method, status and route", &["method", "status", "route"])?,
-            http_duration: histo("http_request_duration_seconds", "Time from request to the end of the response", &["route"])?,
-            route_requests: counter("gateway_routes_total", "Requests sent to a backend, by route", &["route", "backend"])?,
-            route_duration: histo("gateway_route_duration_seconds", "Upstream time of proxied requests", &["route", "backend"])?,
-            route_errors: counter("gateway_route_errors_total", "Failed proxied requests by kind", &["route", "backend", "error_type"])?,
-            blocked: counter("gateway_requests_blocked_total", "Requests refused by the gateway itself", &["reason"])?,
-            reloads: counter("gateway_config_reloads_total", "Route table reloads by result", &["result"])?,
-            last_reload_success: gauge("gateway_config_last_reload_success", "1 when the last reload attempt succeeded")?,
-            last_reload_timestamp: gauge("gateway_config_last_reload_success_timestamp_seconds", "Unix time of the last successful load")?,
+            http_requests: counter(
+                "http_requests_total",
+                "Requests answered, by method, status and route",
+                &["method", "status", "route"],
+            )?,
+            http_duration: histo(
+                "http_request_duration_seconds",
+                "Time from request to the end of the response",
+                &["route"],
+            )?,
+            route_requests: counter(
+                "gateway_routes_total",
+                "Requests sent to a backend, by route",
+                &["route", "backend"],
+            )?,
+            route_duration: histo(
+                "gateway_route_duration_seconds",
+                "Upstream time of proxied requests",
+                &["route", "backend"],
+            )?,
+            route_errors: counter(
+                "gateway_route_errors_total",
+                "Failed proxied requests by kind",
+                &["route", "backend", "error_type"],
+            )?,
+            blocked: counter(
+                "gateway_requests_blocked_total",
+                "Requests refused by the gateway itself",
+                &["reason"],
+            )?,
+            reloads: counter(
+                "gateway_config_reloads_total",
+                "Route table reloads by result",
+                &["result"],
+            )?,
+            last_reload_success: gauge(
+                "gateway_config_last_reload_success",
+                "1 when the last reload attempt succeeded",
+            )?,
+            last_reload_timestamp: gauge(
+                "gateway_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful load",
+            )?,
             routes_loaded: gauge("gateway_config_routes", "Routes in the live table")?,
             reload_apply_seconds,
             registry,

@@ -13,7 +13,9 @@ pub struct TraceContext {
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl TraceContext {
@@ -24,8 +26,17 @@ impl TraceContext {
         if let Some(tp) = traceparent {
             let parts: Vec<&str> = tp.trim().split('-').collect();
             if let [ver, trace, parent, flags] = parts.as_slice() {
-                if is_hex(ver, 2) && *ver != "ff" && is_hex(trace, 32) && is_hex(parent, 16) && is_hex(flags, 2) && trace.bytes().any(|b| b != b'0') && parent.bytes().any(|b| b != b'0') {
-                    let sampled = u8::from_str_radix(flags, 16).map(|f| f & 1 == 1).unwrap_or(false);
+                if is_hex(ver, 2)
+                    && *ver != "ff"
+                    && is_hex(trace, 32)
+                    && is_hex(parent, 16)
+                    && is_hex(flags, 2)
+                    && trace.bytes().any(|b| b != b'0')
+                    && parent.bytes().any(|b| b != b'0')
+                {
+                    let sampled = u8::from_str_radix(flags, 16)
+                        .map(|f| f & 1 == 1)
+                        .unwrap_or(false);
                     return Self {
                         trace_id: (*trace).to_string(),
                         span_id,
@@ -43,7 +54,12 @@ impl TraceContext {
 
     /// The `traceparent` to send upstream (the gateway's span as parent).
     pub fn traceparent(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, self.span_id, if self.sampled { "01" } else { "00" })
+        format!(
+            "00-{}-{}-{}",
+            self.trace_id,
+            self.span_id,
+            if self.sampled { "01" } else { "00" }
+        )
     }
 }
 
@@ -53,11 +69,17 @@ mod tests {
 
     #[test]
     fn continues_valid_and_replaces_invalid() {
-        let t = TraceContext::from_header(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        let t = TraceContext::from_header(Some(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ));
         assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(t.span_id, "00f067aa0ba902b7");
-        assert!(t.traceparent().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
-        let t = TraceContext::from_header(Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+        assert!(t
+            .traceparent()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        let t = TraceContext::from_header(Some(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ));
         assert_ne!(t.trace_id, "00000000000000000000000000000000");
         assert_eq!(t.trace_id.len(), 32);
     }

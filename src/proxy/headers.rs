@@ -4,7 +4,15 @@
 use http::{HeaderMap, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 
-const HOP_BY_HOP: [&str; 7] = ["keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP: [&str; 7] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 /// Header names listed in `Connection`, which are hop-by-hop too.
 fn connection_listed(h: &HeaderMap) -> Vec<String> {
@@ -34,12 +42,18 @@ pub fn strip_request(req: &mut RequestHeader, upgrade: bool) {
         }
         req.remove_header(name);
     }
-    let te_trailers = req.headers.get(http::header::TE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    let te_trailers = req
+        .headers
+        .get(http::header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     if !te_trailers {
         req.remove_header(&http::header::TE);
     }
     if upgrade {
-        let _ = req.insert_header(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+        let _ = req.insert_header(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
     } else {
         req.remove_header(&http::header::CONNECTION);
     }
@@ -54,7 +68,13 @@ pub fn strip_response(resp: &mut ResponseHeader) {
     for name in connection_listed(&resp.headers) {
         resp.remove_header(name.as_str());
     }
-    for name in ["keep-alive", "proxy-connection", "proxy-authenticate", "upgrade", "trailer"] {
+    for name in [
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "upgrade",
+        "trailer",
+    ] {
         resp.remove_header(name);
     }
 }
@@ -62,7 +82,10 @@ pub fn strip_response(resp: &mut ResponseHeader) {
 /// A client request id is kept when it is 1–200 characters of `[A-Za-z0-9._:-]`.
 pub fn valid_request_id(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
-    !b.is_empty() && b.len() <= 200 && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+    !b.is_empty()
+        && b.len() <= 200
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
 }
 
 /// A new request id (UUID v4).
@@ -74,10 +97,19 @@ pub fn new_request_id() -> HeaderValue {
 
 /// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
 /// `X-Forwarded-Host` (from the client's Host).
-pub fn forwarded(req: &mut RequestHeader, client_ip: Option<std::net::IpAddr>, tls: bool, client_host: Option<&HeaderValue>) {
+pub fn forwarded(
+    req: &mut RequestHeader,
+    client_ip: Option<std::net::IpAddr>,
+    tls: bool,
+    client_host: Option<&HeaderValue>,
+) {
     if let Some(ip) = client_ip {
         let ip = ip.to_string();
-        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match req
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
             Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
             _ => ip,
         };

@@ -30,7 +30,10 @@ pub struct GatewayProxy {
 }
 
 fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
-    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
 
 fn is_tls(session: &Session) -> bool {
@@ -39,9 +42,24 @@ fn is_tls(session: &Session) -> bool {
 
 impl GatewayProxy {
     /// Answers with a JSON error and records it.
-    async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, status: u16, message: &str, extra: &[(HeaderName, HeaderValue)]) -> Result<bool> {
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        status: u16,
+        message: &str,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<bool> {
         ctx.answered = Some(status);
-        respond::send_error(session, status, respond::kind_for(status), message, &ctx.request_id, extra).await?;
+        respond::send_error(
+            session,
+            status,
+            respond::kind_for(status),
+            message,
+            &ctx.request_id,
+            extra,
+        )
+        .await?;
         Ok(true)
     }
 
@@ -53,25 +71,60 @@ impl GatewayProxy {
             let rt = self.gw.live.load();
             let down = rt.unready_upstreams();
             if down.is_empty() {
-                (200, Bytes::from(serde_json::json!({"status": "ready", "routes": rt.routes.len()}).to_string()))
+                (
+                    200,
+                    Bytes::from(
+                        serde_json::json!({"status": "ready", "routes": rt.routes.len()})
+                            .to_string(),
+                    ),
+                )
             } else {
                 (503, Bytes::from(serde_json::json!({"status": "not_ready", "upstreams_without_healthy_target": down}).to_string()))
             }
         };
         ctx.answered = Some(status);
-        respond::send(session, status, &respond::json_type(), body, &ctx.request_id, &[]).await?;
+        respond::send(
+            session,
+            status,
+            &respond::json_type(),
+            body,
+            &ctx.request_id,
+            &[],
+        )
+        .await?;
         Ok(true)
     }
 
-    async fn reply(&self, session: &mut Session, ctx: &mut Ctx, reply: gateway_plugins::Reply) -> Result<bool> {
+    async fn reply(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        reply: gateway_plugins::Reply,
+    ) -> Result<bool> {
         ctx.answered = Some(reply.status);
         match reply.body {
             ReplyBody::Error { kind, message } => {
                 self.gw.metrics.blocked.with_label_values(&[kind]).inc();
-                respond::send_error(session, reply.status, kind, &message, &ctx.request_id, &reply.headers).await?;
+                respond::send_error(
+                    session,
+                    reply.status,
+                    kind,
+                    &message,
+                    &ctx.request_id,
+                    &reply.headers,
+                )
+                .await?;
             }
             ReplyBody::Raw(body) => {
-                respond::send(session, reply.status, &HeaderValue::from_static("application/octet-stream"), body, &ctx.request_id, &reply.headers).await?;
+                respond::send(
+                    session,
+                    reply.status,
+                    &HeaderValue::from_static("application/octet-stream"),
+                    body,
+                    &ctx.request_id,
+                    &reply.headers,
+                )
+                .await?;
             }
         }
         Ok(true)
@@ -82,7 +135,15 @@ impl GatewayProxy {
             return Ok(false);
         };
         ctx.answered = Some(fb.status);
-        respond::send(session, fb.status, &fb.content_type, fb.body, &ctx.request_id, &[]).await?;
+        respond::send(
+            session,
+            fb.status,
+            &fb.content_type,
+            fb.body,
+            &ctx.request_id,
+            &[],
+        )
+        .await?;
         Ok(true)
     }
 }
@@ -109,7 +170,11 @@ impl ProxyHttp for GatewayProxy {
         let path = match normalize_path(req.uri.path()) {
             Ok(p) => p,
             Err(e) => {
-                self.gw.metrics.blocked.with_label_values(&["bad_path"]).inc();
+                self.gw
+                    .metrics
+                    .blocked
+                    .with_label_values(&["bad_path"])
+                    .inc();
                 return self.refuse(session, ctx, 400, e.0, &[]).await;
             }
         };
@@ -118,20 +183,45 @@ impl ProxyHttp for GatewayProxy {
         let (idx, upstream_path) = match rt.router.lookup(&req.method, host, &req.headers, &path) {
             Routed::Found { route, params } => {
                 let Some(r) = rt.routes.get(route) else {
-                    return self.refuse(session, ctx, 500, "route table is inconsistent", &[]).await;
+                    return self
+                        .refuse(session, ctx, 500, "route table is inconsistent", &[])
+                        .await;
                 };
                 let query = req.uri.query();
-                let up = if r.rewrite.is_identity() && path == req.uri.path() { None } else { Some(r.rewrite.apply(&path, &params, query)) };
+                let up = if r.rewrite.is_identity() && path == req.uri.path() {
+                    None
+                } else {
+                    Some(r.rewrite.apply(&path, &params, query))
+                };
                 (route, up)
             }
             Routed::NotFound => {
-                self.gw.metrics.blocked.with_label_values(&["no_route"]).inc();
-                return self.refuse(session, ctx, 404, "no route matches this request", &[]).await;
+                self.gw
+                    .metrics
+                    .blocked
+                    .with_label_values(&["no_route"])
+                    .inc();
+                return self
+                    .refuse(session, ctx, 404, "no route matches this request", &[])
+                    .await;
             }
             Routed::MethodNotAllowed(allow) => {
-                let allow = HeaderValue::from_str(&allow).unwrap_or_else(|_| HeaderValue::from_static(""));
-                self.gw.metrics.blocked.with_label_values(&["method_not_allowed"]).inc();
-                return self.refuse(session, ctx, 405, "this path does not take this method", &[(http::header::ALLOW, allow)]).await;
+                let allow =
+                    HeaderValue::from_str(&allow).unwrap_or_else(|_| HeaderValue::from_static(""));
+                self.gw
+                    .metrics
+                    .blocked
+                    .with_label_values(&["method_not_allowed"])
+                    .inc();
+                return self
+                    .refuse(
+                        session,
+                        ctx,
+                        405,
+                        "this path does not take this method",
+                        &[(http::header::ALLOW, allow)],
+                    )
+                    .await;
             }
         };
         let route = rt.routes.get(idx).cloned();
@@ -141,9 +231,18 @@ impl ProxyHttp for GatewayProxy {
         let Some(route) = route else { return Ok(false) };
 
         // a declared body larger than allowed is refused before reading it
-        let declared = session.req_header().headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let declared = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > route.max_body) {
-            self.gw.metrics.blocked.with_label_values(&["body_too_large"]).inc();
+            self.gw
+                .metrics
+                .blocked
+                .with_label_values(&["body_too_large"])
+                .inc();
             let msg = format!("request body is larger than {} bytes", route.max_body);
             return self.refuse(session, ctx, 413, &msg, &[]).await;
         }
@@ -155,7 +254,10 @@ impl ProxyHttp for GatewayProxy {
                 path: &path,
             };
             for p in &route.plugins {
-                if let Flow::Respond(reply) = p.on_request(session.req_header_mut(), &info, &mut ctx.plugin).await {
+                if let Flow::Respond(reply) = p
+                    .on_request(session.req_header_mut(), &info, &mut ctx.plugin)
+                    .await
+                {
                     return self.reply(session, ctx, reply).await;
                 }
             }
@@ -165,17 +267,31 @@ impl ProxyHttp for GatewayProxy {
         }
         if self.gw.trace_context {
             ctx.trace = Some(crate::observability::trace::TraceContext::from_header(
-                session.req_header().headers.get("traceparent").and_then(|v| v.to_str().ok()),
+                session
+                    .req_header()
+                    .headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok()),
             ));
         }
         Ok(false)
     }
 
-    async fn request_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, _eos: bool, ctx: &mut Ctx) -> Result<()> {
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _eos: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         if let (Some(b), Some(r)) = (body.as_ref(), ctx.route.as_ref()) {
             ctx.body_bytes += b.len() as u64;
             if ctx.body_bytes > r.max_body {
-                self.gw.metrics.blocked.with_label_values(&["body_too_large"]).inc();
+                self.gw
+                    .metrics
+                    .blocked
+                    .with_label_values(&["body_too_large"])
+                    .inc();
                 return Error::e_explain(ErrorType::HTTPStatus(413), "request body too large");
             }
         }
@@ -211,7 +327,8 @@ impl ProxyHttp for GatewayProxy {
             Err(NoTarget::AllDown { retry_after }) => {
                 ctx.failure = Some(Failure::NoTarget(retry_after));
                 ctx.error_type = Some("no_healthy_target");
-                let mut e = Error::explain(ErrorType::HTTPStatus(503), "no target can take the request");
+                let mut e =
+                    Error::explain(ErrorType::HTTPStatus(503), "no target can take the request");
                 e.set_retry(false);
                 return Err(e);
             }
@@ -232,15 +349,34 @@ impl ProxyHttp for GatewayProxy {
         Ok(Box::new(peer))
     }
 
-    async fn upstream_request_filter(&self, session: &mut Session, up: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        up: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         if let Some(p) = &ctx.upstream_path {
-            let uri: http::Uri = p.parse().map_err(|_| Error::explain(ErrorType::InternalError, "rewritten path is not a valid URI"))?;
+            let uri: http::Uri = p.parse().map_err(|_| {
+                Error::explain(
+                    ErrorType::InternalError,
+                    "rewritten path is not a valid URI",
+                )
+            })?;
             up.set_uri(uri);
         }
         let upgrade = session.is_upgrade_req();
         headers::strip_request(up, upgrade);
-        let client_host = session.req_header().headers.get(http::header::HOST).cloned();
-        headers::forwarded(up, client_ip(session), is_tls(session), client_host.as_ref());
+        let client_host = session
+            .req_header()
+            .headers
+            .get(http::header::HOST)
+            .cloned();
+        headers::forwarded(
+            up,
+            client_ip(session),
+            is_tls(session),
+            client_host.as_ref(),
+        );
         up.insert_header("x-request-id", ctx.request_id.clone())?;
         if let Some(t) = &ctx.trace {
             up.insert_header("traceparent", t.traceparent())?;
@@ -253,7 +389,9 @@ impl ProxyHttp for GatewayProxy {
                     let host = route.pool.as_ref().and_then(|p| p.config.host.clone());
                     match (host, ctx.pick.as_ref()) {
                         (Some(h), _) => up.insert_header(http::header::HOST, h)?,
-                        (None, Some(p)) => up.insert_header(http::header::HOST, p.addr.to_string())?,
+                        (None, Some(p)) => {
+                            up.insert_header(http::header::HOST, p.addr.to_string())?
+                        }
                         (None, None) => {}
                     }
                 }
@@ -265,7 +403,12 @@ impl ProxyHttp for GatewayProxy {
         Ok(())
     }
 
-    async fn upstream_response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         if resp.status.is_informational() && resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
             return Ok(());
         }
@@ -274,14 +417,22 @@ impl ProxyHttp for GatewayProxy {
         ctx.upstream_time = ctx.pick.as_ref().map(|p| p.elapsed());
         if retry::should_retry_status(ctx, session, status) {
             ctx.status_retry = true;
-            let mut e = Error::explain(ErrorType::HTTPStatus(status), "retryable status from upstream");
+            let mut e = Error::explain(
+                ErrorType::HTTPStatus(status),
+                "retryable status from upstream",
+            );
             e.set_retry(true);
             return Err(e);
         }
         Ok(())
     }
 
-    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         headers::strip_response(resp);
         resp.insert_header("x-request-id", ctx.request_id.clone())?;
         if let Some(route) = ctx.route.clone() {
@@ -295,24 +446,52 @@ impl ProxyHttp for GatewayProxy {
         Ok(())
     }
 
-    fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         let timeout = matches!(e.etype(), ErrorType::ConnectTimedout);
-        ctx.outcome = Some(if timeout { Outcome::Timeout } else { Outcome::ConnectFailure });
-        ctx.error_type = Some(if timeout { "connect_timeout" } else { "connect_failure" });
+        ctx.outcome = Some(if timeout {
+            Outcome::Timeout
+        } else {
+            Outcome::ConnectFailure
+        });
+        ctx.error_type = Some(if timeout {
+            "connect_timeout"
+        } else {
+            "connect_failure"
+        });
         // nothing reached the target: always safe to retry while tries remain
         e.set_retry(retry::may_retry(ctx, session, true));
         e
     }
 
-    fn error_while_proxy(&self, _peer: &HttpPeer, session: &mut Session, e: Box<Error>, ctx: &mut Ctx, client_reused: bool) -> Box<Error> {
+    fn error_while_proxy(
+        &self,
+        _peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
         let mut e = e;
         if ctx.status_retry {
             ctx.status_retry = false;
             return e;
         }
-        let timeout = matches!(e.etype(), ErrorType::ReadTimedout | ErrorType::WriteTimedout);
+        let timeout = matches!(
+            e.etype(),
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout
+        );
         if ctx.outcome.is_none() {
-            ctx.outcome = Some(if timeout { Outcome::Timeout } else { Outcome::Error });
+            ctx.outcome = Some(if timeout {
+                Outcome::Timeout
+            } else {
+                Outcome::Error
+            });
         }
         if ctx.error_type.is_none() && e.esource() == &pingora_error::ErrorSource::Upstream {
             ctx.error_type = Some(if timeout { "timeout" } else { "upstream_error" });
@@ -333,8 +512,17 @@ impl ProxyHttp for GatewayProxy {
                     Ok(true) => Ok(()),
                     _ => {
                         let secs = after.as_secs().max(1).to_string();
-                        let ra = HeaderValue::from_str(&secs).unwrap_or_else(|_| HeaderValue::from_static("1"));
-                        respond::send_error(session, 503, "service_unavailable", "no healthy target for this route", &ctx.request_id, &[(http::header::RETRY_AFTER, ra)]).await
+                        let ra = HeaderValue::from_str(&secs)
+                            .unwrap_or_else(|_| HeaderValue::from_static("1"));
+                        respond::send_error(
+                            session,
+                            503,
+                            "service_unavailable",
+                            "no healthy target for this route",
+                            &ctx.request_id,
+                            &[(http::header::RETRY_AFTER, ra)],
+                        )
+                        .await
                     }
                 },
                 _ => {
@@ -344,7 +532,15 @@ impl ProxyHttp for GatewayProxy {
                         502 => "the upstream could not be reached or failed".to_string(),
                         _ => e.to_string(),
                     };
-                    respond::send_error(session, code, respond::kind_for(code), &msg, &ctx.request_id, &[]).await
+                    respond::send_error(
+                        session,
+                        code,
+                        respond::kind_for(code),
+                        &msg,
+                        &ctx.request_id,
+                        &[],
+                    )
+                    .await
                 }
             };
             if let Err(we) = written {
@@ -361,7 +557,11 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        ctx.release_pick(if e.is_some() { Outcome::Error } else { Outcome::Status(200) });
+        ctx.release_pick(if e.is_some() {
+            Outcome::Error
+        } else {
+            Outcome::Status(200)
+        });
         crate::observability::access::record(&self.gw, session, e, ctx);
     }
 }

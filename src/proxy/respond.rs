@@ -14,7 +14,14 @@ pub fn error_body(kind: &str, message: &str, request_id: &str) -> Bytes {
 }
 
 /// Writes a complete response. `extra` headers are added after the standard ones.
-pub async fn send(session: &mut Session, status: u16, content_type: &HeaderValue, body: Bytes, request_id: &HeaderValue, extra: &[(HeaderName, HeaderValue)]) -> Result<()> {
+pub async fn send(
+    session: &mut Session,
+    status: u16,
+    content_type: &HeaderValue,
+    body: Bytes,
+    request_id: &HeaderValue,
+    extra: &[(HeaderName, HeaderValue)],
+) -> Result<()> {
     let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
     resp.insert_header(http::header::CONTENT_TYPE, content_type.clone())?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
@@ -23,7 +30,9 @@ pub async fn send(session: &mut Session, status: u16, content_type: &HeaderValue
         resp.append_header(k.clone(), v.clone())?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(resp), head_only || body.is_empty()).await?;
+    session
+        .write_response_header(Box::new(resp), head_only || body.is_empty())
+        .await?;
     if !head_only && !body.is_empty() {
         session.write_response_body(Some(body), true).await?;
     }
@@ -35,9 +44,24 @@ pub fn json_type() -> HeaderValue {
 }
 
 /// Writes a JSON error.
-pub async fn send_error(session: &mut Session, status: u16, kind: &str, message: &str, request_id: &HeaderValue, extra: &[(HeaderName, HeaderValue)]) -> Result<()> {
+pub async fn send_error(
+    session: &mut Session,
+    status: u16,
+    kind: &str,
+    message: &str,
+    request_id: &HeaderValue,
+    extra: &[(HeaderName, HeaderValue)],
+) -> Result<()> {
     let rid = request_id.to_str().unwrap_or_default();
-    send(session, status, &json_type(), error_body(kind, message, rid), request_id, extra).await
+    send(
+        session,
+        status,
+        &json_type(),
+        error_body(kind, message, rid),
+        request_id,
+        extra,
+    )
+    .await
 }
 
 /// The SPEC's error kind for a status the gateway answers with.

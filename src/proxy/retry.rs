@@ -17,7 +17,9 @@ use std::time::Duration;
 pub fn backoff(cfg: &RetryConfig, n: u32) -> Duration {
     let base = cfg.backoff.get().as_micros() as u64;
     let cap = cfg.max_backoff.get().as_micros() as u64;
-    let exp = base.saturating_mul(1u64 << n.saturating_sub(1).min(20)).min(cap);
+    let exp = base
+        .saturating_mul(1u64 << n.saturating_sub(1).min(20))
+        .min(cap);
     if exp == 0 {
         return Duration::ZERO;
     }
@@ -36,7 +38,15 @@ fn tries_left(ctx: &Ctx) -> bool {
 
 fn method_ok(ctx: &Ctx, session: &Session) -> bool {
     let m = &session.req_header().method;
-    let idempotent = matches!(*m, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::PUT | http::Method::DELETE | http::Method::TRACE);
+    let idempotent = matches!(
+        *m,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::TRACE
+    );
     idempotent || ctx.route.as_ref().is_some_and(|r| r.retry_non_idempotent)
 }
 
@@ -47,29 +57,47 @@ fn retry_cfg(ctx: &Ctx) -> Option<&RetryConfig> {
 /// Whether another try may start (tries left, body still replayable, budget allows).
 /// `connect` = nothing was sent, so the method does not matter.
 pub fn may_retry(ctx: &Ctx, session: &Session, connect: bool) -> bool {
-    if !tries_left(ctx) || session.response_written().is_some() || session.as_ref().retry_buffer_truncated() {
+    if !tries_left(ctx)
+        || session.response_written().is_some()
+        || session.as_ref().retry_buffer_truncated()
+    {
         return false;
     }
     if !connect && !method_ok(ctx, session) {
         return false;
     }
-    ctx.route.as_ref().and_then(|r| r.pool.as_ref()).is_some_and(|p| p.try_retry())
+    ctx.route
+        .as_ref()
+        .and_then(|r| r.pool.as_ref())
+        .is_some_and(|p| p.try_retry())
 }
 
 /// Whether a response status should be retried rather than passed on.
 pub fn should_retry_status(ctx: &Ctx, session: &Session, status: u16) -> bool {
-    let Some(cfg) = retry_cfg(ctx) else { return false };
+    let Some(cfg) = retry_cfg(ctx) else {
+        return false;
+    };
     cfg.on.contains(&RetryOn::Status(status)) && may_retry(ctx, session, false)
 }
 
 /// Whether an error after connecting is retried.
-pub fn retry_after_error(ctx: &Ctx, session: &Session, e: &Error, timeout: bool, client_reused: bool) -> bool {
+pub fn retry_after_error(
+    ctx: &Ctx,
+    session: &Session,
+    e: &Error,
+    timeout: bool,
+    client_reused: bool,
+) -> bool {
     let Some(cfg) = retry_cfg(ctx) else {
         // no retry policy: only pingora's safe case, a stale reused connection
-        return client_reused && e.retry.retry() && method_ok(ctx, session) && tries_left_default(ctx);
+        return client_reused
+            && e.retry.retry()
+            && method_ok(ctx, session)
+            && tries_left_default(ctx);
     };
     if timeout {
-        return cfg.on.contains(&RetryOn::Kind(RetryKind::Timeout)) && may_retry(ctx, session, false);
+        return cfg.on.contains(&RetryOn::Kind(RetryKind::Timeout))
+            && may_retry(ctx, session, false);
     }
     // a reused keep-alive connection closed by the target before answering
     client_reused && e.retry.retry() && may_retry(ctx, session, false)
@@ -116,10 +144,14 @@ pub fn hash_key(pool: &Pool, session: &Session) -> Option<u64> {
         HashOn::Header(name) => req.headers.get(name.as_str())?.as_bytes().hash(&mut h),
         HashOn::Cookie(name) => {
             let cookies = req.headers.get_all(http::header::COOKIE);
-            let v = cookies.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
-                let (k, v) = kv.trim().split_once('=')?;
-                (k == name).then_some(v)
-            })?;
+            let v = cookies
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .find_map(|kv| {
+                    let (k, v) = kv.trim().split_once('=')?;
+                    (k == name).then_some(v)
+                })?;
             v.hash(&mut h)
         }
         HashOn::ClientIp => session.client_addr()?.as_inet()?.ip().hash(&mut h),

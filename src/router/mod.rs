@@ -40,7 +40,9 @@ impl HostMatch {
         match (self, host) {
             (HostMatch::Any, _) => true,
             (HostMatch::Exact(h), Some(x)) => h.eq_ignore_ascii_case(x),
-            (HostMatch::Suffix(s), Some(x)) => x.len() > s.len() && x[x.len() - s.len()..].eq_ignore_ascii_case(s),
+            (HostMatch::Suffix(s), Some(x)) => {
+                x.len() > s.len() && x[x.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
             _ => false,
         }
     }
@@ -101,17 +103,24 @@ impl Router {
         };
         let mut headers = Vec::new();
         for (k, v) in &m.headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header `{k}`: {e}"))?;
+            let name =
+                HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header `{k}`: {e}"))?;
             let value = HeaderValue::from_str(v).map_err(|e| format!("header `{k}` value: {e}"))?;
             headers.push((name, value));
         }
         let mut methods = Vec::new();
         for meth in &m.methods {
-            methods.push(Method::from_bytes(meth.as_bytes()).map_err(|e| format!("method `{meth}`: {e}"))?);
+            methods.push(
+                Method::from_bytes(meth.as_bytes()).map_err(|e| format!("method `{meth}`: {e}"))?,
+            );
         }
         let (kind, statics, total) = if let Some(p) = &m.path {
             let pat = PathPattern::parse(p)?;
-            let statics = pat.segments.iter().filter(|s| matches!(s, Segment::Static(_))).count();
+            let statics = pat
+                .segments
+                .iter()
+                .filter(|s| matches!(s, Segment::Static(_)))
+                .count();
             let mut node = &mut self.root;
             for seg in &pat.segments {
                 node = match seg {
@@ -138,7 +147,14 @@ impl Router {
         } else {
             return Err("a route needs `path` or `path_prefix`".into());
         };
-        let rank = (kind, statics, total, host.rank(), headers.len(), !methods.is_empty());
+        let rank = (
+            kind,
+            statics,
+            total,
+            host.rank(),
+            headers.len(),
+            !methods.is_empty(),
+        );
         self.entries.push(Entry {
             host,
             headers,
@@ -150,7 +166,13 @@ impl Router {
 
     /// Finds the route for a request. `path` must be normalised; `host` is lower- or
     /// mixed-case without port.
-    pub fn lookup<'p>(&self, method: &Method, host: Option<&str>, headers: &HeaderMap, path: &'p str) -> Routed<'p> {
+    pub fn lookup<'p>(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        headers: &HeaderMap,
+        path: &'p str,
+    ) -> Routed<'p> {
         let trailing = path.len() > 1 && path.ends_with('/');
         let mut segs: SmallVec<[&'p str; 16]> = path.split('/').filter(|s| !s.is_empty()).collect();
         if segs.len() > 64 {
@@ -163,7 +185,9 @@ impl Router {
         let mut best: Option<(usize, Params<'p>)> = None;
         let mut path_only = false;
         for (idx, params) in cands {
-            let Some(e) = self.entries.get(idx) else { continue };
+            let Some(e) = self.entries.get(idx) else {
+                continue;
+            };
             if !e.host.matches(host) || !e.headers.iter().all(|(k, v)| headers.get(k) == Some(v)) {
                 continue;
             }
@@ -173,7 +197,9 @@ impl Router {
             }
             let better = match &best {
                 None => true,
-                Some((b, _)) => self.entries.get(*b).is_some_and(|be| (e.rank, std::cmp::Reverse(idx)) > (be.rank, std::cmp::Reverse(*b))),
+                Some((b, _)) => self.entries.get(*b).is_some_and(|be| {
+                    (e.rank, std::cmp::Reverse(idx)) > (be.rank, std::cmp::Reverse(*b))
+                }),
             };
             if better {
                 best = Some((idx, params));
@@ -181,17 +207,27 @@ impl Router {
         }
         match best {
             Some((route, params)) => Routed::Found { route, params },
-            None if path_only => Routed::MethodNotAllowed(self.allow(host, headers, &segs, trailing)),
+            None if path_only => {
+                Routed::MethodNotAllowed(self.allow(host, headers, &segs, trailing))
+            }
             None => Routed::NotFound,
         }
     }
 
-    fn allow(&self, host: Option<&str>, headers: &HeaderMap, segs: &[&str], trailing: bool) -> String {
+    fn allow(
+        &self,
+        host: Option<&str>,
+        headers: &HeaderMap,
+        segs: &[&str],
+        trailing: bool,
+    ) -> String {
         let mut cands: SmallVec<[(usize, Params<'_>); 8]> = SmallVec::new();
         walk(&self.root, segs, trailing, &mut Params::new(), &mut cands);
         let mut allow: Vec<&str> = Vec::new();
         for (idx, _) in cands {
-            let Some(e) = self.entries.get(idx) else { continue };
+            let Some(e) = self.entries.get(idx) else {
+                continue;
+            };
             if e.host.matches(host) && e.headers.iter().all(|(k, v)| headers.get(k) == Some(v)) {
                 for m in &e.methods {
                     if !allow.contains(&m.as_str()) {
@@ -205,12 +241,22 @@ impl Router {
     }
 }
 
-fn walk<'p>(node: &Node, segs: &[&'p str], trailing: bool, captured: &mut Params<'p>, out: &mut SmallVec<[(usize, Params<'p>); 8]>) {
+fn walk<'p>(
+    node: &Node,
+    segs: &[&'p str],
+    trailing: bool,
+    captured: &mut Params<'p>,
+    out: &mut SmallVec<[(usize, Params<'p>); 8]>,
+) {
     for r in &node.prefix {
         out.push((*r, Params::new()));
     }
     let Some((first, rest)) = segs.split_first() else {
-        let exact = if trailing { &node.exact_slash } else { &node.exact };
+        let exact = if trailing {
+            &node.exact_slash
+        } else {
+            &node.exact
+        };
         for r in exact {
             out.push((*r, captured.clone()));
         }
@@ -228,7 +274,10 @@ fn walk<'p>(node: &Node, segs: &[&'p str], trailing: bool, captured: &mut Params
 
 /// The request host without port, from `Host` or the HTTP/2 authority.
 pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
-    let raw = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).or_else(|| uri.host())?;
+    let raw = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.host())?;
     if raw.starts_with('[') {
         return raw.find(']').map(|i| &raw[..=i]);
     }

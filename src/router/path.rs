@@ -37,7 +37,10 @@ pub fn normalize_path(raw: &str) -> Result<String, BadPath> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) else {
+            let (Some(h), Some(l)) = (
+                bytes.get(i + 1).and_then(|b| hex(*b)),
+                bytes.get(i + 2).and_then(|b| hex(*b)),
+            ) else {
                 return Err(BadPath("broken percent-encoding in the path"));
             };
             let v = h * 16 + l;
@@ -117,9 +120,13 @@ impl PathPattern {
         let mut names = Vec::new();
         for seg in path.split('/').skip(1).filter(|s| !s.is_empty()) {
             if let Some(inner) = seg.strip_prefix('{') {
-                let name = inner.strip_suffix('}').ok_or_else(|| format!("segment `{seg}`: a parameter is a whole segment `{{name}}`"))?;
+                let name = inner.strip_suffix('}').ok_or_else(|| {
+                    format!("segment `{seg}`: a parameter is a whole segment `{{name}}`")
+                })?;
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!("parameter `{seg}`: names use letters, digits and `_`"));
+                    return Err(format!(
+                        "parameter `{seg}`: names use letters, digits and `_`"
+                    ));
                 }
                 if names.contains(&name) {
                     return Err(format!("parameter `{{{name}}}` appears twice"));
@@ -127,7 +134,9 @@ impl PathPattern {
                 names.push(name);
                 segments.push(Segment::Param(name.to_string()));
             } else if seg.contains(['{', '}']) {
-                return Err(format!("segment `{seg}`: a parameter is a whole segment `{{name}}`"));
+                return Err(format!(
+                    "segment `{seg}`: a parameter is a whole segment `{{name}}`"
+                ));
             } else {
                 segments.push(Segment::Static(seg.to_string()));
             }
@@ -140,11 +149,20 @@ impl PathPattern {
             })
             .collect();
         let trailing_slash = path.len() > 1 && path.ends_with('/');
-        let expect = if trailing_slash { format!("{literal}/") } else if literal.is_empty() { "/".into() } else { literal.clone() };
+        let expect = if trailing_slash {
+            format!("{literal}/")
+        } else if literal.is_empty() {
+            "/".into()
+        } else {
+            literal.clone()
+        };
         if normalize_path(&expect).ok().as_deref() != Some(expect.as_str()) {
             return Err("must be a normalised path (no `.`/`..` segments, `//` or encoded unreserved characters)".into());
         }
-        Ok(Self { segments, trailing_slash })
+        Ok(Self {
+            segments,
+            trailing_slash,
+        })
     }
 
     /// The pattern with parameter names erased: two patterns with one shape match the
@@ -177,7 +195,9 @@ pub fn template_params(tpl: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = tpl;
     while let Some(start) = rest.find('{') {
-        let Some(end) = rest[start..].find('}') else { break };
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
         out.push(&rest[start + 1..start + end]);
         rest = &rest[start + end + 1..];
     }

@@ -21,8 +21,13 @@ enum Piece {
 
 impl Rewrite {
     /// `pattern` is the route's `match.path`, whose parameters a template may use.
-    pub fn compile(cfg: Option<&RewriteConfig>, pattern: Option<&PathPattern>) -> Result<Self, String> {
-        let Some(cfg) = cfg else { return Ok(Self::default()) };
+    pub fn compile(
+        cfg: Option<&RewriteConfig>,
+        pattern: Option<&PathPattern>,
+    ) -> Result<Self, String> {
+        let Some(cfg) = cfg else {
+            return Ok(Self::default());
+        };
         let template = match &cfg.path {
             None => None,
             Some(tpl) => {
@@ -35,7 +40,9 @@ impl Rewrite {
                     if at > 0 {
                         pieces.push(Piece::Lit(rest[..at].to_string()));
                     }
-                    let idx = names.iter().position(|n| *n == name).ok_or_else(|| format!("`{{{name}}}` is not a parameter of `match.path`"))?;
+                    let idx = names.iter().position(|n| *n == name).ok_or_else(|| {
+                        format!("`{{{name}}}` is not a parameter of `match.path`")
+                    })?;
                     pieces.push(Piece::Param(idx));
                     rest = &rest[at + marker.len()..];
                 }
@@ -46,8 +53,14 @@ impl Rewrite {
             }
         };
         Ok(Self {
-            strip_prefix: cfg.strip_prefix.clone().map(|s| s.trim_end_matches('/').to_string()),
-            add_prefix: cfg.add_prefix.clone().map(|s| s.trim_end_matches('/').to_string()),
+            strip_prefix: cfg
+                .strip_prefix
+                .clone()
+                .map(|s| s.trim_end_matches('/').to_string()),
+            add_prefix: cfg
+                .add_prefix
+                .clone()
+                .map(|s| s.trim_end_matches('/').to_string()),
             template,
         })
     }
@@ -95,6 +108,12 @@ impl Rewrite {
 
 /// `2026-01-01` or an RFC 3339 date-time.
 pub fn parse_date(s: &str) -> Result<SystemTime, String> {
-    let full = if s.len() == 10 { format!("{s}T00:00:00Z") } else { s.to_string() };
-    humantime::parse_rfc3339(&full).map_err(|e| format!("`{s}` is not a date (write `2026-12-31` or an RFC 3339 date-time): {e}"))
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_string()
+    };
+    humantime::parse_rfc3339(&full).map_err(|e| {
+        format!("`{s}` is not a date (write `2026-12-31` or an RFC 3339 date-time): {e}")
+    })
 }

@@ -29,7 +29,10 @@ fn specificity_and_order() {
     ];
     let r = Router::build(&routes).unwrap();
     let h = HeaderMap::new();
-    assert_eq!(found(r.lookup(&Method::GET, None, &h, "/api/v1/jobs/latest")), 3);
+    assert_eq!(
+        found(r.lookup(&Method::GET, None, &h, "/api/v1/jobs/latest")),
+        3
+    );
     match r.lookup(&Method::GET, None, &h, "/api/v1/jobs/42") {
         Routed::Found { route, params } => {
             assert_eq!(route, 2);
@@ -37,13 +40,19 @@ fn specificity_and_order() {
         }
         o => panic!("{o:?}"),
     }
-    assert_eq!(found(r.lookup(&Method::DELETE, None, &h, "/api/v1/jobs/42")), 1);
+    assert_eq!(
+        found(r.lookup(&Method::DELETE, None, &h, "/api/v1/jobs/42")),
+        1
+    );
     assert_eq!(found(r.lookup(&Method::POST, None, &h, "/api/v1/other")), 4);
     assert_eq!(found(r.lookup(&Method::GET, None, &h, "/api/v1")), 1);
     assert_eq!(found(r.lookup(&Method::GET, None, &h, "/api/v2/x")), 0);
     assert_eq!(r.lookup(&Method::GET, None, &h, "/apix"), Routed::NotFound);
     assert_eq!(r.lookup(&Method::GET, None, &h, "/"), Routed::NotFound);
-    assert_eq!(r.lookup(&Method::POST, None, &h, "/only-get"), Routed::MethodNotAllowed("GET, HEAD".into()));
+    assert_eq!(
+        r.lookup(&Method::POST, None, &h, "/only-get"),
+        Routed::MethodNotAllowed("GET, HEAD".into())
+    );
 }
 
 #[test]
@@ -57,9 +66,18 @@ fn host_and_headers() {
     let d = m(None, Some("/"), &[]);
     let r = Router::build(&[a, b, c, d]).unwrap();
     let mut h = HeaderMap::new();
-    assert_eq!(found(r.lookup(&Method::GET, Some("API.example.com"), &h, "/x")), 1);
-    assert_eq!(found(r.lookup(&Method::GET, Some("www.example.com"), &h, "/x")), 0);
-    assert_eq!(found(r.lookup(&Method::GET, Some("example.com"), &h, "/x")), 3);
+    assert_eq!(
+        found(r.lookup(&Method::GET, Some("API.example.com"), &h, "/x")),
+        1
+    );
+    assert_eq!(
+        found(r.lookup(&Method::GET, Some("www.example.com"), &h, "/x")),
+        0
+    );
+    assert_eq!(
+        found(r.lookup(&Method::GET, Some("example.com"), &h, "/x")),
+        3
+    );
     h.insert("x-version", HeaderValue::from_static("2"));
     assert_eq!(found(r.lookup(&Method::GET, Some("other"), &h, "/x")), 2);
 }
@@ -76,13 +94,38 @@ fn request_host_strips_port() {
 #[test]
 fn rewrites() {
     use crate::config::RewriteConfig;
-    let rw = Rewrite::compile(Some(&RewriteConfig { strip_prefix: Some("/api/v1".into()), ..Default::default() }), None).unwrap();
-    assert_eq!(rw.apply("/api/v1/generate", &Params::new(), Some("a=1")), "/generate?a=1");
+    let rw = Rewrite::compile(
+        Some(&RewriteConfig {
+            strip_prefix: Some("/api/v1".into()),
+            ..Default::default()
+        }),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        rw.apply("/api/v1/generate", &Params::new(), Some("a=1")),
+        "/generate?a=1"
+    );
     assert_eq!(rw.apply("/api/v1", &Params::new(), None), "/");
-    let rw = Rewrite::compile(Some(&RewriteConfig { strip_prefix: Some("/api/v2".into()), add_prefix: Some("/v2/".into()), ..Default::default() }), None).unwrap();
+    let rw = Rewrite::compile(
+        Some(&RewriteConfig {
+            strip_prefix: Some("/api/v2".into()),
+            add_prefix: Some("/v2/".into()),
+            ..Default::default()
+        }),
+        None,
+    )
+    .unwrap();
     assert_eq!(rw.apply("/api/v2/x", &Params::new(), None), "/v2/x");
     let pat = PathPattern::parse("/api/v1/jobs/{id}").unwrap();
-    let rw = Rewrite::compile(Some(&RewriteConfig { path: Some("/jobs/{id}/status".into()), ..Default::default() }), Some(&pat)).unwrap();
+    let rw = Rewrite::compile(
+        Some(&RewriteConfig {
+            path: Some("/jobs/{id}/status".into()),
+            ..Default::default()
+        }),
+        Some(&pat),
+    )
+    .unwrap();
     let mut p = Params::new();
     p.push("7");
     assert_eq!(rw.apply("/api/v1/jobs/7", &p, None), "/jobs/7/status");

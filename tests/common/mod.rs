@@ -2,7 +2,6 @@
 //! HTTP servers (axum) that echo what they received.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -14,7 +13,11 @@ use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// An upstream that answers every request with JSON describing it: its own name, the
@@ -44,7 +47,12 @@ async fn echo_handler(name: String, req: Request) -> Response {
     let headers: serde_json::Map<String, serde_json::Value> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_str().unwrap_or("").to_string())))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                serde_json::Value::String(v.to_str().unwrap_or("").to_string()),
+            )
+        })
         .collect();
     let status = parts
         .headers
@@ -59,8 +67,13 @@ async fn echo_handler(name: String, req: Request) -> Response {
         "headers": headers,
         "body_len": len,
     });
-    let mut resp = (axum::http::StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
-    resp.headers_mut().insert("x-upstream", name.parse().unwrap());
+    let mut resp = (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        axum::Json(body),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert("x-upstream", name.parse().unwrap());
     resp
 }
 
@@ -71,7 +84,9 @@ impl Echo {
     }
 
     pub async fn start_on(name: &str, port: u16) -> Echo {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         Self::serve(name, listener)
     }
 
@@ -153,14 +168,20 @@ impl Gateway {
     fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(r) = raw_request(self.port, "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n") {
+            if let Ok(r) = raw_request(
+                self.port,
+                "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            ) {
                 if r.starts_with("HTTP/1.1 200") {
                     return;
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("gateway did not become healthy; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        panic!(
+            "gateway did not become healthy; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -177,8 +198,16 @@ impl Gateway {
 
     /// The value of one metric series line (`name{labels}`) in `/metrics`, if present.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let text = reqwest::get(self.metrics_url("/metrics")).await.ok()?.text().await.ok()?;
-        text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        let text = reqwest::get(self.metrics_url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
     }
 
     pub fn write_config(&self, text: &str) {
@@ -241,7 +270,10 @@ pub fn vm_hwm_kib(pid: u32) -> u64 {
 }
 
 pub fn body_of(v: &serde_json::Value, key: &str) -> String {
-    v.get(key).and_then(|x| x.as_str()).unwrap_or_default().to_string()
+    v.get(key)
+        .and_then(|x| x.as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn path_exists(p: &Path) -> bool {
