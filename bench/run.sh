@@ -115,9 +115,17 @@ alive() {  # a process that exists and is not a zombie
     [[ -n $s && $s != Z ]]
 }
 
-stop_pids() {  # stop these processes and their descendants: TERM, then KILL
+is_our_child() {  # guards against signalling a recycled PID
+    local f
+    f=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+    read -r -a f <<<"$f"
+    [[ ${f[0]:-Z} != Z && ${f[1]:-} == "$$" ]]
+}
+
+stop_pids() {  # stop these children of ours and their descendants: TERM, then KILL
     local all=() p i
     for p in "$@"; do
+        is_our_child "$p" || continue
         all+=($(python3 "$LIB" tree "$p" 2>/dev/null || true))
     done
     ((${#all[@]})) || return 0

@@ -25,6 +25,11 @@ pub struct Settings {
     pub metrics_port: u16,
     /// `GATEWAY_WORKERS` (default: number of cores).
     pub workers: usize,
+    /// `GATEWAY_WORK_STEALING` (default false): one tokio runtime whose workers steal
+    /// each other's tasks, instead of one single-threaded runtime per worker. Stealing
+    /// evens out uneven connections; without it each request stays on one thread,
+    /// which costs less CPU per request.
+    pub work_stealing: bool,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -55,6 +60,10 @@ impl Settings {
             port: env_num("PORT", 8080)?,
             metrics_port: env_num("METRICS_PORT", 8081)?,
             workers,
+            work_stealing: matches!(
+                std::env::var("GATEWAY_WORK_STEALING").as_deref(),
+                Ok("1" | "true" | "on")
+            ),
         })
     }
 }
@@ -78,7 +87,7 @@ pub fn serve(settings: Settings) -> Result<(), String> {
 
     let conf = ServerConf {
         threads: settings.workers,
-        work_stealing: true,
+        work_stealing: settings.work_stealing,
         grace_period_seconds: Some(grace),
         graceful_shutdown_timeout_seconds: Some(grace.max(1)),
         max_retries: 10,

@@ -148,6 +148,49 @@ impl GatewayProxy {
     }
 }
 
+/// What routing decided for a request.
+enum Decision {
+    /// Route index, and the upstream path and query when they differ from the client's.
+    Route(usize, Option<String>),
+    /// Status, blocked-reason label, message, and `Allow` for a 405.
+    Refuse(u16, &'static str, &'static str, Option<HeaderValue>),
+}
+
+/// Normalises the path and matches it in the table. Allocates only when the path
+/// needed normalising or the route rewrites it.
+fn route_request(rt: &crate::runtime::Runtime, req: &RequestHeader) -> Decision {
+    let path = match normalize_path(req.uri.path()) {
+        Ok(p) => p,
+        Err(e) => return Decision::Refuse(400, "bad_path", e.0, None),
+    };
+    let host = request_host(&req.headers, &req.uri);
+    let routed = rt.router.lookup(&req.method, host, &req.headers, &path);
+    let decision = match routed {
+        Routed::Found { route, params } => {
+            let Some(r) = rt.routes.get(route) else {
+                return Decision::Refuse(500, "internal", "route table is inconsistent", None);
+            };
+            let clean = matches!(path, std::borrow::Cow::Borrowed(_));
+            let up = if r.rewrite.is_identity() && clean {
+                None
+            } else {
+                Some(r.rewrite.apply(&path, &params, req.uri.query()))
+            };
+            Decision::Route(route, up)
+        }
+        Routed::NotFound => {
+            Decision::Refuse(404, "no_route", "no route matches this request", None)
+        }
+        Routed::MethodNotAllowed(allow) => Decision::Refuse(
+            405,
+            "method_not_allowed",
+            "this path does not take this method",
+            HeaderValue::from_str(&allow).ok(),
+        ),
+    };
+    decision
+}
+
 #[async_trait]
 impl ProxyHttp for GatewayProxy {
     type CTX = Ctx;
@@ -167,61 +210,17 @@ impl ProxyHttp for GatewayProxy {
             "/ready" => return self.probe(session, ctx, true).await,
             _ => {}
         }
-        let path = match normalize_path(req.uri.path()) {
-            Ok(p) => p,
-            Err(e) => {
-                self.gw
-                    .metrics
-                    .blocked
-                    .with_label_values(&["bad_path"])
-                    .inc();
-                return self.refuse(session, ctx, 400, e.0, &[]).await;
-            }
-        };
         let rt = self.gw.live.load_full();
-        let host = request_host(&req.headers, &req.uri);
-        let (idx, upstream_path) = match rt.router.lookup(&req.method, host, &req.headers, &path) {
-            Routed::Found { route, params } => {
-                let Some(r) = rt.routes.get(route) else {
-                    return self
-                        .refuse(session, ctx, 500, "route table is inconsistent", &[])
-                        .await;
-                };
-                let query = req.uri.query();
-                let up = if r.rewrite.is_identity() && path == req.uri.path() {
-                    None
-                } else {
-                    Some(r.rewrite.apply(&path, &params, query))
-                };
-                (route, up)
-            }
-            Routed::NotFound => {
-                self.gw
-                    .metrics
-                    .blocked
-                    .with_label_values(&["no_route"])
-                    .inc();
-                return self
-                    .refuse(session, ctx, 404, "no route matches this request", &[])
-                    .await;
-            }
-            Routed::MethodNotAllowed(allow) => {
-                let allow =
-                    HeaderValue::from_str(&allow).unwrap_or_else(|_| HeaderValue::from_static(""));
-                self.gw
-                    .metrics
-                    .blocked
-                    .with_label_values(&["method_not_allowed"])
-                    .inc();
-                return self
-                    .refuse(
-                        session,
-                        ctx,
-                        405,
-                        "this path does not take this method",
-                        &[(http::header::ALLOW, allow)],
-                    )
-                    .await;
+        let decision = route_request(&rt, req);
+        let (idx, upstream_path) = match decision {
+            Decision::Route(idx, up) => (idx, up),
+            Decision::Refuse(status, reason, message, allow) => {
+                self.gw.metrics.blocked.with_label_values(&[reason]).inc();
+                let extra: Vec<_> = allow
+                    .map(|a| (http::header::ALLOW, a))
+                    .into_iter()
+                    .collect();
+                return self.refuse(session, ctx, status, message, &extra).await;
             }
         };
         let route = rt.routes.get(idx).cloned();
@@ -248,6 +247,9 @@ impl ProxyHttp for GatewayProxy {
         }
 
         if !route.plugins.is_empty() {
+            let path = normalize_path(session.req_header().uri.path())
+                .map(|p| p.into_owned())
+                .unwrap_or_default();
             let info = RequestInfo {
                 route: &route.name,
                 client_ip: client_ip(session),

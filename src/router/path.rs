@@ -1,5 +1,6 @@
 //! Path normalisation (RFC 3986 §6.2.2) and route path patterns.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// Why a request path was refused before routing (→ 400).
@@ -25,10 +26,20 @@ fn hex(b: u8) -> Option<u8> {
 /// resolved without ever climbing above the root. A trailing slash is kept.
 ///
 /// Errors: not starting with `/`, a broken `%` escape, or an encoded NUL.
-pub fn normalize_path(raw: &str) -> Result<String, BadPath> {
+pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, BadPath> {
     let bytes = raw.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(BadPath("the path must start with `/`"));
+    }
+    // fast path: nothing to decode, no `//`, no dot segment, only ASCII
+    let mut prev = 0u8;
+    let clean = bytes.iter().all(|&b| {
+        let ok = b != b'%' && b < 0x80 && !(prev == b'/' && (b == b'/' || b == b'.'));
+        prev = b;
+        ok
+    });
+    if clean {
+        return Ok(Cow::Borrowed(raw));
     }
     // 1. decode unreserved escapes, canonicalise the others
     let mut decoded = String::with_capacity(raw.len());
@@ -72,7 +83,7 @@ pub fn normalize_path(raw: &str) -> Result<String, BadPath> {
         }
     }
     if clean {
-        return Ok(decoded);
+        return Ok(Cow::Owned(decoded));
     }
     // 2. collapse slashes and resolve dot segments
     let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
@@ -94,7 +105,7 @@ pub fn normalize_path(raw: &str) -> Result<String, BadPath> {
     if path.is_empty() || trailing {
         path.push('/');
     }
-    Ok(path)
+    Ok(Cow::Owned(path))
 }
 
 /// One segment of a route path.
