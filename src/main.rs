@@ -1,6 +1,6 @@
 //! `api-gateway`: serve, check a route table, or print its JSON Schema.
 
-use api_gateway::{config, observability, server};
+use api_gateway::{config, observability, runtime, server, upstream};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,13 +42,22 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Check { file } => {
             let path = file.unwrap_or(cli.config);
-            match config::load_file(&path) {
-                Ok(c) => {
+            // a table that validates must also build: names resolve, files exist
+            let built = config::load_file(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|c| {
+                    let summary = (c.routes.len(), c.upstreams.len());
+                    runtime::Runtime::build(c, &upstream::Registry::new())
+                        .map(|_| summary)
+                        .map_err(|errs| format!("{}: {}", path.display(), errs.join("\n  ")))
+                });
+            match built {
+                Ok((routes, upstreams)) => {
                     println!(
                         "ok: {}: {} routes, {} upstreams",
                         path.display(),
-                        c.routes.len(),
-                        c.upstreams.len()
+                        routes,
+                        upstreams
                     );
                     ExitCode::SUCCESS
                 }

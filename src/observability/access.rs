@@ -36,7 +36,9 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
                     .observe(t.as_secs_f64());
             }
         }
-        if let Some(kind) = ctx.error_type {
+        // only requests that failed in the end: a failure that a retry mended is not one
+        let failed = e.is_some() || status >= 500;
+        if let (true, Some(kind)) = (failed, ctx.error_type) {
             m.route_errors
                 .with_label_values(&[route, &pool.name, kind])
                 .inc();

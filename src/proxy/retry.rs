@@ -155,7 +155,9 @@ pub fn hash_key(pool: &Pool, session: &Session) -> Option<u64> {
             v.hash(&mut h)
         }
         HashOn::ClientIp => session.client_addr()?.as_inet()?.ip().hash(&mut h),
-        HashOn::Path => req.uri.path().hash(&mut h),
+        HashOn::Path => crate::router::normalize_path(req.uri.path())
+            .unwrap_or(std::borrow::Cow::Borrowed(req.uri.path()))
+            .hash(&mut h),
     }
     Some(h.finish())
 }
