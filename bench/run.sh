@@ -378,7 +378,9 @@ start_target() {  # returns 1 (after skip) if the target cannot serve
     if ! wait_http "${T_PORT[$t]}" "${T_PID[$t]}" "${HDR[@]}"; then
         warn "$t log tail:"; tail -n 15 "$T_LOG" >&2 || true
         stop_pids "${T_PID[$t]}"
-        skip "$t" "did not serve 200 \"ok\" through the proxy: $LAST_HTTP (log: ${T_LOG#"$ROOT/"})"
+        local last
+        last=$(grep -v '^[[:space:]]*$' "$T_LOG" | tail -n 1 | cut -c1-240 || true)
+        skip "$t" "did not serve 200 \"ok\" through the proxy: $LAST_HTTP${last:+ — last log line: $last} (log: ${T_LOG#"$ROOT/"})"
         return 1
     fi
     if has_opt "$t" jwt; then  # the token must matter, or this measures nothing
@@ -510,8 +512,7 @@ reload_one() {  # TARGET: failed requests while reloading RELOADS times under lo
     if [[ ${T_KIND[$t]} == gateway ]]; then
         trigger="file rewrite"
         [[ $RELOAD_TRIGGER == file ]] || trigger="file rewrite + $RELOAD_TRIGGER"
-        curl -s --max-time 2 "http://127.0.0.1:${T_MPORT[$t]}/metrics" 2>/dev/null \
-            | grep -i reload | grep -v '^#' >"$RUN_DIR/raw/$t-reload-metrics-before.txt" || true
+        reload_metrics "$t" before
     else
         trigger="nginx -s reload"
     fi
@@ -536,24 +537,30 @@ reload_one() {  # TARGET: failed requests while reloading RELOADS times under lo
     non2xx=$(sed -n 's/.*non2xx=\([0-9]*\).*/\1/p' <<<"$w")
     sockerr=$(sed -n 's/.*socket_errors=\([0-9]*\).*/\1/p' <<<"$w")
     failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' <<<"$w")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$trigger" "$RELOADS" "${requests:-0}" \
-        "${non2xx:-?}" "${sockerr:-?}" "${failed:-?}" >>"$RUN_DIR/reload.tsv"
-    log "  $t: $RELOADS reloads ($trigger) during ${secs}s of load: ${requests:-?} requests, ${failed:-?} failed"
+    local applied="—"
     if [[ ${T_KIND[$t]} == gateway ]]; then
-        curl -s --max-time 2 "http://127.0.0.1:${T_MPORT[$t]}/metrics" 2>/dev/null \
-            | grep -i reload | grep -v '^#' >"$RUN_DIR/raw/$t-reload-metrics-after.txt" || true
-        if [[ -s $RUN_DIR/raw/$t-reload-metrics-after.txt ]]; then
-            log "  $t reload metrics after the test:"
-            sed 's/^/      /' "$RUN_DIR/raw/$t-reload-metrics-after.txt"
-        else
-            warn "$t: no reload metric on /metrics; check that reloads happened (log: $RUN_DIR/logs/$t.out)"
+        reload_metrics "$t" after
+        applied=$(python3 "$LIB" reloads-applied "$RUN_DIR/raw/$t-reload-metrics-before.txt" \
+            "$RUN_DIR/raw/$t-reload-metrics-after.txt")
+        if [[ $applied == "?" ]]; then
+            warn "$t: no reloads_total{result=\"success\"} on /metrics: check that the reloads happened (${T_LOG#"$ROOT/"})"
+        elif ((applied < RELOADS)); then
+            warn "$t: only $applied of $RELOADS rewrites were applied (per /metrics)"
         fi
     fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$trigger" "$RELOADS" "$applied" \
+        "${requests:-0}" "${non2xx:-?}" "${sockerr:-?}" "${failed:-?}" >>"$RUN_DIR/reload.tsv"
+    log "  $t: $RELOADS reloads ($trigger, applied: $applied) during ${secs}s of load: ${requests:-?} requests, ${failed:-?} failed"
+}
+
+reload_metrics() {  # TARGET before|after: save the gateway's reload metrics
+    curl -s --max-time 2 "http://127.0.0.1:${T_MPORT[$1]}/metrics" 2>/dev/null \
+        | grep -i reload | grep -v '^#' >"$RUN_DIR/raw/$1-reload-metrics-$2.txt" || true
 }
 
 run_reloads() {
     local t any=0
-    printf 'target\ttrigger\treloads\trequests\tnon2xx\tsocket_errors\tfailed\n' >"$RUN_DIR/reload.tsv"
+    printf 'target\ttrigger\treloads\tapplied\trequests\tnon2xx\tsocket_errors\tfailed\n' >"$RUN_DIR/reload.tsv"
     for t in "${TARGETS[@]}"; do
         case ${T_KIND[$t]} in gateway|nginx) any=1 ;; *) continue ;; esac
         log "$RELOADS reloads under load (wrk -c${CONNS[0]}): $t"

@@ -80,7 +80,9 @@ fn join(host: &str, port: u16) -> String {
 /// SIGTERM drains gracefully (`server.grace_period`, default 10 s); SIGINT stops at once.
 pub fn serve(settings: Settings) -> Result<(), String> {
     let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
-    let registry = Registry::new();
+    let upstream_metrics = crate::upstream::metrics::register(&metrics.registry)
+        .map_err(|e| format!("metrics: {e}"))?;
+    let registry = Registry::with_metrics(upstream_metrics);
     let gw = Gateway::start(settings.config_path.clone(), registry, metrics)?;
     let cfg = gw.live.load().config.clone();
     let grace = cfg.server.grace_period.map_or(10, |d| d.get().as_secs());

@@ -137,17 +137,24 @@ pub enum Balance {
     ConsistentHash,
 }
 
-/// The key of consistent hashing.
+/// The key of consistent hashing: `client_ip`, `path`, `{ header: NAME }` or
+/// `{ cookie: NAME }`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(untagged)]
 pub enum HashOn {
+    /// `client_ip` (the client address) or `path` (the normalised request path).
+    Simple(HashOnSimple),
     /// A request header's value.
-    Header(String),
+    Header { header: String },
     /// A cookie's value.
-    Cookie(String),
-    /// The client address.
+    Cookie { cookie: String },
+}
+
+/// Keys of consistent hashing that need no name.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HashOnSimple {
     ClientIp,
-    /// The normalised request path.
     Path,
 }
 
@@ -281,8 +288,9 @@ pub struct RetryConfig {
     /// Longest backoff (default `2s`).
     #[serde(default = "default_max_backoff")]
     pub max_backoff: Dur,
-    /// What is retried (default: connect_failure, 502, 503, 504). Connect failures are
-    /// always retried, since nothing reached the target.
+    /// What is retried (default: connect_failure, reset, 502, 503, 504). Connect
+    /// failures are retried for every method, since nothing reached the target; the
+    /// rest only for idempotent methods unless the route sets `retry_non_idempotent`.
     #[serde(default = "default_retry_on")]
     pub on: Vec<RetryOn>,
     /// Share of requests that may be retries, so a failing target cannot multiply load.
@@ -299,6 +307,7 @@ fn default_max_backoff() -> Dur {
 fn default_retry_on() -> Vec<RetryOn> {
     vec![
         RetryOn::Kind(RetryKind::ConnectFailure),
+        RetryOn::Kind(RetryKind::Reset),
         RetryOn::Status(502),
         RetryOn::Status(503),
         RetryOn::Status(504),
@@ -317,8 +326,12 @@ pub enum RetryOn {
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryKind {
+    /// The connection could not be made (nothing was sent).
     ConnectFailure,
+    /// The target did not answer within `timeouts.read`/`write`.
     Timeout,
+    /// The connection broke before a response arrived (idempotent or opted-in only).
+    Reset,
 }
 
 /// Retry budget: retries allowed = `min_per_second` + `ratio` × requests (over 10 s).

@@ -130,7 +130,12 @@ impl GatewayProxy {
         Ok(true)
     }
 
-    async fn fallback(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    async fn fallback(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<bool> {
         let Some(fb) = ctx.route.as_ref().and_then(|r| r.fallback.clone()) else {
             return Ok(false);
         };
@@ -141,7 +146,7 @@ impl GatewayProxy {
             &fb.content_type,
             fb.body,
             &ctx.request_id,
-            &[],
+            extra,
         )
         .await?;
         Ok(true)
@@ -265,7 +270,7 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         if route.pool.is_none() {
-            return self.fallback(session, ctx).await;
+            return self.fallback(session, ctx, &[]).await;
         }
         if self.gw.trace_context {
             ctx.trace = Some(crate::observability::trace::TraceContext::from_header(
@@ -311,7 +316,7 @@ impl ProxyHttp for GatewayProxy {
         ctx.release_pick(Outcome::Error);
         if ctx.tries > 0 {
             if let Some(r) = &pool.config.retry {
-                tokio::time::sleep(retry::backoff(r, ctx.tries)).await;
+                tokio::time::sleep(crate::upstream::backoff(r, ctx.tries)).await;
             }
         }
         let mut remaining = None;
@@ -508,9 +513,12 @@ impl ProxyHttp for GatewayProxy {
         Ctx: Send + Sync,
     {
         let code = retry::status_for_error(e, ctx);
+        // the connection is not reused after a failure (the request body may be unread):
+        // pingora then answers `Connection: close`, so that clients open a new one
+        session.set_keepalive(None);
         if code > 0 && session.response_written().is_none() {
             let written = match ctx.failure {
-                Some(Failure::NoTarget(after)) => match self.fallback(session, ctx).await {
+                Some(Failure::NoTarget(after)) => match self.fallback(session, ctx, &[]).await {
                     Ok(true) => Ok(()),
                     _ => {
                         let secs = after.as_secs().max(1).to_string();

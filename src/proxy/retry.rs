@@ -4,27 +4,11 @@
 //! sets `retry_non_idempotent`.
 
 use super::ctx::{Ctx, Failure};
-use crate::config::{HashOn, RetryConfig, RetryKind, RetryOn};
+use crate::config::{HashOn, HashOnSimple, RetryConfig, RetryKind, RetryOn};
 use crate::upstream::Pool;
 use pingora_error::{Error, ErrorSource, ErrorType};
 use pingora_proxy::Session;
-use rand::Rng;
 use std::hash::{Hash, Hasher};
-use std::time::Duration;
-
-/// Delay before retry number `n` (1-based): exponential from `backoff`, capped at
-/// `max_backoff`, with full jitter.
-pub fn backoff(cfg: &RetryConfig, n: u32) -> Duration {
-    let base = cfg.backoff.get().as_micros() as u64;
-    let cap = cfg.max_backoff.get().as_micros() as u64;
-    let exp = base
-        .saturating_mul(1u64 << n.saturating_sub(1).min(20))
-        .min(cap);
-    if exp == 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_micros(rand::rng().random_range(exp / 2..=exp))
-}
 
 fn tries_left(ctx: &Ctx) -> bool {
     let attempts = ctx
@@ -99,8 +83,18 @@ pub fn retry_after_error(
         return cfg.on.contains(&RetryOn::Kind(RetryKind::Timeout))
             && may_retry(ctx, session, false);
     }
-    // a reused keep-alive connection closed by the target before answering
-    client_reused && e.retry.retry() && may_retry(ctx, session, false)
+    // the connection broke before any response: a stale keep-alive connection, or a
+    // target that died mid-request
+    let broken = matches!(
+        e.etype(),
+        ErrorType::ConnectionClosed
+            | ErrorType::ReadError
+            | ErrorType::WriteError
+            | ErrorType::H2Error
+            | ErrorType::InvalidHTTPHeader
+    ) && e.esource() == &ErrorSource::Upstream;
+    let reset_ok = cfg.on.contains(&RetryOn::Kind(RetryKind::Reset));
+    ((client_reused && e.retry.retry()) || (broken && reset_ok)) && may_retry(ctx, session, false)
 }
 
 fn tries_left_default(ctx: &Ctx) -> bool {
@@ -140,9 +134,14 @@ pub fn hash_key(pool: &Pool, session: &Session) -> Option<u64> {
     }
     let req = session.req_header();
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    match pool.config.hash_on.as_ref().unwrap_or(&HashOn::ClientIp) {
-        HashOn::Header(name) => req.headers.get(name.as_str())?.as_bytes().hash(&mut h),
-        HashOn::Cookie(name) => {
+    match pool
+        .config
+        .hash_on
+        .as_ref()
+        .unwrap_or(&HashOn::Simple(HashOnSimple::ClientIp))
+    {
+        HashOn::Header { header: name } => req.headers.get(name.as_str())?.as_bytes().hash(&mut h),
+        HashOn::Cookie { cookie: name } => {
             let cookies = req.headers.get_all(http::header::COOKIE);
             let v = cookies
                 .iter()
@@ -154,8 +153,10 @@ pub fn hash_key(pool: &Pool, session: &Session) -> Option<u64> {
                 })?;
             v.hash(&mut h)
         }
-        HashOn::ClientIp => session.client_addr()?.as_inet()?.ip().hash(&mut h),
-        HashOn::Path => crate::router::normalize_path(req.uri.path())
+        HashOn::Simple(HashOnSimple::ClientIp) => {
+            session.client_addr()?.as_inet()?.ip().hash(&mut h)
+        }
+        HashOn::Simple(HashOnSimple::Path) => crate::router::normalize_path(req.uri.path())
             .unwrap_or(std::borrow::Cow::Borrowed(req.uri.path()))
             .hash(&mut h),
     }

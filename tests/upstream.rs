@@ -1,0 +1,312 @@
+//! Upstream pools through a real gateway: balancing, a target dying under load,
+//! breakers, retries, and degradation when every target is down.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn upstream_of(c: &reqwest::Client, url: String) -> String {
+    let r = c.get(url).send().await.unwrap();
+    r.headers()
+        .get("x-upstream")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smooth_weighted_round_robin_through_the_gateway() {
+    let (a, b) = (Echo::start("a").await, Echo::start("b").await);
+    let routes = format!(
+        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"{}\", weight: 3 }}, {{ addr: \"{}\", weight: 1 }}]\nroutes:\n  - {{ name: r, match: {{ path_prefix: / }}, upstream: u }}\n",
+        a.addr, b.addr
+    );
+    let gw = Gateway::start_with(&routes, &[("GATEWAY_WORKERS", "1")]);
+    let c = reqwest::Client::new();
+    let mut seq = String::new();
+    for _ in 0..400 {
+        seq.push_str(&upstream_of(&c, gw.url("/x")).await);
+    }
+    let na = seq.matches('a').count();
+    assert!((294..=306).contains(&na), "a got {na} of 400: {seq}");
+    assert!(!seq.contains("bb"), "b twice in a row: {seq}");
+    assert!(!seq.contains("aaaa"), "a burst: {seq}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hash_keeps_keys_on_their_target() {
+    let (a, b, d) = (
+        Echo::start("a").await,
+        Echo::start("b").await,
+        Echo::start("d").await,
+    );
+    let routes = format!(
+        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"{}\" }}, {{ addr: \"{}\" }}, {{ addr: \"{}\" }}]\n    balance: consistent_hash\n    hash_on: {{ header: x-user }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: / }}, upstream: u }}\n",
+        a.addr, b.addr, d.addr
+    );
+    let gw = Gateway::start(&routes);
+    let c = reqwest::Client::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for user in 0..30 {
+        let mut first = None;
+        for _ in 0..5 {
+            let r = c
+                .get(gw.url("/x"))
+                .header("x-user", format!("user-{user}"))
+                .send()
+                .await
+                .unwrap();
+            let up = r.headers()["x-upstream"].to_str().unwrap().to_string();
+            assert_eq!(first.get_or_insert(up.clone()), &up, "user-{user} moved");
+        }
+        *seen.entry(first.unwrap()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 3, "keys spread over every target: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_killed_under_load_costs_no_request_and_comes_back() {
+    let a = Echo::start("a").await;
+    let mut b = KillableEcho::start("b", 0);
+    let routes = format!(
+        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"{}\" }}, {{ addr: \"{}\" }}]\n    health_check: {{ path: /health, interval: 200ms, timeout: 200ms, healthy_threshold: 1, unhealthy_threshold: 2 }}\n    retry: {{ attempts: 3, backoff: 5ms }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: / }}, upstream: u }}\n",
+        a.addr, b.addr
+    );
+    let gw = Arc::new(Gateway::start(&routes));
+    let healthy_b = format!(
+        "gateway_upstream_target_healthy{{target=\"{}\",upstream=\"u\"}}",
+        b.addr
+    );
+    // wait until both targets are in service
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            gw.metric(&healthy_b).await == Some(1.0)
+        })
+        .await
+        .is_some(),
+        "b never healthy"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed, to_b) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (gw, stop, ok, failed, to_b) = (
+            gw.clone(),
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            to_b.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                match c.get(gw.url("/load")).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        if r.headers().get("x-upstream").is_some_and(|v| v == "b") {
+                            to_b.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        to_b.load(Ordering::Relaxed) > 0,
+        "b took no traffic before the kill"
+    );
+    b.kill();
+    let killed = Instant::now();
+    let detected = wait_until(Duration::from_secs(5), || async {
+        gw.metric(&healthy_b).await == Some(0.0)
+    })
+    .await;
+    let detection = killed.elapsed();
+    assert!(detected.is_some(), "b never marked down");
+    println!("target marked down {detection:?} after the kill (interval 200ms x threshold 2)");
+    assert!(
+        detection < Duration::from_millis(1500),
+        "detection took {detection:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // back in service after a restart
+    let before = to_b.load(Ordering::Relaxed);
+    b.restart();
+    let back = wait_until(Duration::from_secs(5), || async {
+        to_b.load(Ordering::Relaxed) > before
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "b never got traffic again after its restart"
+    );
+    println!(
+        "target back in service {:?} after its restart",
+        back.unwrap()
+    );
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!("target killed under load: {ok} requests ok, {failed} failed");
+    assert!(ok > 200);
+    assert_eq!(failed, 0, "client errors while a target died");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_opens_after_n_failures_half_opens_and_closes() {
+    let a = Echo::start("a").await;
+    let routes = format!(
+        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"{}\" }}]\n    circuit_breaker: {{ failure_threshold: 3, open_for: 600ms }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: / }}, upstream: u }}\n",
+        a.addr
+    );
+    let gw = Gateway::start(&routes);
+    let c = reqwest::Client::new();
+    for i in 0..3 {
+        let r = c
+            .get(gw.url("/x"))
+            .header("x-echo-status", "500")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 500, "failure {i} is passed through");
+        assert!(r.headers().contains_key("x-upstream"));
+    }
+    // open: the gateway answers without asking the target
+    let r = c.get(gw.url("/x")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("x-upstream").is_none());
+    let ra: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1).contains(&ra), "Retry-After {ra}");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "service_unavailable"
+    );
+    let state = format!(
+        "gateway_circuit_breaker_state{{target=\"{}\",upstream=\"u\"}}",
+        a.addr
+    );
+    assert_eq!(gw.metric(&state).await, Some(1.0));
+    // after open_for: a probe goes through, succeeds, and the breaker closes
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let r = c.get(gw.url("/x")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(gw.metric(&state).await, Some(0.0));
+    // a failed probe opens it again
+    for _ in 0..3 {
+        c.get(gw.url("/x"))
+            .header("x-echo-status", "502")
+            .send()
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let r = c
+        .get(gw.url("/x"))
+        .header("x-echo-status", "503")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        r.headers().contains_key("x-upstream"),
+        "the half-open probe reached the target"
+    );
+    let r = c.get(gw.url("/x")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        r.headers().get("x-upstream").is_none(),
+        "open again after the failed probe"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_is_not_retried_on_503_unless_the_route_opts_in() {
+    let (a, b) = (Echo::start("a").await, Echo::start("b").await);
+    let routes = format!(
+        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"{}\" }}, {{ addr: \"{}\" }}]\n    retry: {{ attempts: 2, backoff: 1ms, on: [connect_failure, 503] }}\nroutes:\n  - {{ name: plain, match: {{ path_prefix: /plain }}, upstream: u }}\n  - {{ name: optin, match: {{ path_prefix: /optin }}, upstream: u, retry_non_idempotent: true }}\n",
+        a.addr, b.addr
+    );
+    let gw = Gateway::start(&routes);
+    let c = reqwest::Client::new();
+    let retries = || async {
+        gw.metric("gateway_upstream_retries_total{upstream=\"u\"}")
+            .await
+            .unwrap_or(0.0)
+    };
+    let r = c
+        .post(gw.url("/plain/x"))
+        .header("x-echo-status", "503")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        r.headers().contains_key("x-upstream"),
+        "the target's own 503 is passed on"
+    );
+    assert_eq!(retries().await, 0.0, "a POST was retried");
+    let r = c
+        .get(gw.url("/plain/x"))
+        .header("x-echo-status", "503")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(retries().await, 1.0, "the GET was retried once");
+    let r = c
+        .post(gw.url("/optin/x"))
+        .header("x-echo-status", "503")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(retries().await, 2.0, "the opted-in POST was retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_target_down_gives_503_with_retry_after_or_the_fallback() {
+    let dead = free_port();
+    let routes = format!(
+        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"127.0.0.1:{dead}\" }}]\n    health_check: {{ kind: tcp, interval: 100ms, timeout: 100ms, unhealthy_threshold: 1 }}\nroutes:\n  - {{ name: plain, match: {{ path_prefix: /plain }}, upstream: u }}\n  - name: degraded\n    match: {{ path_prefix: /degraded }}\n    upstream: u\n    fallback: {{ status: 200, body: '{{\"items\": [], \"degraded\": true}}' }}\n"
+    );
+    let gw = Gateway::start(&routes);
+    let c = reqwest::Client::new();
+    let r = c.get(gw.url("/plain")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    let r = c.get(gw.url("/degraded")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["degraded"],
+        true
+    );
+    let r = c.get(gw.url("/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+}
