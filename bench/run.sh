@@ -378,9 +378,10 @@ start_target() {  # returns 1 (after skip) if the target cannot serve
     if ! wait_http "${T_PORT[$t]}" "${T_PID[$t]}" "${HDR[@]}"; then
         warn "$t log tail:"; tail -n 15 "$T_LOG" >&2 || true
         stop_pids "${T_PID[$t]}"
-        local last
-        last=$(grep -v '^[[:space:]]*$' "$T_LOG" | tail -n 1 | cut -c1-240 || true)
-        skip "$t" "did not serve 200 \"ok\" through the proxy: $LAST_HTTP${last:+ — last log line: $last} (log: ${T_LOG#"$ROOT/"})"
+        local head  # the first lines of its output usually say why
+        head=$(grep -v '^[[:space:]]*$' "$T_LOG" | head -n 3 | cut -c1-200 \
+            | sed "s|$RUN_DIR/||g" | paste -sd'|' - | sed 's/|/ | /g' || true)
+        skip "$t" "did not serve 200 \"ok\" through the proxy: $LAST_HTTP${head:+; its output: $head} (log: ${T_LOG#"$ROOT/"})"
         return 1
     fi
     if has_opt "$t" jwt; then  # the token must matter, or this measures nothing
@@ -397,11 +398,13 @@ start_target() {  # returns 1 (after skip) if the target cannot serve
 ticks() { local t r n; read -r t r n < <(python3 "$LIB" procstat "$1"); echo "$t"; }
 rss_kb() { local t r n; read -r t r n < <(python3 "$LIB" procstat "$1"); echo "$r"; }
 
-children_cpu_ms() {  # CPU used so far by this shell's reaped children, in ms
+CHILDREN_MS=0
+children_cpu() {  # CHILDREN_MS = CPU used so far by this shell's reaped children
+    # `times` must run in this shell, not in a $(...) subshell.
     times >"$RUN_DIR/tmp/times"   # line 2: children's "user sys", as XmY.YYYs
-    awk 'NR == 2 { s = 0
+    CHILDREN_MS=$(awk 'NR == 2 { s = 0
         for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2] }
-        printf "%d", s * 1000 }' "$RUN_DIR/tmp/times"
+        printf "%d", s * 1000 }' "$RUN_DIR/tmp/times")
 }
 
 bench_one() {  # TARGET CONNS REP
@@ -411,14 +414,14 @@ bench_one() {  # TARGET CONNS REP
     if [[ ${T_KIND[$t]} == direct ]]; then direct=(--direct); fi
     s0=$EPOCHREALTIME; b0=$(python3 "$LIB" busyticks)
     t0=$(ticks "${T_PID[$t]}"); u0=$(ticks "$UP_PID")
-    w0=$(children_cpu_ms)
+    children_cpu; w0=$CHILDREN_MS
     # In the background and waited for, so that a signal is handled at once.
     "${PIN_LOAD[@]}" wrk -t1 -c"$c" -d"$DURATION" --latency "${HDR[@]}" \
         "http://127.0.0.1:${T_PORT[$t]}/" >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || warn "wrk exited non-zero ($out)"
     WRK_PID=""
-    w1=$(children_cpu_ms)
+    children_cpu; w1=$CHILDREN_MS
     t1=$(ticks "${T_PID[$t]}"); u1=$(ticks "$UP_PID")
     b1=$(python3 "$LIB" busyticks); s1=$EPOCHREALTIME
     python3 "$LIB" record --tsv "$RUN_DIR/runs.tsv" --target "$t" --conns "$c" --rep "$rep" \

@@ -6,7 +6,7 @@
 use super::ctx::{Ctx, Failure};
 use crate::config::{HashOn, HashOnSimple, RetryConfig, RetryKind, RetryOn};
 use crate::upstream::Pool;
-use pingora_error::{Error, ErrorSource, ErrorType};
+use pingora_error::{Error, ErrorSource, ErrorType, RetryType};
 use pingora_proxy::Session;
 use std::hash::{Hash, Hasher};
 
@@ -72,12 +72,14 @@ pub fn retry_after_error(
     timeout: bool,
     client_reused: bool,
 ) -> bool {
+    // pingora's own verdict; `ReusedOnly` = safe only on a reused connection
+    let pingora_says = match e.retry {
+        RetryType::Decided(b) => b,
+        RetryType::ReusedOnly => client_reused,
+    };
     let Some(cfg) = retry_cfg(ctx) else {
         // no retry policy: only pingora's safe case, a stale reused connection
-        return client_reused
-            && e.retry.retry()
-            && method_ok(ctx, session)
-            && tries_left_default(ctx);
+        return pingora_says && method_ok(ctx, session) && tries_left_default(ctx);
     };
     if timeout {
         return cfg.on.contains(&RetryOn::Kind(RetryKind::Timeout))
@@ -94,7 +96,7 @@ pub fn retry_after_error(
             | ErrorType::InvalidHTTPHeader
     ) && e.esource() == &ErrorSource::Upstream;
     let reset_ok = cfg.on.contains(&RetryOn::Kind(RetryKind::Reset));
-    ((client_reused && e.retry.retry()) || (broken && reset_ok)) && may_retry(ctx, session, false)
+    (pingora_says || (broken && reset_ok)) && may_retry(ctx, session, false)
 }
 
 fn tries_left_default(ctx: &Ctx) -> bool {
