@@ -310,3 +310,83 @@ async fn every_target_down_gives_503_with_retry_after_or_the_fallback() {
     let r = c.get(gw.url("/ready")).send().await.unwrap();
     assert_eq!(r.status(), 503);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_changes_weights_keeps_health_state() {
+    let a = Echo::start("a").await;
+    let mut b = KillableEcho::start("b", 0);
+    let (a_addr, b_addr) = (a.addr, b.addr);
+    let table = move |wa: u32, wb: u32| {
+        format!(
+            "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"{}\", weight: {wa} }}, {{ addr: \"{}\", weight: {wb} }}]\n    health_check: {{ path: /health, interval: 5s, timeout: 200ms, healthy_threshold: 1, unhealthy_threshold: 1 }}\n    retry: {{ attempts: 1 }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: / }}, upstream: u }}\n",
+            a_addr, b_addr
+        )
+    };
+    let gw = Gateway::start(&table(1, 1));
+    let healthy_b = format!(
+        "gateway_upstream_target_healthy{{target=\"{}\",upstream=\"u\"}}",
+        b.addr
+    );
+    assert!(wait_until(Duration::from_secs(5), || async {
+        gw.metric(&healthy_b).await == Some(1.0)
+    })
+    .await
+    .is_some());
+    // b dies and the next probe (within the 5 s interval) marks it down
+    b.kill();
+    assert!(
+        wait_until(Duration::from_secs(7), || async {
+            gw.metric(&healthy_b).await == Some(0.0)
+        })
+        .await
+        .is_some(),
+        "b never marked down"
+    );
+    // a reload changing weights must not reset b to healthy (no attempt allows a retry,
+    // so a request sent to b would fail)
+    gw.write_config(&table(1, 5));
+    let c = reqwest::Client::new();
+    let applied = wait_until(Duration::from_secs(3), || async {
+        let r = c
+            .get(gw.metrics_url("/admin/upstreams"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["u"]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["weight"] == 5)
+    })
+    .await;
+    assert!(applied.is_some(), "the new weights were not applied");
+    assert_eq!(
+        gw.metric(&healthy_b).await,
+        Some(0.0),
+        "the reload reset b's health"
+    );
+    for _ in 0..50 {
+        let r = c.get(gw.url("/x")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-upstream"], "a");
+    }
+    // the admin view shows every target with its state
+    let r = c
+        .get(gw.metrics_url("/admin/upstreams"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    let tb = v["u"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["addr"] == b.addr.to_string())
+        .unwrap()
+        .clone();
+    assert_eq!(tb["healthy"], false, "{v}");
+    assert_eq!(tb["weight"], 5);
+}
