@@ -33,7 +33,7 @@ import sys
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-NOISY_PCT = 10  # other processes using more than this % of a CPU = noisy run
+NOISY_PCT = 15  # other processes using more than this % of a CPU = noisy run
 
 
 # --------------------------------------------------------------------------
@@ -342,11 +342,10 @@ def build_report(run_dir):
     out.append(f"wrk -t1, {meta.get('duration', '?')} per run, median of "
                f"{meta.get('repeats', '?')} interleaved runs; pinning: {meta.get('pinning', '?')}.")
     if "background_before" in meta:
-        loads = [meta["background_before"], meta.get("background_after", "?")]
-        noisy = any(x != "?" and float(x) > 10 for x in loads)
         out.append(f"Background CPU load with all targets idle (other processes on the "
-                   f"machine): {loads[0]}% of one CPU before the runs, {loads[1]}% after"
-                   + (" — NOISY: re-run on a quiet machine." if noisy else "."))
+                   f"machine): {meta['background_before']}% of one CPU before the runs, "
+                   f"{meta.get('background_after', '?')}% after; during each run: "
+                   f"the `other CPU %` column.")
     out.append("")
 
     conns_list = sorted({c for (_, c) in med}, reverse=True)
