@@ -3,14 +3,18 @@
 
 mod env;
 mod locate;
+mod route;
 mod types;
+mod upstream;
 mod units;
 mod validate;
 
 pub(crate) use env::apply_env_overrides;
 pub use env::parse_target_url;
 pub use locate::{Locations, Pos};
+pub use route::*;
 pub use types::*;
+pub use upstream::*;
 pub use units::{ByteSize, Dur};
 pub use validate::split_host_port;
 

@@ -1,22 +1,26 @@
 //! The pingora `ProxyHttp` phases. Each phase delegates to the module that owns the
 //! concept (router, plugins, upstream, observability); nothing else lives here.
 
+mod answer;
 mod ctx;
 mod headers;
 mod respond;
 mod retry;
+mod routing;
 
 pub use ctx::{Ctx, Failure};
 pub use respond::error_body;
 
+use routing::{route_request, Decision};
+
 use crate::gateway::Gateway;
-use crate::router::{normalize_path, request_host, Routed};
+use crate::router::normalize_path;
 use crate::runtime::HostHeader;
 use crate::upstream::{NoTarget, Outcome};
 use async_trait::async_trait;
 use bytes::Bytes;
-use gateway_plugins::{Flow, ReplyBody, RequestInfo};
-use http::{HeaderName, HeaderValue};
+use gateway_plugins::{Flow, RequestInfo};
+use http::HeaderValue;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -38,162 +42,6 @@ fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
 
 fn is_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
-}
-
-impl GatewayProxy {
-    /// Answers with a JSON error and records it.
-    async fn refuse(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        status: u16,
-        message: &str,
-        extra: &[(HeaderName, HeaderValue)],
-    ) -> Result<bool> {
-        ctx.answered = Some(status);
-        respond::send_error(
-            session,
-            status,
-            respond::kind_for(status),
-            message,
-            &ctx.request_id,
-            extra,
-        )
-        .await?;
-        Ok(true)
-    }
-
-    /// `/health` and `/ready`, before any routing.
-    async fn probe(&self, session: &mut Session, ctx: &mut Ctx, ready: bool) -> Result<bool> {
-        let (status, body) = if !ready {
-            (200, Bytes::from_static(br#"{"status":"ok"}"#))
-        } else {
-            let rt = self.gw.live.load();
-            let down = rt.unready_upstreams();
-            if down.is_empty() {
-                (
-                    200,
-                    Bytes::from(
-                        serde_json::json!({"status": "ready", "routes": rt.routes.len()})
-                            .to_string(),
-                    ),
-                )
-            } else {
-                (503, Bytes::from(serde_json::json!({"status": "not_ready", "upstreams_without_healthy_target": down}).to_string()))
-            }
-        };
-        ctx.answered = Some(status);
-        respond::send(
-            session,
-            status,
-            &respond::json_type(),
-            body,
-            &ctx.request_id,
-            &[],
-        )
-        .await?;
-        Ok(true)
-    }
-
-    async fn reply(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        reply: gateway_plugins::Reply,
-    ) -> Result<bool> {
-        ctx.answered = Some(reply.status);
-        match reply.body {
-            ReplyBody::Error { kind, message } => {
-                self.gw.metrics.blocked.with_label_values(&[kind]).inc();
-                respond::send_error(
-                    session,
-                    reply.status,
-                    kind,
-                    &message,
-                    &ctx.request_id,
-                    &reply.headers,
-                )
-                .await?;
-            }
-            ReplyBody::Raw(body) => {
-                respond::send(
-                    session,
-                    reply.status,
-                    &HeaderValue::from_static("application/octet-stream"),
-                    body,
-                    &ctx.request_id,
-                    &reply.headers,
-                )
-                .await?;
-            }
-        }
-        Ok(true)
-    }
-
-    async fn fallback(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        extra: &[(HeaderName, HeaderValue)],
-    ) -> Result<bool> {
-        let Some(fb) = ctx.route.as_ref().and_then(|r| r.fallback.clone()) else {
-            return Ok(false);
-        };
-        ctx.answered = Some(fb.status);
-        respond::send(
-            session,
-            fb.status,
-            &fb.content_type,
-            fb.body,
-            &ctx.request_id,
-            extra,
-        )
-        .await?;
-        Ok(true)
-    }
-}
-
-/// What routing decided for a request.
-enum Decision {
-    /// Route index, and the upstream path and query when they differ from the client's.
-    Route(usize, Option<String>),
-    /// Status, blocked-reason label, message, and `Allow` for a 405.
-    Refuse(u16, &'static str, &'static str, Option<HeaderValue>),
-}
-
-/// Normalises the path and matches it in the table. Allocates only when the path
-/// needed normalising or the route rewrites it.
-fn route_request(rt: &crate::runtime::Runtime, req: &RequestHeader) -> Decision {
-    let path = match normalize_path(req.uri.path()) {
-        Ok(p) => p,
-        Err(e) => return Decision::Refuse(400, "bad_path", e.0, None),
-    };
-    let host = request_host(&req.headers, &req.uri);
-    let routed = rt.router.lookup(&req.method, host, &req.headers, &path);
-    let decision = match routed {
-        Routed::Found { route, params } => {
-            let Some(r) = rt.routes.get(route) else {
-                return Decision::Refuse(500, "internal", "route table is inconsistent", None);
-            };
-            let clean = matches!(path, std::borrow::Cow::Borrowed(_));
-            let up = if r.rewrite.is_identity() && clean {
-                None
-            } else {
-                Some(r.rewrite.apply(&path, &params, req.uri.query()))
-            };
-            Decision::Route(route, up)
-        }
-        Routed::NotFound => {
-            Decision::Refuse(404, "no_route", "no route matches this request", None)
-        }
-        Routed::MethodNotAllowed(allow) => Decision::Refuse(
-            405,
-            "method_not_allowed",
-            "this path does not take this method",
-            HeaderValue::from_str(&allow).ok(),
-        ),
-    };
-    decision
 }
 
 #[async_trait]

@@ -1,0 +1,49 @@
+//! The routing step of the request phase: normalise, match, plan the rewrite.
+
+use crate::router::{normalize_path, request_host, Routed};
+use http::HeaderValue;
+use pingora_http::RequestHeader;
+
+/// What routing decided for a request.
+pub(super) enum Decision {
+    /// Route index, and the upstream path and query when they differ from the client's.
+    Route(usize, Option<String>),
+    /// Status, blocked-reason label, message, and `Allow` for a 405.
+    Refuse(u16, &'static str, &'static str, Option<HeaderValue>),
+}
+
+/// Normalises the path and matches it in the table. Allocates only when the path
+/// needed normalising or the route rewrites it.
+pub(super) fn route_request(rt: &crate::runtime::Runtime, req: &RequestHeader) -> Decision {
+    let path = match normalize_path(req.uri.path()) {
+        Ok(p) => p,
+        Err(e) => return Decision::Refuse(400, "bad_path", e.0, None),
+    };
+    let host = request_host(&req.headers, &req.uri);
+    let routed = rt.router.lookup(&req.method, host, &req.headers, &path);
+    let decision = match routed {
+        Routed::Found { route, params } => {
+            let Some(r) = rt.routes.get(route) else {
+                return Decision::Refuse(500, "internal", "route table is inconsistent", None);
+            };
+            let clean = matches!(path, std::borrow::Cow::Borrowed(_));
+            let up = if r.rewrite.is_identity() && clean {
+                None
+            } else {
+                Some(r.rewrite.apply(&path, &params, req.uri.query()))
+            };
+            Decision::Route(route, up)
+        }
+        Routed::NotFound => {
+            Decision::Refuse(404, "no_route", "no route matches this request", None)
+        }
+        Routed::MethodNotAllowed(allow) => Decision::Refuse(
+            405,
+            "method_not_allowed",
+            "this path does not take this method",
+            HeaderValue::from_str(&allow).ok(),
+        ),
+    };
+    decision
+}
+
