@@ -4,7 +4,8 @@
 //! Phases, in request order: [`Plugin::on_request`] (may answer and stop the chain),
 //! [`Plugin::on_upstream_request`] (edit what goes upstream), [`Plugin::on_response`]
 //! (edit what goes back). A plugin that answers in the request phase stops the later
-//! plugins' request phases; response phases of every plugin still run.
+//! plugins' request phases, and the gateway sends that answer as it is: the upstream
+//! and response phases only run for proxied requests.
 
 mod headers;
 mod ip_restriction;

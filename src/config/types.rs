@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 pub struct Config {
     /// Format version; only `1` exists.
     pub version: u32,
-    /// Listener-level settings. Read at start-up only: a reload that changes them is
-    /// accepted for everything else and logs that a restart is needed for these.
+    /// Listener-level settings. `tls` and `grace_period` are read at start-up only (a
+    /// reload that changes `tls` logs that a restart is needed); `max_body_size`
+    /// applies on reload like everything else.
     #[serde(default)]
     pub server: ServerConfig,
     /// Named upstream pools, referenced by routes.

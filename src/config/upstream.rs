@@ -33,7 +33,8 @@ pub struct UpstreamConfig {
     /// Speak TLS to the targets (default false).
     #[serde(default)]
     pub tls: bool,
-    /// SNI and default `Host` for the targets (default: the target address).
+    /// SNI and default `Host` for the targets. Default: `Host` is the target address
+    /// and, with `tls: true`, no SNI is sent (set `host` for name-based TLS backends).
     pub host: Option<String>,
 }
 
