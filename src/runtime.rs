@@ -49,11 +49,16 @@ pub struct CompiledRoute {
 /// The whole live table.
 pub struct Runtime {
     pub router: Router,
+    /// `server.max_header_size` in bytes.
+    pub max_header_bytes: usize,
     pub routes: Vec<Arc<CompiledRoute>>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub config: Arc<Config>,
     pub loaded_at: SystemTime,
 }
+
+/// Default `server.max_header_size`.
+pub const DEFAULT_MAX_HEADER: u64 = 64 * 1024;
 
 /// Default `server.max_body_size`.
 pub const DEFAULT_MAX_BODY: u64 = 100 * 1024 * 1024;
@@ -135,7 +140,12 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let max_header_bytes = config
+            .server
+            .max_header_size
+            .map_or(DEFAULT_MAX_HEADER, |b| b.0);
         Ok(Self {
+            max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
             router,
             routes,
             pools,

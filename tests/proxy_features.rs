@@ -169,3 +169,23 @@ async fn oversized_bodies_get_413() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_heads_get_431() {
+    let up = Echo::start("u").await;
+    let gw = Gateway::start(&format!("version: 1\nserver: {{ max_header_size: 8KiB }}\nupstreams:\n  u: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n  - {{ name: all, match: {{ path_prefix: / }}, upstream: u }}\n", up.addr));
+    let big = "a".repeat(10 * 1024);
+    let r = raw_request(
+        gw.port,
+        &format!("GET /x HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"),
+    )
+    .unwrap();
+    assert!(r.starts_with("HTTP/1.1 431"), "{}", &r[..r.len().min(200)]);
+    assert_eq!(raw_json(&r)["error"], "request_header_fields_too_large");
+    let r = raw_request(
+        gw.port,
+        "GET /x HTTP/1.1\r\nHost: t\r\nX-Small: 1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+}

@@ -312,6 +312,26 @@ async fn every_target_down_gives_503_with_retry_after_or_the_fallback() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fallback_also_answers_when_the_upstream_fails() {
+    // no health check: the target looks available, and refuses connections
+    let dead = free_port();
+    let routes = format!(
+        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"127.0.0.1:{dead}\" }}]\n    retry: {{ attempts: 2, backoff: 1ms }}\nroutes:\n  - {{ name: plain, match: {{ path_prefix: /plain }}, upstream: u }}\n  - {{ name: degraded, match: {{ path_prefix: /degraded }}, upstream: u, fallback: {{ status: 200, body: cached }} }}\n"
+    );
+    let gw = Gateway::start(&routes);
+    let c = reqwest::Client::new();
+    let r = c.get(gw.url("/plain")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "bad_gateway"
+    );
+    let r = c.get(gw.url("/degraded")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "cached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_changes_weights_keeps_health_state() {
     let a = Echo::start("a").await;
     let mut b = KillableEcho::start("b", 0);

@@ -5,8 +5,8 @@ mod env;
 mod locate;
 mod route;
 mod types;
-mod upstream;
 mod units;
+mod upstream;
 mod validate;
 
 pub(crate) use env::apply_env_overrides;
@@ -14,8 +14,8 @@ pub use env::parse_target_url;
 pub use locate::{Locations, Pos};
 pub use route::*;
 pub use types::*;
-pub use upstream::*;
 pub use units::{ByteSize, Dur};
+pub use upstream::*;
 pub use validate::split_host_port;
 
 use serde::de::DeserializeOwned;

@@ -28,7 +28,8 @@ pub struct RouteConfig {
     pub async_job: Option<AsyncConfig>,
     /// Marks a deprecated API version: `true`, or details.
     pub deprecated: Option<Deprecation>,
-    /// Answer served when no target of the upstream can take the request, or the whole
+    /// Answer served when no target of the upstream can take the request or the
+    /// upstream fails (the gateway's own 502/503/504), or the whole
     /// answer when the route has no upstream.
     pub fallback: Option<FallbackConfig>,
     /// Total time for the request, retries included (default: none) → 504.

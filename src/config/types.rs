@@ -35,6 +35,9 @@ pub struct ServerConfig {
     /// Largest request body accepted on any route (default `100MiB`); a route may lower
     /// or raise it with `max_body_size`. Larger bodies get 413.
     pub max_body_size: Option<ByteSize>,
+    /// Largest request head (request line and headers) accepted (default `64KiB`).
+    /// Larger heads get 431.
+    pub max_header_size: Option<ByteSize>,
     /// Seconds a graceful shutdown waits for requests in flight (default `10s`).
     pub grace_period: Option<Dur>,
 }
@@ -50,4 +53,3 @@ pub struct TlsConfig {
     /// PEM private key file.
     pub key: String,
 }
-

@@ -356,4 +356,3 @@ fn default_read() -> Dur {
 fn default_idle() -> Dur {
     Dur::secs(60)
 }
-

@@ -32,7 +32,12 @@ impl GatewayProxy {
     }
 
     /// `/health` and `/ready`, before any routing.
-    pub(super) async fn probe(&self, session: &mut Session, ctx: &mut Ctx, ready: bool) -> Result<bool> {
+    pub(super) async fn probe(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        ready: bool,
+    ) -> Result<bool> {
         let (status, body) = if !ready {
             (200, Bytes::from_static(br#"{"status":"ok"}"#))
         } else {
@@ -120,4 +125,3 @@ impl GatewayProxy {
         Ok(true)
     }
 }
-

@@ -64,6 +64,25 @@ impl ProxyHttp for GatewayProxy {
             _ => {}
         }
         let rt = self.gw.live.load_full();
+        let head = req.uri.path().len()
+            + req.uri.query().map_or(0, str::len)
+            + req
+                .headers
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum::<usize>();
+        if head > rt.max_header_bytes {
+            self.gw
+                .metrics
+                .blocked
+                .with_label_values(&["header_too_large"])
+                .inc();
+            let msg = format!(
+                "the request head is larger than {} bytes",
+                rt.max_header_bytes
+            );
+            return self.refuse(session, ctx, 431, &msg, &[]).await;
+        }
         let decision = route_request(&rt, req);
         let (idx, upstream_path) = match decision {
             Decision::Route(idx, up) => (idx, up),
@@ -365,24 +384,25 @@ impl ProxyHttp for GatewayProxy {
         // pingora then answers `Connection: close`, so that clients open a new one
         session.set_keepalive(None);
         if code > 0 && session.response_written().is_none() {
-            let written = match ctx.failure {
-                Some(Failure::NoTarget(after)) => match self.fallback(session, ctx, &[]).await {
-                    Ok(true) => Ok(()),
-                    _ => {
-                        let secs = after.as_secs().max(1).to_string();
-                        let ra = HeaderValue::from_str(&secs)
-                            .unwrap_or_else(|_| HeaderValue::from_static("1"));
-                        respond::send_error(
-                            session,
-                            503,
-                            "service_unavailable",
-                            "no healthy target for this route",
-                            &ctx.request_id,
-                            &[(http::header::RETRY_AFTER, ra)],
-                        )
-                        .await
-                    }
-                },
+            // graceful degradation: a route's fallback answers for any upstream failure
+            let upstream_failed =
+                matches!(code, 502..=504) && (ctx.tries > 0 || ctx.failure.is_some());
+            let written = match (upstream_failed, ctx.failure) {
+                (true, _) if self.fallback(session, ctx, &[]).await.unwrap_or(false) => Ok(()),
+                (_, Some(Failure::NoTarget(after))) => {
+                    let secs = after.as_secs().max(1).to_string();
+                    let ra = HeaderValue::from_str(&secs)
+                        .unwrap_or_else(|_| HeaderValue::from_static("1"));
+                    respond::send_error(
+                        session,
+                        503,
+                        "service_unavailable",
+                        "no healthy target for this route",
+                        &ctx.request_id,
+                        &[(http::header::RETRY_AFTER, ra)],
+                    )
+                    .await
+                }
                 _ => {
                     let msg = match code {
                         413 => "request body too large".to_string(),

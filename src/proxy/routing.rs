@@ -46,4 +46,3 @@ pub(super) fn route_request(rt: &crate::runtime::Runtime, req: &RequestHeader) -
     };
     decision
 }
-
