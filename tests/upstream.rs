@@ -37,6 +37,43 @@ async fn smooth_weighted_round_robin_through_the_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_conn_sends_most_traffic_to_the_fast_target() {
+    let fast = Echo::start("fast").await;
+    let slow = Echo::start_slow("slow", Duration::from_millis(50)).await;
+    let routes = format!(
+        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"{}\" }}, {{ addr: \"{}\" }}]\n    balance: least_conn\nroutes:\n  - {{ name: r, match: {{ path_prefix: / }}, upstream: u }}\n",
+        fast.addr, slow.addr
+    );
+    let gw = Arc::new(Gateway::start(&routes));
+    let counts = Arc::new(std::sync::Mutex::new(HashMap::<String, usize>::new()));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (gw, counts) = (gw.clone(), counts.clone());
+        clients.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            for _ in 0..40 {
+                let up = upstream_of(&c, gw.url("/x")).await;
+                *counts.lock().unwrap().entry(up).or_default() += 1;
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    let counts = counts.lock().unwrap().clone();
+    let (f, s) = (
+        counts.get("fast").copied().unwrap_or(0),
+        counts.get("slow").copied().unwrap_or(0),
+    );
+    println!("least_conn: fast {f}, slow {s}");
+    assert_eq!(f + s, 320);
+    assert!(
+        f > 4 * s,
+        "the fast target should take most requests: fast {f}, slow {s}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hash_keeps_keys_on_their_target() {
     let (a, b, d) = (
         Echo::start("a").await,

@@ -35,6 +35,13 @@ impl Drop for Echo {
 }
 
 async fn echo_handler(name: String, req: Request) -> Response {
+    echo_after(name, Duration::ZERO, req).await
+}
+
+async fn echo_after(name: String, delay: Duration, req: Request) -> Response {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let (parts, body) = req.into_parts();
     let mut len = 0usize;
     let mut stream = body.into_data_stream();
@@ -81,6 +88,19 @@ impl Echo {
     pub async fn start(name: &str) -> Echo {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         Self::serve(name, listener)
+    }
+
+    /// An echo upstream that waits `delay` before answering each request.
+    pub async fn start_slow(name: &str, delay: Duration) -> Echo {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let name = name.to_string();
+        let app =
+            axum::Router::new().fallback(move |req: Request| echo_after(name.clone(), delay, req));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Echo { addr, task }
     }
 
     pub async fn start_on(name: &str, port: u16) -> Echo {

@@ -138,7 +138,8 @@ pub(crate) fn p2c(
                 b
             })
         }
-        [Some(a), None] => Some(a),
+        // no second distinct eligible target drawn (few targets, or most ineligible):
+        // compare them all rather than hand the one drawn a win it did not earn
         _ => scan_min(targets, eligible, cost),
     }
 }
