@@ -9,15 +9,18 @@ use pingora_error::Result;
 use pingora_proxy::Session;
 
 impl GatewayProxy {
-    /// Answers with a JSON error and records it.
+    /// Answers with a JSON error and counts it in `gateway_requests_blocked_total`
+    /// under `reason`.
     pub(super) async fn refuse(
         &self,
         session: &mut Session,
         ctx: &mut Ctx,
         status: u16,
+        reason: &'static str,
         message: &str,
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<bool> {
+        self.gw.metrics.blocked.with_label_values(&[reason]).inc();
         ctx.answered = Some(status);
         respond::send_error(
             session,

@@ -72,27 +72,25 @@ impl ProxyHttp for GatewayProxy {
                 .map(|(k, v)| k.as_str().len() + v.len() + 4)
                 .sum::<usize>();
         if head > rt.max_header_bytes {
-            self.gw
-                .metrics
-                .blocked
-                .with_label_values(&["header_too_large"])
-                .inc();
             let msg = format!(
                 "the request head is larger than {} bytes",
                 rt.max_header_bytes
             );
-            return self.refuse(session, ctx, 431, &msg, &[]).await;
+            return self
+                .refuse(session, ctx, 431, "header_too_large", &msg, &[])
+                .await;
         }
         let decision = route_request(&rt, req);
         let (idx, upstream_path) = match decision {
             Decision::Route(idx, up) => (idx, up),
             Decision::Refuse(status, reason, message, allow) => {
-                self.gw.metrics.blocked.with_label_values(&[reason]).inc();
                 let extra: Vec<_> = allow
                     .map(|a| (http::header::ALLOW, a))
                     .into_iter()
                     .collect();
-                return self.refuse(session, ctx, status, message, &extra).await;
+                return self
+                    .refuse(session, ctx, status, reason, message, &extra)
+                    .await;
             }
         };
         let route = rt.routes.get(idx).cloned();
@@ -109,13 +107,10 @@ impl ProxyHttp for GatewayProxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > route.max_body) {
-            self.gw
-                .metrics
-                .blocked
-                .with_label_values(&["body_too_large"])
-                .inc();
             let msg = format!("request body is larger than {} bytes", route.max_body);
-            return self.refuse(session, ctx, 413, &msg, &[]).await;
+            return self
+                .refuse(session, ctx, 413, "body_too_large", &msg, &[])
+                .await;
         }
 
         if !route.plugins.is_empty() {
