@@ -51,11 +51,16 @@ pub struct Runtime {
     pub router: Router,
     /// `server.max_header_size` in bytes.
     pub max_header_bytes: usize,
+    /// `server.keepalive_timeout` in whole seconds (at least 1).
+    pub keepalive_secs: u64,
     pub routes: Vec<Arc<CompiledRoute>>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub config: Arc<Config>,
     pub loaded_at: SystemTime,
 }
+
+/// Default `server.keepalive_timeout`, seconds.
+pub const DEFAULT_KEEPALIVE_SECS: u64 = 60;
 
 /// Default `server.max_header_size`.
 pub const DEFAULT_MAX_HEADER: u64 = 64 * 1024;
@@ -144,7 +149,13 @@ impl Runtime {
             .server
             .max_header_size
             .map_or(DEFAULT_MAX_HEADER, |b| b.0);
+        let keepalive_secs = config
+            .server
+            .keepalive_timeout
+            .map_or(DEFAULT_KEEPALIVE_SECS, |d| d.get().as_secs())
+            .max(1);
         Ok(Self {
+            keepalive_secs,
             max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
             router,
             routes,

@@ -189,3 +189,32 @@ async fn oversized_request_heads_get_431() {
     .unwrap();
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed_after_the_timeout() {
+    use std::io::{Read, Write};
+    let up = Echo::start("u").await;
+    let gw = Gateway::start(&format!("version: 1\nserver: {{ keepalive_timeout: 1s }}\nupstreams:\n  u: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n  - {{ name: all, match: {{ path_prefix: / }}, upstream: u }}\n", up.addr));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // the connection stays open while idle for less than the timeout...
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.write_all(b"GET /y HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // ...and is closed by the gateway after it
+    let started = std::time::Instant::now();
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "expected the gateway to close the idle connection");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(800)
+            && waited < std::time::Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+}

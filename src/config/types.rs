@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// Largest request head (request line and headers) accepted (default `64KiB`).
     /// Larger heads get 431.
     pub max_header_size: Option<ByteSize>,
+    /// Idle time after which a client's keep-alive connection is closed (default
+    /// `60s`; at least `1s`).
+    pub keepalive_timeout: Option<Dur>,
     /// Seconds a graceful shutdown waits for requests in flight (default `10s`).
     pub grace_period: Option<Dur>,
 }

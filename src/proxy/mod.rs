@@ -53,6 +53,11 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let rt = self.gw.live.load_full();
+        // idle keep-alive connections are closed after the configured time, not kept forever
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(rt.keepalive_secs));
+        }
         let req = session.req_header();
         ctx.request_id = match req.headers.get("x-request-id") {
             Some(v) if headers::valid_request_id(v) => v.clone(),
@@ -63,7 +68,6 @@ impl ProxyHttp for GatewayProxy {
             "/ready" => return self.probe(session, ctx, true).await,
             _ => {}
         }
-        let rt = self.gw.live.load_full();
         let head = req.uri.path().len()
             + req.uri.query().map_or(0, str::len)
             + req
