@@ -1,7 +1,7 @@
 //! The per-request context shared by the proxy phases.
 
 use crate::observability::trace::TraceContext;
-use crate::runtime::{CompiledRoute, Runtime};
+use crate::runtime::CompiledRoute;
 use crate::upstream::{Outcome, Pick};
 use gateway_plugins::PluginCtx;
 use http::HeaderValue;
@@ -23,8 +23,8 @@ pub enum Failure {
 pub struct Ctx {
     pub start: Instant,
     pub request_id: HeaderValue,
-    /// The table the request started on; kept for its whole life.
-    pub runtime: Option<Arc<Runtime>>,
+    /// The matched route; it pins the route, its pool and plugins from the table the
+    /// request started on, so a reload never changes a request midway.
     pub route: Option<Arc<CompiledRoute>>,
     /// Path and query to send upstream when they differ from the client's.
     pub upstream_path: Option<String>,
@@ -52,7 +52,6 @@ impl Ctx {
         Self {
             start: Instant::now(),
             request_id: HeaderValue::from_static(""),
-            runtime: None,
             route: None,
             upstream_path: None,
             pick: None,

@@ -14,7 +14,6 @@ pub use respond::error_body;
 use routing::{route_request, Decision};
 
 use crate::gateway::Gateway;
-use crate::router::normalize_path;
 use crate::runtime::HostHeader;
 use crate::upstream::{NoTarget, Outcome};
 use async_trait::async_trait;
@@ -85,8 +84,8 @@ impl ProxyHttp for GatewayProxy {
                 .await;
         }
         let decision = route_request(&rt, req);
-        let (idx, upstream_path) = match decision {
-            Decision::Route(idx, up) => (idx, up),
+        let (route, upstream_path, plugin_path) = match decision {
+            Decision::Route(route, up, plugin_path) => (route, up, plugin_path),
             Decision::Refuse(status, reason, message, allow) => {
                 let extra: Vec<_> = allow
                     .map(|a| (http::header::ALLOW, a))
@@ -97,11 +96,8 @@ impl ProxyHttp for GatewayProxy {
                     .await;
             }
         };
-        let route = rt.routes.get(idx).cloned();
-        ctx.runtime = Some(rt);
-        ctx.route = route.clone();
+        ctx.route = Some(route.clone());
         ctx.upstream_path = upstream_path;
-        let Some(route) = route else { return Ok(false) };
 
         // a declared body larger than allowed is refused before reading it
         let declared = session
@@ -117,10 +113,7 @@ impl ProxyHttp for GatewayProxy {
                 .await;
         }
 
-        if !route.plugins.is_empty() {
-            let path = normalize_path(session.req_header().uri.path())
-                .map(|p| p.into_owned())
-                .unwrap_or_default();
+        if let Some(path) = plugin_path {
             let info = RequestInfo {
                 route: &route.name,
                 client_ip: client_ip(session),

@@ -5,10 +5,12 @@
 
 use super::ctx::{Ctx, Failure};
 use crate::config::{HashOn, HashOnSimple, RetryConfig, RetryKind, RetryOn};
-use crate::upstream::Pool;
+use crate::router::normalize_path;
+use crate::upstream::{self, Pool};
 use pingora_error::{Error, ErrorSource, ErrorType, RetryType};
 use pingora_proxy::Session;
-use std::hash::{Hash, Hasher};
+use std::borrow::Cow;
+use std::net::IpAddr;
 
 fn tries_left(ctx: &Ctx) -> bool {
     let attempts = ctx
@@ -129,20 +131,22 @@ pub fn status_for_error(e: &Error, ctx: &mut Ctx) -> u16 {
     }
 }
 
-/// The consistent-hashing key of a request, when the pool hashes.
+/// The consistent-hashing key of a request, when the pool hashes; `None` when the
+/// configured header, cookie or address is absent (the pool then picks at random).
 pub fn hash_key(pool: &Pool, session: &Session) -> Option<u64> {
     if pool.config.balance != crate::config::Balance::ConsistentHash {
         return None;
     }
     let req = session.req_header();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    match pool
+    let on = pool
         .config
         .hash_on
         .as_ref()
-        .unwrap_or(&HashOn::Simple(HashOnSimple::ClientIp))
-    {
-        HashOn::Header { header: name } => req.headers.get(name.as_str())?.as_bytes().hash(&mut h),
+        .unwrap_or(&HashOn::Simple(HashOnSimple::ClientIp));
+    Some(match on {
+        HashOn::Header { header: name } => {
+            upstream::hash_key(req.headers.get(name.as_str())?.as_bytes())
+        }
         HashOn::Cookie { cookie: name } => {
             let cookies = req.headers.get_all(http::header::COOKIE);
             let v = cookies
@@ -153,14 +157,15 @@ pub fn hash_key(pool: &Pool, session: &Session) -> Option<u64> {
                     let (k, v) = kv.trim().split_once('=')?;
                     (k == name).then_some(v)
                 })?;
-            v.hash(&mut h)
+            upstream::hash_key(v.as_bytes())
         }
-        HashOn::Simple(HashOnSimple::ClientIp) => {
-            session.client_addr()?.as_inet()?.ip().hash(&mut h)
+        HashOn::Simple(HashOnSimple::ClientIp) => match session.client_addr()?.as_inet()?.ip() {
+            IpAddr::V4(ip) => upstream::hash_key(&ip.octets()),
+            IpAddr::V6(ip) => upstream::hash_key(&ip.octets()),
+        },
+        HashOn::Simple(HashOnSimple::Path) => {
+            let raw = req.uri.path();
+            upstream::hash_key(normalize_path(raw).unwrap_or(Cow::Borrowed(raw)).as_bytes())
         }
-        HashOn::Simple(HashOnSimple::Path) => crate::router::normalize_path(req.uri.path())
-            .unwrap_or(std::borrow::Cow::Borrowed(req.uri.path()))
-            .hash(&mut h),
-    }
-    Some(h.finish())
+    })
 }

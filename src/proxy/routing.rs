@@ -1,20 +1,23 @@
 //! The routing step of the request phase: normalise, match, plan the rewrite.
 
 use crate::router::{normalize_path, request_host, Routed};
+use crate::runtime::{CompiledRoute, Runtime};
 use http::HeaderValue;
 use pingora_http::RequestHeader;
+use std::sync::Arc;
 
 /// What routing decided for a request.
 pub(super) enum Decision {
-    /// Route index, and the upstream path and query when they differ from the client's.
-    Route(usize, Option<String>),
+    /// The route; the upstream path and query when they differ from the client's; the
+    /// normalised path when the route has plugins (which see it).
+    Route(Arc<CompiledRoute>, Option<String>, Option<String>),
     /// Status, blocked-reason label, message, and `Allow` for a 405.
     Refuse(u16, &'static str, &'static str, Option<HeaderValue>),
 }
 
 /// Normalises the path and matches it in the table. Allocates only when the path
-/// needed normalising or the route rewrites it.
-pub(super) fn route_request(rt: &crate::runtime::Runtime, req: &RequestHeader) -> Decision {
+/// needed normalising, the route rewrites it, or the route has plugins.
+pub(super) fn route_request(rt: &Runtime, req: &RequestHeader) -> Decision {
     let path = match normalize_path(req.uri.path()) {
         Ok(p) => p,
         Err(e) => return Decision::Refuse(400, "bad_path", e.0, None),
@@ -32,7 +35,8 @@ pub(super) fn route_request(rt: &crate::runtime::Runtime, req: &RequestHeader) -
             } else {
                 Some(r.rewrite.apply(&path, &params, req.uri.query()))
             };
-            Decision::Route(route, up)
+            let plugin_path = (!r.plugins.is_empty()).then(|| path.to_string());
+            Decision::Route(r.clone(), up, plugin_path)
         }
         Routed::NotFound => {
             Decision::Refuse(404, "no_route", "no route matches this request", None)
