@@ -34,8 +34,10 @@ impl Drop for Echo {
     }
 }
 
-async fn echo_handler(name: String, req: Request) -> Response {
-    echo_after(name, Duration::ZERO, req).await
+/// The echo app: answers every request after `delay`.
+fn echo_app(name: &str, delay: Duration) -> axum::Router {
+    let name = name.to_string();
+    axum::Router::new().fallback(move |req: Request| echo_after(name.clone(), delay, req))
 }
 
 async fn echo_after(name: String, delay: Duration, req: Request) -> Response {
@@ -86,34 +88,14 @@ async fn echo_after(name: String, delay: Duration, req: Request) -> Response {
 
 impl Echo {
     pub async fn start(name: &str) -> Echo {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve(name, listener)
+        Self::start_slow(name, Duration::ZERO).await
     }
 
     /// An echo upstream that waits `delay` before answering each request.
     pub async fn start_slow(name: &str, delay: Duration) -> Echo {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let name = name.to_string();
-        let app =
-            axum::Router::new().fallback(move |req: Request| echo_after(name.clone(), delay, req));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Echo { addr, task }
-    }
-
-    pub async fn start_on(name: &str, port: u16) -> Echo {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        Self::serve(name, listener)
-    }
-
-    fn serve(name: &str, listener: tokio::net::TcpListener) -> Echo {
-        let addr = listener.local_addr().unwrap();
-        let name = name.to_string();
-        let app = axum::Router::new().fallback(move |req: Request| echo_handler(name.clone(), req));
+        let app = echo_app(name, delay);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -323,11 +305,9 @@ impl KillableEcho {
         };
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
-        let n = name.to_string();
+        let app = echo_app(name, Duration::ZERO);
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            let app =
-                axum::Router::new().fallback(move |req: Request| echo_handler(n.clone(), req));
             let _ = axum::serve(listener, app).await;
         });
         KillableEcho {
