@@ -42,6 +42,8 @@ pub enum ReloadOutcome {
 pub struct Gateway {
     pub live: ArcSwap<Runtime>,
     pub registry: Arc<Registry>,
+    /// Plugin state that outlives reloads (clients, caches, rate-limit buckets).
+    pub plugins: Arc<gateway_plugins::Shared>,
     pub metrics: Metrics,
     pub config_path: PathBuf,
     /// `ADMIN_TOKEN`; admin write endpoints are disabled when unset.
@@ -61,16 +63,22 @@ impl Gateway {
         registry: Arc<Registry>,
         metrics: Metrics,
     ) -> Result<Arc<Self>, String> {
+        let plugins = gateway_plugins::Shared::live(
+            gateway_plugins::PluginMetrics::register(&metrics.registry)
+                .map_err(|e| format!("cannot register plugin metrics: {e}"))?,
+        );
         let text = std::fs::read(&config_path)
             .map_err(|e| format!("{}: cannot read file: {e}", config_path.display()))?;
         let cfg = parse_bytes(&text, &config_path).map_err(|e| e.to_string())?;
-        let rt = Runtime::build(cfg, &registry).map_err(|e| e.join("\n"))?;
+        let rt = Runtime::build(cfg, &registry, &plugins, &base_dir(&config_path))
+            .map_err(|e| e.join("\n"))?;
         metrics.routes_loaded.set(rt.routes.len() as i64);
         metrics.last_reload_success.set(1);
         metrics.last_reload_timestamp.set(unix_now());
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(rt),
             registry,
+            plugins,
             metrics,
             config_path,
             admin_token: std::env::var("ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
@@ -125,8 +133,13 @@ impl Gateway {
                     .as_ref()
                     .map(|t| (&t.listen, &t.cert, &t.key))
         };
-        let rt = Runtime::build(cfg, &self.registry)
-            .map_err(|errs| self.failed(trigger, errs.join("\n")))?;
+        let rt = Runtime::build(
+            cfg,
+            &self.registry,
+            &self.plugins,
+            &base_dir(&self.config_path),
+        )
+        .map_err(|errs| self.failed(trigger, errs.join("\n")))?;
         let routes = rt.routes.len();
         self.live.store(Arc::new(rt));
         *last = (fp, true);
@@ -171,6 +184,10 @@ fn parse_bytes(text: &[u8], path: &std::path::Path) -> Result<config::Config, Co
         }],
     })?;
     config::parse(text, &name, &|k| std::env::var(k).ok())
+}
+
+fn base_dir(config_path: &std::path::Path) -> std::path::PathBuf {
+    config::base_dir(&config_path.display().to_string()).to_path_buf()
 }
 
 fn unix_now() -> i64 {

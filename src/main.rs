@@ -52,9 +52,15 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
                 .and_then(|c| {
                     let summary = (c.routes.len(), c.upstreams.len());
-                    runtime::Runtime::build(c, &upstream::Registry::new())
-                        .map(|_| summary)
-                        .map_err(|errs| format!("{}: {}", path.display(), errs.join("\n  ")))
+                    let base = config::base_dir(&path.display().to_string()).to_path_buf();
+                    runtime::Runtime::build(
+                        c,
+                        &upstream::Registry::new(),
+                        &gateway_plugins::Shared::dry(),
+                        &base,
+                    )
+                    .map(|_| summary)
+                    .map_err(|errs| format!("{}: {}", path.display(), errs.join("\n  ")))
                 });
             match built {
                 Ok((routes, upstreams)) => {

@@ -6,7 +6,7 @@ use crate::config::{Config, Deprecation, FallbackConfig};
 use crate::router::{parse_date, PathPattern, Rewrite, Router};
 use crate::upstream::{Pool, Registry};
 use bytes::Bytes;
-use gateway_plugins::Plugin;
+use gateway_plugins::{BuildCtx, Plugin, Shared};
 use http::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,7 +37,10 @@ pub struct CompiledRoute {
     pub pool: Option<Arc<Pool>>,
     pub rewrite: Rewrite,
     pub host_header: HostHeader,
+    /// The effective chain: global plugins, then the route's own.
     pub plugins: Vec<Arc<dyn Plugin>>,
+    /// A plugin of the chain reads the whole request body.
+    pub needs_body: bool,
     /// `Deprecation`, `Sunset` and `Link` headers, when deprecated.
     pub deprecation: Vec<(HeaderName, HeaderValue)>,
     pub fallback: Option<Fallback>,
@@ -71,7 +74,14 @@ pub const DEFAULT_MAX_BODY: u64 = 100 * 1024 * 1024;
 impl Runtime {
     /// Builds the live state. The config must have passed validation; anything that
     /// still fails (a file that vanished, a name that no longer resolves) is an error.
-    pub fn build(config: Config, registry: &Registry) -> Result<Self, Vec<String>> {
+    /// Plugins are built with `plugins` (dry for `check`); relative files in their
+    /// settings start at `base_dir` (routes.yaml's directory).
+    pub fn build(
+        config: Config,
+        registry: &Registry,
+        plugins: &Arc<Shared>,
+        base_dir: &std::path::Path,
+    ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let mut pools = BTreeMap::new();
         for (name, up) in &config.upstreams {
@@ -112,11 +122,20 @@ impl Runtime {
                     }
                 },
             };
-            let mut plugins = Vec::with_capacity(r.plugins.len());
-            for (j, pl) in r.plugins.iter().enumerate() {
-                match gateway_plugins::build(&pl.name, &pl.settings) {
-                    Ok(p) => plugins.push(p),
-                    Err(e) => errors.push(format!("{p}.plugins[{j}]: {e}")),
+            let chain = crate::config::chain(&config, i, r);
+            let mut chain_built = Vec::with_capacity(chain.len());
+            let cx = BuildCtx {
+                shared: plugins,
+                base_dir,
+                route: Some(&r.name),
+            };
+            for entry in chain {
+                match gateway_plugins::build(&entry.config.name, &entry.config.settings, &cx) {
+                    Ok(p) => chain_built.push(p),
+                    Err(e) => errors.push(format!(
+                        "{}: {e}",
+                        crate::config::option_path(&entry.path, e.path())
+                    )),
                 }
             }
             let fallback = match &r.fallback {
@@ -134,7 +153,8 @@ impl Runtime {
                 pool: r.upstream.as_ref().and_then(|u| pools.get(u).cloned()),
                 rewrite,
                 host_header,
-                plugins,
+                needs_body: chain_built.iter().any(|p| p.wants_body()),
+                plugins: chain_built,
                 deprecation: deprecation(r.deprecated.as_ref()),
                 fallback,
                 timeout: r.timeout.map(|d| d.get()),

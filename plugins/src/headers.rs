@@ -5,20 +5,26 @@
 //! ```
 //! `remove` runs first, then `set` (replaces), then `add` (appends).
 
-use crate::{Plugin, PluginCtx};
+use crate::{BuildCtx, Factory, Plugin, PluginCtx, SettingsError};
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-#[derive(Deserialize)]
+/// Header edits: `remove` runs first, then `set` (replaces), then `add` (appends).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderSettings {
+    /// Headers set, replacing any value.
     #[serde(default)]
     set: BTreeMap<String, String>,
+    /// Headers appended.
     #[serde(default)]
     add: BTreeMap<String, String>,
+    /// Headers removed.
     #[serde(default)]
     remove: Vec<String>,
 }
@@ -105,5 +111,28 @@ impl Plugin for ResponseHeaders {
     }
     fn on_response(&self, resp: &mut ResponseHeader, _ctx: &mut PluginCtx) {
         apply_ops!(self.0, resp);
+    }
+}
+
+impl Factory for RequestHeaders {
+    const NAME: &'static str = "request_headers";
+    const SUMMARY: &'static str = "Set, append and remove headers of the request sent upstream";
+    type Settings = HeaderSettings;
+    fn build(s: HeaderSettings, _cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
+        Ok(Arc::new(RequestHeaders(
+            HeaderOps::from_settings(s).map_err(SettingsError::whole)?,
+        )))
+    }
+}
+
+impl Factory for ResponseHeaders {
+    const NAME: &'static str = "response_headers";
+    const SUMMARY: &'static str =
+        "Set, append and remove headers of the response sent to the client";
+    type Settings = HeaderSettings;
+    fn build(s: HeaderSettings, _cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
+        Ok(Arc::new(ResponseHeaders(
+            HeaderOps::from_settings(s).map_err(SettingsError::whole)?,
+        )))
     }
 }

@@ -5,17 +5,24 @@
 //! - { name: ip_restriction, allow: [10.0.0.0/8, 127.0.0.1/32], deny: [10.9.0.0/16] }
 //! ```
 
-use crate::{Flow, Plugin, PluginCtx, Reply, RequestInfo};
+use crate::{
+    BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, Reply, RequestInfo, SettingsError,
+};
 use async_trait::async_trait;
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
+use schemars::JsonSchema;
 use serde::Deserialize;
+use std::sync::Arc;
 
-#[derive(Deserialize)]
+/// Client address lists.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IpSettings {
+    /// Only these addresses or CIDR blocks may pass (empty: everyone not denied).
     #[serde(default)]
     allow: Vec<String>,
+    /// These addresses or CIDR blocks are refused (checked first).
     #[serde(default)]
     deny: Vec<String>,
 }
@@ -25,24 +32,30 @@ pub struct IpRestriction {
     deny: Vec<IpNet>,
 }
 
-fn nets(list: &[String]) -> Result<Vec<IpNet>, String> {
+fn nets(field: &str, list: &[String]) -> Result<Vec<IpNet>, SettingsError> {
     list.iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("`{s}` is not an IP address or CIDR block"))
+                .map_err(|_| {
+                    SettingsError::at(
+                        format!("{field}[{i}]"),
+                        format!("`{s}` is not an IP address or CIDR block"),
+                    )
+                })
         })
         .collect()
 }
 
 impl IpRestriction {
-    pub fn new(s: IpSettings) -> Result<Self, String> {
+    pub fn new(s: IpSettings) -> Result<Self, SettingsError> {
         if s.allow.is_empty() && s.deny.is_empty() {
-            return Err("give `allow`, `deny` or both".into());
+            return Err(SettingsError::whole("give `allow`, `deny` or both"));
         }
         Ok(Self {
-            allow: nets(&s.allow)?,
-            deny: nets(&s.deny)?,
+            allow: nets("allow", &s.allow)?,
+            deny: nets("deny", &s.deny)?,
         })
     }
 
@@ -71,16 +84,24 @@ impl Plugin for IpRestriction {
         _req: &mut RequestHeader,
         info: &RequestInfo<'_>,
         _ctx: &mut PluginCtx,
-    ) -> Flow {
-        if self.permits(info.client_ip) {
+    ) -> Result<Flow, PluginFailure> {
+        Ok(if self.permits(info.client_ip) {
             Flow::Continue
         } else {
-            Flow::Respond(Reply::error(
-                403,
-                "forbidden",
-                "your address may not use this route",
-            ))
-        }
+            Flow::Respond(
+                Reply::error(403, "forbidden", "your address may not use this route")
+                    .blocked_as("ip_restriction"),
+            )
+        })
+    }
+}
+
+impl Factory for IpRestriction {
+    const NAME: &'static str = "ip_restriction";
+    const SUMMARY: &'static str = "Allow or deny clients by address (CIDR); refused: 403";
+    type Settings = IpSettings;
+    fn build(s: IpSettings, _cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
+        Ok(Arc::new(IpRestriction::new(s)?))
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod env;
 mod locate;
+mod plugins;
 mod route;
 mod types;
 mod units;
@@ -12,6 +13,7 @@ mod validate;
 pub(crate) use env::apply_env_overrides;
 pub use env::parse_target_url;
 pub use locate::{Locations, Pos};
+pub use plugins::{base_dir, chain, option_path, ChainEntry};
 pub use route::*;
 pub use types::*;
 pub use units::{ByteSize, Dur};
@@ -137,7 +139,7 @@ pub fn parse(
         return Err(fail(errs.list));
     };
     apply_env_overrides(&mut config, env, &mut errs);
-    validate::validate(&config, &mut errs);
+    validate::validate(&config, plugins::base_dir(source_name), &mut errs);
     if errs.list.is_empty() {
         Ok(config)
     } else {
@@ -167,6 +169,7 @@ fn sections(doc: Value, errs: &mut Errors) -> Option<Config> {
     let mut server = ServerConfig::default();
     let mut upstreams = std::collections::BTreeMap::new();
     let mut routes = Vec::new();
+    let mut plugins = Vec::new();
     for (k, v) in top {
         let Some(key) = k.as_str() else {
             errs.push("", "top-level keys must be strings");
@@ -199,9 +202,20 @@ fn sections(doc: Value, errs: &mut Errors) -> Option<Config> {
                 Value::Null => {}
                 _ => errs.push("routes", "must be a list of routes"),
             },
+            "plugins" => match v {
+                Value::Sequence(s) => {
+                    for (i, p) in s.into_iter().enumerate() {
+                        if let Some(p) = typed::<PluginConfig>(p, &format!("plugins[{i}]"), errs) {
+                            plugins.push(p);
+                        }
+                    }
+                }
+                Value::Null => {}
+                _ => errs.push("plugins", "must be a list of plugins"),
+            },
             other => errs.push(
                 other,
-                format!("unknown field `{other}`, expected one of `version`, `server`, `upstreams`, `routes`"),
+                format!("unknown field `{other}`, expected one of `version`, `server`, `upstreams`, `routes`, `plugins`"),
             ),
         }
     }
@@ -216,6 +230,7 @@ fn sections(doc: Value, errs: &mut Errors) -> Option<Config> {
         server,
         upstreams,
         routes,
+        plugins,
     })
 }
 

@@ -77,15 +77,31 @@ pub struct RewriteConfig {
     pub host: Option<String>,
 }
 
-/// A plugin in a route's chain: `name` plus the plugin's own fields.
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+/// A plugin in a route's chain (or the global list): `name`, optional `enabled`, plus
+/// the plugin's own fields. Its JSON Schema is the union of every built-in plugin's.
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PluginConfig {
-    /// Plugin name (`request_headers`, `response_headers`, `ip_restriction`, ...).
+    /// Plugin name (`jwt`, `rate_limit`, `request_headers`, ...).
     pub name: String,
+    /// `false` on a route turns off the global plugin of this name for that route.
+    #[serde(skip_serializing_if = "is_true")]
+    pub enabled: bool,
     /// The plugin's own settings.
     #[serde(flatten)]
-    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl JsonSchema for PluginConfig {
+    fn schema_name() -> String {
+        "PluginConfig".into()
+    }
+    fn json_schema(gen: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        gateway_plugins::entry_schema(gen)
+    }
 }
 
 impl<'de> Deserialize<'de> for PluginConfig {
@@ -97,7 +113,16 @@ impl<'de> Deserialize<'de> for PluginConfig {
             Some(_) => return Err(D::Error::custom("plugin `name` must be a string")),
             None => return Err(D::Error::missing_field("name")),
         };
-        Ok(PluginConfig { name, settings })
+        let enabled = match settings.remove("enabled") {
+            None => true,
+            Some(serde_json::Value::Bool(b)) => b,
+            Some(_) => return Err(D::Error::custom("plugin `enabled` must be true or false")),
+        };
+        Ok(PluginConfig {
+            name,
+            enabled,
+            settings,
+        })
     }
 }
 

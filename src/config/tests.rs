@@ -55,7 +55,7 @@ fn every_error_is_located() {
     assert!(
         e.errors
             .iter()
-            .any(|e| e.path == "routes[1].plugins[0]" && e.message.contains("unknown plugin")),
+            .any(|e| e.path == "routes[1].plugins[0].name" && e.message.contains("unknown plugin")),
         "{text}"
     );
 }
@@ -127,7 +127,7 @@ fn zero_weights_and_bad_plugin_settings() {
     assert!(
         e.errors
             .iter()
-            .any(|e| e.path == "routes[0].plugins[0]" && e.message.contains("unknown field")),
+            .any(|e| e.path == "routes[0].plugins[0].sett" && e.message.contains("unknown field")),
         "{e}"
     );
 }

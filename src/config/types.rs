@@ -24,6 +24,11 @@ pub struct Config {
     /// Routes; the most specific match wins, ties go to the first in the file.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Global plugins: they run for every route, before the route's own, as listed. A
+    /// route turns one off with `{ name: <plugin>, enabled: false }`, or replaces its
+    /// settings by listing a plugin of the same name.
+    #[serde(default)]
+    pub plugins: Vec<super::PluginConfig>,
 }
 
 /// Listener-level settings (fixed at start-up).

@@ -5,7 +5,7 @@ use super::{Balance, Config, Deprecation, Errors, RouteConfig, UpstreamConfig};
 use crate::router::{normalize_path, PathPattern};
 use std::collections::{BTreeSet, HashMap};
 
-pub(super) fn validate(c: &Config, errs: &mut Errors) {
+pub(super) fn validate(c: &Config, base_dir: &std::path::Path, errs: &mut Errors) {
     if c.version != 1 {
         errs.push(
             "version",
@@ -30,6 +30,7 @@ pub(super) fn validate(c: &Config, errs: &mut Errors) {
         route(&p, r, c, errs);
     }
     indistinguishable(&c.routes, errs);
+    super::plugins::validate(c, base_dir, errs);
     if let Some(tls) = &c.server.tls {
         if tls.listen.parse::<std::net::SocketAddr>().is_err() {
             errs.push(
@@ -314,11 +315,6 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
             if !prefix.starts_with(strip.as_str()) {
                 errs.push(format!("{p}.rewrite.strip_prefix"), format!("`{strip}` is not a prefix of `match.path_prefix` `{prefix}`: it would never apply"));
             }
-        }
-    }
-    for (i, pl) in r.plugins.iter().enumerate() {
-        if let Err(e) = gateway_plugins::validate(&pl.name, &pl.settings) {
-            errs.push(format!("{p}.plugins[{i}]"), e.to_string());
         }
     }
     if let Some(Deprecation::Details(d)) = &r.deprecated {

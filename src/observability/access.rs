@@ -66,7 +66,7 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
             correlation_id = ctx.request_id.to_str().unwrap_or(""),
             trace_id,
             span_id,
-            user_id = ctx.plugin.consumer.as_deref().unwrap_or(""),
+            user_id = ctx.plugin.consumer().unwrap_or(""),
             tries = ctx.tries,
             error = e.map(|e| e.to_string()).unwrap_or_default(),
             "request"

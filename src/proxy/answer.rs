@@ -1,14 +1,81 @@
-//! Answers the gateway writes itself during the request phase: errors, probes, plugin
-//! replies and route fallbacks.
+//! Answers the gateway writes itself: errors, probes, plugin replies, plugin failures
+//! and route fallbacks. Every one goes through the response phase, so plugin headers
+//! (CORS, rate limits) and `X-Request-ID` appear on them as on proxied answers.
 
 use super::{respond, Ctx, GatewayProxy};
 use bytes::Bytes;
-use gateway_plugins::ReplyBody;
+use gateway_plugins::{FailureKind, PluginFailure, Reply, ReplyBody};
 use http::{HeaderName, HeaderValue};
 use pingora_error::Result;
+use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
+/// The response phase: `X-Request-ID`, deprecation headers, headers plugins added during
+/// the request, then each plugin's `on_response`. Runs for proxied answers and the
+/// gateway's own.
+pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
+    let _ = resp.insert_header("x-request-id", ctx.request_id.clone());
+    let Some(route) = ctx.route.clone() else {
+        return;
+    };
+    for (k, v) in &route.deprecation {
+        let _ = resp.insert_header(k.clone(), v.clone());
+    }
+    let added = &ctx.plugin.response_headers;
+    for (i, (k, v)) in added.iter().enumerate() {
+        // the first value of a name replaces the upstream's, later ones append
+        if added[..i].iter().any(|(n, _)| n == k) {
+            let _ = resp.append_header(k.clone(), v.clone());
+        } else {
+            let _ = resp.insert_header(k.clone(), v.clone());
+        }
+    }
+    for p in &route.plugins {
+        p.on_response(resp, &mut ctx.plugin);
+    }
+}
+
 impl GatewayProxy {
+    /// Writes a whole answer: the head (status, Content-Type when given, `extra`), the
+    /// response phase, then the body.
+    pub(super) async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        status: u16,
+        content_type: Option<&HeaderValue>,
+        body: Bytes,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<()> {
+        let mut resp = respond::head(status, content_type, body.len(), extra)?;
+        response_phase(&mut resp, ctx);
+        ctx.answered = Some(status);
+        respond::write(session, resp, body).await
+    }
+
+    /// A JSON error in the SPEC's shape.
+    pub(super) async fn answer_error(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        status: u16,
+        kind: &str,
+        message: &str,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<()> {
+        let rid = ctx.request_id.to_str().unwrap_or_default().to_string();
+        let body = respond::error_body(kind, message, &rid, None);
+        self.answer(
+            session,
+            ctx,
+            status,
+            Some(&respond::json_type()),
+            body,
+            extra,
+        )
+        .await
+    }
+
     /// Answers with a JSON error and counts it in `gateway_requests_blocked_total`
     /// under `reason`.
     pub(super) async fn refuse(
@@ -21,13 +88,12 @@ impl GatewayProxy {
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<bool> {
         self.gw.metrics.blocked.with_label_values(&[reason]).inc();
-        ctx.answered = Some(status);
-        respond::send_error(
+        self.answer_error(
             session,
+            ctx,
             status,
             respond::kind_for(status),
             message,
-            &ctx.request_id,
             extra,
         )
         .await?;
@@ -58,51 +124,74 @@ impl GatewayProxy {
                 (503, Bytes::from(serde_json::json!({"status": "not_ready", "upstreams_without_healthy_target": down}).to_string()))
             }
         };
-        ctx.answered = Some(status);
-        respond::send(
+        self.answer(session, ctx, status, Some(&respond::json_type()), body, &[])
+            .await?;
+        Ok(true)
+    }
+
+    /// A plugin's answer instead of proxying.
+    pub(super) async fn reply(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        reply: Reply,
+    ) -> Result<bool> {
+        if let Some(reason) = reply.blocked {
+            self.gw.metrics.blocked.with_label_values(&[reason]).inc();
+        }
+        let (ct, body) = match reply.body {
+            ReplyBody::Error {
+                kind,
+                message,
+                details,
+            } => {
+                let rid = ctx.request_id.to_str().unwrap_or_default().to_string();
+                (
+                    Some(respond::json_type()),
+                    respond::error_body(kind, &message, &rid, details.as_ref()),
+                )
+            }
+            ReplyBody::Json(v) => (Some(respond::json_type()), Bytes::from(v.to_string())),
+            ReplyBody::Raw(ct, b) => (ct, b),
+        };
+        self.answer(
             session,
-            status,
-            &respond::json_type(),
+            ctx,
+            reply.status,
+            ct.as_ref(),
             body,
-            &ctx.request_id,
-            &[],
+            &reply.headers,
         )
         .await?;
         Ok(true)
     }
 
-    pub(super) async fn reply(
+    /// A plugin could not decide (a dependency is down, or a bug): 503 with
+    /// `Retry-After`, or 500; the cause is logged, not sent.
+    pub(super) async fn plugin_failed(
         &self,
         session: &mut Session,
         ctx: &mut Ctx,
-        reply: gateway_plugins::Reply,
+        f: PluginFailure,
     ) -> Result<bool> {
-        ctx.answered = Some(reply.status);
-        match reply.body {
-            ReplyBody::Error { kind, message } => {
-                self.gw.metrics.blocked.with_label_values(&[kind]).inc();
-                respond::send_error(
-                    session,
-                    reply.status,
-                    kind,
-                    &message,
-                    &ctx.request_id,
-                    &reply.headers,
-                )
-                .await?;
-            }
-            ReplyBody::Raw(body) => {
-                respond::send(
-                    session,
-                    reply.status,
-                    &HeaderValue::from_static("application/octet-stream"),
-                    body,
-                    &ctx.request_id,
-                    &reply.headers,
-                )
-                .await?;
-            }
-        }
+        tracing::warn!(plugin = f.plugin, route = ctx.route_name(), error = %f.message, "plugin failed");
+        ctx.error_type = Some("plugin_failure");
+        let (kind, message) = match f.kind {
+            FailureKind::Unavailable => (
+                "dependency_unavailable",
+                format!("`{}` cannot decide right now; try again", f.plugin),
+            ),
+            FailureKind::Internal => ("internal_error", format!("`{}` failed", f.plugin)),
+        };
+        let extra: Vec<_> = f
+            .retry_after
+            .filter(|_| f.kind == FailureKind::Unavailable)
+            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+            .map(|v| (http::header::RETRY_AFTER, v))
+            .into_iter()
+            .collect();
+        self.answer_error(session, ctx, f.status(), kind, &message, &extra)
+            .await?;
         Ok(true)
     }
 
@@ -115,13 +204,12 @@ impl GatewayProxy {
         let Some(fb) = ctx.route.as_ref().and_then(|r| r.fallback.clone()) else {
             return Ok(false);
         };
-        ctx.answered = Some(fb.status);
-        respond::send(
+        self.answer(
             session,
+            ctx,
             fb.status,
-            &fb.content_type,
+            Some(&fb.content_type),
             fb.body,
-            &ctx.request_id,
             extra,
         )
         .await?;

@@ -19,6 +19,12 @@ pub enum Failure {
     RouteTimeout,
 }
 
+/// A plugin decision taken in the body phase, written by `fail_to_proxy`.
+pub enum Deferred {
+    Reply(gateway_plugins::Reply),
+    Failure(gateway_plugins::PluginFailure),
+}
+
 /// Everything one request carries through the phases.
 pub struct Ctx {
     pub start: Instant,
@@ -34,6 +40,14 @@ pub struct Ctx {
     pub tried: SmallVec<[SocketAddr; 4]>,
     pub tries: u32,
     pub plugin: PluginCtx,
+    /// The normalised path, kept for the plugins' body phase.
+    pub plugin_path: Option<String>,
+    /// The request body being gathered for the plugins' body phase.
+    pub body_buf: Option<bytes::BytesMut>,
+    /// The body phase has run (a retry resends the body as it is).
+    pub body_checked: bool,
+    /// An answer decided in the body phase.
+    pub deferred: Option<Deferred>,
     pub body_bytes: u64,
     pub failure: Option<Failure>,
     pub trace: Option<TraceContext>,
@@ -59,6 +73,10 @@ impl Ctx {
             tried: SmallVec::new(),
             tries: 0,
             plugin: PluginCtx::default(),
+            plugin_path: None,
+            body_buf: None,
+            body_checked: false,
+            deferred: None,
             body_bytes: 0,
             failure: None,
             trace: None,

@@ -2,13 +2,16 @@
 //! concept (router, plugins, upstream, observability); nothing else lives here.
 
 mod answer;
+mod client_cert;
 mod ctx;
 mod headers;
 mod respond;
 mod retry;
 mod routing;
 
-pub use ctx::{Ctx, Failure};
+mod phases;
+
+pub use ctx::{Ctx, Deferred, Failure};
 pub use respond::error_body;
 
 use routing::{route_request, Decision};
@@ -18,7 +21,6 @@ use crate::runtime::HostHeader;
 use crate::upstream::{NoTarget, Outcome};
 use async_trait::async_trait;
 use bytes::Bytes;
-use gateway_plugins::{Flow, RequestInfo};
 use http::HeaderValue;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
@@ -114,18 +116,8 @@ impl ProxyHttp for GatewayProxy {
         }
 
         if let Some(path) = plugin_path {
-            let info = RequestInfo {
-                route: &route.name,
-                client_ip: client_ip(session),
-                path: &path,
-            };
-            for p in &route.plugins {
-                if let Flow::Respond(reply) = p
-                    .on_request(session.req_header_mut(), &info, &mut ctx.plugin)
-                    .await
-                {
-                    return self.reply(session, ctx, reply).await;
-                }
+            if self.request_phase(session, ctx, &route, path).await? {
+                return Ok(true);
             }
         }
         if route.pool.is_none() {
@@ -145,12 +137,15 @@ impl ProxyHttp for GatewayProxy {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
-        _eos: bool,
+        eos: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let (Some(b), Some(r)) = (body.as_ref(), ctx.route.as_ref()) {
+        let Some(r) = ctx.route.clone() else {
+            return Ok(());
+        };
+        if let Some(b) = body.as_ref() {
             ctx.body_bytes += b.len() as u64;
             if ctx.body_bytes > r.max_body {
                 self.gw
@@ -160,6 +155,9 @@ impl ProxyHttp for GatewayProxy {
                     .inc();
                 return Error::e_explain(ErrorType::HTTPStatus(413), "request body too large");
             }
+        }
+        if r.needs_body && !ctx.body_checked {
+            self.body_phase(session, body, eos, ctx, &r).await?;
         }
         Ok(())
     }
@@ -300,15 +298,7 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         headers::strip_response(resp);
-        resp.insert_header("x-request-id", ctx.request_id.clone())?;
-        if let Some(route) = ctx.route.clone() {
-            for (k, v) in &route.deprecation {
-                resp.insert_header(k.clone(), v.clone())?;
-            }
-            for p in &route.plugins {
-                p.on_response(resp, &mut ctx.plugin);
-            }
-        }
+        answer::response_phase(resp, ctx);
         Ok(())
     }
 
@@ -375,6 +365,19 @@ impl ProxyHttp for GatewayProxy {
         // the connection is not reused after a failure (the request body may be unread):
         // pingora then answers `Connection: close`, so that clients open a new one
         session.set_keepalive(None);
+        if let Some(d) = ctx.deferred.take() {
+            let written = match d {
+                Deferred::Reply(r) => self.reply(session, ctx, r).await,
+                Deferred::Failure(f) => self.plugin_failed(session, ctx, f).await,
+            };
+            if let Err(we) = written {
+                tracing::debug!(error = %we, "cannot write the plugin answer");
+            }
+            return FailToProxy {
+                error_code: ctx.answered.unwrap_or(code),
+                can_reuse_downstream: false,
+            };
+        }
         if code > 0 && session.response_written().is_none() {
             // graceful degradation: a route's fallback answers for any upstream failure
             let upstream_failed =
@@ -385,12 +388,12 @@ impl ProxyHttp for GatewayProxy {
                     let secs = after.as_secs().max(1).to_string();
                     let ra = HeaderValue::from_str(&secs)
                         .unwrap_or_else(|_| HeaderValue::from_static("1"));
-                    respond::send_error(
+                    self.answer_error(
                         session,
+                        ctx,
                         503,
                         "service_unavailable",
                         "no healthy target for this route",
-                        &ctx.request_id,
                         &[(http::header::RETRY_AFTER, ra)],
                     )
                     .await
@@ -402,15 +405,8 @@ impl ProxyHttp for GatewayProxy {
                         502 => "the upstream could not be reached or failed".to_string(),
                         _ => e.to_string(),
                     };
-                    respond::send_error(
-                        session,
-                        code,
-                        respond::kind_for(code),
-                        &msg,
-                        &ctx.request_id,
-                        &[],
-                    )
-                    .await
+                    self.answer_error(session, ctx, code, respond::kind_for(code), &msg, &[])
+                        .await
                 }
             };
             if let Err(we) = written {
@@ -432,6 +428,16 @@ impl ProxyHttp for GatewayProxy {
         } else {
             Outcome::Status(200)
         });
+        if let Some(route) = ctx.route.clone() {
+            let status = session
+                .response_written()
+                .map(|r| r.status.as_u16())
+                .or(ctx.answered)
+                .unwrap_or(0);
+            for p in &route.plugins {
+                p.on_log(status, &mut ctx.plugin);
+            }
+        }
         crate::observability::access::record(&self.gw, session, e, ctx);
     }
 }

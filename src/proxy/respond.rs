@@ -1,5 +1,6 @@
-//! Answers the gateway gives itself: JSON errors in the SPEC's shape, probes, fixed
-//! fallback answers and plugin replies.
+//! Writing a complete answer of the gateway's own: the JSON error body in the SPEC's
+//! shape and the error kinds. The response phase runs on the head before it is sent
+//! (see [`super::GatewayProxy::answer`]).
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -7,28 +8,48 @@ use pingora_error::Result;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
-/// The JSON error body: `{"error", "message", "request_id"}`.
-pub fn error_body(kind: &str, message: &str, request_id: &str) -> Bytes {
-    let v = serde_json::json!({ "error": kind, "message": message, "request_id": request_id });
+/// The JSON error body: `{"error", "message", "request_id"}` plus `details` members.
+pub fn error_body(
+    kind: &str,
+    message: &str,
+    request_id: &str,
+    details: Option<&serde_json::Value>,
+) -> Bytes {
+    let mut v = serde_json::json!({ "error": kind, "message": message, "request_id": request_id });
+    if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (details, v.as_object_mut()) {
+        for (k, val) in extra {
+            if !obj.contains_key(k) {
+                obj.insert(k.clone(), val.clone());
+            }
+        }
+    }
     Bytes::from(v.to_string())
 }
 
-/// Writes a complete response. `extra` headers are added after the standard ones.
-pub async fn send(
-    session: &mut Session,
+/// Builds the head of an answer: status, Content-Type (when given, once),
+/// Content-Length, then `extra` headers.
+pub fn head(
     status: u16,
-    content_type: &HeaderValue,
-    body: Bytes,
-    request_id: &HeaderValue,
+    content_type: Option<&HeaderValue>,
+    len: usize,
     extra: &[(HeaderName, HeaderValue)],
-) -> Result<()> {
+) -> Result<ResponseHeader> {
     let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
-    resp.insert_header(http::header::CONTENT_TYPE, content_type.clone())?;
-    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    resp.insert_header("x-request-id", request_id.clone())?;
+    if let Some(ct) = content_type {
+        resp.insert_header(http::header::CONTENT_TYPE, ct.clone())?;
+    }
+    resp.insert_header(http::header::CONTENT_LENGTH, len)?;
     for (k, v) in extra {
+        if k == http::header::CONTENT_TYPE || k == http::header::CONTENT_LENGTH {
+            continue;
+        }
         resp.append_header(k.clone(), v.clone())?;
     }
+    Ok(resp)
+}
+
+/// Writes a head and body.
+pub async fn write(session: &mut Session, resp: ResponseHeader, body: Bytes) -> Result<()> {
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only || body.is_empty())
@@ -41,27 +62,6 @@ pub async fn send(
 
 pub fn json_type() -> HeaderValue {
     HeaderValue::from_static("application/json")
-}
-
-/// Writes a JSON error.
-pub async fn send_error(
-    session: &mut Session,
-    status: u16,
-    kind: &str,
-    message: &str,
-    request_id: &HeaderValue,
-    extra: &[(HeaderName, HeaderValue)],
-) -> Result<()> {
-    let rid = request_id.to_str().unwrap_or_default();
-    send(
-        session,
-        status,
-        &json_type(),
-        error_body(kind, message, rid),
-        request_id,
-        extra,
-    )
-    .await
 }
 
 /// The SPEC's error kind for a status the gateway answers with.

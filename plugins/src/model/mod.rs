@@ -1,0 +1,18 @@
+//! The plugin model: phases ([`Plugin`]), per-request state ([`PluginCtx`]), the
+//! request's [`Identity`], answers ([`Reply`]) and typed failures ([`PluginFailure`]),
+//! state that outlives reloads ([`Shared`]), and how a plugin is declared and built
+//! from its settings ([`PluginSpec`]).
+
+mod ctx;
+mod identity;
+mod phase;
+mod reply;
+mod shared;
+mod spec;
+
+pub use ctx::PluginCtx;
+pub use identity::{CredentialKind, Identity};
+pub use phase::{ClientCert, Flow, Plugin, RequestInfo};
+pub use reply::{FailureKind, PluginFailure, Reply, ReplyBody};
+pub use shared::{PluginMetrics, Shared};
+pub use spec::{parse as parse_settings, BuildCtx, Factory, PluginSpec, SettingsError};

@@ -1,0 +1,109 @@
+//! The [`Plugin`] trait: the phases a plugin can take part in, in request order.
+
+use super::{Identity, PluginCtx, PluginFailure, Reply};
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::net::IpAddr;
+
+/// What the gateway tells plugins about a request besides its headers.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// The matched route's name.
+    pub route: &'a str,
+    /// The TCP peer's address.
+    pub client_ip: Option<IpAddr>,
+    /// The normalised path.
+    pub path: &'a str,
+    /// The query string, without `?`.
+    pub query: Option<&'a str>,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// The client certificate verified on the TLS listener (mTLS), when one was sent.
+    pub client_cert: Option<&'a ClientCert>,
+}
+
+/// A client certificate verified by the TLS listener.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCert {
+    /// Subject common name.
+    pub common_name: Option<String>,
+    /// Subject alternative names (DNS names, URIs, e-mail addresses).
+    pub sans: Vec<String>,
+    /// The whole subject, RFC 4514 style (`CN=alice,O=Example`).
+    pub subject: String,
+    /// SHA-256 fingerprint of the DER certificate, lower-case hex.
+    pub fingerprint: String,
+}
+
+/// Whether the request goes on.
+#[derive(Debug)]
+pub enum Flow {
+    /// Go on with the next plugin, then the upstream.
+    Continue,
+    /// Answer with this instead; later plugins and the upstream are skipped.
+    Respond(Reply),
+}
+
+/// A plugin instance: built once per route table from its settings, shared by every
+/// request of its routes. Long-lived state (clients, caches, counters) does not live
+/// in the instance but in [`crate::Shared`], so that it outlives reloads.
+///
+/// Phases, in request order (each optional):
+/// 1. [`Plugin::on_request`]: check or change the request; may answer (401, 403, 429,
+///    a preflight...) or fail with a typed [`PluginFailure`] (a dependency is down).
+/// 2. [`Plugin::on_request_body`]: the whole request body, only for plugins whose
+///    [`Plugin::wants_body`] is true; other routes keep streaming.
+/// 3. [`Plugin::on_upstream_request`]: edit what goes upstream.
+/// 4. [`Plugin::on_response`]: edit the response head that goes to the client. It also
+///    runs for every answer the gateway writes itself (errors, plugin replies,
+///    fallbacks), so CORS and rate-limit headers appear on those too.
+/// 5. [`Plugin::on_log`]: the request is over (status as sent).
+#[async_trait]
+pub trait Plugin: Send + Sync + 'static {
+    /// The name used in routes.yaml.
+    fn name(&self) -> &'static str;
+
+    /// Request phase.
+    async fn on_request(
+        &self,
+        _req: &mut RequestHeader,
+        _info: &RequestInfo<'_>,
+        _ctx: &mut PluginCtx,
+    ) -> Result<Flow, PluginFailure> {
+        Ok(Flow::Continue)
+    }
+
+    /// Whether this plugin reads the whole request body (the gateway then buffers it,
+    /// bounded by the route's body limit).
+    fn wants_body(&self) -> bool {
+        false
+    }
+
+    /// Request body phase: the whole body, before any of it goes upstream.
+    async fn on_request_body(
+        &self,
+        _body: &Bytes,
+        _req: &RequestHeader,
+        _info: &RequestInfo<'_>,
+        _ctx: &mut PluginCtx,
+    ) -> Result<Flow, PluginFailure> {
+        Ok(Flow::Continue)
+    }
+
+    /// Upstream request phase.
+    fn on_upstream_request(&self, _req: &mut RequestHeader, _ctx: &mut PluginCtx) {}
+
+    /// Response phase (proxied answers and the gateway's own).
+    fn on_response(&self, _resp: &mut ResponseHeader, _ctx: &mut PluginCtx) {}
+
+    /// Logging phase: the request is over.
+    fn on_log(&self, _status: u16, _ctx: &mut PluginCtx) {}
+}
+
+impl PluginCtx {
+    /// The authenticated identity, once an auth plugin has found one.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+}

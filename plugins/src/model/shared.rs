@@ -1,0 +1,155 @@
+//! State that outlives a route table: built once at start-up, handed to every build of
+//! the plugins, carried across reloads like the upstream `Registry`. Plugins keep their
+//! long-lived values here (Redis and HTTP clients, JWKS caches, rate-limit buckets),
+//! keyed by what identifies them (a URL, a policy name), so that a reload finds them
+//! again instead of starting from zero.
+//!
+//! A *dry* `Shared` is used by `check` and by validation: plugins built with it must
+//! not open a connection, start a task or read anything but their own files.
+
+use prometheus::{IntCounterVec, Opts, Registry};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Metrics the plugins count, registered in the gateway's registry.
+#[derive(Clone)]
+pub struct PluginMetrics {
+    /// `gateway_auth_requests_total{method}`: authentication attempts by credential kind.
+    pub auth_requests: IntCounterVec,
+    /// `gateway_auth_failures_total{reason}`: failed authentications by reason.
+    pub auth_failures: IntCounterVec,
+    /// `gateway_rate_limit_hits_total{client_id}`: requests refused by a rate limit.
+    pub rate_limit_hits: IntCounterVec,
+    /// `gateway_plugin_dependency_errors_total{plugin,dependency}`: a store or endpoint
+    /// a plugin needs failed (Redis down, JWKS endpoint unreachable...).
+    pub dependency_errors: IntCounterVec,
+}
+
+impl PluginMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        Ok(Self {
+            auth_requests: counter(
+                "gateway_auth_requests_total",
+                "Authentication attempts, by credential kind",
+                &["method"],
+            )?,
+            auth_failures: counter(
+                "gateway_auth_failures_total",
+                "Failed authentications, by reason",
+                &["reason"],
+            )?,
+            rate_limit_hits: counter(
+                "gateway_rate_limit_hits_total",
+                "Requests refused by a rate limit, by consumer (`anonymous` when none)",
+                &["client_id"],
+            )?,
+            dependency_errors: counter(
+                "gateway_plugin_dependency_errors_total",
+                "Failures of a store or endpoint a plugin depends on",
+                &["plugin", "dependency"],
+            )?,
+        })
+    }
+
+    /// Unregistered metrics (dry builds and unit tests).
+    pub fn unregistered() -> Self {
+        // registering in a throwaway registry cannot clash
+        Self::register(&Registry::new()).unwrap_or_else(|_| unreachable!("fresh registry"))
+    }
+}
+
+/// Looks up an environment variable.
+type EnvFn = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Long-lived plugin state; see the module docs.
+pub struct Shared {
+    dry: bool,
+    pub metrics: PluginMetrics,
+    env: EnvFn,
+    state: Mutex<HashMap<(std::any::TypeId, String), Arc<dyn Any + Send + Sync>>>,
+}
+
+impl Shared {
+    /// The live state of a serving gateway; secrets come from the process environment.
+    pub fn live(metrics: PluginMetrics) -> Arc<Self> {
+        Arc::new(Self {
+            dry: false,
+            metrics,
+            env: Box::new(|k| std::env::var(k).ok()),
+            state: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A throwaway state for `check` and validation: plugins open nothing.
+    pub fn dry() -> Arc<Self> {
+        Arc::new(Self {
+            dry: true,
+            metrics: PluginMetrics::unregistered(),
+            env: Box::new(|k| std::env::var(k).ok()),
+            state: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A live state whose environment is `env` (tests).
+    pub fn with_env(
+        dry: bool,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            dry,
+            metrics: PluginMetrics::unregistered(),
+            env: Box::new(env),
+            state: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether this is a dry build (`check`, validation): open no connection.
+    pub fn is_dry(&self) -> bool {
+        self.dry
+    }
+
+    /// An environment variable (secrets are referenced by name from routes.yaml).
+    pub fn env(&self, key: &str) -> Option<String> {
+        (self.env)(key).filter(|v| !v.is_empty())
+    }
+
+    /// The value of type `T` under `key`, made by `init` the first time. The same
+    /// value is returned for the life of the process, across reloads.
+    pub fn state<T: Any + Send + Sync>(&self, key: &str, init: impl FnOnce() -> T) -> Arc<T> {
+        let mut map = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let k = (std::any::TypeId::of::<T>(), key.to_string());
+        if let Some(v) = map.get(&k) {
+            if let Ok(t) = v.clone().downcast::<T>() {
+                return t;
+            }
+        }
+        let v = Arc::new(init());
+        map.insert(k, v.clone());
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_kept_by_type_and_key() {
+        let s = Shared::dry();
+        let a = s.state("x", || Mutex::new(1u32));
+        *a.lock().unwrap() = 5;
+        let b = s.state("x", || Mutex::new(0u32));
+        assert_eq!(*b.lock().unwrap(), 5);
+        let c = s.state("y", || Mutex::new(7u32));
+        assert_eq!(*c.lock().unwrap(), 7);
+        let d = s.state("x", || 3u64);
+        assert_eq!(*d, 3);
+    }
+}

@@ -1,0 +1,98 @@
+//! Plugin chains: the global `plugins:` list merged with a route's own, and their
+//! validation (each plugin built dry, a bad option located at its own path).
+
+use super::{Config, Errors, PluginConfig, RouteConfig};
+use gateway_plugins::{BuildCtx, Shared};
+use std::path::Path;
+
+/// One plugin of a route's effective chain, with the config path of its entry.
+pub struct ChainEntry<'a> {
+    pub config: &'a PluginConfig,
+    /// `plugins[2]` (global) or `routes[1].plugins[0]`.
+    pub path: String,
+}
+
+/// The chain a route runs: the globals first, as listed, minus those the route turns
+/// off (`enabled: false`) or replaces (an entry of the same name); then the route's
+/// own enabled entries, as listed.
+pub fn chain<'a>(c: &'a Config, index: usize, r: &'a RouteConfig) -> Vec<ChainEntry<'a>> {
+    let mut out = Vec::with_capacity(c.plugins.len() + r.plugins.len());
+    for (j, g) in c.plugins.iter().enumerate() {
+        if g.enabled && !r.plugins.iter().any(|p| p.name == g.name) {
+            out.push(ChainEntry {
+                config: g,
+                path: format!("plugins[{j}]"),
+            });
+        }
+    }
+    for (j, p) in r.plugins.iter().enumerate() {
+        if p.enabled {
+            out.push(ChainEntry {
+                config: p,
+                path: format!("routes[{index}].plugins[{j}]"),
+            });
+        }
+    }
+    out
+}
+
+/// Joins a plugin entry's path and an option path inside it (`algorithms[1]`).
+pub fn option_path(entry: &str, inner: &str) -> String {
+    if inner.is_empty() {
+        entry.to_string()
+    } else if inner.starts_with('[') {
+        format!("{entry}{inner}")
+    } else {
+        format!("{entry}.{inner}")
+    }
+}
+
+/// The directory relative plugin files start from: routes.yaml's own.
+pub fn base_dir(source_name: &str) -> &Path {
+    Path::new(source_name)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Builds every plugin entry dry (no connection opened) and reports each bad option at
+/// its path; also refuses `enabled: false` for a name no global plugin has.
+pub(super) fn validate(c: &Config, base: &Path, errs: &mut Errors) {
+    let shared = Shared::dry();
+    let check = |p: &PluginConfig, path: &str, route: Option<&str>, errs: &mut Errors| {
+        let cx = BuildCtx {
+            shared: &shared,
+            base_dir: base,
+            route,
+        };
+        if let Err(e) = gateway_plugins::build(&p.name, &p.settings, &cx) {
+            errs.push(option_path(path, e.path()), e.to_string());
+        }
+    };
+    for (j, g) in c.plugins.iter().enumerate() {
+        if !g.enabled {
+            errs.push(
+                format!("plugins[{j}].enabled"),
+                "a global plugin that is off can simply be removed",
+            );
+            continue;
+        }
+        check(g, &format!("plugins[{j}]"), None, errs);
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        for (j, p) in r.plugins.iter().enumerate() {
+            let path = format!("routes[{i}].plugins[{j}]");
+            if p.enabled {
+                check(p, &path, Some(&r.name), errs);
+            } else if !c.plugins.iter().any(|g| g.name == p.name) {
+                errs.push(
+                    format!("{path}.enabled"),
+                    format!(
+                        "no global plugin `{}` to turn off (a route's own plugin is turned off by removing it)",
+                        p.name
+                    ),
+                );
+            }
+        }
+    }
+}
