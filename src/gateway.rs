@@ -54,6 +54,8 @@ pub struct Gateway {
     pub trace_context: bool,
     /// Fingerprint of the last file content tried, and whether it loaded.
     last: Mutex<(u64, bool)>,
+    /// The last reload attempt, for the admin API and dashboard.
+    last_attempt: Mutex<serde_json::Value>,
 }
 
 impl Gateway {
@@ -87,6 +89,9 @@ impl Gateway {
                 .unwrap_or(true),
             trace_context: true,
             last: Mutex::new((config::fingerprint(&text), true)),
+            last_attempt: Mutex::new(serde_json::json!({
+                "result": "success", "trigger": "start", "at_unix": unix_now(), "errors": [],
+            })),
         }))
     }
 
@@ -151,6 +156,7 @@ impl Gateway {
         m.routes_loaded.set(routes as i64);
         m.reload_apply_seconds
             .observe(started.elapsed().as_secs_f64());
+        self.record_attempt(trigger, &[]);
         if restart_note {
             tracing::warn!(
                 "`server.tls` changed: listeners are fixed at start-up, restart to apply it"
@@ -165,7 +171,26 @@ impl Gateway {
         Ok(ReloadOutcome::Applied { routes, millis })
     }
 
+    /// The last reload attempt: result, trigger, time, and the errors of a refused file.
+    pub fn reload_status(&self) -> serde_json::Value {
+        self.last_attempt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn record_attempt(&self, trigger: Trigger, errors: &[&str]) {
+        let v = serde_json::json!({
+            "result": if errors.is_empty() { "success" } else { "failure" },
+            "trigger": trigger.as_str(),
+            "at_unix": unix_now(),
+            "errors": errors,
+        });
+        *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+
     fn failed(&self, trigger: Trigger, msg: String) -> String {
+        self.record_attempt(trigger, &msg.lines().collect::<Vec<_>>());
         self.metrics.reloads.with_label_values(&["failure"]).inc();
         self.metrics.last_reload_success.set(0);
         tracing::error!(trigger = trigger.as_str(), error = %msg, "reload failed; the previous route table keeps serving");

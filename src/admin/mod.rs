@@ -1,6 +1,11 @@
-//! The metrics port: `GET /metrics` (open), and the admin API, which needs
+//! The metrics port: `GET /metrics` (open), `GET /dashboard` (a static page; its data
+//! comes from the admin API), and the admin API, which needs
 //! `Authorization: Bearer $ADMIN_TOKEN` and is disabled when `ADMIN_TOKEN` is unset:
-//! `POST /admin/reload`, `GET /admin/upstreams`, `GET /admin/routes`.
+//! `POST /admin/reload`, `GET /admin/upstreams`, `GET /admin/routes`,
+//! `GET /admin/config` (secrets redacted), `GET /admin/summary` (the dashboard's view).
+
+mod redact;
+mod summary;
 
 use crate::gateway::{Gateway, ReloadOutcome, Trigger};
 use async_trait::async_trait;
@@ -100,6 +105,21 @@ impl AdminApp {
         json(StatusCode::OK, serde_json::Value::Object(pools))
     }
 
+    fn config(&self) -> Response<Vec<u8>> {
+        let rt = self.gw.live.load();
+        match serde_json::to_value(&*rt.config) {
+            Ok(mut v) => {
+                redact::redact(&mut v);
+                json(StatusCode::OK, v)
+            }
+            Err(e) => err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                &e.to_string(),
+            ),
+        }
+    }
+
     fn routes(&self) -> Response<Vec<u8>> {
         let rt = self.gw.live.load();
         let routes: Vec<_> = rt
@@ -130,7 +150,25 @@ impl ServeHttp for AdminApp {
                     .unwrap_or_default()
             }
             ("GET", "/health") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
-            (_, "/admin/reload" | "/admin/upstreams" | "/admin/routes") => {
+            ("GET", "/dashboard" | "/dashboard/") => {
+                let body = include_str!("dashboard.html").as_bytes().to_vec();
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "text/html; charset=utf-8")
+                    .header("content-length", body.len())
+                    .header("cache-control", "no-store")
+                    .header(
+                        "content-security-policy",
+                        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'",
+                    )
+                    .body(body)
+                    .unwrap_or_default()
+            }
+            (
+                _,
+                "/admin/reload" | "/admin/upstreams" | "/admin/routes" | "/admin/config"
+                | "/admin/summary",
+            ) => {
                 if let Err(r) = self.authorize(session) {
                     return *r;
                 }
@@ -138,6 +176,8 @@ impl ServeHttp for AdminApp {
                     ("POST", "/admin/reload") => self.reload().await,
                     ("GET", "/admin/upstreams") => self.upstreams(),
                     ("GET", "/admin/routes") => self.routes(),
+                    ("GET", "/admin/config") => self.config(),
+                    ("GET", "/admin/summary") => json(StatusCode::OK, summary::summary(&self.gw)),
                     _ => err(
                         StatusCode::METHOD_NOT_ALLOWED,
                         "method_not_allowed",

@@ -59,6 +59,10 @@ impl Metrics {
             .buckets(BUCKETS.to_vec()),
         )?;
         registry.register(Box::new(reload_apply_seconds.clone()))?;
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Self {
             http_requests: counter(
                 "http_requests_total",

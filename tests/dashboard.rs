@@ -1,0 +1,148 @@
+//! The admin dashboard in a real browser (Debian's headless Chromium) against a running
+//! gateway: live values appear, and a screenshot is saved under the test's output
+//! (`target/tmp/dashboard.png`). Also the admin endpoints it reads.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn chromium() -> &'static str {
+    for c in ["chromium", "chromium-browser", "google-chrome"] {
+        if Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {c}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return c;
+        }
+    }
+    panic!("Chromium is needed for this test: `apt-get install chromium` (scripts/test.sh installs it)");
+}
+
+fn headless(args: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium())
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+            "--virtual-time-budget=6000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_live_values_in_a_browser() {
+    let up = Echo::start("u").await;
+    let gw = Gateway::start(&format!(
+        "version: 1\nupstreams:\n  echo: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n  - {{ name: api-v1, match: {{ path_prefix: /api/v1 }}, upstream: echo }}\n",
+        up.addr
+    ));
+    for _ in 0..17 {
+        assert_eq!(
+            reqwest::get(gw.url("/api/v1/x")).await.unwrap().status(),
+            200
+        );
+    }
+    assert_eq!(
+        reqwest::get(gw.url("/nowhere")).await.unwrap().status(),
+        404
+    );
+
+    // the data behind it: token required, then the summary
+    let c = reqwest::Client::new();
+    let r = c
+        .get(gw.metrics_url("/admin/summary"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let s: serde_json::Value = c
+        .get(gw.metrics_url("/admin/summary"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let route = s["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "api-v1")
+        .unwrap();
+    assert_eq!(route["requests"], 17);
+    assert!(route["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    assert_eq!(s["reload"]["result"], "success");
+    assert_eq!(s["blocked"]["no_route"], 1);
+
+    let url = gw.metrics_url(&format!("/dashboard#token={ADMIN_TOKEN}"));
+    let dom = headless(&["--dump-dom", &url]);
+    assert!(
+        dom.contains(r#"<span id="live" class="pill ok">live</span>"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<tr data-route="api-v1"><td>api-v1</td><td data-field="requests">17</td>"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(r#"data-target="{}""#, up.addr)),
+        "{dom}"
+    );
+    assert!(dom.contains("healthy"), "{dom}");
+    assert!(dom.contains(r#"<td data-key="no_route">1</td>"#), "{dom}");
+
+    // a wrong token shows the login form, not data
+    let bad = gw.metrics_url("/dashboard#token=wrong");
+    let dom = headless(&["--dump-dom", &bad]);
+    assert!(dom.contains("a valid bearer token is required"), "{dom}");
+    assert!(dom.contains(r#"<div id="app" hidden="">"#), "{dom}");
+    assert!(!dom.contains(r#"data-field="requests">"#), "{dom}");
+
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    headless(&[&format!("--screenshot={}", shot.display()), &url]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG"),
+        "no screenshot at {}",
+        shot.display()
+    );
+    println!("dashboard screenshot: {}", shot.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_config_redacts_secrets() {
+    let gw = Gateway::start(
+        "version: 1\nupstreams:\n  u: { targets: [{ addr: \"127.0.0.1:9\" }] }\nroutes:\n  - { name: r, match: { path_prefix: /r }, upstream: u, plugins: [{ name: request_headers, set: { x-api-token: \"inline-value\" } }] }\n",
+    );
+    let c = reqwest::Client::new();
+    let v: serde_json::Value = c
+        .get(gw.metrics_url("/admin/config"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["routes"][0]["name"], "r");
+    // process metrics beside the gateway's own
+    assert!(gw.metric("process_resident_memory_bytes").await.unwrap() > 0.0);
+    assert!(gw.metric("process_open_fds").await.unwrap() > 0.0);
+    let text = v.to_string();
+    assert!(!text.contains("inline-value"), "{text}");
+    assert!(text.contains("<redacted>"), "{text}");
+}
