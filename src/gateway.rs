@@ -56,6 +56,8 @@ pub struct Gateway {
     last: Mutex<(u64, bool)>,
     /// The last reload attempt, for the admin API and dashboard.
     last_attempt: Mutex<serde_json::Value>,
+    /// Set by SIGTERM: `/ready` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
@@ -89,6 +91,7 @@ impl Gateway {
                 .unwrap_or(true),
             trace_context: true,
             last: Mutex::new((config::fingerprint(&text), true)),
+            draining: std::sync::atomic::AtomicBool::new(false),
             last_attempt: Mutex::new(serde_json::json!({
                 "result": "success", "trigger": "start", "at_unix": unix_now(), "errors": [],
             })),
@@ -169,6 +172,16 @@ impl Gateway {
             "route table reloaded"
         );
         Ok(ReloadOutcome::Applied { routes, millis })
+    }
+
+    /// The process is shutting down: readiness fails so that traffic moves away.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The last reload attempt: result, trigger, time, and the errors of a refused file.

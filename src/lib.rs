@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod config;
 pub mod gateway;
+pub mod lifecycle;
 pub mod observability;
 pub mod proxy;
 pub mod reload;

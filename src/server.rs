@@ -148,5 +148,15 @@ pub fn serve(settings: Settings) -> Result<(), String> {
         routes = gw.live.load().routes.len(),
         "api-gateway serving"
     );
-    server.run_forever()
+    let delay = cfg
+        .server
+        .shutdown_delay
+        .map_or(crate::lifecycle::DEFAULT_SHUTDOWN_DELAY, |d| d.get());
+    server.run(pingora_core::server::RunArgs {
+        shutdown_signal: Box::new(crate::lifecycle::Signals {
+            gw: gw.clone(),
+            delay,
+        }),
+    });
+    Ok(())
 }

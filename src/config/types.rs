@@ -46,8 +46,12 @@ pub struct ServerConfig {
     /// Idle time after which a client's keep-alive connection is closed (default
     /// `60s`; at least `1s`).
     pub keepalive_timeout: Option<Dur>,
-    /// Seconds a graceful shutdown waits for requests in flight (default `10s`).
+    /// Time a graceful shutdown waits for requests in flight (default `10s`).
     pub grace_period: Option<Dur>,
+    /// After SIGTERM, `/ready` answers 503 at once but listeners keep accepting for this
+    /// long, so that load balancers stop sending traffic first (default `5s`; read at
+    /// start-up).
+    pub shutdown_delay: Option<Dur>,
 }
 
 /// A TLS listener.

@@ -109,6 +109,8 @@ impl GatewayProxy {
     ) -> Result<bool> {
         let (status, body) = if !ready {
             (200, Bytes::from_static(br#"{"status":"ok"}"#))
+        } else if self.gw.is_draining() {
+            (503, Bytes::from_static(br#"{"status":"draining"}"#))
         } else {
             let rt = self.gw.live.load();
             let down = rt.unready_upstreams();

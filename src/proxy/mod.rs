@@ -64,6 +64,19 @@ impl ProxyHttp for GatewayProxy {
             Some(v) if headers::valid_request_id(v) => v.clone(),
             _ => headers::new_request_id(),
         };
+        // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host
+        if req.version == http::Version::HTTP_11 && !req.headers.contains_key(http::header::HOST) {
+            return self
+                .refuse(
+                    session,
+                    ctx,
+                    400,
+                    "missing_host",
+                    "an HTTP/1.1 request needs a Host header",
+                    &[],
+                )
+                .await;
+        }
         match req.uri.path() {
             "/health" => return self.probe(session, ctx, false).await,
             "/ready" => return self.probe(session, ctx, true).await,
