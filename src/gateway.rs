@@ -50,6 +50,9 @@ pub struct Gateway {
     pub admin_token: Option<String>,
     /// Access log lines on (`ACCESS_LOG`, default on).
     pub access_log: bool,
+    /// Share of successful requests logged (`ACCESS_LOG_SAMPLE`, 0..1, default 1);
+    /// failed requests are always logged.
+    pub access_log_sample: f64,
     /// W3C trace context handling on (default on).
     pub trace_context: bool,
     /// Fingerprint of the last file content tried, and whether it loaded.
@@ -89,6 +92,11 @@ impl Gateway {
             access_log: std::env::var("ACCESS_LOG")
                 .map(|v| v != "off" && v != "0" && v != "false")
                 .unwrap_or(true),
+            access_log_sample: std::env::var("ACCESS_LOG_SAMPLE")
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(1.0),
             trace_context: true,
             last: Mutex::new((config::fingerprint(&text), true)),
             draining: std::sync::atomic::AtomicBool::new(false),

@@ -48,13 +48,15 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
                 .inc();
         }
     }
-    if gw.access_log {
+    if gw.access_log && sampled(gw.access_log_sample, status) {
         let trace_id = ctx
             .trace
             .as_ref()
             .map(|t| t.trace_id.as_str())
             .unwrap_or("");
         let span_id = ctx.trace.as_ref().map(|t| t.span_id.as_str()).unwrap_or("");
+        let upstream = ctx.tried.last().map(|a| a.to_string()).unwrap_or_default();
+        // the path only: query strings may carry credentials (`?api_key=`)
         tracing::info!(
             service = "api-gateway",
             operation = "proxy",
@@ -62,14 +64,23 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
             path = req.uri.path(),
             status_code = status,
             route,
+            upstream = upstream.as_str(),
+            attempts = ctx.tries,
+            bytes_in = session.body_bytes_read(),
+            bytes_out = session.body_bytes_sent(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             correlation_id = ctx.request_id.to_str().unwrap_or(""),
             trace_id,
             span_id,
             user_id = ctx.plugin.consumer().unwrap_or(""),
-            tries = ctx.tries,
             error = e.map(|e| e.to_string()).unwrap_or_default(),
             "request"
         );
     }
+}
+
+/// Every failed request (status ≥ 400 or none) is logged; successful ones with
+/// probability `ratio` (`ACCESS_LOG_SAMPLE`, default 1).
+fn sampled(ratio: f64, status: u16) -> bool {
+    status >= 400 || status == 0 || ratio >= 1.0 || (ratio > 0.0 && rand::random::<f64>() < ratio)
 }
