@@ -32,7 +32,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve (the default).
-    Serve,
+    Serve {
+        /// Zero-downtime upgrade: take the listeners of the gateway running now (through
+        /// `UPGRADE_SOCK`), then send that one SIGQUIT; it drains and exits.
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Validate a route table without serving: exit 0 with a summary, or 1 with every error.
     Check {
         /// The file to check (default: --config).
@@ -44,7 +49,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Cmd::Serve) {
+    match cli.command.unwrap_or(Cmd::Serve { upgrade: false }) {
         Cmd::Check { file } => {
             let path = file.unwrap_or(cli.config);
             // a table that validates must also build: names resolve, files exist
@@ -88,10 +93,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Serve => {
+        Cmd::Serve { upgrade } => {
             let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into());
             let _guard = observability::logging::init("api-gateway", &level);
-            let result = server::Settings::from_env(cli.config).and_then(server::serve);
+            let result = server::Settings::from_env(cli.config)
+                .map(|s| server::Settings { upgrade, ..s })
+                .and_then(server::serve);
             if let Err(e) = result {
                 tracing::error!(error = %e, "cannot start");
                 eprintln!("api-gateway: {e}");

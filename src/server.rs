@@ -36,7 +36,16 @@ pub struct Settings {
     /// evens out uneven connections; without it each request stays on one thread,
     /// which costs less CPU per request.
     pub work_stealing: bool,
+    /// `serve --upgrade`: take the listening sockets from a running gateway through
+    /// the upgrade socket instead of binding them (zero-downtime binary upgrade).
+    pub upgrade: bool,
+    /// `UPGRADE_SOCK` (default `/tmp/api-gateway-upgrade.sock`): where the old process
+    /// hands its listeners to the new one on SIGQUIT.
+    pub upgrade_sock: String,
 }
+
+/// Default `UPGRADE_SOCK`.
+pub const DEFAULT_UPGRADE_SOCK: &str = "/tmp/api-gateway-upgrade.sock";
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     match std::env::var(name) {
@@ -70,6 +79,11 @@ impl Settings {
                 std::env::var("GATEWAY_WORK_STEALING").as_deref(),
                 Ok("1" | "true" | "on")
             ),
+            upgrade: false,
+            upgrade_sock: std::env::var("UPGRADE_SOCK")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_UPGRADE_SOCK.into()),
         })
     }
 }
@@ -99,9 +113,17 @@ pub fn serve(settings: Settings) -> Result<(), String> {
         grace_period_seconds: Some(grace),
         graceful_shutdown_timeout_seconds: Some(grace.max(1)),
         max_retries: 10,
+        upgrade_sock: settings.upgrade_sock.clone(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora_core::server::configuration::Opt {
+        upgrade: settings.upgrade,
+        ..Default::default()
+    };
+    if settings.upgrade {
+        tracing::info!(sock = %settings.upgrade_sock, "upgrade: waiting for the running gateway's listeners (send it SIGQUIT)");
+    }
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
     let mut proxy = pingora_proxy::http_proxy_service_with_name(

@@ -1,0 +1,115 @@
+//! Zero-downtime binary upgrade under continuous load: a new process started with
+//! `serve --upgrade` takes the listening sockets of the running one (SIGQUIT, through
+//! the upgrade socket); the old one drains and exits. No request may fail.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upgrade_under_load_drops_nothing() {
+    let up = Echo::start("u").await;
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("upgrade.sock");
+    let sock_s = sock.display().to_string();
+    let old = Gateway::start_with(
+        &format!("version: 1\nserver: {{ grace_period: 2s }}\nupstreams:\n  u: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n  - {{ name: e, match: {{ path_prefix: /e }}, upstream: u }}\n", up.addr),
+        &[("UPGRADE_SOCK", &sock_s)],
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut load = Vec::new();
+    for i in 0..4 {
+        let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), old.url("/e/x"));
+        load.push(tokio::spawn(async move {
+            // half the clients reuse keep-alive connections, half open one per request
+            let c = if i % 2 == 0 {
+                reqwest::Client::new()
+            } else {
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap()
+            };
+            while !stop.load(Ordering::Relaxed) {
+                match c.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    Ok(r) => {
+                        eprintln!("status {}", r.status());
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                    Err(e) => {
+                        eprintln!("error {e:?}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let new_log = old.dir.path().join("new.log");
+    let mut new = Command::new(gateway_bin())
+        .arg("--config")
+        .arg(&old.config)
+        .args(["serve", "--upgrade"])
+        .env("PORT", old.port.to_string())
+        .env("METRICS_PORT", old.metrics_port.to_string())
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env("GATEWAY_WORKERS", "2")
+        .env("UPGRADE_SOCK", &sock_s)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&new_log).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !sock.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "no upgrade socket");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = ok.load(Ordering::Relaxed);
+    assert!(Command::new("kill")
+        .args(["-QUIT", &old.pid().to_string()])
+        .status()
+        .unwrap()
+        .success());
+
+    // the old process hands over, drains and exits; the load goes on meanwhile
+    let mut old = old;
+    let t = Instant::now();
+    while old.child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "old process still running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let at_exit = ok.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!("upgrade: {ok} requests ok, {failed} failed");
+    assert!(
+        new.try_wait().unwrap().is_none(),
+        "the new process died: {}",
+        std::fs::read_to_string(&new_log).unwrap_or_default()
+    );
+    assert_eq!(failed, 0, "requests failed during the upgrade");
+    assert!(at_exit > before, "no request served during the hand-over");
+    assert!(
+        ok > at_exit,
+        "the new process served nothing after the old one exited"
+    );
+    let _ = new.kill();
+    let _ = new.wait();
+}
