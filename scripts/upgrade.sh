@@ -5,7 +5,8 @@
 # with `serve --upgrade` in the same environment (PORT, METRICS_PORT, ROUTES_FILE,
 # UPGRADE_SOCK...), waits until it listens on the upgrade socket, sends SIGQUIT to
 # OLD_PID (which hands over its listening sockets and drains), and waits for the old
-# process to exit. Prints the new process id.
+# process to exit. The new process writes its log to this script's stdout (redirect it
+# as you do for a normal start); its id goes to stderr and to $UPGRADE_PIDFILE if set.
 set -euo pipefail
 old=${1:?usage: upgrade.sh OLD_PID [NEW_BINARY] [-- serve args]}
 shift
@@ -29,4 +30,6 @@ done
 kill -QUIT "$old"
 echo "upgrade.sh: listeners handed to $new; waiting for $old to drain" >&2
 while kill -0 "$old" 2>/dev/null; do sleep 0.2; done
-echo "$new"
+echo "upgrade.sh: done; the gateway now runs as process $new" >&2
+[[ -n "${UPGRADE_PIDFILE:-}" ]] && echo "$new" > "$UPGRADE_PIDFILE"
+exit 0
