@@ -184,6 +184,7 @@ impl ProxyHttp for GatewayProxy {
         };
         // a retry releases the previous target first
         ctx.release_pick(Outcome::Error);
+        ctx.upstream_time = None;
         if ctx.tries > 0 {
             if let Some(r) = &pool.config.retry {
                 tokio::time::sleep(crate::upstream::backoff(r, ctx.tries)).await;

@@ -98,7 +98,11 @@ pub fn retry_after_error(
             | ErrorType::InvalidHTTPHeader
     ) && e.esource() == &ErrorSource::Upstream;
     let reset_ok = cfg.on.contains(&RetryOn::Kind(RetryKind::Reset));
-    (pingora_says || (broken && reset_ok)) && may_retry(ctx, session, false)
+    // like nginx's default `proxy_next_upstream error`: a connection that broke before
+    // any response byte (the keep-alive race when a target dies) is retried for
+    // idempotent methods whatever `retry.on` lists; the target never answered
+    let before_response = broken && ctx.upstream_time.is_none();
+    (pingora_says || (broken && reset_ok) || before_response) && may_retry(ctx, session, false)
 }
 
 fn tries_left_default(ctx: &Ctx) -> bool {
