@@ -183,6 +183,8 @@ async fn tokens_are_introspected_and_cached() {
     let r = get(gw.url("/down/x"), Some(GOOD)).await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().get("retry-after").is_some());
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(b["error"], "dependency_unavailable");
     let r = get(gw.url("/slow/x"), Some(SLOW)).await;
     assert_eq!(r.status(), 503, "an endpoint that times out");
     let r = get(gw.url("/open/x"), Some(GOOD)).await;
