@@ -113,7 +113,7 @@ impl ClientCertVerifier for Counted {
             .verify_client_cert(end_entity, intermediates, now);
         if let Err(e) = &r {
             self.bad.inc();
-            tracing::info!(error = %e, "client certificate refused in the TLS handshake");
+            tracing::debug!(error = %e, "client certificate refused in the TLS handshake");
         }
         r
     }

@@ -181,6 +181,7 @@ async fn client_certificates_on_the_tls_listener() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "negotiated by ALPN");
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["headers"]["x-user-id"], "alice", "{b}");
     // the consumer from a SAN, outside the allow-list

@@ -16,8 +16,7 @@ use x509_parser::prelude::FromDer;
 pub struct PeerTls {
     client: Option<Arc<CertKey>>,
     ca: Option<Arc<CaType>>,
-    /// Keeps pooled connections of pools with different CAs apart (pingora's reuse key
-    /// covers the client certificate but not the CA).
+    /// Keeps pooled connections of pools with different material apart.
     group_key: u64,
 }
 
@@ -81,14 +80,19 @@ fn client_cert_key(cert: &str, key: &str) -> Result<CertKey, String> {
 
 /// Loads a pool's TLS settings; `None` when they add nothing to plain `tls: true`.
 pub fn load(s: &UpstreamTlsSettings) -> Result<Option<PeerTls>, String> {
+    // pingora's connection reuse key covers the client certificate by serial number
+    // only, and not the CA: the group key keeps pools with other material apart
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let client = match (&s.client_cert, &s.client_key) {
-        (Some(c), Some(k)) => Some(Arc::new(
-            client_cert_key(c, k).map_err(|e| format!("tls.client_cert/client_key: {e}"))?,
-        )),
+        (Some(c), Some(k)) => {
+            let ck =
+                client_cert_key(c, k).map_err(|e| format!("tls.client_cert/client_key: {e}"))?;
+            ck.leaf().borrow_raw_cert().hash(&mut hasher);
+            Some(Arc::new(ck))
+        }
         (None, None) => None,
         _ => return Err("tls: give both `client_cert` and `client_key`".into()),
     };
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let ca = match &s.ca {
         None => None,
         Some(path) => {

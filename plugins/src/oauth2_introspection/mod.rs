@@ -189,7 +189,14 @@ impl Introspection {
             }
             None
         } else {
-            let key = format!("{NAME}:client:{}", s.ca_file.as_deref().unwrap_or(""));
+            // one client per set of trusted CAs (a changed CA file gets a new client)
+            let ca_id: String = ca.as_deref().map_or(String::new(), |pem| {
+                endpoint::token_key(&String::from_utf8_lossy(pem))
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            });
+            let key = format!("{NAME}:client:{ca_id}");
             let slot = cx.shared.state(&key, std::sync::OnceLock::new);
             if slot.get().is_none() {
                 let c = endpoint::http_client(ca.as_deref())
