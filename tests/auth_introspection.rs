@@ -31,8 +31,12 @@ async fn introspect(
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> axum::response::Response {
     e.calls.fetch_add(1, Ordering::SeqCst);
-    if form.get("token").map(String::as_str) == Some(SLOW) {
-        tokio::time::sleep(Duration::from_secs(3)).await;
+    match form.get("token").map(String::as_str) {
+        Some(SLOW) => tokio::time::sleep(Duration::from_secs(3)).await,
+        Some(t) if t.starts_with("tok-burst") => {
+            tokio::time::sleep(Duration::from_millis(300)).await
+        }
+        _ => {}
     }
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(CREDENTIALS) {
         return (axum::http::StatusCode::UNAUTHORIZED, "bad client").into_response();
@@ -46,6 +50,9 @@ async fn introspect(
         Some(GOOD) => serde_json::json!({
             "active": true, "sub": "alice", "scope": "read generate", "client_id": "app",
             "exp": exp
+        }),
+        Some(t) if t.starts_with("tok-burst") => serde_json::json!({
+            "active": true, "sub": "carol", "scope": "generate", "exp": exp
         }),
         Some(READ_ONLY) => serde_json::json!({
             "active": true, "username": "bob", "scope": "read", "exp": exp
@@ -257,5 +264,23 @@ async fn the_cache_outlives_a_reload() {
     .await;
     assert!(reloaded.is_some(), "{}", gw.logs());
     assert_eq!(get(gw.url("/api/x"), Some(GOOD)).await.status(), 200);
+    assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_a_new_token_share_one_call() {
+    let up = Echo::start("u").await;
+    let (addr, endpoint) = start_endpoint().await;
+    let gw = Gateway::start_with(
+        &table(up.addr, addr, free_port()),
+        &[("INTROSPECTION_SECRET", "s3cret"), ("WRONG_SECRET", "x")],
+    );
+    let url = gw.url("/api/x");
+    let burst: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(get(url.clone(), Some("tok-burst-1"))))
+        .collect();
+    for r in burst {
+        assert_eq!(r.await.unwrap().status(), 200);
+    }
     assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
 }
