@@ -136,19 +136,7 @@ impl Gateway {
             }
             self.failed(trigger, e.to_string())
         })?;
-        let restart_note = {
-            let old = self.live.load();
-            old.config
-                .server
-                .tls
-                .as_ref()
-                .map(|t| (&t.listen, &t.cert, &t.key))
-                != cfg
-                    .server
-                    .tls
-                    .as_ref()
-                    .map(|t| (&t.listen, &t.cert, &t.key))
-        };
+        let restart_note = self.live.load().config.server.tls != cfg.server.tls;
         let rt = Runtime::build(
             cfg,
             &self.registry,

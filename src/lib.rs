@@ -10,4 +10,5 @@ pub mod reload;
 pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod tls_listener;
 pub mod upstream;

@@ -7,7 +7,6 @@ use crate::observability::Metrics;
 use crate::proxy::GatewayProxy;
 use crate::upstream::Registry;
 use pingora_core::apps::HttpServerOptions;
-use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
@@ -138,12 +137,12 @@ pub fn serve(settings: Settings) -> Result<(), String> {
             .l4_buffer(L4BufferSettings::default().read(PLAIN_READ_BUFFER)),
     );
     if let Some(tls) = &cfg.server.tls {
-        for f in [&tls.cert, &tls.key] {
-            std::fs::metadata(f).map_err(|e| format!("server.tls: cannot read `{f}`: {e}"))?;
-        }
-        let mut t = TlsSettings::intermediate(&tls.cert, &tls.key)
-            .map_err(|e| format!("server.tls: {e}"))?;
-        t.enable_h2();
+        let bad_certificates = gw
+            .plugins
+            .metrics
+            .auth_failures
+            .with_label_values(&["bad_certificate"]);
+        let t = crate::tls_listener::settings(tls, bad_certificates)?;
         // TLS reads whole records (16 KiB): a buffer that holds one keeps syscalls down
         proxy.add_listener(
             ListenerConfig::tcp(tls.listen.clone())

@@ -10,9 +10,13 @@
 mod headers;
 mod ip_restriction;
 mod model;
+mod mtls;
+mod oauth2_introspection;
 pub mod registry;
 
 pub use headers::{HeaderOps, RequestHeaders, ResponseHeaders};
 pub use ip_restriction::IpRestriction;
 pub use model::*;
+pub use mtls::Mtls;
+pub use oauth2_introspection::Introspection;
 pub use registry::{build, entry_schema, find, PluginError, BUILT_IN};

@@ -10,6 +10,8 @@ pub const BUILT_IN: &[PluginSpec] = &[
     PluginSpec::of::<crate::RequestHeaders>(),
     PluginSpec::of::<crate::ResponseHeaders>(),
     PluginSpec::of::<crate::IpRestriction>(),
+    PluginSpec::of::<crate::Mtls>(),
+    PluginSpec::of::<crate::Introspection>(),
 ];
 
 /// The spec of a built-in plugin.

@@ -28,7 +28,7 @@ pub(crate) fn apply_env_overrides(
             Ok((addr, tls)) => {
                 up.targets = vec![TargetConfig { addr, weight: 1 }];
                 up.discovery = None;
-                up.tls = tls;
+                up.tls.set_enabled(tls);
             }
             Err(e) => errs.push(
                 format!("upstreams.{name}"),

@@ -8,6 +8,7 @@ mod route;
 mod types;
 mod units;
 mod upstream;
+mod upstream_tls;
 mod validate;
 
 pub(crate) use env::apply_env_overrides;
@@ -18,6 +19,7 @@ pub use route::*;
 pub use types::*;
 pub use units::{ByteSize, Dur};
 pub use upstream::*;
+pub use upstream_tls::{UpstreamTls, UpstreamTlsSettings};
 pub use validate::split_host_port;
 
 use serde::de::DeserializeOwned;

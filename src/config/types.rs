@@ -55,7 +55,7 @@ pub struct ServerConfig {
 }
 
 /// A TLS listener.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// Listen address, e.g. `0.0.0.0:8443`.
@@ -64,4 +64,22 @@ pub struct TlsConfig {
     pub cert: String,
     /// PEM private key file.
     pub key: String,
+    /// PEM bundle of the CAs that sign client certificates (mTLS). With it, the
+    /// listener asks clients for a certificate and verifies the ones sent; the `mtls`
+    /// plugin then reads it. A certificate that does not verify fails the handshake.
+    pub client_ca: Option<String>,
+    /// With `client_ca`: `optional` (default; clients without a certificate still
+    /// connect, and only routes with the `mtls` plugin refuse them) or `required`
+    /// (every TLS client must present a valid certificate).
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+/// Whether TLS clients must present a certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    Optional,
+    Required,
 }

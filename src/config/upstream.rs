@@ -30,11 +30,13 @@ pub struct UpstreamConfig {
     /// Timeouts towards the targets.
     #[serde(default)]
     pub timeouts: TimeoutConfig,
-    /// Speak TLS to the targets (default false).
+    /// Speak TLS to the targets: `false` (default), `true`, or settings (TLS on, with
+    /// a client certificate for upstream mTLS and/or a CA to verify the targets).
     #[serde(default)]
-    pub tls: bool,
+    pub tls: super::UpstreamTls,
     /// SNI and default `Host` for the targets. Default: `Host` is the target address
-    /// and, with `tls: true`, no SNI is sent (set `host` for name-based TLS backends).
+    /// and, with TLS, no SNI is sent and the targets' certificates are not verified
+    /// (set `host` for name-based TLS backends and to verify them).
     pub host: Option<String>,
 }
 

@@ -38,6 +38,12 @@ pub(super) fn validate(c: &Config, base_dir: &std::path::Path, errs: &mut Errors
                 format!("`{}` is not an ip:port address", tls.listen),
             );
         }
+        if tls.client_auth == super::types::ClientAuth::Required && tls.client_ca.is_none() {
+            errs.push(
+                "server.tls.client_auth",
+                "`client_auth: required` needs `client_ca` (the CAs that sign client certificates)",
+            );
+        }
     }
 }
 
@@ -95,6 +101,21 @@ fn upstream(name: &str, u: &UpstreamConfig, errs: &mut Errors) {
                     format!("`{ns}` is not an ip:port address"),
                 );
             }
+        }
+    }
+    if let Some(t) = u.tls.settings() {
+        let tp = format!("{p}.tls");
+        match (&t.client_cert, &t.client_key) {
+            (Some(_), None) => errs.push(format!("{tp}.client_cert"), "give `client_key` with it"),
+            (None, Some(_)) => errs.push(format!("{tp}.client_key"), "give `client_cert` with it"),
+            _ => {}
+        }
+        if t.ca.is_some() && u.host.is_none() {
+            errs.push(
+                format!("{tp}.ca"),
+                "needs `host` on the upstream: the name checked in the targets' certificates \
+                 (without it no certificate is verified)",
+            );
         }
     }
     if u.hash_on.is_some() && u.balance != Balance::ConsistentHash {

@@ -11,6 +11,7 @@ mod routing;
 
 mod phases;
 
+pub(crate) use client_cert::parse as parse_client_cert;
 pub use ctx::{Ctx, Deferred, Failure};
 pub use respond::error_body;
 
@@ -215,7 +216,10 @@ impl ProxyHttp for GatewayProxy {
         ctx.tried.push(pick.addr);
         let cfg = &pool.config;
         let sni = cfg.host.clone().unwrap_or_default();
-        let mut peer = HttpPeer::new(pick.addr, cfg.tls, sni);
+        let mut peer = HttpPeer::new(pick.addr, cfg.tls.enabled(), sni);
+        if let Some(tls) = &pool.tls {
+            tls.apply(&mut peer);
+        }
         let t = &cfg.timeouts;
         let cap = |d: Duration| Some(remaining.map_or(d, |r| r.min(d)));
         peer.options.connection_timeout = cap(t.connect.get());

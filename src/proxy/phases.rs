@@ -28,7 +28,7 @@ impl GatewayProxy {
                 path: &path,
                 query: query.as_deref(),
                 tls: is_tls(session),
-                client_cert: cert.as_ref(),
+                client_cert: cert.as_ref().and_then(|c| c.get()),
             };
             for p in &route.plugins {
                 match p
@@ -74,7 +74,7 @@ impl GatewayProxy {
             path: &path,
             query: query.as_deref(),
             tls: is_tls(session),
-            client_cert: cert.as_ref(),
+            client_cert: cert.as_ref().and_then(|c| c.get()),
         };
         for p in route.plugins.iter().filter(|p| p.wants_body()) {
             let decided = match p

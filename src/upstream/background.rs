@@ -110,7 +110,12 @@ impl Registry {
                 continue;
             };
             for t in &p.members.load().targets {
-                let key = ProbeKey::new(t.addr, check, p.config.host.as_deref(), p.config.tls);
+                let key = ProbeKey::new(
+                    t.addr,
+                    check,
+                    p.config.host.as_deref(),
+                    p.config.tls.enabled(),
+                );
                 wanted
                     .entry(key)
                     .or_insert_with(|| (t.state.clone(), p.name.clone()));

@@ -30,6 +30,7 @@ mod pool;
 mod registry;
 mod retry;
 mod target;
+pub mod tls;
 
 pub use background::{add_background_services, UpstreamBackground};
 pub use balance::BackendSelection;

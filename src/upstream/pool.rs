@@ -111,6 +111,8 @@ pub struct Pool {
     pub config: UpstreamConfig,
     pub(crate) shared: Arc<PoolShared>,
     budget: RetryBudget,
+    /// Client certificate and CA towards the targets (`tls:` settings), if any.
+    pub tls: Option<Arc<super::tls::PeerTls>>,
 }
 
 /// Why no target was chosen.
@@ -135,6 +137,7 @@ impl Pool {
             config: shared.config.clone(),
             shared,
             budget,
+            tls: None,
         }
     }
 

@@ -103,6 +103,10 @@ impl Registry {
     /// until the background task's first resolution, which it asks for at once. Static
     /// `host:port` targets are resolved here, once, with the system resolver.
     pub fn build_pool(&self, name: &str, config: &UpstreamConfig) -> Result<Arc<Pool>, String> {
+        let tls = match config.tls.settings() {
+            Some(s) => super::tls::load(s)?.map(Arc::new),
+            None => None,
+        };
         let mut list = Vec::with_capacity(config.targets.len());
         for t in &config.targets {
             list.push((resolve(&t.addr)?, t.weight));
@@ -135,7 +139,9 @@ impl Registry {
         if config.health_check.is_some() || config.discovery.is_some() {
             self.changed.notify_one();
         }
-        Ok(Arc::new(Pool::new(shared)))
+        let mut pool = Pool::new(shared);
+        pool.tls = tls;
+        Ok(Arc::new(pool))
     }
 
     /// Installs a freshly discovered address set in `pool` (rebuilding its selector)

@@ -35,7 +35,7 @@ impl Drop for Echo {
 }
 
 /// The echo app: answers every request after `delay`.
-fn echo_app(name: &str, delay: Duration) -> axum::Router {
+pub fn echo_app(name: &str, delay: Duration) -> axum::Router {
     let name = name.to_string();
     axum::Router::new().fallback(move |req: Request| echo_after(name.clone(), delay, req))
 }

@@ -12,7 +12,7 @@ mod spec;
 
 pub use ctx::PluginCtx;
 pub use identity::{CredentialKind, Identity};
-pub use phase::{ClientCert, Flow, Plugin, RequestInfo};
+pub use phase::{ClientCert, Flow, Plugin, RequestInfo, San};
 pub use reply::{FailureKind, PluginFailure, Reply, ReplyBody};
 pub use shared::{PluginMetrics, Shared};
 pub use spec::{parse as parse_settings, BuildCtx, Factory, PluginSpec, SettingsError};

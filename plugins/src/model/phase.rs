@@ -28,12 +28,22 @@ pub struct RequestInfo<'a> {
 pub struct ClientCert {
     /// Subject common name.
     pub common_name: Option<String>,
-    /// Subject alternative names (DNS names, URIs, e-mail addresses).
-    pub sans: Vec<String>,
+    /// Subject alternative names (DNS names, URIs, e-mail addresses, IP addresses), in
+    /// certificate order.
+    pub sans: Vec<San>,
     /// The whole subject, RFC 4514 style (`CN=alice,O=Example`).
     pub subject: String,
     /// SHA-256 fingerprint of the DER certificate, lower-case hex.
     pub fingerprint: String,
+}
+
+/// One subject alternative name of a [`ClientCert`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum San {
+    Dns(String),
+    Uri(String),
+    Email(String),
+    Ip(IpAddr),
 }
 
 /// Whether the request goes on.
