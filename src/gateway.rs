@@ -55,6 +55,8 @@ pub struct Gateway {
     pub access_log_sample: f64,
     /// W3C trace context handling on (default on).
     pub trace_context: bool,
+    /// OTLP span export, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub otel: Option<crate::observability::otel::Otel>,
     /// Fingerprint of the last file content tried, and whether it loaded.
     last: Mutex<(u64, bool)>,
     /// The last reload attempt, for the admin API and dashboard.
@@ -98,6 +100,7 @@ impl Gateway {
                 .filter(|r| (0.0..=1.0).contains(r))
                 .unwrap_or(1.0),
             trace_context: true,
+            otel: crate::observability::otel::Otel::from_env()?,
             last: Mutex::new((config::fingerprint(&text), true)),
             draining: std::sync::atomic::AtomicBool::new(false),
             last_attempt: Mutex::new(serde_json::json!({

@@ -179,5 +179,8 @@ pub fn serve(settings: Settings) -> Result<(), String> {
             delay,
         }),
     });
+    if let Some(otel) = &gw.otel {
+        otel.shutdown();
+    }
     Ok(())
 }

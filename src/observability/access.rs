@@ -2,6 +2,7 @@
 
 use crate::gateway::Gateway;
 use crate::observability::metrics::method_label;
+use crate::observability::otel::RequestSpan;
 use crate::proxy::Ctx;
 use pingora_error::Error;
 use pingora_proxy::Session;
@@ -47,6 +48,24 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
                 .with_label_values(&[route, &pool.name, "upstream_5xx"])
                 .inc();
         }
+    }
+    if let (Some(otel), Some(trace)) = (&gw.otel, &ctx.trace) {
+        let error = e.map(|e| e.etype().as_str().to_string());
+        otel.export(
+            trace,
+            std::time::SystemTime::now() - elapsed,
+            elapsed,
+            &RequestSpan {
+                method: req.method.as_str(),
+                path: req.uri.path(),
+                route,
+                status,
+                request_id: ctx.request_id.to_str().unwrap_or(""),
+                user_id: ctx.plugin.consumer(),
+                error,
+            },
+            ctx.spans.as_deref().unwrap_or(&[]),
+        );
     }
     if gw.access_log && sampled(gw.access_log_sample, status) {
         let trace_id = ctx

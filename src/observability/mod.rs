@@ -3,6 +3,7 @@
 pub mod access;
 pub mod logging;
 pub mod metrics;
+pub mod otel;
 pub mod trace;
 
 pub use metrics::Metrics;

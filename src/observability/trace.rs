@@ -9,6 +9,8 @@ pub struct TraceContext {
     pub trace_id: String,
     /// The gateway's span, parent of the upstream call.
     pub span_id: String,
+    /// The client's span, when its `traceparent` was valid.
+    pub parent_span_id: Option<String>,
     pub sampled: bool,
 }
 
@@ -40,6 +42,7 @@ impl TraceContext {
                     return Self {
                         trace_id: (*trace).to_string(),
                         span_id,
+                        parent_span_id: Some((*parent).to_string()),
                         sampled,
                     };
                 }
@@ -48,6 +51,7 @@ impl TraceContext {
         Self {
             trace_id: format!("{:032x}", rng.random::<u128>() | 1),
             span_id,
+            parent_span_id: None,
             sampled: true,
         }
     }

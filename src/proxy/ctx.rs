@@ -1,5 +1,6 @@
 //! The per-request context shared by the proxy phases.
 
+use crate::observability::otel::SpanRecord;
 use crate::observability::trace::TraceContext;
 use crate::runtime::CompiledRoute;
 use crate::upstream::{Outcome, Pick};
@@ -59,6 +60,8 @@ pub struct Ctx {
     pub status_retry: bool,
     /// The gateway answered by itself (probe, error, plugin or fallback).
     pub answered: Option<u16>,
+    /// Phases to export as child spans (only when OTLP export is on).
+    pub spans: Option<Vec<SpanRecord>>,
 }
 
 impl Ctx {
@@ -84,6 +87,7 @@ impl Ctx {
             upstream_time: None,
             status_retry: false,
             answered: None,
+            spans: None,
         }
     }
 
@@ -91,6 +95,18 @@ impl Ctx {
     pub fn release_pick(&mut self, fallback: Outcome) {
         if let Some(p) = self.pick.take() {
             let outcome = self.outcome.take().unwrap_or(fallback);
+            if let Some(spans) = self.spans.as_mut() {
+                let duration = p.elapsed();
+                spans.push(SpanRecord {
+                    name: "upstream attempt".into(),
+                    offset: self.start.elapsed().saturating_sub(duration),
+                    duration,
+                    attributes: vec![
+                        ("server.address", p.addr.to_string()),
+                        ("gateway.outcome", format!("{outcome:?}")),
+                    ],
+                });
+            }
             p.finish(outcome);
         }
     }

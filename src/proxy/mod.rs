@@ -99,6 +99,9 @@ impl ProxyHttp for GatewayProxy {
                 .refuse(session, ctx, 431, "header_too_large", &msg, &[])
                 .await;
         }
+        if self.gw.otel.is_some() {
+            ctx.spans = Some(Vec::new());
+        }
         let decision = route_request(&rt, req);
         let (route, upstream_path, plugin_path) = match decision {
             Decision::Route(route, up, plugin_path) => (route, up, plugin_path),
@@ -114,6 +117,16 @@ impl ProxyHttp for GatewayProxy {
         };
         ctx.route = Some(route.clone());
         ctx.upstream_path = upstream_path;
+        // every routed request gets its trace context (and span), answered or proxied
+        if self.gw.trace_context {
+            ctx.trace = Some(crate::observability::trace::TraceContext::from_header(
+                session
+                    .req_header()
+                    .headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok()),
+            ));
+        }
 
         // a declared body larger than allowed is refused before reading it
         let declared = session
@@ -136,15 +149,6 @@ impl ProxyHttp for GatewayProxy {
         }
         if route.pool.is_none() {
             return self.fallback(session, ctx, &[]).await;
-        }
-        if self.gw.trace_context {
-            ctx.trace = Some(crate::observability::trace::TraceContext::from_header(
-                session
-                    .req_header()
-                    .headers
-                    .get("traceparent")
-                    .and_then(|v| v.to_str().ok()),
-            ));
         }
         Ok(false)
     }

@@ -3,6 +3,7 @@
 use super::client_cert::client_cert;
 use super::ctx::Deferred;
 use super::{client_ip, is_tls, Ctx, GatewayProxy};
+use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};
 use gateway_plugins::{Flow, RequestInfo};
@@ -31,10 +32,19 @@ impl GatewayProxy {
                 client_cert: cert.as_ref().and_then(|c| c.get()),
             };
             for p in &route.plugins {
-                match p
+                let began = ctx.spans.is_some().then(std::time::Instant::now);
+                let decided = p
                     .on_request(session.req_header_mut(), &info, &mut ctx.plugin)
-                    .await
-                {
+                    .await;
+                if let (Some(t), Some(spans)) = (began, ctx.spans.as_mut()) {
+                    spans.push(SpanRecord {
+                        name: format!("plugin {}", p.name()),
+                        offset: t.duration_since(ctx.start),
+                        duration: t.elapsed(),
+                        attributes: vec![("gateway.phase", "request".into())],
+                    });
+                }
+                match decided {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::Respond(reply)) => return self.reply(session, ctx, reply).await,
                     Err(f) => return self.plugin_failed(session, ctx, f).await,
