@@ -11,6 +11,8 @@ mod common;
 mod k8s;
 #[path = "deploy/prom.rs"]
 mod prom;
+#[path = "deploy/readonly.rs"]
+mod readonly;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -131,4 +133,9 @@ fn dockerfile_is_multi_stage_non_root_and_lints_clean() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_gateway_and_every_dashboard_panel_has_data() {
     prom::scrape_and_query_dashboard().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_runs_as_uid_1000_on_a_read_only_root_and_follows_a_configmap_swap() {
+    readonly::read_only_root_as_uid_1000().await;
 }
