@@ -323,8 +323,8 @@ pub async fn scrape_and_query_dashboard() {
             let expr = t["expr"]
                 .as_str()
                 .unwrap()
-                .replace("$__rate_interval", "30s")
-                .replace("$__range", "1m")
+                .replace("$__rate_interval", "1m")
+                .replace("$__range", "2m")
                 .replace("$job", "api-gateway")
                 .replace("$namespace", "default");
             let n = prom.query(&expr).await.len();
