@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (warnings are errors), and the whole
 # workspace's tests, which start real gateway and backend processes on free loopback
-# ports. Installs what is missing (cmake for pingora's zlib build) from Debian's packages.
+# ports. Installs what is missing: cmake (pingora's zlib build), chromium, prometheus
+# (promtool and prometheus for tests/deploy.rs) from Debian's packages, and
+# kubernetes-validate from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkg() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; (apt-get install -y -qq "$2" || { apt-get update -qq && apt-get install -y -qq "$2"; }) >/dev/null; }; }
 need_pkg cmake cmake
 need_pkg chromium chromium   # tests/dashboard.rs drives the dashboard in headless Chromium
+need_pkg promtool prometheus # tests/deploy.rs: promtool check/test rules, and a real Prometheus
+# PyPI tools: pip, else a user install (Debian's Python refuses system-wide pip installs)
+export PATH="$PATH:$HOME/.local/bin"
+need_pip() {
+  command -v "$1" >/dev/null 2>&1 && return
+  echo "installing $2 (PyPI)"
+  command -v pip3 >/dev/null 2>&1 || need_pkg pip3 python3-pip
+  pip3 install -q "$2" >/dev/null 2>&1 || pip3 install -q --user --break-system-packages "$2" >/dev/null
+}
+need_pip kubernetes-validate kubernetes-validate   # tests/deploy.rs: manifests against the Kubernetes schemas
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
