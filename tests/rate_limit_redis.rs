@@ -1,0 +1,126 @@
+//! `rate_limit` with `store: redis` against a real redis-server: two gateway processes
+//! sharing one Redis admit what one would; Redis stopped mid-test gives no 5xx (the
+//! local limit applies), and the shared limit resumes once Redis is back.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::redis::Redis;
+use common::*;
+use std::time::Duration;
+
+fn table(addr: std::net::SocketAddr, plugin: &str) -> String {
+    format!(
+        "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{addr}\" }}] }}\nroutes:\n  - name: r\n    match: {{ path_prefix: /r }}\n    upstream: u\n    plugins: [{plugin}]\n"
+    )
+}
+
+/// Sends `n` requests with `concurrency` in flight; returns the statuses.
+async fn load(url: String, n: usize, concurrency: usize) -> Vec<u16> {
+    use futures::StreamExt;
+    let c = reqwest::Client::new();
+    futures::stream::iter(0..n)
+        .map(|_| {
+            let c = c.clone();
+            let url = url.clone();
+            async move { c.get(url).send().await.map_or(0, |r| r.status().as_u16()) }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_sharing_one_redis_admit_what_one_would() {
+    let redis = Redis::start();
+    let up = Echo::start("u").await;
+    let config = table(
+        up.addr,
+        "{ name: rate_limit, average: 60, burst: 60, period: 1h, key: route, store: redis }",
+    );
+    let env = [("REDIS_URL", redis.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = Gateway::start_with(&config, &env);
+    let b = Gateway::start_with(&config, &env);
+    let (ra, rb) = tokio::join!(load(a.url("/r"), 100, 8), load(b.url("/r"), 100, 8));
+    let all: Vec<u16> = ra.iter().chain(rb.iter()).copied().collect();
+    assert!(all.iter().all(|s| *s == 200 || *s == 429), "{all:?}");
+    let admitted = all.iter().filter(|s| **s == 200).count();
+    let (by_a, by_b) = (
+        ra.iter().filter(|s| **s == 200).count(),
+        rb.iter().filter(|s| **s == 200).count(),
+    );
+    println!("two replicas, one Redis: admitted {admitted} of 200 (configured 60; {by_a} via a, {by_b} via b)");
+    assert!(
+        admitted.abs_diff(60) <= 3,
+        "admitted {admitted}, configured 60"
+    );
+    assert!(
+        by_a > 0 && by_b > 0,
+        "both replicas admitted some: {by_a} {by_b}"
+    );
+    assert_eq!(
+        a.metric(
+            "gateway_plugin_dependency_errors_total{dependency=\"redis\",plugin=\"rate_limit\"}"
+        )
+        .await,
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_falls_back_to_the_local_limit_then_resumes() {
+    let mut redis = Redis::start();
+    let up = Echo::start("u").await;
+    let gw = Gateway::start_with(
+        &table(
+            up.addr,
+            "{ name: rate_limit, average: 1, burst: 3, period: 1h, key: ip, store: redis, store_timeout: 200ms }",
+        ),
+        &[("REDIS_URL", &redis.url())],
+    );
+    let c = reqwest::Client::new();
+    let status = || {
+        let c = c.clone();
+        let url = gw.url("/r");
+        async move { c.get(url).send().await.unwrap().status().as_u16() }
+    };
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(status().await);
+    }
+    assert_eq!(codes, [200, 200, 200, 429], "Redis decides");
+
+    // Redis gone: no 5xx; this gateway's own bucket (fresh) applies the same limit
+    redis.stop();
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(status().await);
+    }
+    println!("while Redis was down: {codes:?}");
+    assert_eq!(codes, [200, 200, 200, 429, 429, 429], "local limit");
+    let errors = gw
+        .metric(
+            "gateway_plugin_dependency_errors_total{dependency=\"redis\",plugin=\"rate_limit\"}",
+        )
+        .await
+        .unwrap_or(0.0);
+    assert!(errors >= 1.0, "dependency errors counted: {errors}");
+    let warned = gw.logs().matches("Redis is unreachable").count();
+    assert_eq!(warned, 1, "logged once per outage:\n{}", gw.logs());
+
+    // Redis back (empty): the shared limit resumes; the local bucket is spent, so a
+    // 200 can only come from Redis
+    redis.restart();
+    let back = wait_until(Duration::from_secs(10), || {
+        let s = status();
+        async move { s.await == 200 }
+    })
+    .await;
+    assert!(back.is_some(), "Redis limits did not resume");
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        codes.push(status().await);
+    }
+    assert_eq!(codes, [200, 200, 429], "Redis decides again");
+    assert!(gw.logs().contains("Redis is back"), "{}", gw.logs());
+}
