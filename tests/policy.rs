@@ -108,7 +108,7 @@ async fn body_limit_from_content_length_and_while_streaming() {
 async fn cors_preflight_and_headers_on_an_error_answer() {
     let up = Echo::start("u").await;
     let cors = "{ name: cors, allow_origins: [\"https://app.example.com\", \"https://*.example.org\"], allow_methods: [GET, POST], allow_headers: [content-type, authorization], expose_headers: [x-request-id], allow_credentials: true, max_age: 10m }";
-    let gw = Gateway::start(&table(
+    let mut config = table(
         up.addr,
         &[
             ("web", cors),
@@ -117,7 +117,12 @@ async fn cors_preflight_and_headers_on_an_error_answer() {
                 &format!("{cors}, {{ name: ip_filter, deny: [127.0.0.0/8] }}"),
             ),
         ],
+    );
+    // routes restricted to a method get their preflight too; others keep the 405
+    config.push_str(&format!(
+        "  - {{ name: post-only, match: {{ path: /post-only, methods: [POST] }}, upstream: u, plugins: [{cors}] }}\n  - {{ name: bare, match: {{ path: /bare, methods: [POST] }}, upstream: u }}\n"
     ));
+    let gw = Gateway::start(&config);
     let c = reqwest::Client::new();
     let preflight = |origin: &str, method: &str| {
         c.request(reqwest::Method::OPTIONS, gw.url("/web"))
@@ -166,6 +171,20 @@ async fn cors_preflight_and_headers_on_an_error_answer() {
             .status(),
         403
     );
+
+    let restricted = |path: &str| {
+        c.request(reqwest::Method::OPTIONS, gw.url(path))
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let r = restricted("/post-only").await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        h(&r, "access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert_eq!(restricted("/bare").await.unwrap().status(), 405);
 
     // a proxied answer
     let r = c

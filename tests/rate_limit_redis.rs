@@ -67,6 +67,70 @@ async fn two_gateways_sharing_one_redis_admit_what_one_would() {
     );
 }
 
+/// `concurrency` clients sending back to back for `secs`; returns the statuses.
+async fn load_for(url: String, secs: f64, concurrency: usize) -> Vec<u16> {
+    let c = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                while tokio::time::Instant::now() < deadline {
+                    out.push(c.get(&url).send().await.map_or(0, |r| r.status().as_u16()));
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_sharing_one_redis_admit_the_refill_rate_under_load() {
+    let redis = Redis::start();
+    let up = Echo::start("u").await;
+    // a bucket of 10 refilled with 40 per second, shared by both replicas
+    let config = table(
+        up.addr,
+        "{ name: rate_limit, average: 40, burst: 10, period: 1s, key: route, store: redis }",
+    );
+    let env = [("REDIS_URL", redis.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = Gateway::start_with(&config, &env);
+    let b = Gateway::start_with(&config, &env);
+    let start = std::time::Instant::now();
+    let (ra, rb) = tokio::join!(load_for(a.url("/r"), 2.0, 6), load_for(b.url("/r"), 2.0, 6));
+    let secs = start.elapsed().as_secs_f64();
+    let all: Vec<u16> = ra.iter().chain(rb.iter()).copied().collect();
+    assert!(
+        all.iter().all(|s| *s == 200 || *s == 429),
+        "{:?}",
+        all.iter()
+            .filter(|s| **s != 200 && **s != 429)
+            .collect::<Vec<_>>()
+    );
+    let admitted = all.iter().filter(|s| **s == 200).count() as f64;
+    let configured = 10.0 + 40.0 * secs;
+    println!(
+        "two replicas, one Redis, {secs:.2}s of load ({} requests): admitted {admitted}, configured {configured:.1} ({:+.1}%)",
+        all.len(),
+        (admitted - configured) / configured * 100.0
+    );
+    assert!(
+        all.len() as f64 > 2.0 * configured,
+        "the load exceeded the limit"
+    );
+    assert!(
+        (admitted - configured).abs() <= configured * 0.05,
+        "admitted {admitted}, configured {configured:.1}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_falls_back_to_the_local_limit_then_resumes() {
     let mut redis = Redis::start();
