@@ -375,6 +375,9 @@ async fn schema_validation_lists_violations_with_pointers() {
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["violations"][0]["pointer"], "/tags/1", "{b}");
 
+    // a GET without a body is not checked
+    assert_eq!(c.get(gw.url("/gen")).send().await.unwrap().status(), 200);
+
     let r = c
         .post(gw.url("/gen"))
         .body("{not json")
