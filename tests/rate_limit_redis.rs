@@ -153,14 +153,30 @@ async fn redis_down_falls_back_to_the_local_limit_then_resumes() {
         codes.push(status().await);
     }
     assert_eq!(codes, [200, 200, 200, 429], "Redis decides");
+    // one key, with a TTL (the time the bucket needs to refill, here 3h)
+    let keys = redis.command("KEYS gw:rl:*");
+    assert!(keys.contains("gw:rl:route:r:ip:127.0.0.1"), "{keys}");
+    let ttl: i64 = redis
+        .command("PTTL gw:rl:route:r:ip:127.0.0.1")
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
+    assert!(
+        ttl > 3 * 3_600_000 - 60_000 && ttl <= 3 * 3_600_000 + 1000,
+        "{ttl}"
+    );
 
     // Redis gone: no 5xx; this gateway's own bucket (fresh) applies the same limit
     redis.stop();
     let mut codes = Vec::new();
+    let mut slowest = Duration::ZERO;
     for _ in 0..6 {
+        let t = std::time::Instant::now();
         codes.push(status().await);
+        slowest = slowest.max(t.elapsed());
     }
-    println!("while Redis was down: {codes:?}");
+    println!("while Redis was down: {codes:?}, slowest answer {slowest:?}");
     assert_eq!(codes, [200, 200, 200, 429, 429, 429], "local limit");
     let errors = gw
         .metric(
@@ -187,4 +203,55 @@ async fn redis_down_falls_back_to_the_local_limit_then_resumes() {
     }
     assert_eq!(codes, [200, 200, 429], "Redis decides again");
     assert!(gw.logs().contains("Redis is back"), "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_costs_at_most_the_store_timeout() {
+    let redis = Redis::start();
+    let up = Echo::start("u").await;
+    let gw = Gateway::start_with(
+        &table(
+            up.addr,
+            "{ name: rate_limit, average: 1, burst: 100, period: 1h, key: ip, store: redis, store_timeout: 100ms }",
+        ),
+        &[("REDIS_URL", &redis.url())],
+    );
+    let c = reqwest::Client::new();
+    let remaining = |r: &reqwest::Response| {
+        r.headers()["x-ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let r = c.get(gw.url("/r")).send().await.unwrap();
+    assert_eq!(remaining(&r), "99");
+
+    redis.signal("-STOP");
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let r = c.get(gw.url("/r")).send().await.unwrap();
+        slowest = slowest.max(t.elapsed());
+        assert_eq!(r.status(), 200);
+    }
+    redis.signal("-CONT");
+    println!("hung Redis: slowest answer {slowest:?} (store_timeout 100ms)");
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
+    // back to the shared bucket: the local one has at most 95 left, Redis more (it
+    // counted the first request, and maybe the call that timed out)
+    let back = wait_until(Duration::from_secs(10), || {
+        let c = c.clone();
+        let url = gw.url("/r");
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            r.headers()["x-ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+                > 95
+        }
+    })
+    .await;
+    assert!(back.is_some(), "Redis did not take over again");
 }

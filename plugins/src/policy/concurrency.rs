@@ -238,4 +238,53 @@ mod tests {
         drop(d);
         assert_eq!(p.scope.current("all"), 0);
     }
+
+    #[tokio::test]
+    async fn per_consumer_slots() {
+        let shared = Shared::dry();
+        let cx = BuildCtx {
+            shared: &shared,
+            base_dir: std::path::Path::new("."),
+            route: Some("r"),
+        };
+        let p = ConcurrencyLimit::new(
+            crate::parse_settings(&serde_json::json!({"max": 1, "key": "consumer"})).unwrap(),
+            &cx,
+        )
+        .unwrap();
+        let info = RequestInfo {
+            route: "r",
+            client_ip: "10.0.0.1".parse().ok(),
+            path: "/",
+            query: None,
+            tls: false,
+            client_cert: None,
+        };
+        let who = |name: Option<&str>| PluginCtx {
+            identity: name.map(|n| crate::Identity::new(n, crate::CredentialKind::ApiKey)),
+            ..Default::default()
+        };
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        let (mut a1, mut a2, mut b, mut anon) =
+            (who(Some("a")), who(Some("a")), who(Some("b")), who(None));
+        assert!(matches!(
+            p.on_request(&mut req, &info, &mut a1).await.unwrap(),
+            Flow::Continue
+        ));
+        assert!(matches!(
+            p.on_request(&mut req, &info, &mut a2).await.unwrap(),
+            Flow::Respond(_)
+        ));
+        assert!(matches!(
+            p.on_request(&mut req, &info, &mut b).await.unwrap(),
+            Flow::Continue
+        ));
+        assert!(matches!(
+            p.on_request(&mut req, &info, &mut anon).await.unwrap(),
+            Flow::Continue
+        ));
+        assert_eq!(p.scope.current("ip:10.0.0.1"), 1);
+        drop(a1);
+        assert_eq!(p.scope.current("c:a"), 0);
+    }
 }
