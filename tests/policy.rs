@@ -327,7 +327,7 @@ async fn schema_validation_lists_violations_with_pointers() {
                 ("gen", "{ name: validate, schema_file: schema.json }"),
                 (
                     "inline",
-                    "{ name: validate, schema: { type: object, properties: { tags: { type: array, items: { type: string } } } } }",
+                    "{ name: validate, max_body: 1KB, schema: { type: object, properties: { tags: { type: array, items: { type: string } } } } }",
                 ),
             ],
         ),
@@ -374,6 +374,15 @@ async fn schema_validation_lists_violations_with_pointers() {
         .unwrap();
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["violations"][0]["pointer"], "/tags/1", "{b}");
+
+    // the body buffered for the check is bounded
+    let r = c
+        .post(gw.url("/inline"))
+        .body(vec![b' '; 2000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
 
     // a GET without a body is not checked
     assert_eq!(c.get(gw.url("/gen")).send().await.unwrap().status(), 200);

@@ -1,7 +1,7 @@
 //! `validate`: the JSON request body against a JSON Schema, given inline or as a file.
 //! A body that is not JSON, or breaks the schema, gets 400 listing each violation with
-//! its JSON pointer. Only routes with this plugin buffer the body (bounded by the
-//! route's body limit: pair it with `body_limit`).
+//! its JSON pointer. Only routes with this plugin buffer the body, at most `max_body`
+//! (default 1 MiB; larger bodies get 413).
 //!
 //! ```yaml
 //! - name: validate
@@ -9,6 +9,7 @@
 //! # or: schema_file: schemas/generate.json   (relative to routes.yaml)
 //! ```
 
+use super::units::Size;
 use crate::{
     BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, Reply, RequestInfo, SettingsError,
 };
@@ -32,15 +33,29 @@ pub struct ValidateSettings {
     /// A JSON file holding the schema, relative to routes.yaml.
     #[serde(default)]
     pub schema_file: Option<String>,
+    /// The largest body buffered for the check (default `1MiB`); larger: 413. Lowers
+    /// the route's body limit like `body_limit`.
+    #[serde(default = "default_max_body")]
+    pub max_body: Size,
+}
+
+fn default_max_body() -> Size {
+    Size(1 << 20)
 }
 
 pub struct Validate {
     validator: jsonschema::Validator,
+    max_body: u64,
 }
 
 impl Validate {
     pub fn new(s: ValidateSettings, cx: &BuildCtx<'_>) -> Result<Self, SettingsError> {
-        let (schema, field) = match (s.schema, s.schema_file) {
+        let ValidateSettings {
+            schema,
+            schema_file,
+            max_body,
+        } = s;
+        let (schema, field) = match (schema, schema_file) {
             (Some(v), None) => (v, "schema"),
             (None, Some(f)) => {
                 let path = cx.file(&f);
@@ -66,7 +81,10 @@ impl Validate {
         };
         let validator = jsonschema::validator_for(&schema)
             .map_err(|e| SettingsError::at(field, format!("not a valid JSON Schema: {e}")))?;
-        Ok(Self { validator })
+        Ok(Self {
+            validator,
+            max_body: max_body.0,
+        })
     }
 
     /// The violations of `body`, each `{pointer, message}`; `Err`: not JSON.
@@ -95,6 +113,10 @@ impl Plugin for Validate {
 
     fn wants_body(&self) -> bool {
         true
+    }
+
+    fn body_limit(&self) -> Option<u64> {
+        Some(self.max_body)
     }
 
     async fn on_request_body(
