@@ -30,7 +30,7 @@ fn h(r: &reqwest::Response, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_limit_sheds_with_503_and_releases_permits() {
-    let up = Echo::start_slow("u", Duration::from_millis(600)).await;
+    let up = Echo::start_slow("u", Duration::from_millis(1000)).await;
     let gw = Gateway::start(&table(
         up.addr,
         &[(
@@ -46,7 +46,7 @@ async fn concurrency_limit_sheds_with_503_and_releases_permits() {
         tokio::spawn(async move { c.get(url).send().await.unwrap() })
     };
     let first = [send(), send()];
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let r = c.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(h(&r, "retry-after"), "2");

@@ -80,18 +80,18 @@ async fn a_burst_then_429_with_retry_after_and_draft_11_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_allowance_at_a_steady_rate() {
     let up = Echo::start("u").await;
-    // 10 per second (one token every 100ms), a bucket of 3
+    // 10 per second (one token every 100ms); small buckets absorb scheduling jitter
     let gw = Gateway::start(&table(
         up.addr,
         &format!(
             "{}{}",
             route(
                 "slow",
-                "{ name: rate_limit, average: 10, burst: 1, period: 1s, key: ip }"
+                "{ name: rate_limit, average: 10, burst: 2, period: 1s, key: ip }"
             ),
             route(
                 "fast",
-                "{ name: rate_limit, average: 10, burst: 3, period: 1s, key: ip }"
+                "{ name: rate_limit, average: 10, burst: 5, period: 1s, key: ip }"
             )
         ),
     ));
@@ -115,7 +115,7 @@ async fn exact_allowance_at_a_steady_rate() {
             s => panic!("status {s}"),
         }
     }
-    let expected = 3 + (start.elapsed().as_millis() / 100) as u32;
+    let expected = 5 + (start.elapsed().as_millis() / 100) as u32;
     assert!(
         admitted.abs_diff(expected) <= 1,
         "admitted {admitted}, expected {expected}"
