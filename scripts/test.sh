@@ -2,8 +2,9 @@
 # Runs every check and test: formatting, clippy (warnings are errors), and the whole
 # workspace's tests, which start real gateway and backend processes on free loopback
 # ports. Installs what is missing: cmake (pingora's zlib build), chromium, prometheus
-# (promtool and prometheus for tests/deploy.rs) from Debian's packages, and
-# kubernetes-validate from PyPI.
+# (promtool and prometheus for tests/deploy.rs), redis-server (rate limits and the job
+# store start their own on free ports) from Debian's packages, and kubernetes-validate
+# from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ need_pip() {
   pip3 install -q "$2" >/dev/null 2>&1 || pip3 install -q --user --break-system-packages "$2" >/dev/null
 }
 need_pip kubernetes-validate kubernetes-validate   # tests/deploy.rs: manifests against the Kubernetes schemas
+need_pkg redis-server redis-server
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -154,12 +154,16 @@ impl Runtime {
                 rewrite,
                 host_header,
                 needs_body: chain_built.iter().any(|p| p.wants_body()),
-                plugins: chain_built,
                 deprecation: deprecation(r.deprecated.as_ref()),
                 fallback,
                 timeout: r.timeout.map(|d| d.get()),
-                max_body: r.max_body_size.map_or(default_max, |b| b.0),
+                // a body_limit plugin lowers the route's limit, enforced in one place
+                max_body: chain_built
+                    .iter()
+                    .filter_map(|p| p.body_limit())
+                    .fold(r.max_body_size.map_or(default_max, |b| b.0), u64::min),
                 retry_non_idempotent: r.retry_non_idempotent,
+                plugins: chain_built,
             }));
         }
         if !errors.is_empty() {

@@ -55,7 +55,7 @@ async fn upgrade_under_load_drops_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let new_log = old.dir.path().join("new.log");
-    let mut new = Command::new(gateway_bin())
+    let new = Command::new(gateway_bin())
         .arg("--config")
         .arg(&old.config)
         .args(["serve", "--upgrade"])
@@ -69,6 +69,8 @@ async fn upgrade_under_load_drops_nothing() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    // killed whatever happens, so a failed assertion leaves no process behind
+    let mut new = KillOnDrop(new);
     let t = Instant::now();
     while !sock.exists() {
         assert!(t.elapsed() < Duration::from_secs(10), "no upgrade socket");
@@ -100,7 +102,7 @@ async fn upgrade_under_load_drops_nothing() {
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     println!("upgrade: {ok} requests ok, {failed} failed");
     assert!(
-        new.try_wait().unwrap().is_none(),
+        new.0.try_wait().unwrap().is_none(),
         "the new process died: {}",
         std::fs::read_to_string(&new_log).unwrap_or_default()
     );
@@ -110,6 +112,13 @@ async fn upgrade_under_load_drops_nothing() {
         ok > at_exit,
         "the new process served nothing after the old one exited"
     );
-    let _ = new.kill();
-    let _ = new.wait();
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

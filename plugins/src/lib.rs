@@ -7,16 +7,20 @@
 //! settings struct (serde + schemars, `deny_unknown_fields`), a type implementing
 //! [`Plugin`] and a [`Factory`]; one line in [`registry`] makes it available.
 
-mod headers;
-mod ip_restriction;
 mod model;
 mod mtls;
 mod oauth2_introspection;
+pub mod policy;
 pub mod registry;
 
-pub use headers::{HeaderOps, RequestHeaders, ResponseHeaders};
-pub use ip_restriction::IpRestriction;
 pub use model::*;
 pub use mtls::Mtls;
 pub use oauth2_introspection::Introspection;
+pub use policy::body_limit::BodyLimit;
+pub use policy::concurrency::ConcurrencyLimit;
+pub use policy::cors::Cors;
+pub use policy::headers::{HeaderOps, Headers, RequestHeaders, ResponseHeaders};
+pub use policy::ip_filter::{IpFilter, IpRestriction};
+pub use policy::rate_limit::RateLimit;
+pub use policy::validate::Validate;
 pub use registry::{build, entry_schema, find, PluginError, BUILT_IN};

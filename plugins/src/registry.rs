@@ -9,9 +9,16 @@ use std::sync::Arc;
 pub const BUILT_IN: &[PluginSpec] = &[
     PluginSpec::of::<crate::RequestHeaders>(),
     PluginSpec::of::<crate::ResponseHeaders>(),
+    PluginSpec::of::<crate::Headers>(),
+    PluginSpec::of::<crate::IpFilter>(),
     PluginSpec::of::<crate::IpRestriction>(),
     PluginSpec::of::<crate::Mtls>(),
     PluginSpec::of::<crate::Introspection>(),
+    PluginSpec::of::<crate::RateLimit>(),
+    PluginSpec::of::<crate::ConcurrencyLimit>(),
+    PluginSpec::of::<crate::BodyLimit>(),
+    PluginSpec::of::<crate::Cors>(),
+    PluginSpec::of::<crate::Validate>(),
 ];
 
 /// The spec of a built-in plugin.

@@ -23,7 +23,12 @@ pub(super) fn route_request(rt: &Runtime, req: &RequestHeader) -> Decision {
         Err(e) => return Decision::Refuse(400, "bad_path", e.0, None),
     };
     let host = request_host(&req.headers, &req.uri);
-    let routed = rt.router.lookup(&req.method, host, &req.headers, &path);
+    let mut routed = rt.router.lookup(&req.method, host, &req.headers, &path);
+    if matches!(routed, Routed::MethodNotAllowed(_)) {
+        if let Some(r) = preflight_route(rt, req, host, &path) {
+            routed = r;
+        }
+    }
     let decision = match routed {
         Routed::Found { route, params } => {
             let Some(r) = rt.routes.get(route) else {
@@ -49,4 +54,31 @@ pub(super) fn route_request(rt: &Runtime, req: &RequestHeader) -> Decision {
         ),
     };
     decision
+}
+
+/// A CORS preflight (`OPTIONS` asking for another method) on a route restricted to
+/// that method is routed as the method it asks for when that route has a `cors`
+/// plugin, which answers it; other preflights keep their 405.
+fn preflight_route<'p>(
+    rt: &Runtime,
+    req: &RequestHeader,
+    host: Option<&str>,
+    path: &'p str,
+) -> Option<Routed<'p>> {
+    if req.method != http::Method::OPTIONS {
+        return None;
+    }
+    let asked = req
+        .headers
+        .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)?;
+    let asked = http::Method::from_bytes(asked.as_bytes()).ok()?;
+    let routed = rt.router.lookup(&asked, host, &req.headers, path);
+    let Routed::Found { route, .. } = &routed else {
+        return None;
+    };
+    let r = rt.routes.get(*route)?;
+    r.plugins
+        .iter()
+        .any(|p| p.name() == "cors")
+        .then_some(routed)
 }

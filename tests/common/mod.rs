@@ -2,6 +2,8 @@
 //! HTTP servers (axum) that echo what they received.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod redis;
+
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;

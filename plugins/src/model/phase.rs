@@ -90,6 +90,13 @@ pub trait Plugin: Send + Sync + 'static {
         false
     }
 
+    /// The largest request body this plugin lets the route take (`body_limit`): the
+    /// route's limit becomes the smallest of its `max_body_size` and these, and the
+    /// gateway enforces it from `Content-Length` and while streaming (413).
+    fn body_limit(&self) -> Option<u64> {
+        None
+    }
+
     /// Request body phase: the whole body, before any of it goes upstream.
     async fn on_request_body(
         &self,

@@ -1,0 +1,311 @@
+//! `cors`: cross-origin requests. A preflight (`OPTIONS` with
+//! `Access-Control-Request-Method`) from an allowed origin is answered by the gateway
+//! (204); answers to allowed origins carry `Access-Control-Allow-Origin` (and the
+//! credentials and expose headers), on proxied answers and the gateway's own errors
+//! alike; every answer of the route says `Vary: Origin`. Put `cors` before plugins
+//! that may refuse (auth, limits) so that their answers carry the headers too.
+//!
+//! ```yaml
+//! - { name: cors, allow_origins: ["https://app.example.com", "https://*.example.org"], allow_credentials: true, max_age: 10m }
+//! ```
+
+use super::units::Period;
+use crate::{
+    BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, Reply, RequestInfo, SettingsError,
+};
+use async_trait::async_trait;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+};
+use http::{HeaderValue, Method};
+use pingora_http::{RequestHeader, ResponseHeader};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn default_methods() -> Vec<String> {
+    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_max_age() -> Period {
+    Period(Duration::from_secs(600))
+}
+
+/// CORS settings.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Allowed origins: exact (`https://app.example.com`), a suffix
+    /// (`https://*.example.com`, `*.example.com` for any scheme), or `*` for any.
+    pub allow_origins: Vec<String>,
+    /// Methods a preflight may ask for (default GET, HEAD, POST, PUT, PATCH, DELETE).
+    #[serde(default = "default_methods")]
+    pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for (default: whatever it asks).
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response headers the browser lets scripts read.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Whether cookies and credentials may be sent (the origin is then echoed, never `*`).
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// How long a browser may cache a preflight answer (default `10m`).
+    #[serde(default = "default_max_age")]
+    pub max_age: Period,
+}
+
+/// One allowed-origin entry.
+#[derive(Debug, Clone)]
+enum OriginRule {
+    Any,
+    Exact(String),
+    /// `scheme` (when given) and a host ending with `.suffix`.
+    Suffix {
+        scheme: Option<String>,
+        suffix: String,
+    },
+}
+
+impl OriginRule {
+    fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "*" {
+            return Ok(Self::Any);
+        }
+        let (scheme, rest) = match s.split_once("://") {
+            Some((sc, rest)) => (Some(sc.to_string()), rest.to_string()),
+            None => (None, s.clone()),
+        };
+        if let Some(suffix) = rest.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') || suffix.contains('/') {
+                return Err(format!(
+                    "`{s}`: a suffix looks like `https://*.example.com`"
+                ));
+            }
+            return Ok(Self::Suffix {
+                scheme,
+                suffix: suffix.to_string(),
+            });
+        }
+        if scheme.is_none() || rest.is_empty() || rest.contains('*') || rest.contains('/') {
+            return Err(format!(
+                "`{s}`: an origin looks like `https://app.example.com` (or `https://*.example.com`, `*`)"
+            ));
+        }
+        Ok(Self::Exact(s))
+    }
+
+    fn matches(&self, origin: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Exact(o) => o == origin,
+            Self::Suffix { scheme, suffix } => {
+                let Some((sc, hostport)) = origin.split_once("://") else {
+                    return false;
+                };
+                if scheme.as_deref().is_some_and(|s| s != sc) {
+                    return false;
+                }
+                let host = if suffix.contains(':') {
+                    hostport
+                } else {
+                    hostport.rsplit_once(':').map_or(hostport, |(h, _)| h)
+                };
+                host.len() > suffix.len() + 1
+                    && host.ends_with(suffix.as_str())
+                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+            }
+        }
+    }
+}
+
+/// The `Access-Control-Allow-Origin` value for this request (kept until the response).
+#[derive(Clone)]
+struct Allowed(HeaderValue);
+
+pub struct Cors {
+    origins: Vec<OriginRule>,
+    methods: Vec<Method>,
+    methods_value: HeaderValue,
+    headers_value: Option<HeaderValue>,
+    expose: Option<HeaderValue>,
+    credentials: bool,
+    max_age: HeaderValue,
+}
+
+fn joined(field: &str, list: &[String]) -> Result<Option<HeaderValue>, SettingsError> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    HeaderValue::from_str(&list.join(", "))
+        .map(Some)
+        .map_err(|_| SettingsError::at(field, "not valid in a header"))
+}
+
+impl Cors {
+    pub fn new(s: CorsSettings) -> Result<Self, SettingsError> {
+        if s.allow_origins.is_empty() {
+            return Err(SettingsError::at(
+                "allow_origins",
+                "give at least one origin",
+            ));
+        }
+        let origins = s
+            .allow_origins
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                OriginRule::parse(o)
+                    .map_err(|e| SettingsError::at(format!("allow_origins[{i}]"), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let methods = s
+            .allow_methods
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                    SettingsError::at(
+                        format!("allow_methods[{i}]"),
+                        format!("`{m}` is not a method"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let methods_value = joined(
+            "allow_methods",
+            &methods.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+        )?
+        .unwrap_or_else(|| HeaderValue::from_static("GET"));
+        Ok(Self {
+            origins,
+            methods,
+            methods_value,
+            headers_value: joined("allow_headers", &s.allow_headers)?,
+            expose: joined("expose_headers", &s.expose_headers)?,
+            credentials: s.allow_credentials,
+            max_age: HeaderValue::from(s.max_age.0.as_secs()),
+        })
+    }
+
+    /// The `Access-Control-Allow-Origin` value for `origin`, if allowed.
+    fn allow(&self, origin: &HeaderValue) -> Option<HeaderValue> {
+        let o = origin.to_str().ok()?.to_ascii_lowercase();
+        let rule = self.origins.iter().find(|r| r.matches(&o))?;
+        Some(match rule {
+            OriginRule::Any if !self.credentials => HeaderValue::from_static("*"),
+            _ => origin.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Plugin for Cors {
+    fn name(&self) -> &'static str {
+        "cors"
+    }
+
+    async fn on_request(
+        &self,
+        req: &mut RequestHeader,
+        _info: &RequestInfo<'_>,
+        ctx: &mut PluginCtx,
+    ) -> Result<Flow, PluginFailure> {
+        let Some(origin) = req.headers.get(ORIGIN) else {
+            return Ok(Flow::Continue);
+        };
+        let allowed = self.allow(origin);
+        let preflight = req.method == Method::OPTIONS;
+        let asked = req.headers.get(ACCESS_CONTROL_REQUEST_METHOD);
+        if let Some(v) = &allowed {
+            ctx.extensions.insert(Allowed(v.clone()));
+        }
+        let (true, Some(asked)) = (preflight, asked) else {
+            return Ok(Flow::Continue);
+        };
+        let method_ok =
+            Method::from_bytes(asked.as_bytes()).is_ok_and(|m| self.methods.contains(&m));
+        if allowed.is_none() || !method_ok {
+            ctx.extensions.remove::<Allowed>();
+            return Ok(Flow::Respond(
+                Reply::error(403, "forbidden", "cross-origin request not allowed")
+                    .blocked_as("cors"),
+            ));
+        }
+        let mut reply = Reply::empty(204)
+            .with_header(ACCESS_CONTROL_ALLOW_METHODS, self.methods_value.clone())
+            .with_header(ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
+        let headers = self
+            .headers_value
+            .clone()
+            .or_else(|| req.headers.get(ACCESS_CONTROL_REQUEST_HEADERS).cloned());
+        if let Some(h) = headers {
+            reply = reply.with_header(ACCESS_CONTROL_ALLOW_HEADERS, h);
+        }
+        Ok(Flow::Respond(reply))
+    }
+
+    fn on_response(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {
+        let listed = resp.headers.get_all(VARY).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|p| p.trim() == "*" || p.trim().eq_ignore_ascii_case("origin"))
+            })
+        });
+        if !listed {
+            let _ = resp.append_header(VARY, HeaderValue::from_static("Origin"));
+        }
+        let Some(Allowed(origin)) = ctx.extensions.get::<Allowed>().cloned() else {
+            return;
+        };
+        let _ = resp.insert_header(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        if self.credentials {
+            let _ = resp.insert_header(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        if let Some(e) = &self.expose {
+            let _ = resp.insert_header(ACCESS_CONTROL_EXPOSE_HEADERS, e.clone());
+        }
+    }
+}
+
+impl Factory for Cors {
+    const NAME: &'static str = "cors";
+    const SUMMARY: &'static str =
+        "Cross-origin requests: preflights answered by the gateway, allow headers on every answer";
+    type Settings = CorsSettings;
+    fn build(s: CorsSettings, _cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
+        Ok(Arc::new(Cors::new(s)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn origins_exact_suffix_and_any() {
+        let r = |s| OriginRule::parse(s).unwrap();
+        assert!(r("https://app.example.com").matches("https://app.example.com"));
+        assert!(!r("https://app.example.com").matches("http://app.example.com"));
+        let suf = r("https://*.example.com");
+        assert!(suf.matches("https://a.example.com"));
+        assert!(suf.matches("https://a.b.example.com:8443"));
+        assert!(!suf.matches("https://example.com"));
+        assert!(!suf.matches("https://badexample.com"));
+        assert!(!suf.matches("http://a.example.com"));
+        assert!(r("*.example.com").matches("http://a.example.com"));
+        assert!(r("*").matches("https://anything"));
+        assert!(OriginRule::parse("app.example.com").is_err());
+        assert!(OriginRule::parse("https://*").is_err());
+    }
+}

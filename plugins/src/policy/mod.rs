@@ -1,0 +1,12 @@
+//! Policy plugins: rate limiting, load shedding (concurrency), body limits, CORS,
+//! header transforms, client address filters and request validation.
+
+pub mod body_limit;
+pub mod client_addr;
+pub mod concurrency;
+pub mod cors;
+pub mod headers;
+pub mod ip_filter;
+pub mod rate_limit;
+pub mod units;
+pub mod validate;

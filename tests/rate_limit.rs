@@ -1,0 +1,265 @@
+//! `rate_limit` with the local store, through a real gateway: the burst then 429s with
+//! `Retry-After` and the draft-11 headers, the exact allowance at a steady rate, keys
+//! (IP with and without trusted proxies, a header), a `policy` shared by two routes,
+//! and buckets that survive a reload (a changed limit applying to them).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+fn table(addr: std::net::SocketAddr, routes: &str) -> String {
+    format!(
+        "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{addr}\" }}] }}\nroutes:\n{routes}"
+    )
+}
+
+fn route(name: &str, plugin: &str) -> String {
+    format!("  - name: {name}\n    match: {{ path_prefix: /{name} }}\n    upstream: u\n    plugins: [{plugin}]\n")
+}
+
+async fn get(c: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut rb = c.get(url);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    rb.send().await.unwrap()
+}
+
+fn h(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_then_429_with_retry_after_and_draft_11_headers() {
+    let up = Echo::start("u").await;
+    let gw = Gateway::start(&table(
+        up.addr,
+        &route(
+            "limited",
+            "{ name: rate_limit, average: 2, burst: 3, period: 10s, key: ip }",
+        ),
+    ));
+    let c = reqwest::Client::new();
+    let url = gw.url("/limited");
+    for left in [2, 1, 0] {
+        let r = get(&c, &url, &[]).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(h(&r, "ratelimit-policy"), "\"limited\";q=2;w=10");
+        assert_eq!(h(&r, "x-ratelimit-limit"), "2");
+        assert_eq!(h(&r, "x-ratelimit-remaining"), left.to_string());
+        // t: until the bucket is whole again, 5s per spent token
+        let t = 5 * (3 - left);
+        assert_eq!(h(&r, "ratelimit"), format!("\"limited\";r={left};t={t}"));
+        assert_eq!(h(&r, "x-ratelimit-reset"), t.to_string());
+    }
+    let r = get(&c, &url, &[]).await;
+    assert_eq!(r.status(), 429);
+    // one token comes back every 5s
+    assert_eq!(h(&r, "retry-after"), "5");
+    assert_eq!(h(&r, "ratelimit"), "\"limited\";r=0;t=15");
+    assert_eq!(h(&r, "content-type"), "application/json");
+    assert!(r.headers().contains_key("x-request-id"));
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(b["error"], "rate_limited");
+    assert_eq!(
+        gw.metric("gateway_rate_limit_hits_total{client_id=\"anonymous\"}")
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        gw.metric("gateway_requests_blocked_total{reason=\"rate_limited\"}")
+            .await,
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_allowance_at_a_steady_rate() {
+    let up = Echo::start("u").await;
+    // 10 per second (one token every 100ms); small buckets absorb scheduling jitter
+    let gw = Gateway::start(&table(
+        up.addr,
+        &format!(
+            "{}{}",
+            route(
+                "slow",
+                "{ name: rate_limit, average: 10, burst: 2, period: 1s, key: ip }"
+            ),
+            route(
+                "fast",
+                "{ name: rate_limit, average: 10, burst: 5, period: 1s, key: ip }"
+            )
+        ),
+    ));
+    let c = reqwest::Client::new();
+    // below the rate (one every 150ms): every request passes
+    let mut tick = tokio::time::interval(Duration::from_millis(150));
+    for _ in 0..10 {
+        tick.tick().await;
+        assert_eq!(get(&c, &gw.url("/slow"), &[]).await.status(), 200);
+    }
+    // above it (one every 25ms for 1.5s): the bucket, then exactly one per 100ms
+    let start = Instant::now();
+    let mut admitted = 0u32;
+    let mut tick = tokio::time::interval(Duration::from_millis(25));
+    while start.elapsed() < Duration::from_millis(1500) {
+        tick.tick().await;
+        let r = get(&c, &gw.url("/fast"), &[]).await;
+        match r.status().as_u16() {
+            200 => admitted += 1,
+            429 => {}
+            s => panic!("status {s}"),
+        }
+    }
+    let expected = 5 + (start.elapsed().as_millis() / 100) as u32;
+    assert!(
+        admitted.abs_diff(expected) <= 1,
+        "admitted {admitted}, expected {expected}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_by_ip_with_and_without_trusted_proxies_and_by_header() {
+    let up = Echo::start("u").await;
+    let rl =
+        |extra: &str| format!("{{ name: rate_limit, average: 1, burst: 1, period: 1h{extra} }}");
+    let gw = Gateway::start(&table(
+        up.addr,
+        &[
+            route("direct", &rl(", key: ip")),
+            route("proxied", &rl(", key: ip, trusted_proxies: [127.0.0.0/8]")),
+            route("keyed", &rl(", key: \"header:x-api-key\"")),
+        ]
+        .concat(),
+    ));
+    let c = reqwest::Client::new();
+    // without trusted proxies the TCP peer counts, whatever X-Forwarded-For says
+    let xff = |ip| [("x-forwarded-for", ip)];
+    assert_eq!(
+        get(&c, &gw.url("/direct"), &xff("1.1.1.1")).await.status(),
+        200
+    );
+    assert_eq!(
+        get(&c, &gw.url("/direct"), &xff("2.2.2.2")).await.status(),
+        429
+    );
+    // behind a trusted proxy each forwarded client has its own bucket; a client's own
+    // claim left of the proxy's entry is ignored
+    assert_eq!(
+        get(&c, &gw.url("/proxied"), &xff("1.1.1.1")).await.status(),
+        200
+    );
+    assert_eq!(
+        get(&c, &gw.url("/proxied"), &xff("1.1.1.1")).await.status(),
+        429
+    );
+    assert_eq!(
+        get(&c, &gw.url("/proxied"), &xff("9.9.9.9, 1.1.1.1"))
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        get(&c, &gw.url("/proxied"), &xff("2.2.2.2")).await.status(),
+        200
+    );
+    // by header
+    let key = |k| [("x-api-key", k)];
+    assert_eq!(get(&c, &gw.url("/keyed"), &key("k1")).await.status(), 200);
+    assert_eq!(get(&c, &gw.url("/keyed"), &key("k1")).await.status(), 429);
+    assert_eq!(get(&c, &gw.url("/keyed"), &key("k2")).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_sharing_a_policy_count_together() {
+    let up = Echo::start("u").await;
+    let shared =
+        "{ name: rate_limit, average: 1, burst: 3, period: 1h, key: route, policy: partners }";
+    let gw = Gateway::start(&table(
+        up.addr,
+        &[
+            route("a", shared),
+            route("b", shared),
+            route(
+                "c",
+                "{ name: rate_limit, average: 1, burst: 3, period: 1h, key: route }",
+            ),
+        ]
+        .concat(),
+    ));
+    let c = reqwest::Client::new();
+    let mut codes = Vec::new();
+    for p in ["/a", "/b", "/a", "/b", "/a"] {
+        let r = get(&c, &gw.url(p), &[]).await;
+        assert!(
+            h(&r, "ratelimit").starts_with("\"partners\";"),
+            "{}",
+            h(&r, "ratelimit")
+        );
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(codes, [200, 200, 200, 429, 429]);
+    // a route without the policy counts on its own
+    assert_eq!(get(&c, &gw.url("/c"), &[]).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_buckets_and_applies_a_changed_limit() {
+    let up = Echo::start("u").await;
+    let rl = |burst: u32, extra: &str| {
+        route(
+            "r",
+            &format!("{{ name: rate_limit, average: 1, burst: {burst}, period: 1h, key: ip }}"),
+        ) + extra
+    };
+    let gw = Gateway::start(&table(up.addr, &rl(2, "")));
+    let c = reqwest::Client::new();
+    assert_eq!(get(&c, &gw.url("/r"), &[]).await.status(), 200);
+    assert_eq!(get(&c, &gw.url("/r"), &[]).await.status(), 200);
+    assert_eq!(get(&c, &gw.url("/r"), &[]).await.status(), 429);
+
+    let reload = |text: String| {
+        let c = c.clone();
+        let url = gw.metrics_url("/admin/reload");
+        gw.write_config(&text);
+        async move {
+            let r = c.post(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+    };
+    // same limit, another route added: no fresh burst for anyone
+    reload(table(up.addr, &rl(2, &route("other", "")))).await;
+    assert_eq!(get(&c, &gw.url("/other"), &[]).await.status(), 200);
+    let r = get(&c, &gw.url("/r"), &[]).await;
+    assert_eq!(r.status(), 429);
+
+    // a bigger bucket applies to the bucket as it is: 2 spent of 4, 2 left
+    reload(table(up.addr, &rl(4, ""))).await;
+    let r = get(&c, &gw.url("/r"), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(h(&r, "x-ratelimit-remaining"), "1");
+    assert_eq!(get(&c, &gw.url("/r"), &[]).await.status(), 200);
+    assert_eq!(get(&c, &gw.url("/r"), &[]).await.status(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_window_admits_average_per_period() {
+    let up = Echo::start("u").await;
+    let gw = Gateway::start(&table(
+        up.addr,
+        &route(
+            "s",
+            "{ name: rate_limit, average: 3, period: 1h, key: ip, algorithm: sliding_window }",
+        ),
+    ));
+    let c = reqwest::Client::new();
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(get(&c, &gw.url("/s"), &[]).await.status().as_u16());
+    }
+    assert_eq!(codes, [200, 200, 200, 429]);
+}
