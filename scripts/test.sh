@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 need_pkg() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; (apt-get install -y -qq "$2" || { apt-get update -qq && apt-get install -y -qq "$2"; }) >/dev/null; }; }
 need_pkg cmake cmake
+need_pkg redis-server redis-server  # the token plugin's Redis store (tests/auth_keys.rs)
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

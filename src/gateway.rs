@@ -56,6 +56,24 @@ pub struct Gateway {
     last: Mutex<(u64, bool)>,
 }
 
+/// The fingerprint of routes.yaml's content and of every file plugins read at build
+/// (key files, htpasswd files): a change of any of them is a new table to load.
+fn fingerprint(text: &[u8], plugins: &gateway_plugins::Shared) -> u64 {
+    let files = plugins.watched_files();
+    if files.is_empty() {
+        return config::fingerprint(text);
+    }
+    let mut all = text.to_vec();
+    for f in files {
+        all.extend_from_slice(f.as_os_str().as_encoded_bytes());
+        all.push(0);
+        // a missing file hashes as empty: the build that needs it reports the error
+        all.extend_from_slice(&std::fs::read(&f).unwrap_or_default());
+        all.push(0);
+    }
+    config::fingerprint(&all)
+}
+
 impl Gateway {
     /// Loads the first table; the process does not start without a valid one.
     pub fn start(
@@ -86,7 +104,7 @@ impl Gateway {
                 .map(|v| v != "off" && v != "0" && v != "false")
                 .unwrap_or(true),
             trace_context: true,
-            last: Mutex::new((config::fingerprint(&text), true)),
+            last: Mutex::new((fingerprint(&text, &plugins), true)),
         }))
     }
 
@@ -109,7 +127,7 @@ impl Gateway {
                 ));
             }
         };
-        let fp = config::fingerprint(&text);
+        let fp = fingerprint(&text, &self.plugins);
         if trigger == Trigger::Watch && fp == last.0 {
             return Ok(ReloadOutcome::Unchanged);
         }

@@ -7,11 +7,17 @@
 //! settings struct (serde + schemars, `deny_unknown_fields`), a type implementing
 //! [`Plugin`] and a [`Factory`]; one line in [`registry`] makes it available.
 
+pub mod auth;
 mod headers;
 mod ip_restriction;
 mod model;
 pub mod registry;
 
+pub use auth::api_key::ApiKey;
+pub use auth::basic::BasicAuth;
+pub use auth::jwt::Jwt;
+pub use auth::rbac::Rbac;
+pub use auth::token::Token;
 pub use headers::{HeaderOps, RequestHeaders, ResponseHeaders};
 pub use ip_restriction::IpRestriction;
 pub use model::*;

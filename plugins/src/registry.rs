@@ -10,6 +10,11 @@ pub const BUILT_IN: &[PluginSpec] = &[
     PluginSpec::of::<crate::RequestHeaders>(),
     PluginSpec::of::<crate::ResponseHeaders>(),
     PluginSpec::of::<crate::IpRestriction>(),
+    PluginSpec::of::<crate::Jwt>(),
+    PluginSpec::of::<crate::ApiKey>(),
+    PluginSpec::of::<crate::BasicAuth>(),
+    PluginSpec::of::<crate::Token>(),
+    PluginSpec::of::<crate::Rbac>(),
 ];
 
 /// The spec of a built-in plugin.
