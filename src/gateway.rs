@@ -90,6 +90,7 @@ impl Gateway {
         let cfg = parse_bytes(&text, &config_path).map_err(|e| e.to_string())?;
         let rt = Runtime::build(cfg, &registry, &plugins, &base_dir(&config_path))
             .map_err(|e| e.join("\n"))?;
+        let fp = fingerprint(&text, &plugins);
         metrics.routes_loaded.set(rt.routes.len() as i64);
         metrics.last_reload_success.set(1);
         metrics.last_reload_timestamp.set(unix_now());
@@ -104,7 +105,7 @@ impl Gateway {
                 .map(|v| v != "off" && v != "0" && v != "false")
                 .unwrap_or(true),
             trace_context: true,
-            last: Mutex::new((fingerprint(&text, &plugins), true)),
+            last: Mutex::new((fp, true)),
         }))
     }
 

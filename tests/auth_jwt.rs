@@ -443,6 +443,8 @@ async fn jwks_url_kid_refetch_and_outage() {
     let up = Echo::start("u").await;
     let rsa = rsa_pair();
     let ec = rcgen_pair(&rcgen::PKCS_ECDSA_P256_SHA256, false);
+    let ec384 = rcgen_pair(&rcgen::PKCS_ECDSA_P384_SHA384, false);
+    let ed = rcgen_pair(&rcgen::PKCS_ED25519, true);
     let mut jwk_rs = Jwk::from_encoding_key(&rsa.enc, Algorithm::RS256).unwrap();
     jwk_rs.common.key_id = Some("rs-1".into());
     let mut jwk_ec = Jwk::from_encoding_key(&ec.enc, Algorithm::ES256).unwrap();
@@ -469,8 +471,8 @@ async fn jwks_url_kid_refetch_and_outage() {
         &[
             ("rsa.pem", &rsa.public_pem),
             ("ec256.pem", &ec.public_pem),
-            ("ec384.pem", &ec.public_pem),
-            ("ed.pem", &ec.public_pem),
+            ("ec384.pem", &ec384.public_pem),
+            ("ed.pem", &ed.public_pem),
         ],
     );
     let c = reqwest::Client::new();

@@ -121,6 +121,14 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         if route.pool.is_none() {
+            if route.needs_body
+                && !ctx.body_checked
+                && self
+                    .body_phase_before_fallback(session, ctx, &route)
+                    .await?
+            {
+                return Ok(true);
+            }
             return self.fallback(session, ctx, &[]).await;
         }
         if self.gw.trace_context {

@@ -76,6 +76,8 @@ struct Consumer {
 pub struct ApiKey {
     consumers: Vec<Consumer>,
     header: HeaderName,
+    /// The header name as configured, for the challenge.
+    header_text: String,
     query: Option<String>,
     hide: bool,
     metrics: PluginMetrics,
@@ -176,13 +178,13 @@ impl Plugin for ApiKey {
             .auth_requests
             .with_label_values(&[CredentialKind::ApiKey.as_str()])
             .inc();
-        let challenge = Some(format!("ApiKey header=\"{}\"", self.header));
+        let challenge = Some(format!("ApiKey header=\"{}\"", self.header_text));
         let Some((key, from_query)) = self.key_of(req, info.query) else {
             return Ok(Flow::Respond(deny(
                 &self.metrics,
                 Reason::Missing,
                 challenge,
-                format!("an API key is required (header {})", self.header),
+                format!("an API key is required (header {})", self.header_text),
             )));
         };
         let Some(identity) = self.find(&key) else {
@@ -244,6 +246,7 @@ impl Factory for ApiKey {
         Ok(Arc::new(ApiKey {
             consumers,
             header,
+            header_text: s.header,
             query: s.query,
             hide: s.hide_credentials,
             metrics: cx.shared.metrics.clone(),
@@ -270,6 +273,7 @@ mod tests {
         let p = ApiKey {
             consumers: parse_keys(&text).unwrap(),
             header: HeaderName::from_static("x-api-key"),
+            header_text: "X-API-Key".into(),
             query: Some("apikey".into()),
             hide: true,
             metrics: PluginMetrics::unregistered(),

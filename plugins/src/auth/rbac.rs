@@ -123,7 +123,7 @@ impl Plugin for Rbac {
             return Ok(Flow::Respond(deny(
                 &self.metrics,
                 Reason::Missing,
-                None,
+                Some("Bearer realm=\"api\"".into()),
                 "authentication required",
             )));
         };

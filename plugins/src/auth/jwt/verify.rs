@@ -81,7 +81,8 @@ impl Verifier {
         if token.len() > self.max_len {
             return refused(Reason::Malformed, "token too long");
         }
-        if token.split('.').count() != 3 {
+        let b64url = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
+        if token.split('.').count() != 3 || !token.bytes().all(b64url) {
             return refused(Reason::Malformed, "malformed token");
         }
         let header = match jsonwebtoken::decode_header(token) {

@@ -261,7 +261,7 @@ impl Plugin for Token {
             return Ok(Flow::Respond(deny(
                 &self.metrics,
                 Reason::Missing,
-                None,
+                Some("Bearer realm=\"api\"".into()),
                 "authenticate first (an api_key or basic_auth plugin before `token`)",
             )));
         };
