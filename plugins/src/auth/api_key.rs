@@ -201,25 +201,31 @@ impl Plugin for ApiKey {
             )));
         };
         ctx.identity = Some(identity.clone());
-        if self.hide {
-            if from_query {
-                if let (Some(name), Some(q)) = (self.query.as_deref(), info.query) {
-                    let rest = without_param(q, name);
-                    let path = req.uri.path();
-                    let uri = if rest.is_empty() {
-                        path.to_string()
-                    } else {
-                        format!("{path}?{rest}")
-                    };
-                    if let Ok(u) = uri.parse::<http::Uri>() {
-                        req.set_uri(u);
-                    }
-                }
-            } else {
-                req.remove_header(&self.header);
-            }
+        if self.hide && !from_query {
+            req.remove_header(&self.header);
         }
         Ok(Flow::Continue)
+    }
+
+    /// The query parameter is removed from what goes upstream (after any rewrite).
+    fn on_upstream_request(&self, up: &mut RequestHeader, _ctx: &mut PluginCtx) {
+        let (Some(name), true) = (self.query.as_deref(), self.hide) else {
+            return;
+        };
+        let Some(q) = up.uri.query() else { return };
+        let rest = without_param(q, name);
+        if rest.len() == q.len() {
+            return;
+        }
+        let path = up.uri.path();
+        let uri = if rest.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{rest}")
+        };
+        if let Ok(u) = uri.parse::<http::Uri>() {
+            up.set_uri(u);
+        }
     }
 }
 
