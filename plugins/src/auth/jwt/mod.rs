@@ -42,6 +42,8 @@ pub struct Jwt {
     consumer_claim: String,
     forward: Vec<(String, HeaderName)>,
     metrics: PluginMetrics,
+    /// `gateway_auth_requests_total{method="jwt"}`, looked up once.
+    requests: prometheus::IntCounter,
 }
 
 const CHALLENGE: &str = "Bearer realm=\"api\"";
@@ -82,10 +84,7 @@ impl Plugin for Jwt {
         for (_, h) in &self.forward {
             req.remove_header(h);
         }
-        self.metrics
-            .auth_requests
-            .with_label_values(&[CredentialKind::Jwt.as_str()])
-            .inc();
+        self.requests.inc();
         let token = match bearer(req) {
             None => {
                 return Ok(Flow::Respond(deny(
@@ -104,9 +103,9 @@ impl Plugin for Jwt {
                     m,
                 )));
             }
-            Some(t) => t.to_string(),
+            Some(t) => t,
         };
-        let claims = match self.verifier.check(&token).await {
+        let claims = match self.verifier.check(token).await {
             Checked::Valid(c) => c,
             Checked::Refused((reason, message)) => {
                 return Ok(Flow::Respond(deny(
@@ -162,6 +161,13 @@ impl Factory for Jwt {
     type Settings = JwtSettings;
 
     fn build(s: JwtSettings, cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
+        Ok(Arc::new(Jwt::new(s, cx)?))
+    }
+}
+
+impl Jwt {
+    /// Builds the plugin from its settings (see [`Factory::build`]).
+    pub fn new(s: JwtSettings, cx: &BuildCtx<'_>) -> Result<Jwt, SettingsError> {
         let leeway = parse_duration("leeway", &s.leeway)?.as_secs();
         let refresh = parse_duration("jwks_refresh", &s.jwks_refresh)?;
         let refetch_interval = parse_duration("jwks_refetch_interval", &s.jwks_refetch_interval)?;
@@ -259,7 +265,7 @@ impl Factory for Jwt {
             .map(|a| {
                 (
                     *a,
-                    verify::validation(*a, leeway, issuer.as_deref(), audience.as_deref()),
+                    verify::validation(&[*a], leeway, issuer.as_deref(), audience.as_deref()),
                 )
             })
             .collect();
@@ -276,8 +282,28 @@ impl Factory for Jwt {
         if s.max_token_length < 64 {
             return Err(SettingsError::at("max_token_length", "at least 64 bytes"));
         }
-        Ok(Arc::new(Jwt {
+        let single = match (fixed.as_slice(), &remote, s.jwks_url.is_some()) {
+            ([k], None, false) => {
+                let algs: Vec<Algorithm> = k
+                    .key
+                    .family()
+                    .algorithms()
+                    .iter()
+                    .copied()
+                    .filter(|a| k.allows(*a, accepted.as_deref()))
+                    .collect();
+                Some(verify::validation(
+                    &algs,
+                    leeway,
+                    issuer.as_deref(),
+                    audience.as_deref(),
+                ))
+            }
+            _ => None,
+        };
+        Ok(Jwt {
             verifier: Verifier {
+                single,
                 fixed,
                 remote,
                 refetch_interval,
@@ -291,7 +317,12 @@ impl Factory for Jwt {
             consumer_claim: s.consumer_claim,
             forward,
             metrics: cx.shared.metrics.clone(),
-        }))
+            requests: cx
+                .shared
+                .metrics
+                .auth_requests
+                .with_label_values(&[CredentialKind::Jwt.as_str()]),
+        })
     }
 }
 

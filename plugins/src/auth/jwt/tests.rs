@@ -4,7 +4,7 @@ use crate::Shared;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{encode, EncodingKey, Header};
-use serde_json::json;
+use serde_json::{json, Map};
 
 const SECRET: &str = "unit-test-secret-unit-test-secret";
 
@@ -170,4 +170,119 @@ fn a_dry_build_opens_nothing() {
     };
     let s = json!({"jwks_url": "http://127.0.0.1:9/jwks.json"});
     assert!(crate::registry::build("jwt", s.as_object().unwrap(), &cx).is_ok());
+}
+
+/// CPU time of this thread, in microseconds (utime + stime of /proc/thread-self/stat).
+fn thread_cpu_us() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 10_000) // USER_HZ = 100
+}
+
+/// Cost probe, run by hand (never asserts speed):
+/// `cargo test --release -p gateway-plugins jwt_cpu_cost -- --ignored --nocapture`.
+/// Thread CPU time, so other processes on the machine do not inflate it.
+#[test]
+#[ignore]
+fn jwt_cpu_cost() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let p = contract();
+    let t = hs(
+        json!({"sub": "bench", "iat": now(), "nbf": now() - 60, "exp": now() + 86400, "scope": "bench generate"}),
+    );
+    let info = RequestInfo {
+        route: "r",
+        client_ip: None,
+        path: "/x",
+        query: None,
+        tls: false,
+        client_cert: None,
+    };
+    let base = RequestHeader::build("GET", b"/x", None).unwrap();
+    let n = 200_000u64;
+    rt.block_on(async {
+        let mut req = base.clone();
+        req.insert_header("authorization", format!("Bearer {t}")).unwrap();
+        let start = thread_cpu_us().unwrap();
+        for _ in 0..n {
+            let mut r = req.clone();
+            let mut ctx = PluginCtx::default();
+            let f = p.on_request(&mut r, &info, &mut ctx).await.unwrap();
+            assert!(matches!(f, Flow::Continue));
+        }
+        let jwt = thread_cpu_us().unwrap() - start;
+        // the same loop without the plugin: what cloning the request costs
+        let start = thread_cpu_us().unwrap();
+        for _ in 0..n {
+            let r = std::hint::black_box(req.clone());
+            drop(r);
+        }
+        let clone = thread_cpu_us().unwrap() - start;
+        println!(
+            "jwt HS256 on_request: {:.2} µs CPU per request ({n} requests; request clone {:.2} µs subtracted)",
+            (jwt.saturating_sub(clone)) as f64 / n as f64,
+            clone as f64 / n as f64
+        );
+    });
+}
+
+#[test]
+#[ignore]
+fn jwt_cpu_parts() {
+    let t = hs(
+        json!({"sub": "bench", "iat": now(), "nbf": now() - 60, "exp": now() + 86400, "scope": "bench generate"}),
+    );
+    let key = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes());
+    let v = verify::validation(&[Algorithm::HS256], 30, None, None);
+    let n = 200_000u64;
+    let time = |name: &str, f: &mut dyn FnMut()| {
+        let start = thread_cpu_us().unwrap();
+        for _ in 0..n {
+            f();
+        }
+        let us = thread_cpu_us().unwrap() - start;
+        println!("{name}: {:.2} µs", us as f64 / n as f64);
+    };
+    time("decode_header", &mut || {
+        std::hint::black_box(jsonwebtoken::decode_header(&t).unwrap());
+    });
+    time("decode Map", &mut || {
+        std::hint::black_box(
+            jsonwebtoken::decode::<Map<String, serde_json::Value>>(&t, &key, &v).unwrap(),
+        );
+    });
+    time("decode IgnoredAny", &mut || {
+        std::hint::black_box(jsonwebtoken::decode::<serde::de::IgnoredAny>(&t, &key, &v).unwrap());
+    });
+    let shared = Shared::with_env(false, |k| (k == "JWT_SECRET").then(|| SECRET.to_string()));
+    let cx = BuildCtx {
+        shared: &shared,
+        base_dir: std::path::Path::new("."),
+        route: Some("r"),
+    };
+    let s: JwtSettings = crate::parse_settings(
+        &json!({"secret_env": "JWT_SECRET", "algorithms": ["HS256"], "scopes": ["generate"]}),
+    )
+    .unwrap();
+    let plugin = Jwt::new(s, &cx).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    time("verifier.check", &mut || {
+        std::hint::black_box(rt.block_on(plugin.verifier.check(&t)));
+    });
+    let claims = jsonwebtoken::decode::<Map<String, serde_json::Value>>(&t, &key, &v)
+        .unwrap()
+        .claims;
+    time("identity", &mut || {
+        std::hint::black_box(claims::identity(&claims, "sub", "roles"));
+    });
+    let m = PluginMetrics::unregistered();
+    time("metric with_label_values", &mut || {
+        m.auth_requests.with_label_values(&["jwt"]).inc();
+    });
 }

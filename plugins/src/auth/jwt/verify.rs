@@ -24,6 +24,9 @@ pub struct Verifier {
     pub validations: HashMap<Algorithm, Validation>,
     pub leeway: u64,
     pub max_len: usize,
+    /// With one fixed key and no JWKS URL, the validation of every algorithm that key
+    /// accepts: the token is checked in one pass, with no key choice to make.
+    pub single: Option<Validation>,
 }
 
 /// A refusal: its reason and a message safe to send (never the token).
@@ -48,6 +51,17 @@ fn header_alg(token: &str) -> Option<String> {
         .ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     v.get("alg")?.as_str().map(str::to_owned)
+}
+
+/// A header that does not parse: an algorithm we do not know (`none`), or garbage.
+fn bad_header(token: &str) -> Checked {
+    match header_alg(token) {
+        Some(a) => refused(
+            Reason::WrongAlgorithm,
+            format!("algorithm `{}` is not accepted", a.escape_default()),
+        ),
+        None => refused(Reason::Malformed, "malformed token"),
+    }
 }
 
 /// Maps a library error once a key was tried.
@@ -85,17 +99,26 @@ impl Verifier {
         if token.split('.').count() != 3 || !token.bytes().all(b64url) {
             return refused(Reason::Malformed, "malformed token");
         }
+        if let (Some(v), [key]) = (&self.single, self.fixed.as_slice()) {
+            return match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, v) {
+                Ok(data) => self.check_iat(data.claims),
+                Err(e) => match e.kind() {
+                    ErrorKind::InvalidAlgorithm => refused(
+                        Reason::WrongAlgorithm,
+                        "algorithm not accepted for this key",
+                    ),
+                    ErrorKind::Json(_) | ErrorKind::Base64(_) | ErrorKind::Utf8(_)
+                        if jsonwebtoken::decode_header(token).is_err() =>
+                    {
+                        bad_header(token)
+                    }
+                    k => Checked::Refused(reason_of(k)),
+                },
+            };
+        }
         let header = match jsonwebtoken::decode_header(token) {
             Ok(h) => h,
-            Err(_) => {
-                return match header_alg(token) {
-                    Some(a) => refused(
-                        Reason::WrongAlgorithm,
-                        format!("algorithm `{}` is not accepted", a.escape_default()),
-                    ),
-                    None => refused(Reason::Malformed, "malformed token"),
-                };
-            }
+            Err(_) => return bad_header(token),
         };
         let Some(validation) = self.validations.get(&header.alg) else {
             return refused(
@@ -185,12 +208,13 @@ impl Verifier {
 
 /// The validation of tokens signed with `alg`.
 pub fn validation(
-    alg: Algorithm,
+    algs: &[Algorithm],
     leeway: u64,
     issuer: Option<&[String]>,
     audience: Option<&[String]>,
 ) -> Validation {
-    let mut v = Validation::new(alg);
+    let mut v = Validation::new(algs.first().copied().unwrap_or(Algorithm::HS256));
+    v.algorithms = algs.to_vec();
     v.leeway = leeway;
     v.validate_exp = true;
     v.validate_nbf = true;
