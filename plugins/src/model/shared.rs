@@ -175,4 +175,15 @@ mod tests {
         let d = s.state("x", || 3u64);
         assert_eq!(*d, 3);
     }
+
+    #[test]
+    fn watched_files_are_kept_by_live_builds_only() {
+        let dry = Shared::dry();
+        dry.watch_file(Path::new("/tmp/keys.yaml"));
+        assert!(dry.watched_files().is_empty());
+        let live = Shared::with_env(false, |_| None);
+        live.watch_file(Path::new("/tmp/keys.yaml"));
+        live.watch_file(Path::new("/tmp/keys.yaml"));
+        assert_eq!(live.watched_files(), [PathBuf::from("/tmp/keys.yaml")]);
+    }
 }
