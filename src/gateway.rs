@@ -63,6 +63,26 @@ pub struct Gateway {
     last_attempt: Mutex<serde_json::Value>,
     /// Set by SIGTERM: `/ready` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
+    /// Set by SIGTERM and SIGQUIT: answers say `Connection: close`.
+    closing_connections: std::sync::atomic::AtomicBool,
+}
+
+/// The fingerprint of routes.yaml's content and of every file plugins read at build
+/// (key files, htpasswd files): a change of any of them is a new table to load.
+fn fingerprint(text: &[u8], plugins: &gateway_plugins::Shared) -> u64 {
+    let files = plugins.watched_files();
+    if files.is_empty() {
+        return config::fingerprint(text);
+    }
+    let mut all = text.to_vec();
+    for f in files {
+        all.extend_from_slice(f.as_os_str().as_encoded_bytes());
+        all.push(0);
+        // a missing file hashes as empty: the build that needs it reports the error
+        all.extend_from_slice(&std::fs::read(&f).unwrap_or_default());
+        all.push(0);
+    }
+    config::fingerprint(&all)
 }
 
 impl Gateway {
@@ -81,6 +101,7 @@ impl Gateway {
         let cfg = parse_bytes(&text, &config_path).map_err(|e| e.to_string())?;
         let rt = Runtime::build(cfg, &registry, &plugins, &base_dir(&config_path))
             .map_err(|e| e.join("\n"))?;
+        let fp = fingerprint(&text, &plugins);
         metrics.routes_loaded.set(rt.routes.len() as i64);
         metrics.last_reload_success.set(1);
         metrics.last_reload_timestamp.set(unix_now());
@@ -101,8 +122,9 @@ impl Gateway {
                 .unwrap_or(1.0),
             trace_context: true,
             otel: crate::observability::otel::Otel::from_env()?,
-            last: Mutex::new((config::fingerprint(&text), true)),
+            last: Mutex::new((fp, true)),
             draining: std::sync::atomic::AtomicBool::new(false),
+            closing_connections: std::sync::atomic::AtomicBool::new(false),
             last_attempt: Mutex::new(serde_json::json!({
                 "result": "success", "trigger": "start", "at_unix": unix_now(), "errors": [],
             })),
@@ -128,7 +150,7 @@ impl Gateway {
                 ));
             }
         };
-        let fp = config::fingerprint(&text);
+        let fp = fingerprint(&text, &self.plugins);
         if trigger == Trigger::Watch && fp == last.0 {
             return Ok(ReloadOutcome::Unchanged);
         }
@@ -177,6 +199,20 @@ impl Gateway {
     pub fn start_draining(&self) {
         self.draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.close_connections();
+    }
+
+    /// From now on every answer closes its connection (`Connection: close`), so that
+    /// keep-alive clients reconnect (to the new process, after an upgrade) instead of
+    /// sending a request on a connection that is being closed.
+    pub fn close_connections(&self) {
+        self.closing_connections
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_closing_connections(&self) -> bool {
+        self.closing_connections
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn is_draining(&self) -> bool {

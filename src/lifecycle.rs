@@ -34,6 +34,7 @@ impl ShutdownSignalWatch for Signals {
         };
         tokio::select! {
             _ = quit.recv() => {
+                self.gw.close_connections();
                 tracing::info!("SIGQUIT: graceful upgrade, handing the listeners to the new process");
                 ShutdownSignal::GracefulUpgrade
             }

@@ -38,13 +38,19 @@ pub fn spawn(gw: Arc<Gateway>) -> Result<(), String> {
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
+    let plugins = gw.plugins.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // only events about the file itself, or the kubelet's `..data` swap, count:
-        // a busy neighbour (a log file) must not keep the debounce from settling
+        // only events about the file itself, the kubelet's `..data` swap, or a file a
+        // plugin read (a key file) count: a busy neighbour (a log file) must not keep
+        // the debounce from settling
         if let Ok(ev) = res {
+            let watched = plugins.watched_files();
             let relevant = ev.paths.iter().any(|p| {
-                p.file_name()
-                    .is_some_and(|f| f == name.as_os_str() || f.to_string_lossy().starts_with(".."))
+                p.file_name().is_some_and(|f| {
+                    f == name.as_os_str()
+                        || f.to_string_lossy().starts_with("..")
+                        || watched.iter().any(|w| w.file_name() == Some(f))
+                })
             });
             if relevant {
                 let _ = ev_tx.send(());

@@ -7,12 +7,18 @@
 //! settings struct (serde + schemars, `deny_unknown_fields`), a type implementing
 //! [`Plugin`] and a [`Factory`]; one line in [`registry`] makes it available.
 
+pub mod auth;
 mod model;
 mod mtls;
 mod oauth2_introspection;
 pub mod policy;
 pub mod registry;
 
+pub use auth::api_key::ApiKey;
+pub use auth::basic::BasicAuth;
+pub use auth::jwt::Jwt;
+pub use auth::rbac::Rbac;
+pub use auth::token::Token;
 pub use model::*;
 pub use mtls::Mtls;
 pub use oauth2_introspection::Introspection;

@@ -19,6 +19,11 @@ pub const BUILT_IN: &[PluginSpec] = &[
     PluginSpec::of::<crate::BodyLimit>(),
     PluginSpec::of::<crate::Cors>(),
     PluginSpec::of::<crate::Validate>(),
+    PluginSpec::of::<crate::Jwt>(),
+    PluginSpec::of::<crate::ApiKey>(),
+    PluginSpec::of::<crate::BasicAuth>(),
+    PluginSpec::of::<crate::Token>(),
+    PluginSpec::of::<crate::Rbac>(),
 ];
 
 /// The spec of a built-in plugin.

@@ -57,7 +57,11 @@ impl ProxyHttp for GatewayProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = self.gw.live.load_full();
         // idle keep-alive connections are closed after the configured time, not kept forever
-        if session.get_keepalive().is_some() {
+        if self.gw.is_closing_connections() {
+            // shutting down or handing over: `Connection: close` on every answer, so
+            // clients move to new connections instead of racing an idle close
+            session.set_keepalive(None);
+        } else if session.get_keepalive().is_some() {
             session.set_keepalive(Some(rt.keepalive_secs));
         }
         let req = session.req_header();
@@ -148,6 +152,14 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         if route.pool.is_none() {
+            if route.needs_body
+                && !ctx.body_checked
+                && self
+                    .body_phase_before_fallback(session, ctx, &route)
+                    .await?
+            {
+                return Ok(true);
+            }
             return self.fallback(session, ctx, &[]).await;
         }
         Ok(false)

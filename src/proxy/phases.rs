@@ -105,4 +105,39 @@ impl GatewayProxy {
         }
         Ok(())
     }
+
+    /// A route without upstream answers in the request filter, so pingora never reads
+    /// its body: for the plugins that want it (e.g. `token`), read it here (bounded by
+    /// the route's body limit) and run the body phase. `true`: the gateway answered.
+    pub(super) async fn body_phase_before_fallback(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        route: &Arc<CompiledRoute>,
+    ) -> Result<bool> {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = session.read_request_body().await? {
+            ctx.body_bytes += chunk.len() as u64;
+            if ctx.body_bytes > route.max_body {
+                let msg = format!("request body is larger than {} bytes", route.max_body);
+                return self
+                    .refuse(session, ctx, 413, "body_too_large", &msg, &[])
+                    .await;
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let mut body = Some(buf.freeze());
+        if self
+            .body_phase(session, &mut body, true, ctx, route)
+            .await
+            .is_ok()
+        {
+            return Ok(false);
+        }
+        match ctx.deferred.take() {
+            Some(Deferred::Reply(r)) => self.reply(session, ctx, r).await,
+            Some(Deferred::Failure(f)) => self.plugin_failed(session, ctx, f).await,
+            None => Ok(false),
+        }
+    }
 }

@@ -9,7 +9,8 @@
 
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Metrics the plugins count, registered in the gateway's registry.
@@ -74,6 +75,9 @@ pub struct Shared {
     pub metrics: PluginMetrics,
     env: EnvFn,
     state: Mutex<HashMap<(std::any::TypeId, String), Arc<dyn Any + Send + Sync>>>,
+    /// Files plugins read at build (key files, htpasswd): the gateway reloads when one
+    /// of them changes, as when routes.yaml does.
+    watched: Mutex<BTreeSet<PathBuf>>,
 }
 
 impl Shared {
@@ -84,6 +88,7 @@ impl Shared {
             metrics,
             env: Box::new(|k| std::env::var(k).ok()),
             state: Mutex::new(HashMap::new()),
+            watched: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -94,6 +99,7 @@ impl Shared {
             metrics: PluginMetrics::unregistered(),
             env: Box::new(|k| std::env::var(k).ok()),
             state: Mutex::new(HashMap::new()),
+            watched: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -107,6 +113,7 @@ impl Shared {
             metrics: PluginMetrics::unregistered(),
             env: Box::new(env),
             state: Mutex::new(HashMap::new()),
+            watched: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -118,6 +125,22 @@ impl Shared {
     /// An environment variable (secrets are referenced by name from routes.yaml).
     pub fn env(&self, key: &str) -> Option<String> {
         (self.env)(key).filter(|v| !v.is_empty())
+    }
+
+    /// Marks a file a plugin read at build (a key file, an htpasswd file): a change of
+    /// its content reloads the route table like a change of routes.yaml does, so an
+    /// edit adds or revokes credentials. Ignored by dry builds.
+    pub fn watch_file(&self, path: &Path) {
+        if !self.dry {
+            let mut w = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+            w.insert(path.to_path_buf());
+        }
+    }
+
+    /// The files marked by [`Shared::watch_file`] (every one ever marked).
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let w = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        w.iter().cloned().collect()
     }
 
     /// The value of type `T` under `key`, made by `init` the first time. The same
@@ -151,5 +174,16 @@ mod tests {
         assert_eq!(*c.lock().unwrap(), 7);
         let d = s.state("x", || 3u64);
         assert_eq!(*d, 3);
+    }
+
+    #[test]
+    fn watched_files_are_kept_by_live_builds_only() {
+        let dry = Shared::dry();
+        dry.watch_file(Path::new("/tmp/keys.yaml"));
+        assert!(dry.watched_files().is_empty());
+        let live = Shared::with_env(false, |_| None);
+        live.watch_file(Path::new("/tmp/keys.yaml"));
+        live.watch_file(Path::new("/tmp/keys.yaml"));
+        assert_eq!(live.watched_files(), [PathBuf::from("/tmp/keys.yaml")]);
     }
 }
