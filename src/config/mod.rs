@@ -9,6 +9,7 @@ mod types;
 mod units;
 mod upstream;
 mod validate;
+mod validate_flows;
 
 pub(crate) use env::apply_env_overrides;
 pub use env::parse_target_url;

@@ -1,0 +1,150 @@
+//! The embedded workers: take jobs from the in-process queue and run them, at most
+//! `JOB_WORKERS` at once, through the live table's pools; record each stage
+//! (`generating`, `enriching`, then `done` with the result or `failed` with the
+//! error), then deliver the webhook. At start, with the Redis store, the jobs a
+//! previous process left unfinished are queued again (a job already finished is
+//! never run twice: its status is checked before it runs).
+
+use super::store::Status;
+use super::{callback, Jobs, Queued};
+use crate::flows::pipeline::{run_steps, Step, StepHook};
+use crate::upstream::Pool;
+use bytes::Bytes;
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Finds a pool of the live table by upstream name.
+pub type Pools = Arc<dyn Fn(&str) -> Option<Arc<Pool>> + Send + Sync>;
+
+/// Runs the workers until the queue closes or `stop` resolves.
+pub async fn run(jobs: Arc<Jobs>, pools: Pools, stop: impl std::future::Future<Output = ()>) {
+    let Some(mut rx) = jobs.take_receiver() else {
+        return;
+    };
+    recover(&jobs).await;
+    let slots = Arc::new(Semaphore::new(jobs.workers));
+    tokio::pin!(stop);
+    loop {
+        let q = tokio::select! {
+            q = rx.recv() => match q { Some(q) => q, None => return },
+            () = &mut stop => return,
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        jobs.waiting.fetch_sub(1, Ordering::Relaxed);
+        let (jobs, pools) = (jobs.clone(), pools.clone());
+        tokio::spawn(async move {
+            run_job(&jobs, &pools, q).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Queues again the jobs a previous process left unfinished (Redis store).
+async fn recover(jobs: &Jobs) {
+    let ids = match jobs.store.unfinished().await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e.0, "cannot list unfinished jobs");
+            return;
+        }
+    };
+    let mut n = 0usize;
+    for id in ids {
+        if let Ok(Some(j)) = jobs.store.get(&id).await {
+            if let (true, Some(spec)) = (super::runnable(j.state), j.spec) {
+                jobs.enqueue(Queued { id, spec });
+                n += 1;
+            }
+        }
+    }
+    if n > 0 {
+        tracing::info!(jobs = n, "unfinished jobs queued again");
+    }
+}
+
+struct Stages<'a> {
+    jobs: &'a Jobs,
+    id: &'a str,
+}
+
+#[async_trait::async_trait]
+impl StepHook for Stages<'_> {
+    async fn starting(&self, index: usize) {
+        let s = if index == 0 {
+            Status::Generating
+        } else {
+            Status::Enriching
+        };
+        record(self.jobs, self.id, s, None, None).await;
+    }
+}
+
+/// Store writes are retried a few times: a job's state must not be lost to a blip.
+async fn record(jobs: &Jobs, id: &str, s: Status, result: Option<&Value>, error: Option<&str>) {
+    for attempt in 0..5u32 {
+        match jobs.store.advance(id, s, result, error).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(job_id = id, status = s.as_str(), attempt, error = %e.0, "cannot record the job's state");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
+    }
+}
+
+async fn run_job(jobs: &Jobs, pools: &Pools, q: Queued) {
+    let id = q.id.as_str();
+    if let Ok(Some(j)) = jobs.store.get(id).await {
+        if !super::runnable(j.state) {
+            return;
+        }
+    }
+    let spec = &q.spec;
+    let mut steps = Vec::with_capacity(2);
+    for (name, st) in [
+        ("generation", &spec.generation),
+        ("enrichment", &spec.enrichment),
+    ] {
+        match pools(&st.upstream) {
+            Some(pool) => steps.push(Step {
+                name: name.to_string(),
+                upstream: st.upstream.clone(),
+                pool,
+                path: st.path.clone(),
+            }),
+            None => {
+                let msg = format!("upstream `{}` is no longer configured", st.upstream);
+                record(jobs, id, Status::Failed, None, Some(&msg)).await;
+                return finish(jobs, &q).await;
+            }
+        }
+    }
+    let body = Bytes::from(spec.request.to_string());
+    let hook = Stages { jobs, id };
+    match run_steps(&jobs.clients, &steps, body, &spec.request_id, true, &hook).await {
+        Ok(result) => record(jobs, id, Status::Done, Some(&result), None).await,
+        Err(e) => record(jobs, id, Status::Failed, None, Some(&e.message())).await,
+    }
+    finish(jobs, &q).await;
+}
+
+/// Delivers the webhook of a finished job.
+async fn finish(jobs: &Jobs, q: &Queued) {
+    let Some(cb) = &q.spec.callback else {
+        return;
+    };
+    let view = match jobs.store.get(&q.id).await {
+        Ok(Some(j)) => j.view,
+        _ => return,
+    };
+    let body = Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
+    let rec = callback::deliver(cb, &q.id, body).await;
+    if let Err(e) = jobs.store.set_callback(&q.id, &rec).await {
+        tracing::warn!(job_id = q.id, error = %e.0, "cannot record the webhook delivery");
+    }
+}
