@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (warnings are errors), and the whole
 # workspace's tests, which start real gateway and backend processes on free loopback
-# ports. Installs what is missing (cmake for pingora's zlib build) from Debian's packages.
+# ports. Installs what is missing (cmake for pingora's zlib build, redis-server for the
+# Redis job store test) from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkg() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; (apt-get install -y -qq "$2" || { apt-get update -qq && apt-get install -y -qq "$2"; }) >/dev/null; }; }
 need_pkg cmake cmake
+need_pkg redis-server redis-server
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

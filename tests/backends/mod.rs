@@ -85,3 +85,52 @@ pub async fn wait_up(b: &Backend) {
     }
     panic!("backend {} did not come up", b.addr);
 }
+
+/// A `redis-server` on a free loopback port, without persistence; killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    /// `None` (with a printed notice) when `redis-server` is not installed
+    /// (`scripts/test.sh` installs it).
+    pub fn start() -> Option<RedisServer> {
+        let port = crate::common::free_port();
+        let child = match std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("NOTICE: redis-server cannot start ({e}); Redis job store test skipped (scripts/test.sh installs it)");
+                return None;
+            }
+        };
+        let r = RedisServer { port, child };
+        for _ in 0..200 {
+            use std::io::{Read, Write};
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let mut buf = [0u8; 16];
+                if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
+                    return Some(r);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
