@@ -196,6 +196,17 @@ impl RunError {
         }
     }
 
+    /// When no target of a step's pool could take it: the time until one may.
+    pub fn unavailable_for(&self) -> Option<Duration> {
+        match self {
+            RunError::Step {
+                error: StepError::NoTarget(d),
+                ..
+            } => Some(*d),
+            _ => None,
+        }
+    }
+
     /// A one-line description for a job's `error`.
     pub fn message(&self) -> String {
         match self {

@@ -3,7 +3,9 @@
 //! (`generating`, `enriching`, then `done` with the result or `failed` with the
 //! error), then deliver the webhook. At start, with the Redis store, the jobs a
 //! previous process left unfinished are queued again (a job already finished is
-//! never run twice: its status is checked before it runs).
+//! never run twice: its status is checked before it runs). A stage whose pool has no
+//! target that can take it (all down, breakers open) is waited for, up to 60 s, before
+//! the job fails.
 
 use super::store::Status;
 use super::{callback, Jobs, Queued};
@@ -13,7 +15,10 @@ use bytes::Bytes;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a job waits for a pool that has no target that can take it.
+const UNAVAILABLE_PATIENCE: Duration = Duration::from_secs(60);
 use tokio::sync::Semaphore;
 
 /// Finds a pool of the live table by upstream name.
@@ -126,9 +131,30 @@ async fn run_job(jobs: &Jobs, pools: &Pools, q: Queued) {
     }
     let body = Bytes::from(spec.request.to_string());
     let hook = Stages { jobs, id };
-    match run_steps(&jobs.clients, &steps, body, &spec.request_id, true, &hook).await {
-        Ok(result) => record(jobs, id, Status::Done, Some(&result), None).await,
-        Err(e) => record(jobs, id, Status::Failed, None, Some(&e.message())).await,
+    // an accepted job waits out a pool with no target (a backend restarting, breakers
+    // open) for a while instead of failing at once
+    let deadline = Instant::now() + UNAVAILABLE_PATIENCE;
+    loop {
+        match run_steps(
+            &jobs.clients,
+            &steps,
+            body.clone(),
+            &spec.request_id,
+            true,
+            &hook,
+        )
+        .await
+        {
+            Ok(result) => record(jobs, id, Status::Done, Some(&result), None).await,
+            Err(e) => match e.unavailable_for() {
+                Some(wait) if Instant::now() + wait < deadline => {
+                    tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
+                    continue;
+                }
+                _ => record(jobs, id, Status::Failed, None, Some(&e.message())).await,
+            },
+        }
+        break;
     }
     finish(jobs, &q).await;
 }
