@@ -77,7 +77,7 @@ impl Gateway {
         metrics.routes_loaded.set(rt.routes.len() as i64);
         metrics.last_reload_success.set(1);
         metrics.last_reload_timestamp.set(unix_now());
-        let jobs = crate::flows::jobs::Jobs::from_env()?;
+        let jobs = crate::flows::jobs::Jobs::from_env(&metrics.registry)?;
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(rt),
             registry,

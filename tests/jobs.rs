@@ -152,6 +152,10 @@ async fn embedded_jobs_all_reach_done_once() {
     assert_eq!(gen.counter("generation_requests_total").await, n as f64);
     assert_eq!(enr.counter("enrichment_requests_total").await, n as f64);
 
+    assert_eq!(gw.metric("gateway_jobs_total{status=\"accepted\"}").await, Some(n as f64));
+    assert_eq!(gw.metric("gateway_jobs_total{status=\"done\"}").await, Some(n as f64));
+    assert_eq!(gw.metric("gateway_jobs_waiting").await, Some(0.0));
+
     // unknown ids
     assert_eq!(job(&c, &gw, &uuid::Uuid::now_v7().to_string()).await.0, 404);
     let (st, body) = job(&c, &gw, "not-a-job").await;

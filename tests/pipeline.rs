@@ -51,6 +51,12 @@ routes:
     match: {{ path: /slow, methods: [POST] }}
     pipeline: [ {{ upstream: generation, path: /generate }}, {{ name: enrichment, upstream: slow, path: /enrich }} ]
     timeout: 300ms
+  - name: process-guarded
+    match: {{ path: /guarded, methods: [POST] }}
+    pipeline: [ {{ upstream: generation, path: /generate }}, {{ upstream: enrichment, path: /enrich }} ]
+    plugins:
+      - {{ name: ip_restriction, deny: [127.0.0.0/8] }}
+      - {{ name: response_headers, set: {{ x-flow: pipeline }} }}
 "#
     )
 }
@@ -137,6 +143,19 @@ async fn pipeline_success_failure_timeout_and_limit() {
     let big = json!({"prompt": "x".repeat(8 * 1024)});
     let (status, body, _) = post(&gw, "/api/v1/process", big).await;
     assert_eq!(status, 413, "{body}");
+
+    // the route's plugins run before the flow: refused here, nothing called
+    let before = gen.counter("generation_requests_total").await;
+    let (status, _, headers) = post(&gw, "/guarded", req.clone()).await;
+    assert_eq!(status, 403);
+    assert_eq!(headers.get("x-flow").unwrap(), "pipeline");
+    assert_eq!(gen.counter("generation_requests_total").await, before);
+
+    // failures are counted for the route and the step's upstream
+    let failed = gw
+        .metric("gateway_route_errors_total{backend=\"failing\",error_type=\"upstream_status\",route=\"process-failing\"}")
+        .await;
+    assert_eq!(failed, Some(1.0));
 
     // the gateway still serves after all that
     let (status, _, _) = post(&gw, "/api/v1/process", req).await;

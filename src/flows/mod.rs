@@ -43,6 +43,8 @@ pub struct FlowAnswer {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `gateway_route_errors_total{error_type}` label for failures.
     pub error_type: Option<&'static str>,
+    /// The upstream a failure came from (`backend` label).
+    pub backend: Option<String>,
 }
 
 /// The body of a flow's answer.
@@ -63,6 +65,7 @@ impl FlowAnswer {
             body: AnswerBody::Json(v),
             headers: Vec::new(),
             error_type: None,
+            backend: None,
         }
     }
 
@@ -81,11 +84,17 @@ impl FlowAnswer {
             },
             headers: Vec::new(),
             error_type: None,
+            backend: None,
         }
     }
 
     pub fn with_error_type(mut self, t: &'static str) -> Self {
         self.error_type = Some(t);
+        self
+    }
+
+    pub fn with_backend(mut self, b: &str) -> Self {
+        self.backend = Some(b.to_string());
         self
     }
 

@@ -181,6 +181,7 @@ impl RunError {
                 let message = format!("step `{name}` (upstream `{upstream}`): {error}");
                 FlowAnswer::error(status, kind, message, Some(details))
                     .with_error_type(error.error_type())
+                    .with_backend(&upstream)
             }
             RunError::BadAnswer {
                 name,
@@ -239,6 +240,7 @@ impl Pipeline {
                 Err(_) => {
                     let i = current.0.load(Ordering::Relaxed);
                     let name = self.steps.get(i).map_or("", |s| s.name.as_str());
+                    let upstream = self.steps.get(i).map_or("", |s| s.upstream.as_str());
                     return FlowAnswer::error(
                         504,
                         "gateway_timeout",
@@ -248,7 +250,8 @@ impl Pipeline {
                         ),
                         Some(json!({ "step": name })),
                     )
-                    .with_error_type("timeout");
+                    .with_error_type("timeout")
+                    .with_backend(upstream);
                 }
             },
             None => run.await,

@@ -50,8 +50,15 @@ impl GatewayProxy {
     }
 
     async fn write_flow(&self, session: &mut Session, ctx: &mut Ctx, a: FlowAnswer) -> Result<()> {
-        if a.error_type.is_some() {
-            ctx.error_type = a.error_type;
+        if let Some(kind) = a.error_type {
+            ctx.error_type = Some(kind);
+            if let Some(backend) = &a.backend {
+                self.gw
+                    .metrics
+                    .route_errors
+                    .with_label_values(&[ctx.route_name(), backend, kind])
+                    .inc();
+            }
         }
         let body = match a.body {
             AnswerBody::Json(v) => Bytes::from(v.to_string()),

@@ -11,6 +11,7 @@
 //! (how long a job is kept, default 86400), `REDIS_URL` (Redis store, see [`store`]).
 
 pub mod callback;
+pub mod metrics;
 pub mod store;
 pub mod worker;
 
@@ -119,6 +120,7 @@ pub struct Jobs {
     pub waiting: AtomicUsize,
     pub limit: usize,
     pub workers: usize,
+    pub metrics: metrics::JobMetrics,
 }
 
 fn env_usize(name: &str, default: usize) -> Result<usize, String> {
@@ -132,8 +134,8 @@ fn env_usize(name: &str, default: usize) -> Result<usize, String> {
 }
 
 impl Jobs {
-    /// The service configured from the environment.
-    pub fn from_env() -> Result<Arc<Self>, String> {
+    /// The service configured from the environment, its metrics in `registry`.
+    pub fn from_env(registry: &prometheus::Registry) -> Result<Arc<Self>, String> {
         let ttl = Duration::from_secs(env_usize("JOB_TTL_SECONDS", 86_400)? as u64);
         let store = match std::env::var("REDIS_URL") {
             Ok(url) if !url.trim().is_empty() => Store::redis(url.trim(), ttl, "gateway:")?,
@@ -141,12 +143,15 @@ impl Jobs {
         };
         let workers = env_usize("JOB_WORKERS", 64)?.max(1);
         let limit = env_usize("JOB_QUEUE_LIMIT", 10_000)?.max(1);
-        Ok(Arc::new(Self::new(store, workers, limit)))
+        let metrics =
+            metrics::JobMetrics::new(Some(registry)).map_err(|e| format!("job metrics: {e}"))?;
+        Ok(Arc::new(Self::new(store, workers, limit, metrics)))
     }
 
-    pub fn new(store: Store, workers: usize, limit: usize) -> Self {
+    pub fn new(store: Store, workers: usize, limit: usize, metrics: metrics::JobMetrics) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
+            metrics,
             store,
             clients: Clients::default(),
             tx,
@@ -169,7 +174,14 @@ impl Jobs {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
+        self.metrics.waiting.inc();
         true
+    }
+
+    /// A worker took a job off the queue.
+    pub fn dequeued(&self) {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.waiting.dec();
     }
 
     /// `POST` on an async route.
@@ -253,6 +265,7 @@ impl Jobs {
             let _ = self.store.forget(&id).await;
             return FlowAnswer::error(503, "queue_unavailable", "the job queue is stopped", None);
         }
+        self.metrics.jobs.with_label_values(&["accepted"]).inc();
         let status_url = route.status_path.replace("{job_id}", &id);
         let mut a = FlowAnswer::json(202, json!({ "job_id": id, "status_url": status_url }));
         if let Ok(v) = http::HeaderValue::from_str(&status_url) {
@@ -302,7 +315,12 @@ mod tests {
 
     #[tokio::test]
     async fn another_consumer_cannot_read_a_job() {
-        let jobs = Jobs::new(Store::memory(Duration::from_secs(60)), 1, 10);
+        let jobs = Jobs::new(
+            Store::memory(Duration::from_secs(60)),
+            1,
+            10,
+            metrics::JobMetrics::new(None).unwrap(),
+        );
         let id = uuid::Uuid::now_v7().to_string();
         jobs.store
             .create(&id, Some("alice"), &JobSpec::for_tests())

@@ -13,7 +13,6 @@ use crate::flows::pipeline::{run_steps, Step, StepHook};
 use crate::upstream::Pool;
 use bytes::Bytes;
 use serde_json::Value;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +39,7 @@ pub async fn run(jobs: Arc<Jobs>, pools: Pools, stop: impl std::future::Future<O
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
-        jobs.waiting.fetch_sub(1, Ordering::Relaxed);
+        jobs.dequeued();
         let (jobs, pools) = (jobs.clone(), pools.clone());
         tokio::spawn(async move {
             run_job(&jobs, &pools, q).await;
@@ -125,6 +124,7 @@ async fn run_job(jobs: &Jobs, pools: &Pools, q: Queued) {
             None => {
                 let msg = format!("upstream `{}` is no longer configured", st.upstream);
                 record(jobs, id, Status::Failed, None, Some(&msg)).await;
+                jobs.metrics.jobs.with_label_values(&["failed"]).inc();
                 return finish(jobs, &q).await;
             }
         }
@@ -145,13 +145,19 @@ async fn run_job(jobs: &Jobs, pools: &Pools, q: Queued) {
         )
         .await
         {
-            Ok(result) => record(jobs, id, Status::Done, Some(&result), None).await,
+            Ok(result) => {
+                record(jobs, id, Status::Done, Some(&result), None).await;
+                jobs.metrics.jobs.with_label_values(&["done"]).inc();
+            }
             Err(e) => match e.unavailable_for() {
                 Some(wait) if Instant::now() + wait < deadline => {
                     tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
                     continue;
                 }
-                _ => record(jobs, id, Status::Failed, None, Some(&e.message())).await,
+                _ => {
+                    record(jobs, id, Status::Failed, None, Some(&e.message())).await;
+                    jobs.metrics.jobs.with_label_values(&["failed"]).inc();
+                }
             },
         }
         break;
@@ -170,6 +176,9 @@ async fn finish(jobs: &Jobs, q: &Queued) {
     };
     let body = Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
     let rec = callback::deliver(cb, &q.id, body).await;
+    if let Some(status) = rec["status"].as_str() {
+        jobs.metrics.webhooks.with_label_values(&[status]).inc();
+    }
     if let Err(e) = jobs.store.set_callback(&q.id, &rec).await {
         tracing::warn!(job_id = q.id, error = %e.0, "cannot record the webhook delivery");
     }
