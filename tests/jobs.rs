@@ -152,8 +152,14 @@ async fn embedded_jobs_all_reach_done_once() {
     assert_eq!(gen.counter("generation_requests_total").await, n as f64);
     assert_eq!(enr.counter("enrichment_requests_total").await, n as f64);
 
-    assert_eq!(gw.metric("gateway_jobs_total{status=\"accepted\"}").await, Some(n as f64));
-    assert_eq!(gw.metric("gateway_jobs_total{status=\"done\"}").await, Some(n as f64));
+    assert_eq!(
+        gw.metric("gateway_jobs_total{status=\"accepted\"}").await,
+        Some(n as f64)
+    );
+    assert_eq!(
+        gw.metric("gateway_jobs_total{status=\"done\"}").await,
+        Some(n as f64)
+    );
     assert_eq!(gw.metric("gateway_jobs_waiting").await, Some(0.0));
 
     // unknown ids

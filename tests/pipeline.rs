@@ -27,7 +27,7 @@ async fn failing() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, t)
 }
 
-fn table(gen: &str, enr: &str, failing: &str, slow: &str, down: &str) -> String {
+fn table(gen: &str, enr: &str, failing: &str, slow: &str, down: &str, echo: &str) -> String {
     format!(
         r#"version: 1
 upstreams:
@@ -36,6 +36,7 @@ upstreams:
   failing: {{ targets: [{{ addr: "{failing}" }}], retry: {{ attempts: 1 }} }}
   slow: {{ targets: [{{ addr: "{slow}" }}] }}
   down: {{ targets: [{{ addr: "{down}" }}], retry: {{ attempts: 2, backoff: 10ms }} }}
+  echo: {{ targets: [{{ addr: "{echo}" }}] }}
 routes:
   - name: process
     match: {{ path: /api/v1/process, methods: [POST] }}
@@ -51,6 +52,9 @@ routes:
     match: {{ path: /slow, methods: [POST] }}
     pipeline: [ {{ upstream: generation, path: /generate }}, {{ name: enrichment, upstream: slow, path: /enrich }} ]
     timeout: 300ms
+  - name: process-traced
+    match: {{ path: /traced, methods: [POST] }}
+    pipeline: [ {{ upstream: generation, path: /generate }}, {{ upstream: echo, path: /seen }} ]
   - name: process-guarded
     match: {{ path: /guarded, methods: [POST] }}
     pipeline: [ {{ upstream: generation, path: /generate }}, {{ upstream: enrichment, path: /enrich }} ]
@@ -82,12 +86,14 @@ async fn pipeline_success_failure_timeout_and_limit() {
     let (fail_addr, _f) = failing().await;
     let slow = Echo::start_slow("slow", Duration::from_secs(3)).await;
     let down = format!("127.0.0.1:{}", free_port());
+    let echo = Echo::start("echo").await;
     let gw = Gateway::start(&table(
         &gen.addr.to_string(),
         &enr.addr.to_string(),
         &fail_addr.to_string(),
         &slow.addr.to_string(),
         &down,
+        &echo.addr.to_string(),
     ));
     let req = json!({"prompt": "The gateway routes requests", "max_tokens": 24, "seed": 7});
 
@@ -143,6 +149,31 @@ async fn pipeline_success_failure_timeout_and_limit() {
     let big = json!({"prompt": "x".repeat(8 * 1024)});
     let (status, body, _) = post(&gw, "/api/v1/process", big).await;
     assert_eq!(status, 413, "{body}");
+
+    // steps get the request id and the client's trace, and JSON `{"text"}` after the first
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = reqwest::Client::new()
+        .post(gw.url("/traced"))
+        .header("x-request-id", "flow-test-1")
+        .header("traceparent", trace)
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    let seen = &body["result"];
+    assert_eq!(seen["path"], "/seen");
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["headers"]["x-request-id"], "flow-test-1");
+    assert_eq!(seen["headers"]["content-type"], "application/json");
+    let tp = seen["headers"]["traceparent"].as_str().unwrap();
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
+    let sent = json!({"text": body["generation"]["text"]}).to_string();
+    assert_eq!(seen["body_len"], sent.len());
 
     // the route's plugins run before the flow: refused here, nothing called
     let before = gen.counter("generation_requests_total").await;

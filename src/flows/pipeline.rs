@@ -75,12 +75,21 @@ impl StepHook for Current {
     }
 }
 
+/// Where a run's calls say they come from.
+#[derive(Clone, Copy)]
+pub struct Origin<'a> {
+    /// `X-Request-ID` sent to every step.
+    pub request_id: &'a str,
+    /// W3C `traceparent` sent to every step.
+    pub traceparent: Option<&'a str>,
+}
+
 /// Runs the steps in order.
 pub async fn run_steps(
     clients: &Clients,
     steps: &[Step],
     body: Bytes,
-    request_id: &str,
+    origin: Origin<'_>,
     retry_unsafe: bool,
     hook: &dyn StepHook,
 ) -> Result<Value, RunError> {
@@ -96,7 +105,8 @@ pub async fn run_steps(
                 pool: &s.pool,
                 path: &s.path,
                 body: input.clone(),
-                request_id,
+                request_id: origin.request_id,
+                traceparent: origin.traceparent,
                 retry_unsafe,
             },
         )
@@ -224,13 +234,13 @@ impl RunError {
 
 impl Pipeline {
     /// Runs the pipeline for one request, within the route's total time.
-    pub async fn handle(&self, clients: &Clients, body: Bytes, request_id: &str) -> FlowAnswer {
+    pub async fn handle(&self, clients: &Clients, body: Bytes, origin: Origin<'_>) -> FlowAnswer {
         let current = Current::default();
         let run = run_steps(
             clients,
             &self.steps,
             body,
-            request_id,
+            origin,
             self.retry_unsafe,
             &current,
         );

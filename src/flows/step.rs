@@ -42,6 +42,8 @@ pub struct Call<'a> {
     pub path: &'a str,
     pub body: Bytes,
     pub request_id: &'a str,
+    /// W3C `traceparent` sent to the target.
+    pub traceparent: Option<&'a str>,
     /// Statuses and timeouts may be retried (the step is idempotent, or the route
     /// allows retrying non-idempotent requests); connect failures always may.
     pub retry_unsafe: bool,
@@ -140,6 +142,9 @@ pub async fn call(clients: &Clients, c: Call<'_>) -> Result<Answer, StepError> {
             .header(http::header::CONTENT_TYPE, "application/json")
             .header("x-request-id", c.request_id)
             .body(c.body.clone());
+        if let Some(tp) = c.traceparent {
+            req = req.header("traceparent", tp);
+        }
         if let Some(h) = &cfg.host {
             req = req.header(http::header::HOST, h.as_str());
         }

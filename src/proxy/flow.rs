@@ -33,7 +33,12 @@ impl GatewayProxy {
                 let Some(body) = self.flow_body(session, ctx, route).await? else {
                     return Ok(true);
                 };
-                p.handle(&self.gw.jobs.clients, body, &rid).await
+                let tp = ctx.trace.as_ref().map(|t| t.traceparent());
+                let origin = crate::flows::pipeline::Origin {
+                    request_id: &rid,
+                    traceparent: tp.as_deref(),
+                };
+                p.handle(&self.gw.jobs.clients, body, origin).await
             }
             RouteKind::AsyncJob(a) => {
                 let Some(body) = self.flow_body(session, ctx, route).await? else {

@@ -121,10 +121,8 @@ impl ProxyHttp for GatewayProxy {
                 return Ok(true);
             }
         }
-        if !matches!(route.kind, crate::runtime::RouteKind::Proxy) {
-            return self.flow(session, ctx, &route).await;
-        }
-        if route.pool.is_none() {
+        let flow = !matches!(route.kind, crate::runtime::RouteKind::Proxy);
+        if route.pool.is_none() && !flow {
             return self.fallback(session, ctx, &[]).await;
         }
         if self.gw.trace_context {
@@ -135,6 +133,9 @@ impl ProxyHttp for GatewayProxy {
                     .get("traceparent")
                     .and_then(|v| v.to_str().ok()),
             ));
+        }
+        if flow {
+            return self.flow(session, ctx, &route).await;
         }
         Ok(false)
     }

@@ -9,7 +9,7 @@
 
 use super::store::Status;
 use super::{callback, Jobs, Queued};
-use crate::flows::pipeline::{run_steps, Step, StepHook};
+use crate::flows::pipeline::{run_steps, Origin, Step, StepHook};
 use crate::upstream::Pool;
 use bytes::Bytes;
 use serde_json::Value;
@@ -134,17 +134,12 @@ async fn run_job(jobs: &Jobs, pools: &Pools, q: Queued) {
     // an accepted job waits out a pool with no target (a backend restarting, breakers
     // open) for a while instead of failing at once
     let deadline = Instant::now() + UNAVAILABLE_PATIENCE;
+    let origin = Origin {
+        request_id: &spec.request_id,
+        traceparent: None,
+    };
     loop {
-        match run_steps(
-            &jobs.clients,
-            &steps,
-            body.clone(),
-            &spec.request_id,
-            true,
-            &hook,
-        )
-        .await
-        {
+        match run_steps(&jobs.clients, &steps, body.clone(), origin, true, &hook).await {
             Ok(result) => {
                 record(jobs, id, Status::Done, Some(&result), None).await;
                 jobs.metrics.jobs.with_label_values(&["done"]).inc();
