@@ -378,3 +378,25 @@ async fn redis_store_survives_a_gateway_restart() {
         assert_eq!(now["stages"], before["stages"]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_means_nothing_accepted() {
+    let gen = Backend::generation();
+    let enr = Backend::enrichment();
+    let down = format!("redis://127.0.0.1:{}/", common::free_port());
+    let gw = Gateway::start_with(
+        &table(&gen.addr.to_string(), &enr.addr.to_string()),
+        &[("REDIS_URL", down.as_str())],
+    );
+    let c = reqwest::Client::new();
+    let (st, body, _) = submit(&c, &gw, "/api/v1/async-process", json!({"prompt": "x"})).await;
+    assert_eq!(st, 503, "{body}");
+    assert_eq!(body["error"], "job_store_unavailable");
+    assert!(body.get("job_id").is_none());
+    let (st, body) = job(&c, &gw, &uuid::Uuid::now_v7().to_string()).await;
+    assert_eq!(st, 503, "{body}");
+    assert_eq!(
+        gw.metric("gateway_jobs_total{status=\"accepted\"}").await,
+        None
+    );
+}
