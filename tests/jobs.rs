@@ -334,7 +334,12 @@ async fn redis_store_survives_a_gateway_restart() {
     wait_up(&gen).await;
     wait_up(&enr).await;
     let routes = table(&gen.addr.to_string(), &enr.addr.to_string());
-    let env = [("REDIS_URL", redis.url()), ("JOB_WORKERS", "1".to_string())];
+    let env = [
+        ("REDIS_URL", redis.url()),
+        ("JOB_WORKERS", "1".to_string()),
+        ("JOB_LEASE_SECONDS", "2".to_string()),
+        ("JOB_RECOVERY_SECONDS", "1".to_string()),
+    ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let c = reqwest::Client::new();
 
@@ -399,4 +404,66 @@ async fn redis_down_means_nothing_accepted() {
         gw.metric("gateway_jobs_total{status=\"accepted\"}").await,
         None
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_redis_and_take_over_a_dead_ones_jobs() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let gen = Backend::generation();
+    let enr = Backend::enrichment();
+    wait_up(&gen).await;
+    wait_up(&enr).await;
+    let env = [
+        ("REDIS_URL", redis.url()),
+        ("JOB_LEASE_SECONDS", "2".to_string()),
+        ("JOB_RECOVERY_SECONDS", "1".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env_a = env.clone();
+    env_a.push(("JOB_WORKERS", "1"));
+    let c = reqwest::Client::new();
+    // replica A: one worker, stuck on a generation target that never answers in time
+    let hang = common::Echo::start_slow("hang", Duration::from_secs(60)).await;
+    let a = Gateway::start_with(
+        &table(&hang.addr.to_string(), &enr.addr.to_string()),
+        &env_a,
+    );
+    // replica B: healthy
+    let b = Gateway::start_with(&table(&gen.addr.to_string(), &enr.addr.to_string()), &env);
+    let n = 30;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let gw = if i % 3 == 0 { &b } else { &a };
+        let (st, body, _) = submit(
+            &c,
+            gw,
+            "/api/v1/async-process",
+            json!({"prompt": format!("replica {i}")}),
+        )
+        .await;
+        assert_eq!(st, 202, "{body}");
+        ids.push(body["job_id"].as_str().unwrap().to_string());
+    }
+    // every replica reads every job; B takes the jobs waiting in A's queue, but not
+    // the one A is running (leased)
+    let stuck = ids[1].clone();
+    let others: Vec<String> = ids.iter().filter(|id| **id != stuck).cloned().collect();
+    let done = wait_final(&c, &b, &others, Duration::from_secs(30)).await;
+    assert!(done.iter().all(|j| j["status"] == "done"));
+    assert_eq!(job(&c, &a, &stuck).await.1["status"], "generating");
+    // A dies; its lease runs out and B runs its job
+    drop(a);
+    let last = wait_final(
+        &c,
+        &b,
+        std::slice::from_ref(&stuck),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(last[0]["status"], "done", "{}", last[0]);
+    // each job ran once on the real backends
+    assert_eq!(gen.counter("generation_requests_total").await, n as f64);
+    assert_eq!(enr.counter("enrichment_requests_total").await, n as f64);
 }

@@ -8,7 +8,8 @@
 //!
 //! Environment: `JOB_WORKERS` (jobs run at once, default 64), `JOB_QUEUE_LIMIT` (jobs
 //! waiting before submits answer 503 `queue_full`, default 10000), `JOB_TTL_SECONDS`
-//! (how long a job is kept, default 86400), `REDIS_URL` (Redis store, see [`store`]).
+//! (how long a job is kept, default 86400), `REDIS_URL` (Redis store, see [`store`]),
+//! `JOB_LEASE_SECONDS` and `JOB_RECOVERY_SECONDS` (Redis store, see [`worker`]).
 
 pub mod callback;
 pub mod metrics;
@@ -121,6 +122,10 @@ pub struct Jobs {
     pub limit: usize,
     pub workers: usize,
     pub metrics: metrics::JobMetrics,
+    /// Lease of a running job (Redis store).
+    pub lease: Duration,
+    /// Recovery sweep interval and minimum age of the jobs it takes (Redis store).
+    pub recovery: Duration,
 }
 
 fn env_usize(name: &str, default: usize) -> Result<usize, String> {
@@ -145,13 +150,18 @@ impl Jobs {
         let limit = env_usize("JOB_QUEUE_LIMIT", 10_000)?.max(1);
         let metrics =
             metrics::JobMetrics::new(Some(registry)).map_err(|e| format!("job metrics: {e}"))?;
-        Ok(Arc::new(Self::new(store, workers, limit, metrics)))
+        let mut jobs = Self::new(store, workers, limit, metrics);
+        jobs.lease = Duration::from_secs(env_usize("JOB_LEASE_SECONDS", 60)?.max(1) as u64);
+        jobs.recovery = Duration::from_secs(env_usize("JOB_RECOVERY_SECONDS", 10)?.max(1) as u64);
+        Ok(Arc::new(jobs))
     }
 
     pub fn new(store: Store, workers: usize, limit: usize, metrics: metrics::JobMetrics) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
             metrics,
+            lease: Duration::from_secs(60),
+            recovery: Duration::from_secs(10),
             store,
             clients: Clients::default(),
             tx,

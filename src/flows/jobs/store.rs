@@ -90,8 +90,10 @@ pub enum Store {
 }
 
 /// Redis: one hash per job (`<prefix>job:<id>`, fields `status`, `stage:<name>`,
-/// `result`, `error`, `callback`, `owner`, `spec`) expiring after the TTL, and a sorted
-/// set of unfinished job ids (`<prefix>jobs:pending`).
+/// `result`, `error`, `callback`, `owner`, `spec`) expiring after the TTL, a sorted
+/// set of unfinished job ids by submit time (`<prefix>jobs:pending`), and a lease key
+/// per running job (`<prefix>job:<id>:lease`, `SET NX PX`) so that one worker of all
+/// replicas runs it at a time.
 pub struct RedisStore {
     client: redis::Client,
     conn: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
@@ -270,14 +272,63 @@ impl Store {
         }
     }
 
-    /// Jobs not finished, oldest first (Redis only: jobs the in-memory store knew die
-    /// with the process).
-    pub async fn unfinished(&self) -> Result<Vec<String>, StoreError> {
+    /// Jobs not finished and submitted at least `min_age` ago, oldest first (Redis
+    /// only: the in-memory store's jobs die with the process).
+    pub async fn unfinished(&self, min_age: Duration) -> Result<Vec<String>, StoreError> {
         match self {
             Store::Memory(..) => Ok(Vec::new()),
             Store::Redis(r) => {
                 let mut c = r.conn().await?;
-                c.zrange(r.pending_key(), 0, -1).await.map_err(redis_err)
+                let max = unix_ms().saturating_sub(u64::try_from(min_age.as_millis()).unwrap_or(0));
+                c.zrangebyscore(r.pending_key(), 0, max)
+                    .await
+                    .map_err(redis_err)
+            }
+        }
+    }
+
+    /// Takes the job's lease for `ttl`: false when another worker (of any replica)
+    /// holds it. The in-memory store has one process: always true.
+    pub async fn claim(&self, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(..) => Ok(true),
+            Store::Redis(r) => {
+                let mut c = r.conn().await?;
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(r.lease_key(id))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+                    .query_async(&mut c)
+                    .await
+                    .map_err(redis_err)?;
+                Ok(set.is_some())
+            }
+        }
+    }
+
+    /// Extends the job's lease.
+    pub async fn renew(&self, id: &str, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(..) => Ok(()),
+            Store::Redis(r) => {
+                let mut c = r.conn().await?;
+                let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+                c.pexpire::<_, ()>(r.lease_key(id), ms)
+                    .await
+                    .map_err(redis_err)
+            }
+        }
+    }
+
+    /// Gives the job's lease back.
+    pub async fn release(&self, id: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(..) => Ok(()),
+            Store::Redis(r) => {
+                let mut c = r.conn().await?;
+                c.del::<_, ()>(r.lease_key(id)).await.map_err(redis_err)
             }
         }
     }
@@ -322,6 +373,10 @@ impl RedisStore {
 
     fn key(&self, id: &str) -> String {
         format!("{}job:{id}", self.prefix)
+    }
+
+    fn lease_key(&self, id: &str) -> String {
+        format!("{}job:{id}:lease", self.prefix)
     }
 
     fn pending_key(&self) -> String {

@@ -1,11 +1,16 @@
 //! The embedded workers: take jobs from the in-process queue and run them, at most
 //! `JOB_WORKERS` at once, through the live table's pools; record each stage
 //! (`generating`, `enriching`, then `done` with the result or `failed` with the
-//! error), then deliver the webhook. At start, with the Redis store, the jobs a
-//! previous process left unfinished are queued again (a job already finished is
-//! never run twice: its status is checked before it runs). A stage whose pool has no
-//! target that can take it (all down, breakers open) is waited for, up to 60 s, before
-//! the job fails.
+//! error), then deliver the webhook. A stage whose pool has no target that can take
+//! it (all down, breakers open) is waited for, up to 60 s, before the job fails.
+//!
+//! With the Redis store, a worker takes the job's lease (`JOB_LEASE_SECONDS`, renewed
+//! while it runs) before running it, then checks its status: a job leased by another
+//! worker of any replica, or already final, is skipped, so one job runs at a time and
+//! a finished one never again. At start, and every `JOB_RECOVERY_SECONDS` while this
+//! replica's queue is empty, the unfinished jobs submitted at least that long ago are
+//! queued again: those a killed replica had queued or was running (once its lease ran
+//! out) are run by the survivors.
 
 use super::store::Status;
 use super::{callback, Jobs, Queued};
@@ -15,10 +20,10 @@ use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// How long a job waits for a pool that has no target that can take it.
 const UNAVAILABLE_PATIENCE: Duration = Duration::from_secs(60);
-use tokio::sync::Semaphore;
 
 /// Finds a pool of the live table by upstream name.
 pub type Pools = Arc<dyn Fn(&str) -> Option<Arc<Pool>> + Send + Sync>;
@@ -28,7 +33,19 @@ pub async fn run(jobs: Arc<Jobs>, pools: Pools, stop: impl std::future::Future<O
     let Some(mut rx) = jobs.take_receiver() else {
         return;
     };
-    recover(&jobs).await;
+    recover(&jobs, Duration::ZERO).await;
+    let sweeper = {
+        let jobs = jobs.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(jobs.recovery).await;
+                if jobs.waiting.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                    recover(&jobs, jobs.recovery).await;
+                }
+            }
+        })
+    };
+    let _stop_sweeper = AbortOnDrop(sweeper);
     let slots = Arc::new(Semaphore::new(jobs.workers));
     tokio::pin!(stop);
     loop {
@@ -42,15 +59,53 @@ pub async fn run(jobs: Arc<Jobs>, pools: Pools, stop: impl std::future::Future<O
         jobs.dequeued();
         let (jobs, pools) = (jobs.clone(), pools.clone());
         tokio::spawn(async move {
-            run_job(&jobs, &pools, q).await;
+            leased(&jobs, &pools, q).await;
             drop(permit);
         });
     }
 }
 
-/// Queues again the jobs a previous process left unfinished (Redis store).
-async fn recover(jobs: &Jobs) {
-    let ids = match jobs.store.unfinished().await {
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs a job under its lease (Redis store), renewed while it runs.
+async fn leased(jobs: &Arc<Jobs>, pools: &Pools, q: Queued) {
+    match jobs.store.claim(&q.id, jobs.lease).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            // left pending: a later recovery sweep runs it
+            tracing::warn!(job_id = q.id, error = %e.0, "cannot take the job's lease");
+            return;
+        }
+    }
+    let renew = {
+        let (jobs, id) = (jobs.clone(), q.id.clone());
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(jobs.lease / 3).await;
+                if let Err(e) = jobs.store.renew(&id, jobs.lease).await {
+                    tracing::warn!(job_id = id, error = %e.0, "cannot renew the job's lease");
+                }
+            }
+        }))
+    };
+    let id = q.id.clone();
+    run_job(jobs, pools, q).await;
+    drop(renew);
+    if let Err(e) = jobs.store.release(&id).await {
+        tracing::warn!(job_id = id, error = %e.0, "cannot release the job's lease");
+    }
+}
+
+/// Queues again the unfinished jobs submitted at least `min_age` ago (Redis store).
+async fn recover(jobs: &Jobs, min_age: Duration) {
+    let ids = match jobs.store.unfinished(min_age).await {
         Ok(ids) => ids,
         Err(e) => {
             tracing::warn!(error = %e.0, "cannot list unfinished jobs");
