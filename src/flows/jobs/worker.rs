@@ -84,7 +84,8 @@ async fn leased(jobs: &Arc<Jobs>, pools: &Pools, q: Queued) {
             return;
         }
     }
-    let renew = {
+    // only a shared store has leases to keep alive
+    let renew = (jobs.store.kind() == "redis").then(|| {
         let (jobs, id) = (jobs.clone(), q.id.clone());
         AbortOnDrop(tokio::spawn(async move {
             loop {
@@ -94,7 +95,7 @@ async fn leased(jobs: &Arc<Jobs>, pools: &Pools, q: Queued) {
                 }
             }
         }))
-    };
+    });
     let id = q.id.clone();
     run_job(jobs, pools, q).await;
     drop(renew);
