@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds and starts the whole stack on loopback: api-generation (:8001),
 # api-enrichment (:8002) and api-gateway (:8080 proxy, :8081 metrics/admin) with the
-# default routes.yaml and embedded defaults (no Redis, no Kafka). Ctrl-C stops all three.
+# default routes.yaml and embedded defaults (no Redis, no Kafka): both flows (the
+# pipeline /api/v1/process and async jobs /api/v1/async-process) run inside the
+# gateway. Ctrl-C stops all three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cmake >/dev/null 2>&1 || { apt-get install -y -qq cmake || { apt-get update -qq && apt-get install -y -qq cmake; }; }

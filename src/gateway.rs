@@ -45,6 +45,8 @@ pub struct Gateway {
     /// Plugin state that outlives reloads (clients, caches, rate-limit buckets).
     pub plugins: Arc<gateway_plugins::Shared>,
     pub metrics: Metrics,
+    /// Async jobs: store, queue and step clients (outlive reloads).
+    pub jobs: Arc<crate::flows::jobs::Jobs>,
     pub config_path: PathBuf,
     /// `ADMIN_TOKEN`; admin write endpoints are disabled when unset.
     pub admin_token: Option<String>,
@@ -105,9 +107,11 @@ impl Gateway {
         metrics.routes_loaded.set(rt.routes.len() as i64);
         metrics.last_reload_success.set(1);
         metrics.last_reload_timestamp.set(unix_now());
+        let jobs = crate::flows::jobs::Jobs::from_env(&metrics.registry)?;
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(rt),
             registry,
+            jobs,
             plugins,
             metrics,
             config_path,

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod flows;
 pub mod gateway;
 pub mod lifecycle;
 pub mod observability;

@@ -3,6 +3,8 @@
 //! so a reload never changes a request midway.
 
 use crate::config::{Config, Deprecation, FallbackConfig};
+pub use crate::flows::RouteKind;
+use crate::flows::{jobs::SubmitRoute, pipeline};
 use crate::router::{parse_date, PathPattern, Rewrite, Router};
 use crate::upstream::{Pool, Registry};
 use bytes::Bytes;
@@ -34,6 +36,9 @@ pub struct Fallback {
 /// One route, ready to serve.
 pub struct CompiledRoute {
     pub name: String,
+    /// Proxy, pipeline, async job submit or job status.
+    pub kind: RouteKind,
+    /// The pool of a proxied route.
     pub pool: Option<Arc<Pool>>,
     pub rewrite: Rewrite,
     pub host_header: HostHeader,
@@ -148,8 +153,10 @@ impl Runtime {
                     }
                 },
             };
+            let kind = route_kind(r, &pools);
             routes.push(Arc::new(CompiledRoute {
                 name: r.name.clone(),
+                kind,
                 pool: r.upstream.as_ref().and_then(|u| pools.get(u).cloned()),
                 rewrite,
                 host_header,
@@ -193,7 +200,7 @@ impl Runtime {
     pub fn unready_upstreams(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         for r in &self.routes {
-            if let Some(p) = &r.pool {
+            for p in r.pool.iter().chain(r.kind.pools()) {
                 if !p.has_available_target() && !out.contains(&p.name.as_str()) {
                     out.push(&p.name);
                 }
@@ -201,6 +208,44 @@ impl Runtime {
         }
         out
     }
+}
+
+/// The route's kind. Validation made sure every upstream named exists; a missing
+/// pool (one that failed to build, reported already) makes the route a proxy without
+/// a pool.
+fn route_kind(r: &crate::config::RouteConfig, pools: &BTreeMap<String, Arc<Pool>>) -> RouteKind {
+    if let Some(steps) = &r.pipeline {
+        let mut built = Vec::with_capacity(steps.len());
+        for s in steps {
+            let Some(pool) = pools.get(&s.upstream) else {
+                return RouteKind::Proxy;
+            };
+            built.push(pipeline::Step {
+                name: s.step_name().to_string(),
+                upstream: s.upstream.clone(),
+                pool: pool.clone(),
+                path: s.path.clone(),
+            });
+        }
+        return RouteKind::Pipeline(Arc::new(pipeline::Pipeline {
+            steps: built,
+            timeout: r.timeout.map(|d| d.get()),
+            retry_unsafe: r.retry_non_idempotent,
+        }));
+    }
+    if let Some(a) = &r.async_job {
+        let (Some(g), Some(e)) = (
+            pools.get(&a.generation.upstream),
+            pools.get(&a.enrichment.upstream),
+        ) else {
+            return RouteKind::Proxy;
+        };
+        return RouteKind::AsyncJob(Arc::new(SubmitRoute::new(&r.name, a, g.clone(), e.clone())));
+    }
+    if r.jobs.is_some() {
+        return RouteKind::JobStatus;
+    }
+    RouteKind::Proxy
 }
 
 fn fallback(f: &FallbackConfig) -> Result<Fallback, String> {

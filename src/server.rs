@@ -161,6 +161,10 @@ pub fn serve(settings: Settings) -> Result<(), String> {
     server.add_service(proxy);
     server.add_service(admin);
     crate::upstream::add_background_services(&mut server, &gw.registry);
+    server.add_service(pingora::services::background::background_service(
+        "jobs",
+        JobWorkers(gw.clone()),
+    ));
     crate::reload::spawn(gw.clone())?;
     tracing::info!(
         port = settings.port,
@@ -183,4 +187,20 @@ pub fn serve(settings: Settings) -> Result<(), String> {
         otel.shutdown();
     }
     Ok(())
+}
+
+/// The embedded async-job workers as a pingora background service.
+struct JobWorkers(std::sync::Arc<Gateway>);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for JobWorkers {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let gw = self.0.clone();
+        let pools: crate::flows::jobs::worker::Pools =
+            std::sync::Arc::new(move |name: &str| gw.live.load().pools.get(name).cloned());
+        let stop = async move {
+            let _ = shutdown.changed().await;
+        };
+        crate::flows::jobs::worker::run(self.0.jobs.clone(), pools, stop).await;
+    }
 }

@@ -10,6 +10,7 @@ mod units;
 mod upstream;
 mod upstream_tls;
 mod validate;
+mod validate_flows;
 
 pub(crate) use env::apply_env_overrides;
 pub use env::parse_target_url;

@@ -14,7 +14,8 @@ pub struct RouteConfig {
     /// What requests this route takes.
     #[serde(rename = "match")]
     pub matcher: MatchConfig,
-    /// The pool that serves it (one of `upstream`, `pipeline`, `async`, `fallback`).
+    /// The pool that serves it (one of `upstream`, `pipeline`, `async`, `jobs`,
+    /// `fallback`).
     pub upstream: Option<String>,
     /// Path and host changes on the way to the upstream.
     pub rewrite: Option<RewriteConfig>,
@@ -26,6 +27,9 @@ pub struct RouteConfig {
     /// Publish to a queue and answer 202 (the seed's asynchronous flow).
     #[serde(rename = "async")]
     pub async_job: Option<AsyncConfig>,
+    /// Answer `GET` for the async jobs' status: `jobs: {}` on a route whose
+    /// `match.path` ends in `/{job_id}`.
+    pub jobs: Option<JobsConfig>,
     /// Marks a deprecated API version: `true`, or details.
     pub deprecated: Option<Deprecation>,
     /// Answer served when no target of the upstream can take the request or the
@@ -126,20 +130,146 @@ impl<'de> Deserialize<'de> for PluginConfig {
     }
 }
 
-/// One step of a pipeline route.
+/// One step of a pipeline route: a POST of JSON to `path` on a target of `upstream`.
+/// The first step gets the client's body; each later one `{"text": <the previous
+/// answer's "text">}`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineStep {
+    /// Name in the answer's `steps` and errors, and the key of this step's answer in
+    /// the final body (default: the upstream's name).
+    pub name: Option<String>,
+    /// The upstream pool called (balancing, health, breakers, retries, timeouts).
     pub upstream: String,
+    /// Path sent to the target.
     pub path: String,
 }
 
-/// Async job route settings.
+impl PipelineStep {
+    /// The step's name: `name`, else the upstream's.
+    pub fn step_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.upstream)
+    }
+}
+
+/// Async job route settings: the request becomes a job (202 + `job_id`), run later by
+/// the generation then the enrichment stage; its state is read on the `jobs` route.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AsyncConfig {
+    /// Kafka topic the request is published to when `KAFKA_BOOTSTRAP_SERVERS` is set
+    /// (the embedded queue, used otherwise, only names its jobs with it).
     pub topic: String,
+    /// The generation stage (default `{ upstream: generation, path: /generate }`).
+    #[serde(default = "default_generation_stage")]
+    pub generation: StageTarget,
+    /// The enrichment stage (default `{ upstream: enrichment, path: /enrich }`).
+    #[serde(default = "default_enrichment_stage")]
+    pub enrichment: StageTarget,
+    /// Where a job is read; `{job_id}` is replaced (default `/api/v1/jobs/{job_id}`).
+    /// Sent as `status_url` and `Location`.
+    #[serde(default = "default_status_path")]
+    pub status_path: String,
+    /// `callback_url` checks and webhook delivery.
+    #[serde(default)]
+    pub callback: CallbackConfig,
 }
+
+/// One stage of an async job.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageTarget {
+    /// The upstream pool called.
+    pub upstream: String,
+    /// Path sent to the target.
+    pub path: String,
+}
+
+fn default_generation_stage() -> StageTarget {
+    StageTarget {
+        upstream: "generation".into(),
+        path: "/generate".into(),
+    }
+}
+
+fn default_enrichment_stage() -> StageTarget {
+    StageTarget {
+        upstream: "enrichment".into(),
+        path: "/enrich".into(),
+    }
+}
+
+fn default_status_path() -> String {
+    "/api/v1/jobs/{job_id}".into()
+}
+
+/// Webhook settings of an async route. A submitted `callback_url` must be http(s) and
+/// its host listed in `allow_hosts`; the final job is POSTed to it, signed with
+/// `X-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// Hosts a `callback_url` may name: exact names or IPs, or `*.example.com`
+    /// (default: none, so `callback_url` is refused).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Allow callbacks to loopback, link-local, private and other non-public
+    /// addresses (default false: refused even when the host is listed, checked on
+    /// every address the name resolves to).
+    #[serde(default)]
+    pub allow_private_networks: bool,
+    /// Environment variable holding the HMAC key (default `WEBHOOK_SECRET`); when it
+    /// is unset, `callback_url` is refused.
+    #[serde(default = "default_secret_env")]
+    pub secret_env: String,
+    /// Delivery tries, the first included (default 5).
+    #[serde(default = "default_callback_attempts")]
+    pub attempts: u32,
+    /// Wait before the second try; doubles each try (default `1s`).
+    #[serde(default = "default_callback_backoff")]
+    pub backoff: Dur,
+    /// Longest wait between tries (default `60s`).
+    #[serde(default = "default_callback_max_backoff")]
+    pub max_backoff: Dur,
+    /// Time for one delivery (default `10s`).
+    #[serde(default = "default_callback_timeout")]
+    pub timeout: Dur,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        Self {
+            allow_hosts: Vec::new(),
+            allow_private_networks: false,
+            secret_env: default_secret_env(),
+            attempts: default_callback_attempts(),
+            backoff: default_callback_backoff(),
+            max_backoff: default_callback_max_backoff(),
+            timeout: default_callback_timeout(),
+        }
+    }
+}
+
+fn default_secret_env() -> String {
+    "WEBHOOK_SECRET".into()
+}
+fn default_callback_attempts() -> u32 {
+    5
+}
+fn default_callback_backoff() -> Dur {
+    Dur::secs(1)
+}
+fn default_callback_max_backoff() -> Dur {
+    Dur::secs(60)
+}
+fn default_callback_timeout() -> Dur {
+    Dur::secs(10)
+}
+
+/// The job status route (no settings yet).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {}
 
 /// `deprecated: true` or details (RFC 9745 `Deprecation`, RFC 8594 `Sunset`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -269,17 +269,21 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
         r.upstream.is_some(),
         r.pipeline.is_some(),
         r.async_job.is_some(),
+        r.jobs.is_some(),
     ]
     .iter()
     .filter(|b| **b)
     .count();
     if targets > 1 {
-        errs.push(p, "give only one of `upstream`, `pipeline`, `async`");
+        errs.push(
+            p,
+            "give only one of `upstream`, `pipeline`, `async`, `jobs`",
+        );
     }
     if targets == 0 && r.fallback.is_none() {
         errs.push(
             p,
-            "a route needs `upstream` (or `pipeline`, `async`, or a `fallback` answer)",
+            "a route needs `upstream` (or `pipeline`, `async`, `jobs`, or a `fallback` answer)",
         );
     }
     if let Some(u) = &r.upstream {
@@ -290,18 +294,7 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
             );
         }
     }
-    if r.pipeline.is_some() {
-        errs.push(
-            format!("{p}.pipeline"),
-            "pipeline routes are not available in this version of the gateway",
-        );
-    }
-    if r.async_job.is_some() {
-        errs.push(
-            format!("{p}.async"),
-            "async job routes are not available in this version of the gateway",
-        );
-    }
+    super::validate_flows::route(p, r, c, errs);
     if let Some(rw) = &r.rewrite {
         for (field, v) in [
             ("strip_prefix", &rw.strip_prefix),

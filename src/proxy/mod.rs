@@ -4,6 +4,7 @@
 mod answer;
 mod client_cert;
 mod ctx;
+mod flow;
 mod headers;
 mod respond;
 mod retry;
@@ -150,6 +151,9 @@ impl ProxyHttp for GatewayProxy {
             if self.request_phase(session, ctx, &route, path).await? {
                 return Ok(true);
             }
+        }
+        if !matches!(route.kind, crate::runtime::RouteKind::Proxy) {
+            return self.flow(session, ctx, &route).await;
         }
         if route.pool.is_none() {
             if route.needs_body
