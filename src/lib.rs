@@ -5,6 +5,7 @@ pub mod config;
 pub mod flows;
 pub mod gateway;
 pub mod observability;
+pub mod openapi;
 pub mod proxy;
 pub mod reload;
 pub mod router;
