@@ -2,13 +2,25 @@
 # Runs every check and test: formatting, clippy (warnings are errors), and the whole
 # workspace's tests, which start real gateway and backend processes on free loopback
 # ports. Installs what is missing (cmake for pingora's zlib build, redis-server for the
-# Redis job store test) from Debian's packages.
+# Redis job store test, chromium for the /docs page) from Debian's packages, and
+# openapi-spec-validator and schemathesis from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkg() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; (apt-get install -y -qq "$2" || { apt-get update -qq && apt-get install -y -qq "$2"; }) >/dev/null; }; }
 need_pkg cmake cmake
 need_pkg redis-server redis-server
+need_pkg chromium chromium   # tests/openapi.rs renders /docs in headless Chromium
+# PyPI tools: pip, else a user install (Debian's Python refuses system-wide pip installs)
+export PATH="$PATH:$HOME/.local/bin"
+need_pip() {
+  command -v "$1" >/dev/null 2>&1 && return
+  echo "installing $2 (PyPI)"
+  command -v pip3 >/dev/null 2>&1 || need_pkg pip3 python3-pip
+  pip3 install -q "$2" >/dev/null 2>&1 || pip3 install -q --user --break-system-packages "$2" >/dev/null
+}
+need_pip openapi-spec-validator openapi-spec-validator   # tests/openapi.rs validates the generated document
+need_pip schemathesis schemathesis                       # tests/schemathesis.rs: property-based tests of the stack
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
