@@ -93,7 +93,10 @@ fn the_repo_table_is_documented_and_valid() {
         ok["properties"]["generation"]["$ref"],
         "#/components/schemas/GenerateResponse"
     );
-    assert!(proc["responses"]["504"].is_object(), "the route has a timeout");
+    assert!(
+        proc["responses"]["504"].is_object(),
+        "the route has a timeout"
+    );
 
     // async: 202 with Location; the job resource with its 404
     let sub = &p["/api/v1/async-process"]["post"];
@@ -164,7 +167,12 @@ fn auth_rate_limit_and_validate_plugins_are_documented() {
 
     // jwt: bearer JWT; validate: the request body; global rate_limit: 429 + headers
     let gen = &p["/api/v1/generate"]["post"];
-    let jwt_key = gen["security"][0].as_object().unwrap().keys().next().unwrap();
+    let jwt_key = gen["security"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap();
     assert_eq!(schemes[jwt_key]["scheme"], "bearer");
     assert_eq!(schemes[jwt_key]["bearerFormat"], "JWT");
     let body = &gen["requestBody"]["content"]["application/json"]["schema"];
@@ -295,7 +303,10 @@ async fn openapi_json_is_served_and_follows_reloads() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let doc = seen.expect("the new route never appeared in /openapi.json");
-    assert_eq!(doc["paths"]["/api/v1/new"]["post"]["operationId"], "new-route");
+    assert_eq!(
+        doc["paths"]["/api/v1/new"]["post"]["operationId"],
+        "new-route"
+    );
     validate(&doc, "reloaded");
 
     // the offline command prints the same document for the same file

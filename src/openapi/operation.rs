@@ -174,8 +174,7 @@ pub fn route(b: &mut Builder, config: &Config, i: usize, r: &RouteConfig, base_d
             _ => None,
         };
         if has_body(m) {
-            if let Some(body) = request_body(config, r, &kind, op_backend, validate_schema.clone())
-            {
+            if let Some(body) = request_body(r, &kind, op_backend, validate_schema.clone()) {
                 op.insert("requestBody".into(), body);
             }
         }
@@ -244,7 +243,6 @@ fn validate_schema(s: &Map<String, Value>, base_dir: &Path) -> Option<Value> {
 }
 
 fn request_body(
-    config: &Config,
     r: &RouteConfig,
     kind: &Kind<'_>,
     op: Option<BackendOp>,
@@ -265,14 +263,23 @@ fn request_body(
             let a = r.async_job.as_ref()?;
             let gen = backend_op(&a.generation.upstream, &a.generation.path)
                 .map_or_else(|| json!({ "type": "object" }), |o| reference(o.request));
+            if a.callback.allow_hosts.is_empty() {
+                // callbacks are off on this route: a `callback_url` is refused (400)
+                return wrap(validated, Some(gen));
+            }
+            let hosts = a.callback.allow_hosts.join(", ");
             Some(json!({ "allOf": [gen, { "type": "object", "properties": {
                 "callback_url": { "type": "string", "format": "uri",
-                    "description": "Where the final job is POSTed, signed with `X-Signature: sha256=<hex HMAC-SHA256>` (its host must be on the route's `callback.allow_hosts`)." }
+                    "description": format!("Where the final job is POSTed, signed with `X-Signature: sha256=<hex HMAC-SHA256 of the body>`; http(s) on one of these hosts: {hosts}.") }
             } }] }))
         }
         Kind::Jobs => None,
     };
-    let _ = config;
+    wrap(validated, backend)
+}
+
+/// The request body: the `validate` plugin's schema and the backend's, both when given.
+fn wrap(validated: Option<Value>, backend: Option<Value>) -> Option<Value> {
     let schema = match (validated, backend) {
         (Some(v), Some(b)) => json!({ "allOf": [v, b] }),
         (Some(v), None) => v,
