@@ -153,6 +153,12 @@ routes:
       - { name: basic_auth, htpasswd_file: users.htpasswd }
       - { name: mtls }
       - { name: oauth2_introspection, endpoint: "https://as.example.com/introspect", client_id: gw, client_secret_env: AS_SECRET }
+  - name: auth-token
+    match: { path_prefix: /auth, methods: [POST] }
+    fallback: { status: 404 }
+    plugins:
+      - { name: api_key, keys_file: keys.yaml }
+      - { name: token, secret_env: JWT_SECRET, ttl: 15m }
 "#;
 
 /// The generator works on the table as written: plugins built on other branches (jwt,
@@ -251,6 +257,30 @@ fn auth_rate_limit_and_validate_plugins_are_documented() {
         .collect();
     assert_eq!(names, ["user", "item", "x-tenant"]);
     assert_eq!(admin["deprecated"], true);
+
+    // the token plugin's endpoints, for a caller with an API key
+    assert!(p.get("/auth").is_none());
+    let issue = &p["/auth/token"]["post"];
+    assert_eq!(issue["operationId"], "auth-token-token");
+    assert_eq!(
+        issue["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/TokenPair"
+    );
+    let key = issue["security"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap();
+    assert_eq!(schemes[key]["in"], "header");
+    let refresh = &p["/auth/refresh"]["post"];
+    assert_eq!(
+        refresh["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/RefreshTokenRequest"
+    );
+    assert!(refresh["responses"]["401"].is_object());
+    assert!(p["/auth/revoke"]["post"].is_object());
+    assert!(doc["components"]["schemas"]["TokenPair"].is_object());
 }
 
 fn served_table(echo: &str, extra: &str) -> String {

@@ -6,11 +6,13 @@
 //! table, so it follows reloads), printed by `api-gateway openapi`, and shown by the
 //! interactive page at `/docs` ([`docs`]).
 
+mod answers;
 pub mod docs;
 mod operation;
 mod responses;
 mod schemas;
 mod security;
+mod token;
 
 use crate::config::Config;
 use bytes::Bytes;
@@ -57,6 +59,8 @@ struct Builder {
     schemes: Map<String, Value>,
     tags: BTreeMap<String, String>,
     operation_ids: BTreeSet<String>,
+    /// Component schemas only some tables need (the token endpoints').
+    extra_schemas: Map<String, Value>,
 }
 
 impl Builder {
@@ -88,7 +92,9 @@ pub fn document(config: &Config, base_dir: &Path) -> Value {
         operation::route(&mut b, config, i, r, base_dir);
     }
     let mut components = Map::new();
-    components.insert("schemas".into(), Value::Object(schemas::components()));
+    let mut all = schemas::components();
+    all.extend(b.extra_schemas);
+    components.insert("schemas".into(), Value::Object(all));
     components.insert(
         "headers".into(),
         Value::Object(responses::header_components()),

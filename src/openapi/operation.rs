@@ -1,11 +1,12 @@
 //! One route's operations: path and parameters, methods, request body, answers,
 //! security, tags and deprecation.
 
-use super::responses::{Body, Responses};
-use super::schemas::{self, backend_op, reference, BackendOp};
-use super::security::{self, Entry, AUTHENTICATING};
+use super::answers::{self, Chain, RouteAnswers};
+use super::schemas::{backend_op, reference, BackendOp};
+use super::security;
 use super::{Builder, GATEWAY_PATHS};
 use crate::config::{Config, Deprecation, RouteConfig};
+use crate::router::{Params, PathPattern, Rewrite};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use std::path::Path;
 const ALL_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /// Methods whose requests carry a body.
-fn has_body(method: &str) -> bool {
+pub fn has_body(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH")
 }
 
@@ -26,7 +27,8 @@ enum Kind<'a> {
     Jobs,
 }
 
-/// The path the upstream sees for the route's own path (`{name}` kept).
+/// The path the upstream sees for the route's own path, by the router's own rewrite
+/// (`{name}` parameters kept as they are).
 pub fn upstream_path(r: &RouteConfig) -> String {
     let base = r
         .matcher
@@ -34,26 +36,20 @@ pub fn upstream_path(r: &RouteConfig) -> String {
         .as_deref()
         .or(r.matcher.path_prefix.as_deref())
         .unwrap_or("/");
-    let Some(rw) = &r.rewrite else {
+    let pattern = r
+        .matcher
+        .path
+        .as_deref()
+        .and_then(|p| PathPattern::parse(p).ok());
+    let Ok(rw) = Rewrite::compile(r.rewrite.as_ref(), pattern.as_ref()) else {
         return base.to_string();
     };
-    if let Some(p) = &rw.path {
-        return p.clone();
-    }
-    let mut p = base.to_string();
-    if let Some(sp) = &rw.strip_prefix {
-        if let Some(rest) = p.strip_prefix(sp.trim_end_matches('/')) {
-            p = if rest.starts_with('/') {
-                rest.to_string()
-            } else {
-                format!("/{rest}")
-            };
-        }
-    }
-    if let Some(ap) = &rw.add_prefix {
-        p = format!("{}{}", ap.trim_end_matches('/'), p);
-    }
-    p
+    let names: Vec<String> = pattern
+        .as_ref()
+        .map(|p| p.params().map(|n| format!("{{{n}}}")).collect())
+        .unwrap_or_default();
+    let params: Params<'_> = names.iter().map(String::as_str).collect();
+    rw.apply(base, &params, None)
 }
 
 /// The `{name}` parameters of a path.
@@ -61,20 +57,6 @@ fn path_params(path: &str) -> Vec<&str> {
     path.split('/')
         .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
         .collect()
-}
-
-/// Facts about a chain of plugins.
-struct Chain<'a> {
-    entries: Vec<Entry<'a>>,
-}
-
-impl Chain<'_> {
-    fn has(&self, name: &str) -> bool {
-        self.entries.iter().any(|(n, _)| *n == name)
-    }
-    fn any(&self, names: &[&str]) -> bool {
-        names.iter().any(|n| self.has(n))
-    }
 }
 
 /// Adds the route's operations to `b`.
@@ -138,6 +120,11 @@ pub fn route(b: &mut Builder, config: &Config, i: usize, r: &RouteConfig, base_d
         ALL_METHODS.iter().map(|m| (*m).to_string()).collect()
     };
     let security = security::requirements(&chain.entries, &mut b.schemes);
+    if chain.has("token") {
+        // the plugin answers every request of the route itself
+        super::token::operations(b, r, &path, security.as_ref(), &chain);
+        return;
+    }
     let validate_schema = chain
         .entries
         .iter()
@@ -178,7 +165,7 @@ pub fn route(b: &mut Builder, config: &Config, i: usize, r: &RouteConfig, base_d
                 op.insert("requestBody".into(), body);
             }
         }
-        let resp = answers(config, r, &kind, op_backend, &chain, m);
+        let resp = answers::answers(config, r, answers_kind(&kind), op_backend, &chain, m);
         op.insert("responses".into(), resp.render());
         if let Some(s) = &security {
             op.insert("security".into(), s.clone());
@@ -188,6 +175,16 @@ pub fn route(b: &mut Builder, config: &Config, i: usize, r: &RouteConfig, base_d
             .entry(path.clone())
             .or_default()
             .insert(lower, Value::Object(op));
+    }
+}
+
+fn answers_kind(kind: &Kind<'_>) -> RouteAnswers {
+    match kind {
+        Kind::Proxy(Some(_)) => RouteAnswers::Upstream,
+        Kind::Proxy(None) => RouteAnswers::Fixed,
+        Kind::Pipeline => RouteAnswers::Pipeline,
+        Kind::Async => RouteAnswers::Async,
+        Kind::Jobs => RouteAnswers::Jobs,
     }
 }
 
@@ -289,209 +286,6 @@ fn wrap(validated: Option<Value>, backend: Option<Value>) -> Option<Value> {
     Some(json!({ "required": true, "content": { "application/json": { "schema": schema } } }))
 }
 
-/// The answers of one operation.
-fn answers(
-    config: &Config,
-    r: &RouteConfig,
-    kind: &Kind<'_>,
-    op: Option<BackendOp>,
-    chain: &Chain<'_>,
-    method: &str,
-) -> Responses {
-    let mut a = Responses::default();
-    a.everywhere.insert("X-Request-ID");
-    match kind {
-        Kind::Proxy(Some(_)) => {
-            match op {
-                Some(o) => {
-                    a.add(
-                        "200",
-                        "The backend's answer.",
-                        Body::Json(reference(o.response)),
-                        &[],
-                    );
-                    for s in o.errors {
-                        let h: &[&'static str] = if *s == 503 { &["Retry-After"] } else { &[] };
-                        a.add(
-                            &s.to_string(),
-                            "Refused by the backend.",
-                            Body::BackendError,
-                            h,
-                        );
-                    }
-                }
-                None => a.add(
-                    "default",
-                    "The upstream's answer, passed on.",
-                    Body::Any,
-                    &[],
-                ),
-            }
-            a.error(502, "The upstream could not be reached or failed.", &[]);
-            a.error(
-                503,
-                "No target of the upstream can take the request (all down, or breakers open).",
-                &["Retry-After"],
-            );
-            a.error(504, "The upstream did not answer in time.", &[]);
-        }
-        Kind::Proxy(None) => {}
-        Kind::Pipeline => pipeline_answers(r, &mut a),
-        Kind::Async => {
-            a.add(
-                "202",
-                "Accepted: the job is recorded as `queued`.",
-                Body::Json(reference("Accepted")),
-                &["Location"],
-            );
-            a.error(400, "The body is not a JSON object (`bad_request`), or the `callback_url` is refused (`invalid_callback_url`).", &[]);
-            a.error(503, "The job queue is full (`queue_full`), or the job store cannot be reached (`job_store_unavailable`); nothing was accepted.", &["Retry-After"]);
-        }
-        Kind::Jobs => {
-            a.add("200", "The job.", Body::Json(job_schema(config)), &[]);
-            a.error(404, "No such job (or not yours, or a malformed id).", &[]);
-            a.error(503, "The job store cannot be reached.", &[]);
-        }
-    }
-    if let Some(fb) = &r.fallback {
-        let ct = fb.content_type.as_deref().unwrap_or("application/json");
-        let body = if ct.starts_with("application/json") {
-            Body::Json(json!({}))
-        } else {
-            Body::Raw(ct.to_string())
-        };
-        a.add(&fb.status.to_string(), "The route's fallback answer (when the upstream fails or has no target that can take the request).", body, &[]);
-    }
-    plugin_answers(chain, &mut a);
-    if has_body(method) {
-        a.error(
-            413,
-            "The request body is larger than the route allows.",
-            &[],
-        );
-    }
-    a.error(431, "The request head is too large.", &[]);
-    if let Some(Deprecation::Details(_) | Deprecation::Flag(true)) = &r.deprecated {
-        a.everywhere.insert("Deprecation");
-        if let Some(Deprecation::Details(d)) = &r.deprecated {
-            if d.sunset.is_some() {
-                a.everywhere.insert("Sunset");
-            }
-            if d.link.is_some() {
-                a.everywhere.insert("Link");
-            }
-        }
-    }
-    a
-}
-
-fn pipeline_answers(r: &RouteConfig, a: &mut Responses) {
-    let steps = r.pipeline.as_deref().unwrap_or_default();
-    let shapes: Vec<(String, Value)> = steps
-        .iter()
-        .map(|s| {
-            (
-                s.step_name().to_string(),
-                schemas::step_answer(&s.upstream, &s.path),
-            )
-        })
-        .collect();
-    a.add(
-        "200",
-        "Every step answered 2xx.",
-        Body::Json(schemas::pipeline_answer(&shapes)),
-        &[],
-    );
-    let rejected = "The first step refused the request (`step_rejected`): its status, and its answer in `upstream_error`.";
-    match steps.first().and_then(|s| backend_op(&s.upstream, &s.path)) {
-        Some(o) => {
-            for s in o.errors.iter().filter(|s| (400..500).contains(*s)) {
-                a.error(*s, rejected, &[]);
-            }
-        }
-        None => a.add("4XX", rejected, Body::GatewayError, &[]),
-    }
-    a.error(502, "A step failed (`step_failed`): a 5xx, unreachable, or an answer the next step cannot take.", &[]);
-    a.error(
-        503,
-        "No target of a step's upstream can take it (`step_unavailable`).",
-        &[],
-    );
-    if r.timeout.is_some() {
-        a.error(504, "The route's timeout ran out (`gateway_timeout`).", &[]);
-    }
-}
-
-/// The job resource, its `result` shaped like the pipeline answer of the async
-/// routes' stages.
-fn job_schema(config: &Config) -> Value {
-    let stages = config.routes.iter().find_map(|r| r.async_job.as_ref());
-    let (g, e) = match stages {
-        Some(a) => (
-            schemas::step_answer(&a.generation.upstream, &a.generation.path),
-            schemas::step_answer(&a.enrichment.upstream, &a.enrichment.path),
-        ),
-        None => (reference("GenerateResponse"), reference("EnrichedDocument")),
-    };
-    let result = schemas::pipeline_answer(&[("generation".into(), g), ("enrichment".into(), e)]);
-    json!({ "allOf": [reference("JobView"), { "properties": { "result": result } }] })
-}
-
-fn plugin_answers(chain: &Chain<'_>, a: &mut Responses) {
-    if chain.any(AUTHENTICATING) {
-        a.error(
-            401,
-            "No valid credential (`unauthorized`).",
-            &["WWW-Authenticate"],
-        );
-        a.error(
-            403,
-            "Authenticated, but a required scope or role is missing (`forbidden`).",
-            &[],
-        );
-    }
-    if chain.any(&["rbac", "ip_restriction", "ip_filter", "cors"]) {
-        a.error(403, "Refused by the route's policy (`forbidden`).", &[]);
-    }
-    if chain.has("rate_limit") {
-        a.error(429, "Too many requests (`rate_limited`).", &["Retry-After"]);
-        for h in [
-            "RateLimit",
-            "RateLimit-Policy",
-            "X-RateLimit-Limit",
-            "X-RateLimit-Remaining",
-            "X-RateLimit-Reset",
-        ] {
-            a.everywhere.insert(h);
-        }
-    }
-    if chain.has("validate") {
-        a.error(400, "The body is not JSON (`invalid_json`) or does not match the route's schema (`validation_failed`, with `violations`).", &[]);
-        a.error(413, "The body is larger than the validator reads.", &[]);
-    }
-    if chain.has("body_limit") {
-        a.error(
-            413,
-            "The body is larger than the route's `body_limit`.",
-            &[],
-        );
-    }
-    if chain.has("concurrency_limit") {
-        a.error(
-            503,
-            "Too many requests in flight (`overloaded`).",
-            &["Retry-After"],
-        );
-    }
-    if chain.any(&["oauth2_introspection", "rate_limit", "token", "jwt"]) {
-        a.error(
-            503,
-            "A plugin's dependency cannot answer (`dependency_unavailable`).",
-            &["Retry-After"],
-        );
-    }
-}
-
 fn deprecation(r: &RouteConfig, op: &mut Map<String, Value>) {
     match &r.deprecated {
         None | Some(Deprecation::Flag(false)) => {}
@@ -513,5 +307,30 @@ fn deprecation(r: &RouteConfig, op: &mut Map<String, Value>) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn route(yaml: &str) -> RouteConfig {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn the_path_sent_upstream() {
+        let r = route("{ name: a, match: { path: /api/v1/generate }, upstream: g, rewrite: { strip_prefix: /api/v1 } }");
+        assert_eq!(upstream_path(&r), "/generate");
+        let r = route("{ name: a, match: { path_prefix: /v1 }, upstream: g, rewrite: { strip_prefix: /v1, add_prefix: /svc } }");
+        assert_eq!(upstream_path(&r), "/svc/");
+        let r = route("{ name: a, match: { path: /x }, upstream: g, rewrite: { path: /metrics } }");
+        assert_eq!(upstream_path(&r), "/metrics");
+        let r = route("{ name: a, match: { path: \"/jobs/{id}\" }, upstream: g, rewrite: { path: \"/v2/jobs/{id}\" } }");
+        assert_eq!(upstream_path(&r), "/v2/jobs/{id}");
+        let r = route("{ name: a, match: { path: /generate }, upstream: g }");
+        assert_eq!(upstream_path(&r), "/generate");
+        assert_eq!(path_params("/a/{x}/b/{y_2}"), ["x", "y_2"]);
     }
 }
