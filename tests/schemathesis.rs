@@ -119,8 +119,11 @@ async fn schemathesis(
     let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("schemathesis")
         .join(name);
+    std::fs::create_dir_all(&report).unwrap();
     let mut cmd = Command::new("schemathesis");
-    cmd.args(["run", url, "--checks", checks])
+    // its cache (`.schemathesis/`) goes to the report folder, not the repository
+    cmd.current_dir(&report)
+        .args(["run", url, "--checks", checks])
         .args(["--max-examples", examples, "--seed", "1", "--workers", "2"])
         .args(["--phases", phases])
         .args(extra)
