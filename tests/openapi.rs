@@ -317,6 +317,13 @@ async fn openapi_json_is_served_and_follows_reloads() {
     assert!(doc["paths"]["/api/v1/things/{id}"]["get"].is_object());
     assert!(doc["paths"]["/openapi.json"]["get"].is_object());
     assert!(doc["paths"].get("/api/v1/new").is_none());
+    let post = reqwest::Client::new()
+        .post(gw.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
 
     // a route added to the file appears once the reload is applied
     gw.write_config(&served_table(

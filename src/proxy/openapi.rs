@@ -16,6 +16,9 @@ impl GatewayProxy {
         ctx: &mut Ctx,
         rt: &Runtime,
     ) -> Result<bool> {
+        if !self.read_only(session, ctx).await? {
+            return Ok(true);
+        }
         let body = rt.openapi.get(&rt.config);
         let extra = [(
             http::header::CACHE_CONTROL,
@@ -28,6 +31,9 @@ impl GatewayProxy {
 
     /// A file of the `/docs` page, or 404.
     pub(super) async fn docs(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if !self.read_only(session, ctx).await? {
+            return Ok(true);
+        }
         let path = session.req_header().uri.path().to_string();
         match crate::openapi::docs::asset(&path) {
             Some(a) => {
@@ -52,5 +58,24 @@ impl GatewayProxy {
             }
         }
         Ok(true)
+    }
+
+    /// GET and HEAD go on (`true`); any other method is answered 405 with `Allow`.
+    async fn read_only(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let m = &session.req_header().method;
+        if m == http::Method::GET || m == http::Method::HEAD {
+            return Ok(true);
+        }
+        let allow = [(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"))];
+        self.answer_error(
+            session,
+            ctx,
+            405,
+            "method_not_allowed",
+            "this path takes GET and HEAD",
+            &allow,
+        )
+        .await?;
+        Ok(false)
     }
 }
