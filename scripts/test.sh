@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (warnings are errors), and the whole
 # workspace's tests, which start real gateway and backend processes on free loopback
-# ports. Installs what is missing: cmake (pingora's zlib build), chromium, prometheus
-# (promtool and prometheus for tests/deploy.rs), redis-server (rate limits and the job
-# store start their own on free ports) from Debian's packages, and kubernetes-validate
-# from PyPI.
+# ports. Installs what is missing: cmake (pingora's zlib build), chromium (dashboard and
+# /docs pages), prometheus (promtool and prometheus for tests/deploy.rs), redis-server
+# (rate limits, tokens and the job store start their own on free ports) from Debian's
+# packages, and kubernetes-validate, openapi-spec-validator and schemathesis from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkg() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; (apt-get install -y -qq "$2" || { apt-get update -qq && apt-get install -y -qq "$2"; }) >/dev/null; }; }
 need_pkg cmake cmake
-need_pkg chromium chromium   # tests/dashboard.rs drives the dashboard in headless Chromium
+need_pkg chromium chromium   # tests/dashboard.rs and tests/openapi.rs drive pages in headless Chromium
 need_pkg promtool prometheus # tests/deploy.rs: promtool check/test rules, and a real Prometheus
 # PyPI tools: pip, else a user install (Debian's Python refuses system-wide pip installs)
 export PATH="$PATH:$HOME/.local/bin"
@@ -21,7 +21,9 @@ need_pip() {
   pip3 install -q "$2" >/dev/null 2>&1 || pip3 install -q --user --break-system-packages "$2" >/dev/null
 }
 need_pip kubernetes-validate kubernetes-validate   # tests/deploy.rs: manifests against the Kubernetes schemas
-need_pkg redis-server redis-server
+need_pkg redis-server redis-server   # rate limits, tokens and the job store (tests start their own)
+need_pip openapi-spec-validator openapi-spec-validator   # tests/openapi.rs validates the generated document
+need_pip schemathesis schemathesis                       # tests/schemathesis.rs: property-based tests of the stack
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

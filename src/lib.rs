@@ -6,6 +6,7 @@ pub mod flows;
 pub mod gateway;
 pub mod lifecycle;
 pub mod observability;
+pub mod openapi;
 pub mod proxy;
 pub mod reload;
 pub mod router;

@@ -45,6 +45,11 @@ enum Cmd {
     },
     /// Print the JSON Schema of routes.yaml.
     Schema,
+    /// Print the OpenAPI 3.1 document of a route table (what `/openapi.json` serves).
+    Openapi {
+        /// The route table (default: --config).
+        file: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +81,29 @@ fn main() -> ExitCode {
                         upstreams
                     );
                     ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Openapi { file } => {
+            let path = file.unwrap_or(cli.config);
+            match config::load_file(&path) {
+                Ok(c) => {
+                    let base = config::base_dir(&path.display().to_string()).to_path_buf();
+                    let doc = api_gateway::openapi::document(&c, &base);
+                    match serde_json::to_string_pretty(&doc) {
+                        Ok(s) => {
+                            println!("{s}");
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!("cannot render the document: {e}");
+                            ExitCode::FAILURE
+                        }
+                    }
                 }
                 Err(e) => {
                     eprintln!("{e}");

@@ -65,6 +65,8 @@ pub struct Runtime {
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub config: Arc<Config>,
     pub loaded_at: SystemTime,
+    /// The OpenAPI document of this table, made on first request of `/openapi.json`.
+    pub openapi: crate::openapi::Cached,
 }
 
 /// Default `server.keepalive_timeout`, seconds.
@@ -193,6 +195,7 @@ impl Runtime {
             pools,
             config: Arc::new(config),
             loaded_at: SystemTime::now(),
+            openapi: crate::openapi::Cached::new(base_dir),
         })
     }
 

@@ -30,14 +30,27 @@ pub struct Pipeline {
     pub retry_unsafe: bool,
 }
 
-/// What one step did, for `steps`.
+/// What one step did: an entry of the answer's `steps`.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct StepReport {
+    /// The step's name.
+    pub name: String,
+    /// The upstream pool it called.
+    pub upstream: String,
+    /// The status it answered; null when it gave none (not reached, timed out).
+    pub status: Option<u16>,
+    /// Time the step took, in milliseconds.
+    pub duration_ms: f64,
+}
+
 fn report(s: &Step, status: Option<u16>, took: Duration) -> Value {
-    json!({
-        "name": s.name,
-        "upstream": s.upstream,
-        "status": status,
-        "duration_ms": (took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-    })
+    let r = StepReport {
+        name: s.name.clone(),
+        upstream: s.upstream.clone(),
+        status,
+        duration_ms: (took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+    };
+    serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
 /// The outcome of a whole run, also used by async jobs.

@@ -6,6 +6,7 @@ mod client_cert;
 mod ctx;
 mod flow;
 mod headers;
+mod openapi;
 mod respond;
 mod retry;
 mod routing;
@@ -86,6 +87,8 @@ impl ProxyHttp for GatewayProxy {
         match req.uri.path() {
             "/health" => return self.probe(session, ctx, false).await,
             "/ready" => return self.probe(session, ctx, true).await,
+            "/openapi.json" => return self.openapi(session, ctx, &rt).await,
+            p if crate::openapi::docs::is_docs_path(p) => return self.docs(session, ctx).await,
             _ => {}
         }
         let head = req.uri.path().len()

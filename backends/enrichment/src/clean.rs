@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What cleaning did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CleaningReport {
     /// Characters in the input.
     pub original_length: usize,

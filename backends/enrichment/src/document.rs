@@ -24,7 +24,7 @@ use crate::stats::Readability;
 pub const KNOWN_FIELDS: [&str; 4] = ["text", "id", "title", "metadata"];
 
 /// Body of `POST /enrich`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocumentIn {
     /// The text to clean and analyse.
     pub text: String,
@@ -76,7 +76,7 @@ pub fn validate(
 }
 
 /// Whether an analysis ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceStatus {
     /// Ran and contributed to the result.
@@ -88,7 +88,7 @@ pub enum SourceStatus {
 }
 
 /// One entry of the `sources` list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceReport {
     /// `cleaning`, `language`, `statistics`, `readability`, `keywords` or `external`.
     pub name: String,
@@ -102,7 +102,7 @@ pub struct SourceReport {
 }
 
 /// Body of a successful `POST /enrich`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnrichedDocument {
     /// The caller's `id`, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]

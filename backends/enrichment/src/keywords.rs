@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::stopwords::is_stopword;
 
 /// A keyword and its number of occurrences.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Keyword {
     /// The word, lowercase.
     pub word: String,

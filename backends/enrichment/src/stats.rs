@@ -103,7 +103,7 @@ pub fn syllables(word: &str) -> usize {
 }
 
 /// Flesch reading ease of an English text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Readability {
     /// `206.835 − 1.015 × words/sentences − 84.6 × syllables/words`, rounded to
     /// 2 decimals (not clamped: very short simple texts exceed 100).

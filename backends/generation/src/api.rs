@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -32,12 +33,14 @@ pub const DEFAULT_MAX_TOKENS: u32 = 64;
 pub const MAX_TOKENS_LIMIT: u32 = 1024;
 
 /// Body of `POST /generate`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GenerateRequest {
     /// Text to continue; must contain a non-blank character.
+    #[schemars(regex(pattern = r"\S"))]
     pub prompt: String,
     /// Tokens to generate, `1..=1024`; default 64.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1024))]
     pub max_tokens: Option<u32>,
     /// Seed of the sampler; makes the answer deterministic and cacheable.
     #[serde(default)]
@@ -48,7 +51,7 @@ pub struct GenerateRequest {
 }
 
 /// Body of a successful `POST /generate`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GenerateResponse {
     /// The generated continuation (the prompt is not repeated).
     pub text: String,

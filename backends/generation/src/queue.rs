@@ -19,7 +19,9 @@ use tokio::sync::oneshot;
 use crate::metrics::QueueMetrics;
 
 /// Urgency of a request; `normal` when not given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Served after every `normal` and `high` waiter.

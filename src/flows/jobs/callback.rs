@@ -10,7 +10,7 @@ use crate::config::CallbackConfig;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::Sha256;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -155,6 +155,40 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// How a job's webhook went: the `callback` member of a job.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct CallbackRecord {
+    /// The `callback_url` given at submit.
+    pub url: String,
+    /// `delivered` (a 2xx answer), `failed` (every try failed) or `refused` (the
+    /// address was refused, not tried again).
+    pub status: CallbackStatus,
+    /// Tries made.
+    pub attempts: u32,
+    /// The last failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// The outcome of a webhook.
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackStatus {
+    Delivered,
+    Failed,
+    Refused,
+}
+
+fn record(spec: &CallbackSpec, status: CallbackStatus, attempts: u32, err: &str) -> Value {
+    let rec = CallbackRecord {
+        url: spec.url.clone(),
+        status,
+        attempts,
+        last_error: (!err.is_empty()).then(|| err.to_string()),
+    };
+    serde_json::to_value(rec).unwrap_or(Value::Null)
+}
+
 /// Delivers `body`, retrying; returns the record kept on the job.
 pub async fn deliver(spec: &CallbackSpec, job_id: &str, body: Bytes) -> Value {
     let mut last_error = String::new();
@@ -170,18 +204,18 @@ pub async fn deliver(spec: &CallbackSpec, job_id: &str, body: Bytes) -> Value {
         }
         match try_once(spec, job_id, body.clone()).await {
             Ok(()) => {
-                return json!({ "url": spec.url, "status": "delivered", "attempts": attempt });
+                return record(spec, CallbackStatus::Delivered, attempt, "");
             }
             Err((e, retry)) => {
                 tracing::warn!(job_id, attempt, error = %e, "webhook delivery failed");
                 last_error = e;
                 if !retry {
-                    return json!({ "url": spec.url, "status": "refused", "attempts": attempt, "last_error": last_error });
+                    return record(spec, CallbackStatus::Refused, attempt, &last_error);
                 }
             }
         }
     }
-    json!({ "url": spec.url, "status": "failed", "attempts": attempts, "last_error": last_error })
+    record(spec, CallbackStatus::Failed, attempts, &last_error)
 }
 
 /// One delivery; the error says whether another try could help.

@@ -22,7 +22,7 @@ use crate::config::{AsyncConfig, CallbackConfig};
 use crate::upstream::Pool;
 use callback::CallbackSpec;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,7 +60,7 @@ impl JobSpec {
             route: "r".into(),
             generation: stage("g"),
             enrichment: stage("e"),
-            request: json!({"prompt": "x"}),
+            request: serde_json::json!({"prompt": "x"}),
             callback: None,
             request_id: "rid".into(),
         }
@@ -103,6 +103,15 @@ impl SubmitRoute {
             callback: a.callback.clone(),
         }
     }
+}
+
+/// The 202 answer of a submit.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Accepted {
+    /// The job's id (a UUIDv7).
+    pub job_id: String,
+    /// Where to read the job (also the `Location` header).
+    pub status_url: String,
 }
 
 /// A job waiting for a worker.
@@ -279,7 +288,12 @@ impl Jobs {
         }
         self.metrics.jobs.with_label_values(&["accepted"]).inc();
         let status_url = route.status_path.replace("{job_id}", &id);
-        let mut a = FlowAnswer::json(202, json!({ "job_id": id, "status_url": status_url }));
+        let accepted = Accepted {
+            job_id: id,
+            status_url: status_url.clone(),
+        };
+        let body = serde_json::to_value(accepted).unwrap_or(Value::Null);
+        let mut a = FlowAnswer::json(202, body);
         if let Ok(v) = http::HeaderValue::from_str(&status_url) {
             a = a.with_header(http::header::LOCATION, v);
         }

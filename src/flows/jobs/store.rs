@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a job is: `queued` → `generating` → `enriching` → `done` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Queued,
     Generating,
@@ -51,18 +52,24 @@ impl Status {
 }
 
 /// What `GET /api/v1/jobs/{job_id}` shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct JobView {
+    /// The job's id (a UUIDv7).
     pub job_id: String,
+    /// Where the job is.
+    #[schemars(with = "Status")]
     pub status: &'static str,
     /// Stage name → RFC 3339 time it was entered.
     pub stages: BTreeMap<String, String>,
+    /// The final result when `done`: the same shape as the pipeline's answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// Why the job failed, when `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Webhook delivery: `{url, status: delivered|failed, attempts, last_error?}`.
+    /// Webhook delivery, when a `callback_url` was given and the job is final.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<super::callback::CallbackRecord>")]
     pub callback: Option<Value>,
 }
 
