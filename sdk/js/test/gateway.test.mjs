@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { GatewayClient, GatewayError, NotFoundError, ValidationError } from "../dist/index.js";
+import { GatewayClient, GatewayError, JobFailedError, NotFoundError, ValidationError } from "../dist/index.js";
 import { GATEWAY_URL } from "./helpers.mjs";
 
 const gw = new GatewayClient({ baseUrl: GATEWAY_URL });
@@ -80,4 +80,20 @@ test("backend and gateway errors are typed and carry the request id", async () =
     assert.equal(e.requestId, e.body.request_id);
     return true;
   });
+});
+
+test("a failed job throws JobFailedError, or is returned", async () => {
+  // the gateway accepts any JSON object; api-generation then refuses the blank prompt
+  const sub = await gw.submitJob("   ");
+  await assert.rejects(gw.waitForJob(sub, { timeoutMs: 20000, intervalMs: 100 }), (e) => {
+    assert.ok(e instanceof JobFailedError);
+    assert.equal(e.job.status, "failed");
+    assert.match(e.job.error, /422/);
+    assert.ok(e.requestId);
+    return true;
+  });
+  const job = await gw.waitForJob(sub.job_id, { timeoutMs: 20000, throwOnFailure: false });
+  assert.equal(job.status, "failed");
+  assert.equal(job.result, undefined);
+  assert.ok(job.stages.failed);
 });

@@ -9,6 +9,7 @@ import pytest
 from api_gateway_client import (
     Client,
     GatewayError,
+    JobFailedError,
     JobSubmission,
     NotFoundError,
     ValidationError,
@@ -92,3 +93,14 @@ def test_backend_errors_are_typed_and_carry_the_gateways_request_id(gw: Client) 
     assert e2.value.error == "not_found"
     assert e2.value.request_id and e2.value.request_id == e2.value.body["request_id"]
 
+
+
+def test_a_failed_job_raises_job_failed_error_or_is_returned(gw: Client) -> None:
+    # the gateway accepts any JSON object; api-generation then refuses the blank prompt
+    sub = gw.submit_job("   ")
+    with pytest.raises(JobFailedError) as e:
+        gw.wait_for_job(sub, timeout=20, interval=0.1)
+    assert e.value.job.status == "failed" and "422" in (e.value.job.error or "")
+    assert e.value.request_id
+    job = gw.wait_for_job(sub.job_id, timeout=20, raise_on_failure=False)
+    assert job.status == "failed" and job.result is None and "failed" in job.stages
