@@ -77,7 +77,9 @@ export class GatewayClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     for (let attempt = 0; ; attempt++) {
       const timeout = AbortSignal.timeout(this.#timeoutMs);
-      const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+      // AbortSignal.any: Node 20.3+, current browsers; without it the caller's signal wins
+      const signal = !options.signal ? timeout
+        : typeof AbortSignal.any === "function" ? AbortSignal.any([options.signal, timeout]) : options.signal;
       let resp: Response;
       let wait: number | undefined;
       try {

@@ -95,3 +95,12 @@ test("credentials are sent", async () => {
   assert.throws(() => new GatewayClient({ baseUrl: s.url, apiKey: "a", token: "b" }), TypeError);
   await s.close();
 });
+
+test("the caller's AbortSignal cancels a retry wait", async () => {
+  const s = await scripted([limited("5"), OK]);
+  const started = Date.now();
+  await assert.rejects(new GatewayClient({ baseUrl: s.url }).generate("x", { signal: AbortSignal.timeout(200) }));
+  assert.ok(Date.now() - started < 4000, "did not wait out the 5 s Retry-After");
+  assert.equal(s.requests.length, 1);
+  await s.close();
+});
