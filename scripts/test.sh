@@ -4,7 +4,9 @@
 # ports. Installs what is missing: cmake (pingora's zlib build), chromium (dashboard and
 # /docs pages), prometheus (promtool and prometheus for tests/deploy.rs), redis-server
 # (rate limits, tokens and the job store start their own on free ports) from Debian's
-# packages, and kubernetes-validate, openapi-spec-validator and schemathesis from PyPI.
+# packages, and kubernetes-validate, openapi-spec-validator and schemathesis from PyPI;
+# python3-venv and nodejs/npm, and the SDKs' test dependencies (pip into target/sdk-venv,
+# npm ci in sdk/js).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,27 @@ need_pip kubernetes-validate kubernetes-validate   # tests/deploy.rs: manifests 
 need_pkg redis-server redis-server   # rate limits, tokens and the job store (tests start their own)
 need_pip openapi-spec-validator openapi-spec-validator   # tests/openapi.rs validates the generated document
 need_pip schemathesis schemathesis                       # tests/schemathesis.rs: property-based tests of the stack
+
+# The SDK tests (tests/sdk.rs) run pytest and node --test against a real stack.
+sdk_deps() {
+  local venv="${CARGO_TARGET_DIR:-target}/sdk-venv"
+  python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkg_force python3-venv
+  need_pkg node nodejs
+  need_pkg npm npm
+  if ! "$venv/bin/python" -c 'import api_gateway_client, httpx, pytest, anyio' 2>/dev/null; then
+    echo "installing the Python SDK and its test dependencies into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -e 'sdk/python[test]'
+  fi
+  if [ ! -x sdk/js/node_modules/.bin/tsc ] || [ sdk/js/package-lock.json -nt sdk/js/node_modules/.package-lock.json ]; then
+    echo "installing the TypeScript SDK's dev dependencies (npm ci)"
+    (cd sdk/js && npm ci --no-audit --no-fund --silent)
+  fi
+  SDK_PYTHON="$(cd "$venv" && pwd)/bin/python"
+  export SDK_PYTHON
+}
+need_pkg_force() { echo "installing $1"; (apt-get install -y -qq "$1" || { apt-get update -qq && apt-get install -y -qq "$1"; }) >/dev/null; }
+sdk_deps
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

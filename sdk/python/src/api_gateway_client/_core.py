@@ -1,0 +1,152 @@
+"""What the sync and async clients share: request building, answer parsing, the
+retry decision."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import httpx
+
+from ._ratelimit import parse_rate_limit, parse_retry_after
+from .errors import error_from_response
+
+__version__ = "0.1.0"
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before trying a request again.
+
+    * **429** is retried for every method: the gateway refused the request before it
+      reached a backend, so nothing ran.
+    * **503** is retried for idempotent methods (GET...) always, and for POST only when
+      the answer has ``Retry-After``: the gateway sends it when it refused the request
+      itself (breaker open, job queue full, backend overloaded) so nothing ran. A 503
+      without ``Retry-After`` on a POST may come after side effects: not retried.
+    * A connection that could not be **opened** is retried for every method (nothing
+      was sent); a reset or timeout after sending only for idempotent methods.
+    * The wait is ``Retry-After`` when the answer has one (plus up to 10 % jitter, so
+      many clients do not come back at the same instant), else exponential backoff with
+      full jitter: ``uniform(0, min(max_backoff, backoff * 2**attempt))``.
+    * A ``Retry-After`` longer than ``max_retry_after`` is not waited: the error is
+      raised at once with its ``retry_after``.
+    """
+
+    max_retries: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, retry_after: Optional[float]) -> Optional[float]:
+        """Seconds to wait before try ``attempt + 1``, or ``None`` not to retry."""
+        if attempt >= self.max_retries:
+            return None
+        if retry_after is not None:
+            if retry_after > self.max_retry_after:
+                return None
+            return retry_after + random.uniform(0, retry_after * 0.1)
+        return random.uniform(0, min(self.max_backoff, self.backoff * (2**attempt)))
+
+    def on_status(self, method: str, status: int, retry_after: Optional[float], attempt: int) -> Optional[float]:
+        if status == 429 or (status == 503 and (method in IDEMPOTENT or retry_after is not None)):
+            return self.delay(attempt, retry_after)
+        return None
+
+    def on_transport_error(self, method: str, exc: Exception, attempt: int) -> Optional[float]:
+        if isinstance(exc, httpx.ConnectError) or method in IDEMPOTENT:
+            return self.delay(attempt, None)
+        return None
+
+
+def auth_headers(api_key: Optional[str], token: Optional[str]) -> dict[str, str]:
+    if api_key and token:
+        raise ValueError("give api_key or token, not both")
+    h = {"user-agent": f"api-gateway-client-python/{__version__}", "accept": "application/json"}
+    if api_key:
+        h["x-api-key"] = api_key
+    if token:
+        h["authorization"] = f"Bearer {token}"
+    return h
+
+
+def build_request(
+    client: httpx.Client | httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: Any,
+    request_id: Optional[str],
+) -> httpx.Request:
+    headers = {"x-request-id": request_id} if request_id else {}
+    return client.build_request(method, path, json=body, headers=headers)
+
+
+def meta_of(resp: httpx.Response) -> dict[str, Any]:
+    return {
+        "request_id": resp.headers.get("x-request-id"),
+        "status_code": resp.status_code,
+        "rate_limit": parse_rate_limit(resp.headers),
+    }
+
+
+def retry_after_of(resp: httpx.Response) -> Optional[float]:
+    return parse_retry_after(resp.headers.get("retry-after"))
+
+
+def parse(resp: httpx.Response) -> Any:
+    """The answer's JSON; raises the typed error for a non-2xx answer."""
+    try:
+        body: Any = resp.json() if resp.content else None
+    except ValueError:
+        body = None
+    if resp.is_success:
+        return body
+    raise error_from_response(resp.status_code, resp.headers, body, resp.text)
+
+
+def generation_body(
+    prompt: str,
+    max_tokens: Optional[int],
+    seed: Optional[int],
+    priority: Optional[str],
+    extra: Optional[Mapping[str, Any]] = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"prompt": prompt}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    if seed is not None:
+        body["seed"] = seed
+    if priority is not None:
+        body["priority"] = priority
+    body.update(extra or {})
+    return body
+
+
+def enrich_body(
+    text: str,
+    id: Optional[str],
+    title: Optional[str],
+    metadata: Optional[Mapping[str, Any]],
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"text": text}
+    if id is not None:
+        body["id"] = id
+    if title is not None:
+        body["title"] = title
+    if metadata is not None:
+        body["metadata"] = dict(metadata)
+    return body
+
+
+def job_path(job: Any) -> str:
+    """``/api/v1/jobs/<id>`` for a job id, or the ``status_url`` of a submission."""
+    status_url = getattr(job, "status_url", None)
+    if status_url:
+        return str(status_url)
+    job_id = getattr(job, "job_id", job)
+    from urllib.parse import quote
+
+    return f"/api/v1/jobs/{quote(str(job_id), safe='')}"

@@ -1,0 +1,206 @@
+"""``Client`` (sync) and ``AsyncClient`` (async): the same methods, on httpx."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, Optional, Union
+
+import anyio
+import httpx
+
+from . import _core
+from ._core import RetryPolicy
+from .errors import JobFailedError, JobTimeoutError, TransportError
+from .types import Enrichment, Generation, Job, JobSubmission, PipelineResult
+
+JobRef = Union[str, JobSubmission]
+
+PROCESS = "/api/v1/process"
+GENERATE = "/api/v2/generate"
+ENRICH = "/api/v2/enrich"
+SUBMIT = "/api/v1/async-process"
+
+
+class _Base:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: Optional[str] = None,
+        token: Optional[str] = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        retry: Optional[RetryPolicy] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy(max_retries=max_retries)
+        self._headers = {**_core.auth_headers(api_key, token), **(headers or {})}
+        self._timeout = timeout
+
+
+class Client(_Base):
+    """Synchronous client.
+
+    >>> with Client("http://127.0.0.1:8080") as gw:
+    ...     print(gw.generate("The fox and the", max_tokens=10, seed=7).text)
+    """
+
+    def __init__(self, base_url: str, *, http_client: Optional[httpx.Client] = None, **kw: Any) -> None:
+        super().__init__(base_url, **kw)
+        self._http = http_client or httpx.Client(base_url=self.base_url, headers=self._headers, timeout=self._timeout)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, body: Any = None, *, request_id: Optional[str] = None) -> tuple[Any, dict[str, Any]]:
+        """Sends with retries; returns (JSON body, meta) or raises a ``GatewayError``."""
+        method = method.upper()
+        attempt = 0
+        while True:
+            req = _core.build_request(self._http, method, path, body, request_id)
+            try:
+                resp = self._http.send(req)
+            except httpx.TransportError as e:
+                wait = self.retry.on_transport_error(method, e, attempt)
+                if wait is None:
+                    raise TransportError(f"{method} {path}: {e}") from e
+            else:
+                wait = self.retry.on_status(method, resp.status_code, _core.retry_after_of(resp), attempt)
+                if wait is None:
+                    return _core.parse(resp), _core.meta_of(resp)
+            attempt += 1
+            time.sleep(wait)
+
+    def process(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                priority: Optional[str] = None, request_id: Optional[str] = None) -> PipelineResult:
+        """``POST /api/v1/process``: generation, then enrichment of the generated text."""
+        d, m = self.request("POST", PROCESS, _core.generation_body(prompt, max_tokens, seed, priority), request_id=request_id)
+        return PipelineResult.from_json(d or {}, **m)
+
+    def generate(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                 priority: Optional[str] = None, request_id: Optional[str] = None) -> Generation:
+        """``POST /api/v2/generate``."""
+        d, m = self.request("POST", GENERATE, _core.generation_body(prompt, max_tokens, seed, priority), request_id=request_id)
+        return Generation.from_json(d or {}, **m)
+
+    def enrich(self, text: str, *, id: Optional[str] = None, title: Optional[str] = None,
+               metadata: Optional[Mapping[str, Any]] = None, request_id: Optional[str] = None) -> Enrichment:
+        """``POST /api/v2/enrich``."""
+        d, m = self.request("POST", ENRICH, _core.enrich_body(text, id, title, metadata), request_id=request_id)
+        return Enrichment.from_json(d or {}, **m)
+
+    def submit_job(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                   priority: Optional[str] = None, callback_url: Optional[str] = None,
+                   request_id: Optional[str] = None) -> JobSubmission:
+        """``POST /api/v1/async-process`` → 202 with the job id."""
+        extra = {"callback_url": callback_url} if callback_url else None
+        d, m = self.request("POST", SUBMIT, _core.generation_body(prompt, max_tokens, seed, priority, extra), request_id=request_id)
+        return JobSubmission.from_json(d or {}, **m)
+
+    def get_job(self, job: JobRef, *, request_id: Optional[str] = None) -> Job:
+        """``GET /api/v1/jobs/{job_id}``; ``NotFoundError`` for an unknown id."""
+        d, m = self.request("GET", _core.job_path(job), request_id=request_id)
+        return Job.from_json(d or {}, **m)
+
+    def wait_for_job(self, job: JobRef, *, timeout: float = 60.0, interval: float = 0.25,
+                     raise_on_failure: bool = True) -> Job:
+        """Polls until the job is ``done`` (returned) or ``failed`` (``JobFailedError``,
+        or returned when ``raise_on_failure=False``); ``JobTimeoutError`` after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.get_job(job)
+            if current.is_final:
+                if current.status == "failed" and raise_on_failure:
+                    raise JobFailedError(current)
+                return current
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise JobTimeoutError(current.job_id, timeout, current)
+            time.sleep(min(interval, left))
+
+
+class AsyncClient(_Base):
+    """Asynchronous client (asyncio or trio, through anyio).
+
+    >>> async with AsyncClient("http://127.0.0.1:8080") as gw:
+    ...     job = await gw.wait_for_job(await gw.submit_job("Once upon a time"))
+    """
+
+    def __init__(self, base_url: str, *, http_client: Optional[httpx.AsyncClient] = None, **kw: Any) -> None:
+        super().__init__(base_url, **kw)
+        self._http = http_client or httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=self._timeout)
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(self, method: str, path: str, body: Any = None, *, request_id: Optional[str] = None) -> tuple[Any, dict[str, Any]]:
+        """Sends with retries; returns (JSON body, meta) or raises a ``GatewayError``."""
+        method = method.upper()
+        attempt = 0
+        while True:
+            req = _core.build_request(self._http, method, path, body, request_id)
+            try:
+                resp = await self._http.send(req)
+            except httpx.TransportError as e:
+                wait = self.retry.on_transport_error(method, e, attempt)
+                if wait is None:
+                    raise TransportError(f"{method} {path}: {e}") from e
+            else:
+                wait = self.retry.on_status(method, resp.status_code, _core.retry_after_of(resp), attempt)
+                if wait is None:
+                    return _core.parse(resp), _core.meta_of(resp)
+            attempt += 1
+            await anyio.sleep(wait)
+
+    async def process(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                      priority: Optional[str] = None, request_id: Optional[str] = None) -> PipelineResult:
+        d, m = await self.request("POST", PROCESS, _core.generation_body(prompt, max_tokens, seed, priority), request_id=request_id)
+        return PipelineResult.from_json(d or {}, **m)
+
+    async def generate(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                       priority: Optional[str] = None, request_id: Optional[str] = None) -> Generation:
+        d, m = await self.request("POST", GENERATE, _core.generation_body(prompt, max_tokens, seed, priority), request_id=request_id)
+        return Generation.from_json(d or {}, **m)
+
+    async def enrich(self, text: str, *, id: Optional[str] = None, title: Optional[str] = None,
+                     metadata: Optional[Mapping[str, Any]] = None, request_id: Optional[str] = None) -> Enrichment:
+        d, m = await self.request("POST", ENRICH, _core.enrich_body(text, id, title, metadata), request_id=request_id)
+        return Enrichment.from_json(d or {}, **m)
+
+    async def submit_job(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                         priority: Optional[str] = None, callback_url: Optional[str] = None,
+                         request_id: Optional[str] = None) -> JobSubmission:
+        extra = {"callback_url": callback_url} if callback_url else None
+        d, m = await self.request("POST", SUBMIT, _core.generation_body(prompt, max_tokens, seed, priority, extra), request_id=request_id)
+        return JobSubmission.from_json(d or {}, **m)
+
+    async def get_job(self, job: JobRef, *, request_id: Optional[str] = None) -> Job:
+        d, m = await self.request("GET", _core.job_path(job), request_id=request_id)
+        return Job.from_json(d or {}, **m)
+
+    async def wait_for_job(self, job: JobRef, *, timeout: float = 60.0, interval: float = 0.25,
+                           raise_on_failure: bool = True) -> Job:
+        deadline = time.monotonic() + timeout
+        while True:
+            current = await self.get_job(job)
+            if current.is_final:
+                if current.status == "failed" and raise_on_failure:
+                    raise JobFailedError(current)
+                return current
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise JobTimeoutError(current.job_id, timeout, current)
+            await anyio.sleep(min(interval, left))
