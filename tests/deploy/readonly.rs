@@ -76,12 +76,24 @@ pub async fn read_only_root_as_uid_1000() {
     write_version(dir.path(), "..v1", &deployed_routes(false));
     symlink("..data/routes.yaml", dir.path().join("routes.yaml")).unwrap();
     let (port, metrics_port) = (free_port(), free_port());
-    let script = "mount -o remount,bind,ro / || exit 90; \
-                  mount -t tmpfs -o size=16m tmpfs /tmp || exit 90; \
-                  touch /.read-only-probe 2>/dev/null && exit 91; \
-                  exec setpriv --reuid 1000 --regid 1000 --clear-groups \"$0\" serve";
+    // a tmpfs on /tmp as in the pod, unless the checkout itself lives under /tmp (a CI
+    // clone): the tmpfs would hide the binary and the ConfigMap directory
+    let under_tmp = gateway_bin().starts_with("/tmp/") || dir.path().starts_with("/tmp/");
+    if under_tmp {
+        println!("NOTE: the checkout is under /tmp: /tmp stays the read-only root's own");
+    }
+    let tmpfs = if under_tmp {
+        ""
+    } else {
+        "mount -t tmpfs -o size=16m tmpfs /tmp || exit 90; "
+    };
+    let script = format!(
+        "mount -o remount,bind,ro / || exit 90; {tmpfs}\
+         touch /.read-only-probe 2>/dev/null && exit 91; \
+         exec setpriv --reuid 1000 --regid 1000 --clear-groups \"$0\" serve"
+    );
     let child = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
         .arg(gateway_bin())
         .env("PORT", port.to_string())
         .env("METRICS_PORT", metrics_port.to_string())
