@@ -5,40 +5,9 @@
 
 mod common;
 use common::*;
-use std::process::Command;
-
-fn chromium() -> &'static str {
-    for c in ["chromium", "chromium-browser", "google-chrome"] {
-        if Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {c}"))
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            return c;
-        }
-    }
-    panic!("Chromium is needed for this test: `apt-get install chromium` (scripts/test.sh installs it)");
-}
 
 fn headless(args: &[&str]) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium())
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1280,900",
-            "--virtual-time-budget=6000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::browser::headless("1280,900", 6000, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! HTTP servers (axum) that echo what they received.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod browser;
 pub mod redis;
 
 use axum::extract::Request;
