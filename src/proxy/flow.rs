@@ -3,12 +3,10 @@
 //! plugins see it, the flow module answers, and the answer is written through the
 //! gateway's answer path (response phase, `X-Request-ID`, logging).
 
-use super::client_cert::client_cert;
-use super::{client_ip, is_tls, respond, Ctx, GatewayProxy};
+use super::{respond, Ctx, GatewayProxy};
 use crate::flows::{AnswerBody, FlowAnswer, RouteKind};
 use crate::runtime::CompiledRoute;
-use bytes::{Bytes, BytesMut};
-use gateway_plugins::{Flow, RequestInfo};
+use bytes::Bytes;
 use pingora_error::Result;
 use pingora_proxy::Session;
 use std::sync::Arc;
@@ -30,7 +28,7 @@ impl GatewayProxy {
                 self.gw.jobs.status(&id, ctx.plugin.consumer()).await
             }
             RouteKind::Pipeline(p) => {
-                let Some(body) = self.flow_body(session, ctx, route).await? else {
+                let Some(body) = self.read_checked_body(session, ctx, route).await? else {
                     return Ok(true);
                 };
                 let tp = ctx.trace.as_ref().map(|t| t.traceparent());
@@ -41,7 +39,7 @@ impl GatewayProxy {
                 p.handle(&self.gw.jobs.clients, body, origin).await
             }
             RouteKind::AsyncJob(a) => {
-                let Some(body) = self.flow_body(session, ctx, route).await? else {
+                let Some(body) = self.read_checked_body(session, ctx, route).await? else {
                     return Ok(true);
                 };
                 self.gw
@@ -85,60 +83,5 @@ impl GatewayProxy {
             &a.headers,
         )
         .await
-    }
-
-    /// Reads the whole body, bounded by the route's limit, and runs the body-phase
-    /// plugins on it. `None`: the gateway already answered (413, or a plugin).
-    async fn flow_body(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        route: &Arc<CompiledRoute>,
-    ) -> Result<Option<Bytes>> {
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = session.read_request_body().await? {
-            ctx.body_bytes += chunk.len() as u64;
-            if ctx.body_bytes > route.max_body {
-                let msg = format!("request body is larger than {} bytes", route.max_body);
-                // the rest of the body is not read: the connection is not reused
-                session.set_keepalive(None);
-                self.refuse(session, ctx, 413, "body_too_large", &msg, &[])
-                    .await?;
-                return Ok(None);
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        let whole = buf.freeze();
-        if !route.needs_body {
-            return Ok(Some(whole));
-        }
-        let path = ctx.plugin_path.clone().unwrap_or_default();
-        let query = session.req_header().uri.query().map(str::to_owned);
-        let cert = client_cert(session);
-        let info = RequestInfo {
-            route: &route.name,
-            client_ip: client_ip(session),
-            path: &path,
-            query: query.as_deref(),
-            tls: is_tls(session),
-            client_cert: cert.as_ref().and_then(|c| c.get()),
-        };
-        for p in route.plugins.iter().filter(|p| p.wants_body()) {
-            match p
-                .on_request_body(&whole, session.req_header(), &info, &mut ctx.plugin)
-                .await
-            {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Respond(reply)) => {
-                    self.reply(session, ctx, reply).await?;
-                    return Ok(None);
-                }
-                Err(f) => {
-                    self.plugin_failed(session, ctx, f).await?;
-                    return Ok(None);
-                }
-            }
-        }
-        Ok(Some(whole))
     }
 }

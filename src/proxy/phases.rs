@@ -1,6 +1,7 @@
-//! The plugin request and body phases of a route's chain.
+//! The plugin request and body phases of a route's chain, and reading a whole body for
+//! routes that answer without an upstream (flows, fallback-only routes).
 
-use super::client_cert::client_cert;
+use super::client_cert::{client_cert, PeerCert};
 use super::ctx::Deferred;
 use super::{client_ip, is_tls, Ctx, GatewayProxy};
 use crate::observability::otel::SpanRecord;
@@ -9,7 +10,38 @@ use bytes::{Bytes, BytesMut};
 use gateway_plugins::{Flow, RequestInfo};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_proxy::Session;
+use std::net::IpAddr;
 use std::sync::Arc;
+
+/// What a [`RequestInfo`] borrows, taken from the session once.
+struct InfoParts {
+    query: Option<String>,
+    cert: Option<PeerCert>,
+    client_ip: Option<IpAddr>,
+    tls: bool,
+}
+
+impl InfoParts {
+    fn of(session: &Session) -> Self {
+        Self {
+            query: session.req_header().uri.query().map(str::to_owned),
+            cert: client_cert(session),
+            client_ip: client_ip(session),
+            tls: is_tls(session),
+        }
+    }
+
+    fn info<'a>(&'a self, route: &'a str, path: &'a str) -> RequestInfo<'a> {
+        RequestInfo {
+            route,
+            client_ip: self.client_ip,
+            path,
+            query: self.query.as_deref(),
+            tls: self.tls,
+            client_cert: self.cert.as_ref().and_then(|c| c.get()),
+        }
+    }
+}
 
 impl GatewayProxy {
     /// Runs each plugin's request phase in order. `true`: the gateway answered.
@@ -20,17 +52,9 @@ impl GatewayProxy {
         route: &Arc<CompiledRoute>,
         path: String,
     ) -> Result<bool> {
-        let query = session.req_header().uri.query().map(str::to_owned);
-        let cert = client_cert(session);
+        let parts = InfoParts::of(session);
         {
-            let info = RequestInfo {
-                route: &route.name,
-                client_ip: client_ip(session),
-                path: &path,
-                query: query.as_deref(),
-                tls: is_tls(session),
-                client_cert: cert.as_ref().and_then(|c| c.get()),
-            };
+            let info = parts.info(&route.name, &path);
             for p in &route.plugins {
                 let began = ctx.spans.is_some().then(std::time::Instant::now);
                 let decided = p
@@ -74,27 +98,7 @@ impl GatewayProxy {
             return Ok(());
         }
         let whole = ctx.body_buf.take().unwrap_or_default().freeze();
-        ctx.body_checked = true;
-        let path = ctx.plugin_path.clone().unwrap_or_default();
-        let query = session.req_header().uri.query().map(str::to_owned);
-        let cert = client_cert(session);
-        let info = RequestInfo {
-            route: &route.name,
-            client_ip: client_ip(session),
-            path: &path,
-            query: query.as_deref(),
-            tls: is_tls(session),
-            client_cert: cert.as_ref().and_then(|c| c.get()),
-        };
-        for p in route.plugins.iter().filter(|p| p.wants_body()) {
-            let decided = match p
-                .on_request_body(&whole, session.req_header(), &info, &mut ctx.plugin)
-                .await
-            {
-                Ok(Flow::Continue) => continue,
-                Ok(Flow::Respond(reply)) => Deferred::Reply(reply),
-                Err(f) => Deferred::Failure(f),
-            };
+        if let Some(decided) = self.body_plugins(session, ctx, route, &whole).await {
             ctx.deferred = Some(decided);
             let mut e = Error::explain(ErrorType::HTTPStatus(400), "answered by a plugin");
             e.set_retry(false);
@@ -106,6 +110,78 @@ impl GatewayProxy {
         Ok(())
     }
 
+    /// Runs the body phase of the plugins that want the body; the first decision that
+    /// is not `Continue` stops it. Marks the body as checked.
+    async fn body_plugins(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        route: &Arc<CompiledRoute>,
+        whole: &Bytes,
+    ) -> Option<Deferred> {
+        ctx.body_checked = true;
+        let path = ctx.plugin_path.clone().unwrap_or_default();
+        let parts = InfoParts::of(session);
+        let info = parts.info(&route.name, &path);
+        for p in route.plugins.iter().filter(|p| p.wants_body()) {
+            match p
+                .on_request_body(whole, session.req_header(), &info, &mut ctx.plugin)
+                .await
+            {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Respond(reply)) => return Some(Deferred::Reply(reply)),
+                Err(f) => return Some(Deferred::Failure(f)),
+            }
+        }
+        None
+    }
+
+    /// Writes a body-phase decision. Always `Ok(true)`: the gateway answered.
+    async fn answer_deferred(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        d: Deferred,
+    ) -> Result<bool> {
+        match d {
+            Deferred::Reply(r) => self.reply(session, ctx, r).await,
+            Deferred::Failure(f) => self.plugin_failed(session, ctx, f).await,
+        }
+    }
+
+    /// For routes that answer without an upstream (flows, fallback-only routes): reads
+    /// the whole body, bounded by the route's limit, and runs the body-phase plugins on
+    /// it when the route has any. `None`: the gateway already answered (413, or a
+    /// plugin).
+    pub(super) async fn read_checked_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        route: &Arc<CompiledRoute>,
+    ) -> Result<Option<Bytes>> {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = session.read_request_body().await? {
+            ctx.body_bytes += chunk.len() as u64;
+            if ctx.body_bytes > route.max_body {
+                let msg = format!("request body is larger than {} bytes", route.max_body);
+                // the rest of the body is not read: the connection is not reused
+                session.set_keepalive(None);
+                self.refuse(session, ctx, 413, "body_too_large", &msg, &[])
+                    .await?;
+                return Ok(None);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let whole = buf.freeze();
+        if route.needs_body {
+            if let Some(d) = self.body_plugins(session, ctx, route, &whole).await {
+                self.answer_deferred(session, ctx, d).await?;
+                return Ok(None);
+            }
+        }
+        Ok(Some(whole))
+    }
+
     /// A route without upstream answers in the request filter, so pingora never reads
     /// its body: for the plugins that want it (e.g. `token`), read it here (bounded by
     /// the route's body limit) and run the body phase. `true`: the gateway answered.
@@ -115,29 +191,6 @@ impl GatewayProxy {
         ctx: &mut Ctx,
         route: &Arc<CompiledRoute>,
     ) -> Result<bool> {
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = session.read_request_body().await? {
-            ctx.body_bytes += chunk.len() as u64;
-            if ctx.body_bytes > route.max_body {
-                let msg = format!("request body is larger than {} bytes", route.max_body);
-                return self
-                    .refuse(session, ctx, 413, "body_too_large", &msg, &[])
-                    .await;
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        let mut body = Some(buf.freeze());
-        if self
-            .body_phase(session, &mut body, true, ctx, route)
-            .await
-            .is_ok()
-        {
-            return Ok(false);
-        }
-        match ctx.deferred.take() {
-            Some(Deferred::Reply(r)) => self.reply(session, ctx, r).await,
-            Some(Deferred::Failure(f)) => self.plugin_failed(session, ctx, f).await,
-            None => Ok(false),
-        }
+        Ok(self.read_checked_body(session, ctx, route).await?.is_none())
     }
 }
