@@ -1,6 +1,7 @@
 //! Human-friendly units used throughout routes.yaml: durations (`250ms`, `5s`, `1m`)
 //! and byte sizes (`512KB`, `10MiB`, or a plain integer of bytes).
 
+use gateway_plugins::policy::units::Size;
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -91,54 +92,15 @@ impl JsonSchema for Dur {
 pub struct ByteSize(pub u64);
 
 impl ByteSize {
+    /// Parses `512KB`, `10MiB`, `1GB` or a number of bytes (the plugins' parser).
     pub fn parse(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            format!("invalid size `{s}` (write e.g. `512KB`, `10MiB` or a number of bytes)")
-        })?;
-        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "kb" | "k" => 1000,
-            "mb" | "m" => 1000 * 1000,
-            "gb" | "g" => 1000 * 1000 * 1000,
-            "kib" => 1 << 10,
-            "mib" => 1 << 20,
-            "gib" => 1 << 30,
-            other => {
-                return Err(format!(
-                    "unknown size unit `{other}` in `{s}` (use B, KB, MB, GB, KiB, MiB, GiB)"
-                ))
-            }
-        };
-        n.checked_mul(mult)
-            .map(ByteSize)
-            .ok_or_else(|| format!("size `{s}` is too large"))
+        Size::parse(s).map(|b| ByteSize(b.0))
     }
 }
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a size such as `10MiB` or a number of bytes")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                ByteSize::parse(v).map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom(format!("size `{v}` must not be negative")))
-            }
-        }
-        d.deserialize_any(V)
+        Size::deserialize(d).map(|b| ByteSize(b.0))
     }
 }
 

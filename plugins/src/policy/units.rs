@@ -47,7 +47,8 @@ impl JsonSchema for Period {
     }
 }
 
-/// A number of bytes: an integer, or `512KB`, `10MiB`, `1GB`.
+/// A number of bytes: an integer, or `512KB`, `10MiB`, `1GB`. The one size parser of
+/// routes.yaml: the gateway's own `ByteSize` uses it too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
 
@@ -56,9 +57,9 @@ impl Size {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (n, unit) = t.split_at(split);
-        let n: u64 = n
-            .parse()
-            .map_err(|_| format!("`{s}` is not a size such as `10MiB`"))?;
+        let n: u64 = n.parse().map_err(|_| {
+            format!("invalid size `{s}` (write e.g. `512KB`, `10MiB` or a number of bytes)")
+        })?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" | "k" => 1000,
