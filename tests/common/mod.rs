@@ -170,16 +170,20 @@ impl Gateway {
         gw
     }
 
+    /// Both listeners answer `/health`: the proxy port and the metrics port (started
+    /// as separate services, so one can be up before the other).
     fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(r) = raw_request(
-                self.port,
+        let healthy = |port| {
+            raw_request(
+                port,
                 "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-            ) {
-                if r.starts_with("HTTP/1.1 200") {
-                    return;
-                }
+            )
+            .is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
+        };
+        while Instant::now() < deadline {
+            if healthy(self.port) && healthy(self.metrics_port) {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
