@@ -18,6 +18,7 @@ use prometheus::Registry;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::cache::{CacheConfigError, RedisCache};
 use crate::config::Config;
 use crate::document::{DocumentIn, EnrichedDocument};
 use crate::enrich::Enricher;
@@ -26,6 +27,7 @@ use crate::external::ExternalSource;
 use crate::json::ValidJson;
 use crate::metrics::EnrichmentMetrics;
 use crate::telemetry::HttpObserver;
+use crate::workers::{Workers, WorkersError};
 use crate::SERVICE;
 
 /// Why the service cannot start.
@@ -35,6 +37,10 @@ pub enum StartupError {
     Client(reqwest::Error),
     /// A metric cannot be registered.
     Metrics(prometheus::Error),
+    /// The analysis threads cannot start.
+    Workers(WorkersError),
+    /// `REDIS_URL` is not a Redis URL.
+    Cache(CacheConfigError),
     /// The server failed.
     Io(std::io::Error),
 }
@@ -44,6 +50,8 @@ impl std::fmt::Display for StartupError {
         match self {
             Self::Client(e) => write!(f, "cannot build the external source client: {e}"),
             Self::Metrics(e) => write!(f, "cannot register metrics: {e}"),
+            Self::Workers(e) => write!(f, "{e}"),
+            Self::Cache(e) => write!(f, "{e}"),
             Self::Io(e) => write!(f, "server error: {e}"),
         }
     }
@@ -73,12 +81,22 @@ impl AppState {
             .transpose()
             .map_err(StartupError::Client)?;
         let metrics = EnrichmentMetrics::new(&registry).map_err(StartupError::Metrics)?;
+        let workers = Workers::new(config.workers).map_err(StartupError::Workers)?;
+        let cache = config
+            .redis_url
+            .as_deref()
+            .filter(|_| !config.cache_ttl.is_zero())
+            .map(|url| RedisCache::new(url, config.cache_ttl, metrics.cache.clone()))
+            .transpose()
+            .map_err(StartupError::Cache)?;
         Ok(Self {
             inner: Arc::new(Shared {
                 enricher: Enricher {
                     strict: config.strict,
                     keyword_limit: config.keyword_limit,
                     external,
+                    workers,
+                    cache,
                 },
                 metrics,
                 registry,
@@ -97,6 +115,14 @@ pub fn router(config: &Config) -> Result<Router, StartupError> {
         operation = "startup",
         strict = config.strict,
         external_source = config.external_url.as_deref().unwrap_or("disabled"),
+        workers = state.inner.enricher.workers.threads(),
+        cache = if state.inner.enricher.cache.is_some() {
+            "redis"
+        } else {
+            "off"
+        },
+        sentiment_lexicon = crate::sentiment::lexicon_size(),
+        gazetteer = crate::entities::gazetteer_size(),
         "enrichment configured"
     );
     let routes = Router::new()
@@ -152,6 +178,8 @@ async fn ready(State(state): State<AppState>) -> Json<serde_json::Value> {
         "service": SERVICE,
         "strict": enricher.strict,
         "external_source": enricher.external.as_ref().map(ExternalSource::url),
+        "workers": enricher.workers.threads(),
+        "cache": if enricher.cache.is_some() { "redis" } else { "off" },
     }))
 }
 

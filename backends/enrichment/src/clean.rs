@@ -1,5 +1,9 @@
-//! Text cleaning.
+//! Text cleaning, in this order:
 //!
+//! - stray HTML is removed and character references decoded (only when the
+//!   text looks like HTML: see [`crate::html`]);
+//! - the text is put in Unicode Normalization Form C (NFC: `e` + combining
+//!   acute becomes `é`), so equal texts compare, hash and count equal;
 //! - line endings become `\n`;
 //! - control characters (except line breaks and tabs) and invisible format
 //!   characters (zero-width spaces and joiners, word joiner, BOM, soft hyphen)
@@ -10,6 +14,9 @@
 //!   leading and trailing blank lines are removed.
 
 use serde::{Deserialize, Serialize};
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+
+use crate::html;
 
 /// What cleaning did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -20,13 +27,33 @@ pub struct CleaningReport {
     pub cleaned_length: usize,
     /// Control and invisible characters removed.
     pub control_chars_removed: usize,
+    /// HTML elements and comments removed (0 when the text had no markup).
+    #[serde(default)]
+    pub html_elements_removed: usize,
+    /// True when stray HTML was removed or character references decoded.
+    #[serde(default)]
+    pub html_removed: bool,
+    /// True when Unicode NFC normalisation changed the text.
+    #[serde(default)]
+    pub unicode_normalized: bool,
 }
 
 /// Cleans `input` (see the module docs).
 pub fn clean(input: &str) -> (String, CleaningReport) {
+    let stripped = html::strip(input);
+    let (html_removed, html_elements_removed) =
+        stripped.as_ref().map_or((false, 0), |(_, n)| (true, *n));
+    let text = stripped.as_ref().map_or(input, |(t, _)| t.as_str());
+    let nfc: Option<String> = match is_nfc_quick(text.chars()) {
+        IsNormalized::Yes => None,
+        _ => Some(text.nfc().collect()).filter(|n: &String| n != text),
+    };
+    let unicode_normalized = nfc.is_some();
+    let text = nfc.as_deref().unwrap_or(text);
+
     let mut removed = 0;
-    let mut normalised = String::with_capacity(input.len());
-    let mut chars = input.chars().peekable();
+    let mut normalised = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\r' => {
@@ -66,6 +93,9 @@ pub fn clean(input: &str) -> (String, CleaningReport) {
         original_length: input.chars().count(),
         cleaned_length: out.chars().count(),
         control_chars_removed: removed,
+        html_elements_removed,
+        html_removed,
+        unicode_normalized,
     };
     (out, report)
 }
@@ -99,6 +129,24 @@ mod tests {
         assert_eq!(text, "Hello, world!\n\nSecond line\nthird");
         assert_eq!(report.control_chars_removed, 3);
         assert_eq!(report.cleaned_length, text.chars().count());
+    }
+
+    #[test]
+    fn unicode_is_put_in_nfc() {
+        let (text, report) = clean("Cafe\u{301} cre\u{300}me");
+        assert_eq!(text, "Caf\u{e9} cr\u{e8}me");
+        assert!(report.unicode_normalized);
+        assert!(!clean("Café").1.unicode_normalized, "already NFC");
+    }
+
+    #[test]
+    fn html_is_stripped_before_whitespace_cleaning() {
+        let (text, report) = clean("<div><h1>Title</h1><p>One&nbsp;&amp; two</p></div>");
+        assert_eq!(text, "Title\n\nOne & two");
+        assert!(report.html_removed);
+        assert_eq!(report.html_elements_removed, 3);
+        // entities may decode to combining marks: NFC runs after
+        assert_eq!(clean("e&#x301;t&eacute;").0, "\u{e9}t\u{e9}");
     }
 
     #[test]

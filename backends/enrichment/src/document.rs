@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::clean::CleaningReport;
+use crate::entities::Entity;
 use crate::error::ApiError;
 use crate::keywords::Keyword;
+use crate::sentiment::Sentiment;
 use crate::stats::Readability;
 
 /// The fields a document may have.
@@ -90,7 +92,8 @@ pub enum SourceStatus {
 /// One entry of the `sources` list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceReport {
-    /// `cleaning`, `language`, `statistics`, `readability`, `keywords` or `external`.
+    /// `cleaning`, `language`, `statistics`, `readability`, `keywords`,
+    /// `sentiment`, `entities` or `external`.
     pub name: String,
     /// Outcome.
     pub status: SourceStatus,
@@ -128,6 +131,14 @@ pub struct EnrichedDocument {
     pub readability: Option<Readability>,
     /// Most frequent non-stopwords.
     pub keywords: Vec<Keyword>,
+    /// Lexicon sentiment (VADER); null when the language is detected as
+    /// another than English.
+    #[serde(default)]
+    pub sentiment: Option<Sentiment>,
+    /// Cities, countries, organisations and people named in the text, in
+    /// order of first appearance.
+    #[serde(default)]
+    pub entities: Vec<Entity>,
     /// What cleaning changed.
     pub cleaning: CleaningReport,
     /// The external source's answer; null when skipped or failed.
@@ -138,6 +149,9 @@ pub struct EnrichedDocument {
     pub warnings: Vec<String>,
     /// True when a source failed (the result is complete otherwise).
     pub degraded: bool,
+    /// True when served from the Redis cache (`REDIS_URL`).
+    #[serde(default)]
+    pub cached: bool,
     /// Time spent, in milliseconds.
     pub duration_ms: f64,
 }

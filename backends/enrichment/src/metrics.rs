@@ -6,8 +6,12 @@
 //! - `enrichment_duration_seconds`: time to enrich a document.
 //! - `enrichment_sources_total{source,status}`: analyses by source and
 //!   status (`ok`, `skipped`, `failed`).
+//! - `enrichment_cache_lookups_total{result}`: Redis cache lookups (only with
+//!   `REDIS_URL`); `result` is `hit`, `miss` or `error` (Redis unreachable,
+//!   slow or skipped after a failure: the document was computed).
+//! - `enrichment_cache_store_errors_total`: results that could not be stored.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
 use crate::document::{EnrichedDocument, SourceStatus};
 
@@ -17,6 +21,17 @@ pub struct EnrichmentMetrics {
     requests: IntCounterVec,
     duration: Histogram,
     sources: IntCounterVec,
+    /// The cache's collectors, handed to the cache.
+    pub cache: CacheMetrics,
+}
+
+/// Collectors of the Redis cache.
+#[derive(Clone)]
+pub struct CacheMetrics {
+    /// `enrichment_cache_lookups_total{result}`.
+    pub lookups: IntCounterVec,
+    /// `enrichment_cache_store_errors_total`.
+    pub store_errors: IntCounter,
 }
 
 impl EnrichmentMetrics {
@@ -44,10 +59,27 @@ impl EnrichmentMetrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(sources.clone()))?;
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "enrichment_cache_lookups_total",
+                "Redis cache lookups, by result (hit, miss, error)",
+            ),
+            &["result"],
+        )?;
+        let store_errors = IntCounter::new(
+            "enrichment_cache_store_errors_total",
+            "Enriched documents that could not be stored in the Redis cache",
+        )?;
+        registry.register(Box::new(lookups.clone()))?;
+        registry.register(Box::new(store_errors.clone()))?;
         Ok(Self {
             requests,
             duration,
             sources,
+            cache: CacheMetrics {
+                lookups,
+                store_errors,
+            },
         })
     }
 

@@ -169,6 +169,8 @@ async fn computes_fields_of_a_known_text() {
             "statistics",
             "readability",
             "keywords",
+            "sentiment",
+            "entities",
             "external"
         ]
     );

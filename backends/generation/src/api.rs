@@ -7,6 +7,9 @@
 //! `validation_error`; a full admission queue is a 503 `overloaded` with
 //! `Retry-After: 1`.
 //!
+//! Admitted requests are generated on the `WORKER_PROCESSES` generation
+//! threads ([`crate::pool`]), with their priority.
+//!
 //! Response: `{"text", "model", "tokens", "cached", "duration_ms", "seed"}`.
 //! With a `seed` the text is deterministic and the result is cached for
 //! `CACHE_TTL_SECONDS` under (prompt, max_tokens, seed); a hit answers
@@ -91,6 +94,16 @@ pub async fn generate(
     State(state): State<AppState>,
     ValidJson(request): ValidJson<GenerateRequest>,
 ) -> Result<Json<GenerateResponse>, ApiError> {
+    respond(&state, request, "sync").await.map(Json)
+}
+
+/// Answers one generation request (validation, cache, admission, generation,
+/// metrics); `channel` is the `type` label of `generation_requests_total`.
+pub async fn respond(
+    state: &AppState,
+    request: GenerateRequest,
+    channel: &str,
+) -> Result<GenerateResponse, ApiError> {
     let started = Instant::now();
     let max_tokens = request.validate()?;
     let metrics = state.metrics();
@@ -100,7 +113,10 @@ pub async fn generate(
         .filter(|_| state.cache().is_enabled())
         .map(|seed| (request.prompt.clone(), max_tokens, seed));
 
-    let cached = key.as_ref().and_then(|k| state.cache().get(k));
+    let cached = match &key {
+        Some(k) => state.cache().get(k).await,
+        None => None,
+    };
     if key.is_some() {
         if cached.is_some() {
             metrics.cache_hits.inc();
@@ -113,12 +129,23 @@ pub async fn generate(
     let (generation, was_cached) = match cached {
         Some(generation) => (generation, true),
         None => {
-            let _permit = state.gate().acquire(request.priority).await.map_err(|_| {
+            let permit = state.gate().acquire(request.priority).await.map_err(|_| {
                 ApiError::overloaded("too many generation requests are waiting; retry later", 1)
             })?;
-            let generation = model.generate(&request.prompt, max_tokens as usize, seed);
+            let shared = state.shared_model();
+            let prompt = request.prompt;
+            let generation = state
+                .pool()
+                .run(request.priority, move || {
+                    // the slot is held until the generation ends, even if the
+                    // caller went away meanwhile
+                    let _permit = permit;
+                    shared.generate(&prompt, max_tokens as usize, seed)
+                })
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             if let Some(key) = key {
-                state.cache().insert(key, generation.clone());
+                state.cache().insert(key, generation.clone()).await;
             }
             (generation, false)
         }
@@ -127,16 +154,16 @@ pub async fn generate(
     let elapsed = started.elapsed();
     metrics
         .requests
-        .with_label_values(&[model.name(), "sync"])
+        .with_label_values(&[model.name(), channel])
         .inc();
     metrics.duration.observe(elapsed.as_secs_f64());
     let Generation { text, tokens } = generation;
-    Ok(Json(GenerateResponse {
+    Ok(GenerateResponse {
         text,
         model: model.name().to_owned(),
         tokens,
         cached: was_cached,
         duration_ms: (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
         seed,
-    }))
+    })
 }

@@ -4,11 +4,10 @@
 //! - `POST /generate`: see [`crate::api`];
 //! - `GET /health`: liveness, 200 while the process serves;
 //! - `GET /ready`: readiness, 200 `{"status":"ready","model",...}` once the
-//!   model is trained (the server only listens after that);
+//!   model is loaded or trained (the server only listens after that);
 //! - `GET /metrics`: Prometheus text format.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -20,10 +19,11 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::api::{self, CacheKey};
-use crate::cache::TtlCache;
+use crate::cache::ResultCache;
 use crate::config::Config;
 use crate::metrics::GenerationMetrics;
-use crate::model::{Generation, NgramModel, TrainError};
+use crate::model::{Generation, ModelFileError, NgramModel, TrainError};
+use crate::pool::{GenerationPool, PoolError};
 use crate::queue::PriorityGate;
 use crate::telemetry::HttpObserver;
 use crate::SERVICE;
@@ -35,30 +35,24 @@ pub const EMBEDDED_CORPUS: &str = include_str!("../corpus/aesop.txt");
 pub const EMBEDDED_MODEL_NAME: &str = "trigram-aesop";
 
 /// Why the service cannot start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// The corpus file cannot be read.
-    Corpus(String, std::io::Error),
+    /// The model file (`GENERATION_MODEL_PATH`) cannot be loaded.
+    #[error("cannot load GENERATION_MODEL_PATH={0}")]
+    Model(ModelFileError),
     /// The corpus cannot be trained on.
+    #[error("cannot train the model: {0}")]
     Train(TrainError),
+    /// The generation threads cannot start.
+    #[error(transparent)]
+    Pool(PoolError),
     /// A metric cannot be registered.
+    #[error("cannot register metrics: {0}")]
     Metrics(prometheus::Error),
     /// The server failed.
+    #[error("server error: {0}")]
     Io(std::io::Error),
 }
-
-impl std::fmt::Display for StartupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Corpus(path, e) => write!(f, "cannot read GENERATION_MODEL_PATH={path}: {e}"),
-            Self::Train(e) => write!(f, "cannot train the model: {e}"),
-            Self::Metrics(e) => write!(f, "cannot register metrics: {e}"),
-            Self::Io(e) => write!(f, "server error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StartupError {}
 
 /// Shared state of the handlers; cheap to clone.
 #[derive(Clone)]
@@ -67,9 +61,10 @@ pub struct AppState {
 }
 
 struct Shared {
-    model: NgramModel,
-    cache: TtlCache<CacheKey, Generation>,
+    model: Arc<NgramModel>,
+    cache: ResultCache<CacheKey, Generation>,
     gate: PriorityGate,
+    pool: GenerationPool,
     metrics: GenerationMetrics,
     registry: Registry,
 }
@@ -87,11 +82,13 @@ impl AppState {
             config.max_queue,
             metrics.queue.clone(),
         );
+        let pool = GenerationPool::new(config.workers).map_err(StartupError::Pool)?;
         Ok(Self {
             inner: Arc::new(Shared {
-                model,
-                cache: TtlCache::new(config.cache_ttl, config.cache_capacity),
+                model: Arc::new(model),
+                cache: ResultCache::new(config.cache_ttl, config.cache_capacity),
                 gate,
+                pool,
                 metrics,
                 registry,
             }),
@@ -103,9 +100,19 @@ impl AppState {
         &self.inner.model
     }
 
+    /// The trained model, shared (for the generation threads).
+    pub fn shared_model(&self) -> Arc<NgramModel> {
+        Arc::clone(&self.inner.model)
+    }
+
     /// The result cache.
-    pub fn cache(&self) -> &TtlCache<CacheKey, Generation> {
+    pub fn cache(&self) -> &ResultCache<CacheKey, Generation> {
         &self.inner.cache
+    }
+
+    /// The generation threads.
+    pub fn pool(&self) -> &GenerationPool {
+        &self.inner.pool
     }
 
     /// The admission gate.
@@ -119,21 +126,14 @@ impl AppState {
     }
 }
 
-/// Trains the model from `config.model_path`, or from the embedded corpus.
-/// The model is named `trigram-<file stem>` (`trigram-aesop` when embedded).
+/// Loads the model file `config.model_path` (written by `api-generation
+/// train`), or trains `trigram-aesop` from the embedded corpus when unset.
 pub fn load_model(config: &Config) -> Result<NgramModel, StartupError> {
     match &config.model_path {
         None => {
             NgramModel::train(EMBEDDED_MODEL_NAME, EMBEDDED_CORPUS).map_err(StartupError::Train)
         }
-        Some(path) => {
-            let corpus = std::fs::read_to_string(path)
-                .map_err(|e| StartupError::Corpus(path.display().to_string(), e))?;
-            let stem = Path::new(path)
-                .file_stem()
-                .map_or_else(|| "custom".into(), |s| s.to_string_lossy());
-            NgramModel::train(format!("trigram-{stem}"), &corpus).map_err(StartupError::Train)
-        }
+        Some(path) => NgramModel::load(path).map_err(StartupError::Model),
     }
 }
 
@@ -148,7 +148,12 @@ pub fn router(config: &Config) -> Result<Router, StartupError> {
         model = state.model().name(),
         vocabulary = state.model().vocabulary_size(),
         corpus_tokens = state.model().corpus_tokens(),
-        "model trained"
+        source = config
+            .model_path
+            .as_deref()
+            .map_or_else(|| "embedded corpus".into(), |p| p.display().to_string()),
+        workers = state.pool().threads(),
+        "model ready"
     );
     let routes = Router::new()
         .route("/generate", post(api::generate))
@@ -185,6 +190,7 @@ async fn ready(State(state): State<AppState>) -> Json<serde_json::Value> {
         "service": SERVICE,
         "model": state.model().name(),
         "available_slots": state.gate().available(),
+        "workers": state.pool().threads(),
     }))
 }
 

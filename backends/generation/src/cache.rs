@@ -1,97 +1,57 @@
-//! In-memory result cache with a time-to-live and a size bound.
+//! The result cache: a [`moka`] cache with a time-to-live and a size bound.
 //!
-//! Entries expire `ttl` after insertion (expired entries are never returned
-//! and are dropped lazily). When the cache holds `capacity` entries, an insert
-//! first drops every expired entry, then the oldest one. A zero `ttl` or
-//! `capacity` disables the cache (`get` always misses, `insert` does nothing).
+//! Entries expire `ttl` after insertion (`CACHE_TTL_SECONDS`); at most
+//! `capacity` entries are kept (`GENERATION_CACHE_CAPACITY`), moka evicting
+//! the least useful ones (TinyLFU) beyond. A zero `ttl` or `capacity`
+//! disables the cache: `get` always misses and `insert` does nothing.
 
-use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A TTL cache safe to share between tasks.
-#[derive(Debug)]
-pub struct TtlCache<K, V> {
-    ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
+/// Longest accepted time-to-live (moka refuses more than 1000 years; ten
+/// years is far beyond any useful cache lifetime).
+pub const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A TTL cache safe to share between tasks; clones share the entries.
+#[derive(Clone)]
+pub struct ResultCache<K, V> {
+    inner: Option<moka::future::Cache<K, V>>,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    /// A cache keeping entries for `ttl`, at most `capacity` of them.
+impl<K, V> ResultCache<K, V>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache keeping entries for `ttl` (at most [`MAX_TTL`]), at most
+    /// `capacity` of them.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
+        let enabled = !ttl.is_zero() && capacity > 0;
         Self {
-            ttl,
-            capacity,
-            entries: Mutex::new(HashMap::new()),
+            inner: enabled.then(|| {
+                moka::future::Cache::builder()
+                    .max_capacity(u64::try_from(capacity).unwrap_or(u64::MAX))
+                    .time_to_live(ttl.min(MAX_TTL))
+                    .build()
+            }),
         }
     }
 
     /// False when the cache was configured off (zero TTL or capacity).
     pub fn is_enabled(&self) -> bool {
-        !self.ttl.is_zero() && self.capacity > 0
+        self.inner.is_some()
     }
 
     /// The value stored under `key`, if not expired.
-    pub fn get(&self, key: &K) -> Option<V> {
-        self.get_at(key, Instant::now())
+    pub async fn get(&self, key: &K) -> Option<V> {
+        self.inner.as_ref()?.get(key).await
     }
 
     /// Stores `value` under `key`, replacing any previous value.
-    pub fn insert(&self, key: K, value: V) {
-        self.insert_at(key, value, Instant::now());
-    }
-
-    /// Number of entries held, expired ones included.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// True when no entry is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn get_at(&self, key: &K, now: Instant) -> Option<V> {
-        if !self.is_enabled() {
-            return None;
+    pub async fn insert(&self, key: K, value: V) {
+        if let Some(cache) = &self.inner {
+            cache.insert(key, value).await;
         }
-        let mut entries = self.lock();
-        match entries.get(key) {
-            Some((stored, value)) if now.duration_since(*stored) < self.ttl => Some(value.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn insert_at(&self, key: K, value: V, now: Instant) {
-        if !self.is_enabled() {
-            return;
-        }
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            let ttl = self.ttl;
-            entries.retain(|_, (stored, _)| now.duration_since(*stored) < ttl);
-            if entries.len() >= self.capacity {
-                let oldest = entries
-                    .iter()
-                    .min_by_key(|(_, (stored, _))| *stored)
-                    .map(|(k, _)| k.clone());
-                if let Some(oldest) = oldest {
-                    entries.remove(&oldest);
-                }
-            }
-        }
-        entries.insert(key, (now, value));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
-        // A panic while holding the lock cannot leave the map inconsistent.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -99,35 +59,32 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hit_until_expiry() {
-        let cache = TtlCache::new(Duration::from_secs(10), 10);
-        let t0 = Instant::now();
-        cache.insert_at("k", 1, t0);
-        assert_eq!(cache.get_at(&"k", t0 + Duration::from_secs(9)), Some(1));
-        assert_eq!(cache.get_at(&"k", t0 + Duration::from_secs(10)), None);
-        assert!(cache.is_empty(), "expired entry is dropped on read");
+    #[tokio::test]
+    async fn hit_until_expiry() {
+        let cache = ResultCache::new(Duration::from_millis(300), 10);
+        cache.insert("k", 1).await;
+        assert_eq!(cache.get(&"k").await, Some(1));
+        assert_eq!(cache.get(&"other").await, None);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(cache.get(&"k").await, None, "expired");
     }
 
-    #[test]
-    fn evicts_oldest_when_full() {
-        let cache = TtlCache::new(Duration::from_secs(100), 2);
-        let t0 = Instant::now();
-        cache.insert_at("a", 1, t0);
-        cache.insert_at("b", 2, t0 + Duration::from_secs(1));
-        cache.insert_at("c", 3, t0 + Duration::from_secs(2));
-        let now = t0 + Duration::from_secs(3);
-        assert_eq!(cache.get_at(&"a", now), None);
-        assert_eq!(cache.get_at(&"b", now), Some(2));
-        assert_eq!(cache.get_at(&"c", now), Some(3));
+    #[tokio::test]
+    async fn zero_ttl_or_capacity_disables() {
+        for cache in [
+            ResultCache::new(Duration::ZERO, 10),
+            ResultCache::new(Duration::from_secs(10), 0),
+        ] {
+            cache.insert("k", 1).await;
+            assert!(!cache.is_enabled());
+            assert_eq!(cache.get(&"k").await, None);
+        }
     }
 
-    #[test]
-    fn zero_ttl_disables() {
-        let cache = TtlCache::new(Duration::ZERO, 10);
-        cache.insert("k", 1);
-        assert!(!cache.is_enabled());
-        assert_eq!(cache.get(&"k"), None);
-        assert!(cache.is_empty());
+    #[tokio::test]
+    async fn huge_ttl_is_capped_not_a_panic() {
+        let cache = ResultCache::new(Duration::from_secs(u64::MAX), 10);
+        cache.insert("k", 1).await;
+        assert_eq!(cache.get(&"k").await, Some(1));
     }
 }

@@ -4,8 +4,9 @@
 //! |---|---|---|
 //! | `HOST` | listen address | `127.0.0.1` |
 //! | `PORT` | listen port | `8001` |
-//! | `GENERATION_MODEL_PATH` | UTF-8 corpus text file the model is trained from at start-up | the embedded corpus (`corpus/aesop.txt`) |
-//! | `CACHE_TTL_SECONDS` | lifetime of cached results; `0` disables the cache | `3600` |
+//! | `GENERATION_MODEL_PATH` | model file written by `api-generation train` (see [`crate::model::file`]), loaded at start-up | unset: a model trained at start-up from the embedded corpus (`corpus/aesop.txt`) |
+//! | `WORKER_PROCESSES` | generation threads (see [`crate::pool`]) | the number of CPUs |
+//! | `CACHE_TTL_SECONDS` | lifetime of cached results; `0` disables the cache; at most 315360000 (10 years) | `3600` |
 //! | `GENERATION_CACHE_CAPACITY` | most results kept in the cache | `10000` |
 //! | `MAX_CONCURRENT_REQUESTS` | generations running at once | `100` |
 //! | `MAX_QUEUE_SIZE` | requests allowed to wait for a slot; more get 503 | `1000` |
@@ -27,8 +28,11 @@ pub struct Config {
     pub host: String,
     /// Listen port (`PORT`).
     pub port: u16,
-    /// Corpus to train from (`GENERATION_MODEL_PATH`); `None` = embedded corpus.
+    /// Model file to load (`GENERATION_MODEL_PATH`); `None` = train from the
+    /// embedded corpus.
     pub model_path: Option<PathBuf>,
+    /// Generation threads (`WORKER_PROCESSES`, at least 1).
+    pub workers: usize,
     /// Cache entry lifetime (`CACHE_TTL_SECONDS`); zero disables the cache.
     pub cache_ttl: Duration,
     /// Cache size bound (`GENERATION_CACHE_CAPACITY`).
@@ -47,6 +51,7 @@ impl Default for Config {
             host: "127.0.0.1".to_owned(),
             port: DEFAULT_PORT,
             model_path: None,
+            workers: default_workers(),
             cache_ttl: Duration::from_secs(3600),
             cache_capacity: 10_000,
             max_concurrent: 100,
@@ -68,18 +73,37 @@ impl Config {
                 reason: "must be at least 1".to_owned(),
             });
         }
+        let workers = env::parse_or("WORKER_PROCESSES", d.workers)?;
+        if workers == 0 {
+            return Err(ConfigError {
+                var: "WORKER_PROCESSES".to_owned(),
+                value: "0".to_owned(),
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        let ttl: u64 = env::parse_or("CACHE_TTL_SECONDS", d.cache_ttl.as_secs())?;
+        if ttl > crate::cache::MAX_TTL.as_secs() {
+            return Err(ConfigError {
+                var: "CACHE_TTL_SECONDS".to_owned(),
+                value: ttl.to_string(),
+                reason: format!("must be at most {}", crate::cache::MAX_TTL.as_secs()),
+            });
+        }
         Ok(Self {
             host: env::string("HOST").unwrap_or(d.host),
             port: env::parse_or("PORT", d.port)?,
             model_path: env::string("GENERATION_MODEL_PATH").map(PathBuf::from),
-            cache_ttl: Duration::from_secs(env::parse_or(
-                "CACHE_TTL_SECONDS",
-                d.cache_ttl.as_secs(),
-            )?),
+            workers,
+            cache_ttl: Duration::from_secs(ttl),
             cache_capacity: env::parse_or("GENERATION_CACHE_CAPACITY", d.cache_capacity)?,
             max_concurrent,
             max_queue: env::parse_or("MAX_QUEUE_SIZE", d.max_queue)?,
             body_limit: env::parse_or("BODY_LIMIT_BYTES", d.body_limit)?,
         })
     }
+}
+
+/// Default of `WORKER_PROCESSES`: the number of CPUs the process may use.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }

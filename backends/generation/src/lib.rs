@@ -1,5 +1,7 @@
 //! api-generation: text generation from a word-level trigram model, behind a
-//! TTL result cache and a priority admission queue.
+//! TTL result cache and a priority admission queue, on dedicated generation
+//! threads. `api-generation train CORPUS -o MODEL` writes a model file
+//! ([`cli`]).
 //!
 //! The crate is a library with a thin binary (`src/main.rs`) so that tests can
 //! start the real server on an ephemeral port with [`serve`].
@@ -20,9 +22,11 @@ pub mod telemetry;
 pub mod api;
 pub mod app;
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod model;
+pub mod pool;
 pub mod prng;
 pub mod queue;
 pub mod tokenizer;

@@ -6,6 +6,10 @@ use api_generation::{http, router, shutdown, telemetry, Config, SERVICE};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `api-generation train ...` (and --help): see `cli`; no subcommand serves.
+    if let Some(code) = api_generation::cli::dispatch() {
+        return code;
+    }
     if let Some(warning) = telemetry::init_logging() {
         tracing::warn!(service = SERVICE, "{warning}");
     }

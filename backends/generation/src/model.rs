@@ -17,11 +17,17 @@
 //! from one [`SplitMix64`] stream seeded by the request, and every distribution
 //! is stored in token-id order, so a (prompt, max_tokens, seed) triple always
 //! yields the same text for a given corpus.
+//!
+//! A trained model can be saved to and loaded from a file: see [`file`].
 
 use std::collections::HashMap;
 
 use crate::prng::SplitMix64;
 use crate::tokenizer::{self, ends_sentence};
+
+pub mod file;
+
+pub use file::ModelFileError;
 
 /// Probability, in percent, of sampling from the trigram counts when the
 /// two-token context was seen in the corpus.

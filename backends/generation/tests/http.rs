@@ -318,13 +318,19 @@ async fn probes_metrics_and_request_id() {
 }
 
 #[tokio::test]
-async fn trains_from_generation_model_path() {
+async fn loads_the_model_file_named_by_generation_model_path() {
     let dir = std::env::temp_dir().join(format!("api-generation-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("tiny.txt");
-    std::fs::write(&path, "The cat sat on the mat.\n\nThe dog sat on the log.").expect("write");
+    let corpus = dir.join("tiny.txt");
+    std::fs::write(
+        &corpus,
+        "The cat sat on the mat.\n\nThe dog sat on the log.",
+    )
+    .expect("write");
+    let model = dir.join("tiny.model");
+    api_generation::cli::train(&corpus, &model, None).expect("trains");
     let server = Server::start(Config {
-        model_path: Some(path),
+        model_path: Some(model),
         ..Config::default()
     })
     .await;
@@ -349,19 +355,19 @@ async fn trains_from_generation_model_path() {
 }
 
 #[tokio::test]
-async fn missing_corpus_fails_to_start() {
+async fn missing_model_file_fails_to_start() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let config = Config {
-        model_path: Some("/nonexistent/corpus.txt".into()),
+        model_path: Some("/nonexistent/model.bin".into()),
         ..Config::default()
     };
     let error = serve(listener, config, async {})
         .await
-        .expect_err("no corpus");
+        .expect_err("no model file");
     assert!(
-        error.to_string().contains("/nonexistent/corpus.txt"),
+        error.to_string().contains("/nonexistent/model.bin"),
         "{error}"
     );
 }
