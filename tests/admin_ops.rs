@@ -237,27 +237,23 @@ async fn upstream_connection_and_in_flight_gauges() {
         series(&text, "gateway_upstream_connections_opened_total", &labels),
         Some(3.0)
     );
-    // the next request reuses a pooled connection instead of opening one
-    assert_eq!(reqwest::get(gw.url("/r/y")).await.unwrap().status(), 200);
+    // the next requests reuse pooled connections instead of opening new ones (pingora
+    // may still open one now and then when it cannot take a pooled connection back
+    // from its idle watcher in time: count every request, require reuse)
+    for _ in 0..3 {
+        assert_eq!(reqwest::get(gw.url("/r/y")).await.unwrap().status(), 200);
+    }
     let text = scrape().await;
-    assert_eq!(
-        series(&text, "gateway_upstream_connections_reused_total", &labels),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        series(&text, "gateway_upstream_connections_opened_total", &labels),
-        Some(3.0)
-    );
+    let opened = series(&text, "gateway_upstream_connections_opened_total", &labels).unwrap();
+    let reused = series(&text, "gateway_upstream_connections_reused_total", &labels).unwrap();
+    assert_eq!(opened + reused, 6.0, "{text}");
+    assert!(reused >= 1.0, "{text}");
     let (_, ups) = admin(&c, &gw, "/admin/upstreams").await;
     let pool = &ups["slow"]["connections"];
+    assert_eq!(pool["in_use"], 0, "{ups}");
+    assert!(pool["idle"].as_u64().unwrap() >= 1, "{ups}");
     assert_eq!(
-        (pool["in_use"].as_u64(), pool["idle"].as_u64()),
-        (Some(0), Some(3)),
-        "{ups}"
-    );
-    assert_eq!(
-        (pool["opened"].as_u64(), pool["reused"].as_u64()),
-        (Some(3), Some(1))
+        (pool["opened"].as_f64(), pool["reused"].as_f64()),
+        (Some(opened), Some(reused))
     );
 }
