@@ -7,7 +7,8 @@
 //! - the connections open to a target are read from the kernel at scrape time
 //!   ([`open_by_remote`]: this process's established TCP sockets, by remote address);
 //!   the ones not carrying a proxied request are `idle` (pingora's keep-alive pool,
-//!   plus keep-alive connections of the flow steps' HTTP client).
+//!   plus keep-alive connections of the flow steps' HTTP client, and a health probe's
+//!   connection while it runs).
 //!
 //! [`Pick`]: super::Pick
 
