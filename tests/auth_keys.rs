@@ -110,10 +110,19 @@ async fn api_keys_basic_auth_and_rbac() {
     let gw = start(up.addr, None);
     let c = reqwest::Client::new();
 
-    // good key: the upstream sees the request without the key; the log names alice
-    let (s, body) = get(&c, &gw, "/keyed", Some(ALICE)).await;
-    assert_eq!(s, 200, "{body}");
+    // good key: the upstream sees the request without the key, and the consumer in
+    // X-User-Id (a client-sent copy is replaced); the log names alice
+    let r = c
+        .get(gw.url("/keyed"))
+        .header("x-api-key", ALICE)
+        .header("x-user-id", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["headers"].get("x-api-key").is_none(), "{body}");
+    assert_eq!(body["headers"]["x-user-id"], "alice", "{body}");
     // wrong and missing keys
     let r = c
         .get(gw.url("/keyed"))
@@ -172,12 +181,14 @@ async fn api_keys_basic_auth_and_rbac() {
         let r = c
             .get(gw.url("/basic"))
             .header("authorization", basic("carol", PASSWORD))
+            .header("x-user-id", "forged")
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
         let body: serde_json::Value = r.json().await.unwrap();
         assert!(body["headers"].get("authorization").is_none(), "{body}");
+        assert_eq!(body["headers"]["x-user-id"], "carol", "{body}");
     }
     for (u, p) in [("carol", "wrong"), ("mallory", PASSWORD)] {
         let r = c

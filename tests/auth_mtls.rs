@@ -320,6 +320,8 @@ upstreams:
 routes:
   - {{ name: with, match: {{ path_prefix: /with }}, upstream: with_cert }}
   - {{ name: without, match: {{ path_prefix: /without }}, upstream: without_cert }}
+  - {{ name: flow-with, match: {{ path: /flow/with }}, pipeline: [{{ upstream: with_cert, path: /step }}] }}
+  - {{ name: flow-without, match: {{ path: /flow/without }}, pipeline: [{{ upstream: without_cert, path: /step }}] }}
 "#,
         gw_crt.display(),
         gw_key.display(),
@@ -339,6 +341,26 @@ routes:
     })
     .await;
     assert!(refused.is_some(), "{}", gw.logs());
+
+    // flow steps present the pool's certificate too, and verify `host`'s certificate
+    let c = reqwest::Client::new();
+    let r = c
+        .post(gw.url("/flow/with"))
+        .json(&serde_json::json!({"prompt": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(b["result"]["upstream"], "backend", "{b}");
+    assert_eq!(b["result"]["path"], "/step", "{b}");
+    let r = c
+        .post(gw.url("/flow/without"))
+        .json(&serde_json::json!({"prompt": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_server_error(), "{}", r.status());
 }
 
 fn check(text: &str) -> String {

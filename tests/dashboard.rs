@@ -71,6 +71,17 @@ async fn dashboard_shows_live_values_in_a_browser() {
         "{dom}"
     );
     assert!(dom.contains("healthy"), "{dom}");
+    // the pool line: nothing in flight or in use now, idle connections observed
+    assert!(
+        dom.contains(r#"<span data-field="in-flight">0</span>"#)
+            && dom.contains(r#"<span data-field="in-use">0</span>"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<span data-field="idle">"#)
+            && !dom.contains(r#"<span data-field="idle">–</span>"#),
+        "{dom}"
+    );
     assert!(dom.contains(r#"<td data-key="no_route">1</td>"#), "{dom}");
 
     // a wrong token shows the login form, not data

@@ -2,8 +2,10 @@
 //! comes from the admin API), and the admin API, which needs
 //! `Authorization: Bearer $ADMIN_TOKEN` and is disabled when `ADMIN_TOKEN` is unset:
 //! `POST /admin/reload`, `GET /admin/upstreams`, `GET /admin/routes`,
-//! `GET /admin/config` (secrets redacted), `GET /admin/summary` (the dashboard's view).
+//! `GET /admin/config` (secrets redacted), `GET /admin/summary` (the dashboard's view),
+//! `GET /admin/jobs/{id}` (a job's whole record, whoever owns it).
 
+mod jobs;
 mod redact;
 mod summary;
 
@@ -184,6 +186,19 @@ impl ServeHttp for AdminApp {
                         "wrong method for this endpoint",
                     ),
                 }
+            }
+            (_, p) if p.starts_with("/admin/jobs/") => {
+                if let Err(r) = self.authorize(session) {
+                    return *r;
+                }
+                if method != http::Method::GET {
+                    return err(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "method_not_allowed",
+                        "wrong method for this endpoint",
+                    );
+                }
+                jobs::job(&self.gw, &p["/admin/jobs/".len()..]).await
             }
             _ => err(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
         }

@@ -1,7 +1,9 @@
 //! One call of a flow step through an upstream pool, like a proxied request: the pool
 //! chooses the target (balancing, health, breakers), the pick's outcome feeds the
 //! breaker, outlier detection and latency, the pool's timeouts bound each try, and its
-//! retry policy (tries, backoff, budget, `on`) decides retries.
+//! retry policy (tries, backoff, budget, `on`) decides retries. Over TLS, the pool's
+//! `tls:` material applies as for proxied requests: the client certificate (upstream
+//! mTLS), the CAs, and the name verified (`host` when set, else the address).
 
 use crate::config::{RetryKind, RetryOn};
 use crate::upstream::{backoff, NoTarget, Outcome, Pool};
@@ -12,28 +14,67 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// HTTP clients for step calls, one per connect timeout (reqwest sets it per client);
-/// each keeps its own keep-alive connections.
+/// What sets a step client apart (reqwest fixes these per client): the connect
+/// timeout, the pool's TLS material, and for TLS with a `host`, the name pinned to the
+/// target's address (so the certificate is verified for `host`, as pingora does).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    connect: Duration,
+    tls: Option<u64>,
+    pin: Option<(String, SocketAddr)>,
+}
+
+/// Most step clients kept; beyond, the map starts over (DNS-discovered targets come
+/// and go; pinned clients are per target).
+const MAX_CLIENTS: usize = 256;
+
+/// HTTP clients for step calls, one per [`ClientKey`]; each keeps its own keep-alive
+/// connections.
 #[derive(Default)]
 pub struct Clients {
-    by_connect: Mutex<HashMap<Duration, reqwest::Client>>,
+    by_key: Mutex<HashMap<ClientKey, reqwest::Client>>,
 }
 
 impl Clients {
-    fn get(&self, connect: Duration) -> Result<reqwest::Client, String> {
-        let mut map = self.by_connect.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = map.get(&connect) {
+    fn get(&self, key: ClientKey, pool: &Pool) -> Result<reqwest::Client, String> {
+        let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(&key) {
             return Ok(c.clone());
         }
-        let c = reqwest::Client::builder()
-            .connect_timeout(connect)
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(key.connect)
             .pool_idle_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(tls) = &pool.tls {
+            b = tls.apply_to_client(b);
+        }
+        if let Some((host, addr)) = &key.pin {
+            b = b.resolve(host, *addr);
+        }
+        let c = b
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        map.insert(connect, c.clone());
+        if map.len() >= MAX_CLIENTS {
+            map.clear();
+        }
+        map.insert(key, c.clone());
         Ok(c)
     }
+}
+
+/// The name to verify a TLS target's certificate for: `host` without a port.
+fn tls_name(pool: &Pool) -> Option<String> {
+    if !pool.config.tls.enabled() {
+        return None;
+    }
+    let host = pool.config.host.as_deref()?;
+    let a: http::uri::Authority = host.parse().ok()?;
+    Some(
+        a.host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    )
 }
 
 /// A step's call.
@@ -101,8 +142,8 @@ pub async fn call(clients: &Clients, c: Call<'_>) -> Result<Answer, StepError> {
     let cfg = &c.pool.config;
     let attempts = cfg.retry.as_ref().map_or(1, |r| r.attempts.max(1));
     let t = &cfg.timeouts;
-    let client = clients.get(t.connect.get()).map_err(StepError::Other)?;
     let scheme = if cfg.tls.enabled() { "https" } else { "http" };
+    let name = tls_name(c.pool);
     let mut tried: SmallVec<[SocketAddr; 4]> = SmallVec::new();
     let mut last = StepError::Other("not tried".into());
     for attempt in 0..attempts {
@@ -135,7 +176,19 @@ pub async fn call(clients: &Clients, c: Call<'_>) -> Result<Answer, StepError> {
             }
         };
         tried.push(pick.addr);
-        let url = format!("{scheme}://{}{}", pick.addr, c.path);
+        let key = ClientKey {
+            connect: t.connect.get(),
+            tls: c.pool.tls.as_ref().map(|t| t.group_key()),
+            pin: name.clone().map(|n| (n, pick.addr)),
+        };
+        let client = clients.get(key, c.pool).map_err(StepError::Other)?;
+        let url = match &name {
+            Some(n) if n.contains(':') => {
+                format!("{scheme}://[{n}]:{}{}", pick.addr.port(), c.path)
+            }
+            Some(n) => format!("{scheme}://{n}:{}{}", pick.addr.port(), c.path),
+            None => format!("{scheme}://{}{}", pick.addr, c.path),
+        };
         let mut req = client
             .post(&url)
             .timeout(t.connect.get() + t.read.get())

@@ -254,6 +254,23 @@ impl ProxyHttp for GatewayProxy {
         Ok(Box::new(peer))
     }
 
+    /// Counts the connection of the request's target (new or from the keep-alive pool).
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&pingora_core::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(p) = ctx.pick.as_mut() {
+            p.connected(reused);
+        }
+        Ok(())
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,

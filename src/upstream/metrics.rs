@@ -4,13 +4,21 @@
 //!   checks pass and the target is not ejected, else 0;
 //! - `gateway_circuit_breaker_state{upstream,target}`: 0 closed, 1 open, 2 half-open;
 //! - `gateway_upstream_retries_total{upstream}`: retries granted by the budget;
-//! - `gateway_upstream_ejections_total{upstream,target}`: outlier ejections.
+//! - `gateway_upstream_ejections_total{upstream,target}`: outlier ejections;
+//! - `gateway_upstream_requests_in_flight{upstream,target}`: requests not finished;
+//! - `gateway_upstream_connections{upstream,target,state}`: `in_use` (carrying a
+//!   proxied request) and `idle` (open without one: the keep-alive pool), see
+//!   [`super::conns`];
+//! - `gateway_upstream_connections_opened_total{upstream,target}` and
+//!   `gateway_upstream_connections_reused_total{upstream,target}`: new and pooled
+//!   connections of proxied requests.
 //!
-//! The two gauges are computed at scrape time from the live pools of every attached
+//! All but the retry and ejection counters are computed at scrape time from the live pools of every attached
 //! [`Registry`], so targets that left a pool leave the output too. Labels are pool
 //! names and target addresses from the configuration or DNS: bounded.
 
 use super::clock;
+use super::conns;
 use super::Registry;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -78,34 +86,82 @@ impl UpstreamMetrics {
     }
 }
 
-fn gauges() -> Result<(IntGaugeVec, IntGaugeVec), prometheus::Error> {
-    Ok((
-        IntGaugeVec::new(
-            Opts::new(
+/// The series computed at scrape time from the live pools.
+struct StateFamilies {
+    healthy: IntGaugeVec,
+    breaker: IntGaugeVec,
+    in_flight: IntGaugeVec,
+    connections: IntGaugeVec,
+    opened: IntCounterVec,
+    reused: IntCounterVec,
+}
+
+impl StateFamilies {
+    fn new() -> Result<Self, prometheus::Error> {
+        let labels = &["upstream", "target"];
+        let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), labels);
+        let counter = |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), labels);
+        Ok(Self {
+            healthy: gauge(
                 "gateway_upstream_target_healthy",
                 "1 when the target passes its health checks and is not ejected",
-            ),
-            &["upstream", "target"],
-        )?,
-        IntGaugeVec::new(
-            Opts::new(
+            )?,
+            breaker: gauge(
                 "gateway_circuit_breaker_state",
                 "Circuit breaker state: 0 closed, 1 open, 2 half-open",
-            ),
-            &["upstream", "target"],
-        )?,
-    ))
+            )?,
+            in_flight: gauge(
+                "gateway_upstream_requests_in_flight",
+                "Requests sent to the target and not finished (proxied requests and flow steps)",
+            )?,
+            connections: IntGaugeVec::new(
+                Opts::new(
+                    "gateway_upstream_connections",
+                    "Connections to the target: in_use carries a proxied request, idle is open without one (keep-alive pool)",
+                ),
+                &["upstream", "target", "state"],
+            )?,
+            opened: counter(
+                "gateway_upstream_connections_opened_total",
+                "New connections made to the target for proxied requests",
+            )?,
+            reused: counter(
+                "gateway_upstream_connections_reused_total",
+                "Proxied requests sent on a pooled keep-alive connection",
+            )?,
+        })
+    }
+
+    fn descs(&self) -> Vec<&Desc> {
+        let mut d = self.healthy.desc();
+        d.extend(self.breaker.desc());
+        d.extend(self.in_flight.desc());
+        d.extend(self.connections.desc());
+        d.extend(self.opened.desc());
+        d.extend(self.reused.desc());
+        d
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut out = self.healthy.collect();
+        out.extend(self.breaker.collect());
+        out.extend(self.in_flight.collect());
+        out.extend(self.connections.collect());
+        out.extend(self.opened.collect());
+        out.extend(self.reused.collect());
+        out
+    }
 }
 
 struct StateCollector {
-    templates: (IntGaugeVec, IntGaugeVec),
+    templates: StateFamilies,
     sources: Arc<Mutex<Vec<Weak<Registry>>>>,
 }
 
 impl StateCollector {
     fn new(sources: Arc<Mutex<Vec<Weak<Registry>>>>) -> Result<Self, prometheus::Error> {
         Ok(Self {
-            templates: gauges()?,
+            templates: StateFamilies::new()?,
             sources,
         })
     }
@@ -113,13 +169,11 @@ impl StateCollector {
 
 impl Collector for StateCollector {
     fn desc(&self) -> Vec<&Desc> {
-        let mut d = self.templates.0.desc();
-        d.extend(self.templates.1.desc());
-        d
+        self.templates.descs()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let Ok((healthy, breaker)) = gauges() else {
+        let Ok(f) = StateFamilies::new() else {
             return Vec::new();
         };
         let regs: Vec<Arc<Registry>> = {
@@ -127,23 +181,48 @@ impl Collector for StateCollector {
             s.iter().filter_map(Weak::upgrade).collect()
         };
         let now = clock::now();
+        let open = conns::open_by_remote();
+        // a pool of the previous table may still be alive during a reload: each
+        // (upstream, target) once
+        let mut seen = std::collections::HashSet::new();
         for reg in regs {
             for pool in reg.live_pools() {
                 for t in &pool.members.load().targets {
+                    if !seen.insert((pool.name.clone(), t.addr)) {
+                        continue;
+                    }
                     let target = t.addr.to_string();
                     let labels = [pool.name.as_str(), target.as_str()];
-                    let ok = t.state.is_healthy() && !t.state.is_ejected_at(now);
-                    healthy.with_label_values(&labels).set(i64::from(ok));
-                    breaker
+                    let s = &t.state;
+                    let ok = s.is_healthy() && !s.is_ejected_at(now);
+                    f.healthy.with_label_values(&labels).set(i64::from(ok));
+                    f.breaker
                         .with_label_values(&labels)
-                        .set(t.state.breaker_state().metric());
+                        .set(s.breaker_state().metric());
+                    f.in_flight
+                        .with_label_values(&labels)
+                        .set(gauge(s.in_flight()));
+                    let (in_use, idle) = conns::split(&s.conns, t.addr, &open);
+                    let conn = |state: &str, v: u64| {
+                        f.connections
+                            .with_label_values(&[labels[0], labels[1], state])
+                            .set(gauge(v));
+                    };
+                    conn("in_use", in_use);
+                    if let Some(idle) = idle {
+                        conn("idle", idle);
+                    }
+                    f.opened.with_label_values(&labels).inc_by(s.conns.opened());
+                    f.reused.with_label_values(&labels).inc_by(s.conns.reused());
                 }
             }
         }
-        let mut out = healthy.collect();
-        out.extend(breaker.collect());
-        out
+        f.collect()
     }
+}
+
+fn gauge(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ mod background;
 pub mod balance;
 mod breaker;
 mod clock;
+pub mod conns;
 pub mod discovery;
 mod ewma;
 pub mod health;

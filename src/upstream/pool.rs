@@ -4,6 +4,7 @@
 
 use super::balance::{self, BackendSelection};
 use super::clock;
+use super::conns;
 use super::metrics::UpstreamMetrics;
 use super::retry::RetryBudget;
 use super::target::{Pick, TargetState};
@@ -239,25 +240,38 @@ impl Pool {
     }
 
     /// JSON view for `GET /admin/upstreams`: every target with its address, weight,
-    /// health, breaker state, in-flight count, ejection end, latency estimate and last
-    /// health-check result.
+    /// health, breaker state, in-flight count, connections, ejection end, latency
+    /// estimate and last health-check result; the pool's in-flight and connection
+    /// totals.
     pub fn snapshot(&self) -> Value {
         let m = self.shared.members.load();
-        let targets: Vec<Value> = m.targets.iter().map(target_json).collect();
+        let open = conns::open_by_remote();
+        let targets: Vec<Value> = m.targets.iter().map(|t| target_json(t, &open)).collect();
+        let sum = |f: &dyn Fn(&Value) -> Option<u64>| -> Option<u64> {
+            targets.iter().map(f).sum::<Option<u64>>()
+        };
         json!({
             "name": self.name,
             "balance": self.config.balance,
             "discovery": self.config.discovery.as_ref().map(|d| &d.dns),
             "available": self.has_available_target(),
             "retry_budget": self.budget.snapshot(),
+            "in_flight": sum(&|t| t["in_flight"].as_u64()),
+            "connections": {
+                "in_use": sum(&|t| t["connections"]["in_use"].as_u64()),
+                "idle": sum(&|t| t["connections"]["idle"].as_u64()),
+                "opened": sum(&|t| t["connections"]["opened"].as_u64()),
+                "reused": sum(&|t| t["connections"]["reused"].as_u64()),
+            },
             "targets": targets,
         })
     }
 }
 
-fn target_json(t: &Target) -> Value {
+fn target_json(t: &Target, open: &conns::OpenConns) -> Value {
     let s = &t.state;
     let h = s.health_record();
+    let (in_use, idle) = conns::split(&s.conns, t.addr, open);
     let ejected_until = s.ejected_for().map(|d| unix_ms(SystemTime::now() + d));
     json!({
         "addr": t.addr.to_string(),
@@ -268,6 +282,12 @@ fn target_json(t: &Target) -> Value {
         "breaker": s.breaker_state(),
         "breaker_failures": s.breaker.consecutive_failures(),
         "in_flight": s.in_flight(),
+        "connections": {
+            "in_use": in_use,
+            "idle": idle,
+            "opened": s.conns.opened(),
+            "reused": s.conns.reused(),
+        },
         "ejected_until_unix_ms": ejected_until,
         "latency_ewma_ms": s.latency_ewma_ns() / 1e6,
         "last_check": h.last_check.map(|at| json!({

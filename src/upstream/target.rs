@@ -5,6 +5,7 @@
 
 use super::breaker::{Breaker, BreakerState};
 use super::clock;
+use super::conns::ConnStats;
 use super::ewma::PeakEwma;
 use super::pool::PoolShared;
 use crate::config::{HealthCheckConfig, OutlierConfig};
@@ -28,6 +29,8 @@ pub struct TargetState {
     outlier: Mutex<OutlierRecord>,
     pub(crate) breaker: Breaker,
     pub(crate) ewma: PeakEwma,
+    /// Connections of proxied requests (opened, reused, in use).
+    pub conns: ConnStats,
 }
 
 /// Active health-check bookkeeping of one target.
@@ -62,6 +65,7 @@ impl TargetState {
             outlier: Mutex::new(OutlierRecord::default()),
             breaker: Breaker::default(),
             ewma: PeakEwma::default(),
+            conns: ConnStats::default(),
         }
     }
 
@@ -263,6 +267,8 @@ pub struct Pick {
     started: Instant,
     probe: bool,
     done: bool,
+    /// Holds a connection (counted in the target's `conns.in_use`).
+    connected: bool,
 }
 
 impl std::fmt::Debug for Pick {
@@ -285,6 +291,16 @@ impl Pick {
             started: Instant::now(),
             probe,
             done: false,
+            connected: false,
+        }
+    }
+
+    /// The request got its connection to the target (`reused`: from the keep-alive
+    /// pool); counted once per pick, released with it.
+    pub fn connected(&mut self, reused: bool) {
+        if !self.connected && !self.done {
+            self.connected = true;
+            self.state.conns.acquire(reused);
         }
     }
 
@@ -335,6 +351,9 @@ impl Pick {
         if !self.done {
             self.done = true;
             self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+            if self.connected {
+                self.state.conns.release();
+            }
             if self.probe {
                 self.state.breaker.release_probe();
             }

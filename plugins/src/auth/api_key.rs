@@ -10,7 +10,7 @@
 //! keys.yaml: `consumers: [{ name: alice, key_sha256: "<hex>", roles: [admin], scopes: [generate] }]`
 //! (`printf %s "$KEY" | sha256sum`).
 
-use super::{deny, Reason};
+use super::{default_consumer_header, deny, ConsumerHeader, Reason};
 use crate::{
     BuildCtx, CredentialKind, Factory, Flow, Identity, Plugin, PluginCtx, PluginFailure,
     PluginMetrics, RequestInfo, SettingsError,
@@ -48,6 +48,10 @@ pub struct ApiKeySettings {
     /// Remove the key (header or query parameter) before the request goes upstream.
     #[serde(default = "yes")]
     pub hide_credentials: bool,
+    /// Request header that carries the consumer's name to the upstream (default
+    /// `X-User-Id`; empty: none). A copy sent by the client is always removed.
+    #[serde(default = "default_consumer_header")]
+    pub consumer_header: String,
 }
 
 /// The key file.
@@ -80,6 +84,7 @@ pub struct ApiKey {
     header_text: String,
     query: Option<String>,
     hide: bool,
+    consumer_header: ConsumerHeader,
     metrics: PluginMetrics,
 }
 
@@ -178,6 +183,7 @@ impl Plugin for ApiKey {
             .auth_requests
             .with_label_values(&[CredentialKind::ApiKey.as_str()])
             .inc();
+        self.consumer_header.strip(req);
         let challenge = Some(format!("ApiKey header=\"{}\"", self.header_text));
         let Some((key, from_query)) = self.key_of(req, info.query) else {
             return Ok(Flow::Respond(deny(
@@ -200,6 +206,7 @@ impl Plugin for ApiKey {
                 "invalid API key",
             )));
         };
+        self.consumer_header.set(req, &identity.consumer);
         ctx.identity = Some(identity.clone());
         if self.hide && !from_query {
             req.remove_header(&self.header);
@@ -255,6 +262,7 @@ impl Factory for ApiKey {
             header_text: s.header,
             query: s.query,
             hide: s.hide_credentials,
+            consumer_header: ConsumerHeader::parse(&s.consumer_header)?,
             metrics: cx.shared.metrics.clone(),
         }))
     }
@@ -282,6 +290,7 @@ mod tests {
             header_text: "X-API-Key".into(),
             query: Some("apikey".into()),
             hide: true,
+            consumer_header: ConsumerHeader::parse("X-User-Id").unwrap(),
             metrics: PluginMetrics::unregistered(),
         };
         assert_eq!(p.find(b"k-alice").unwrap().consumer, "alice");

@@ -9,7 +9,7 @@
 //! - { name: basic_auth, htpasswd_file: users.htpasswd, realm: api }
 //! ```
 
-use super::{deny, parse_duration, Reason};
+use super::{default_consumer_header, deny, parse_duration, ConsumerHeader, Reason};
 use crate::{
     BuildCtx, CredentialKind, Factory, Flow, Identity, Plugin, PluginCtx, PluginFailure,
     PluginMetrics, RequestInfo, SettingsError,
@@ -54,6 +54,10 @@ pub struct BasicSettings {
     /// Remove `Authorization` before the request goes upstream.
     #[serde(default = "yes")]
     pub hide_credentials: bool,
+    /// Request header that carries the user name to the upstream (default
+    /// `X-User-Id`; empty: none). A copy sent by the client is always removed.
+    #[serde(default = "default_consumer_header")]
+    pub consumer_header: String,
 }
 
 pub struct BasicAuth {
@@ -61,6 +65,7 @@ pub struct BasicAuth {
     realm: String,
     ttl: Duration,
     hide: bool,
+    consumer_header: ConsumerHeader,
     /// Salt of the cache keys, random per build.
     salt: [u8; 16],
     cache: Mutex<HashMap<[u8; 32], Instant>>,
@@ -177,6 +182,7 @@ impl Plugin for BasicAuth {
             .auth_requests
             .with_label_values(&[CredentialKind::Basic.as_str()])
             .inc();
+        self.consumer_header.strip(req);
         let (user, password) = match credentials(req) {
             None => return Ok(self.refuse(Reason::Missing, "credentials are required")),
             Some(None) => return Ok(self.refuse(Reason::Malformed, "malformed Basic credentials")),
@@ -189,6 +195,7 @@ impl Plugin for BasicAuth {
             }
             self.remember(key);
         }
+        self.consumer_header.set(req, &user);
         let mut id = Identity::new(user, CredentialKind::Basic);
         id.configured = true;
         ctx.identity = Some(id);
@@ -222,6 +229,7 @@ impl Factory for BasicAuth {
             realm: s.realm,
             ttl,
             hide: s.hide_credentials,
+            consumer_header: ConsumerHeader::parse(&s.consumer_header)?,
             salt: rand::random(),
             cache: Mutex::new(HashMap::new()),
             metrics: cx.shared.metrics.clone(),
@@ -241,6 +249,7 @@ mod tests {
             realm: "api".into(),
             ttl: Duration::from_secs(60),
             hide: true,
+            consumer_header: ConsumerHeader::parse("X-User-Id").unwrap(),
             salt: rand::random(),
             cache: Mutex::new(HashMap::new()),
             metrics: PluginMetrics::unregistered(),

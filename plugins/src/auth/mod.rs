@@ -7,10 +7,12 @@
 mod answer;
 pub mod api_key;
 pub mod basic;
+mod consumer_header;
 mod duration;
 pub mod jwt;
 pub mod rbac;
 pub mod token;
 
 pub use answer::{deny, Reason};
+pub(crate) use consumer_header::{default_consumer_header, ConsumerHeader};
 pub(crate) use duration::parse_duration;

@@ -93,7 +93,8 @@ fn now_rfc3339() -> String {
 /// The job store.
 pub enum Store {
     Memory(Mutex<HashMap<String, (Stored, Instant)>>, Duration),
-    Redis(RedisStore),
+    /// Boxed: a Redis client with TLS support is large.
+    Redis(Box<RedisStore>),
 }
 
 /// Redis: one hash per job (`<prefix>job:<id>`, fields `status`, `stage:<name>`,
@@ -116,12 +117,12 @@ impl Store {
     /// A Redis store on `url` (connected on first use).
     pub fn redis(url: &str, ttl: Duration, prefix: &str) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
-        Ok(Store::Redis(RedisStore {
+        Ok(Store::Redis(Box::new(RedisStore {
             client,
             conn: tokio::sync::OnceCell::new(),
             ttl,
             prefix: prefix.to_string(),
-        }))
+        })))
     }
 
     pub fn kind(&self) -> &'static str {
@@ -211,9 +212,6 @@ impl Store {
                     }
                     if let Some(e) = error {
                         s.view.error = Some(e.to_string());
-                    }
-                    if status.is_final() {
-                        s.spec = None;
                     }
                 }
                 Ok(())
