@@ -24,6 +24,7 @@ pub mod config;
 pub mod document;
 pub mod enrich;
 pub mod external;
+pub mod kafka;
 pub mod keywords;
 pub mod language;
 pub mod metrics;

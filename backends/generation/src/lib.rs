@@ -21,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod kafka;
 pub mod metrics;
 pub mod model;
 pub mod prng;
