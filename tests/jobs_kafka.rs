@@ -74,7 +74,7 @@ fn gateway(broker: &Broker, extra: &[(&str, &str)]) -> Gateway {
     let bootstrap = broker.bootstrap();
     let mut env = vec![
         ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str()),
-        ("KAFKA_PUBLISH_TIMEOUT_MS", "2000"),
+        ("KAFKA_PUBLISH_TIMEOUT_MS", "1000"),
         ("WEBHOOK_SECRET", SECRET),
     ];
     env.extend_from_slice(extra);
