@@ -82,8 +82,11 @@ async fn partitions(c: &StreamConsumer, topic: &str) -> i32 {
 }
 
 fn unsubscribed(s: &Settings) -> Result<StreamConsumer, KafkaError> {
-    base(s)
-        .set("group.id", &s.group_id)
+    let mut c = base(s);
+    if let Some(id) = &s.group_instance_id {
+        c.set("group.instance.id", id);
+    }
+    c.set("group.id", &s.group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
@@ -94,6 +97,12 @@ fn unsubscribed(s: &Settings) -> Result<StreamConsumer, KafkaError> {
             s.session_timeout.as_millis().to_string(),
         )
         .set("heartbeat.interval.ms", "1000")
+        // also the group's rebalance timeout: a rebalance that waits for a member that
+        // died gives up on it after this, even if the broker missed its session expiry
+        .set(
+            "max.poll.interval.ms",
+            (s.session_timeout.as_millis() * 2).to_string(),
+        )
         .set("fetch.wait.max.ms", "50")
         .create()
 }

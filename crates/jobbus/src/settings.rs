@@ -11,6 +11,7 @@
 //! | `KAFKA_TOPIC_EVENTS` | "a stage started a job" events | `job-events` |
 //! | `KAFKA_TOPIC_DEAD_LETTER` | messages a stage gave up on | `jobs-dead-letter` |
 //! | `KAFKA_GROUP_ID` | consumer group | the service's name |
+//! | `KAFKA_GROUP_INSTANCE_ID` | static group membership (`group.instance.id`): a restarted consumer with the same id takes its partitions back at once, without a rebalance; one distinct id per replica (e.g. the pod name of a StatefulSet) | unset |
 //! | `KAFKA_MAX_ATTEMPTS` | tries of a message whose processing fails for a passing reason, before it is dead-lettered | `3` |
 //! | `KAFKA_PUBLISH_TIMEOUT_MS` | how long a produce may wait for the broker's ack (`message.timeout.ms`) | `5000` |
 //! | `KAFKA_BATCH_SIZE` | messages taken and processed at once by a consumer | `256` |
@@ -46,6 +47,7 @@ pub struct Settings {
     pub bootstrap: String,
     pub topics: Topics,
     pub group_id: String,
+    pub group_instance_id: Option<String>,
     pub max_attempts: u32,
     pub publish_timeout: Duration,
     pub batch: usize,
@@ -104,6 +106,7 @@ impl Settings {
             bootstrap,
             topics: Topics::from_env(),
             group_id: string("KAFKA_GROUP_ID").unwrap_or(default_group.to_owned()),
+            group_instance_id: string("KAFKA_GROUP_INSTANCE_ID"),
             max_attempts: number("KAFKA_MAX_ATTEMPTS", 3u32, 1)?,
             publish_timeout: Duration::from_millis(number("KAFKA_PUBLISH_TIMEOUT_MS", 5000u64, 1)?),
             batch: number("KAFKA_BATCH_SIZE", 256usize, 1)?,
