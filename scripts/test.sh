@@ -4,9 +4,10 @@
 # ports. Installs what is missing: cmake (pingora's zlib build), chromium (dashboard and
 # /docs pages), prometheus (promtool and prometheus for tests/deploy.rs), redis-server
 # (rate limits, tokens and the job store start their own on free ports) from Debian's
-# packages, and kubernetes-validate, openapi-spec-validator and schemathesis from PyPI;
-# python3-venv and nodejs/npm, and the SDKs' test dependencies (pip into target/sdk-venv,
-# npm ci in sdk/js).
+# packages, tansu (Kafka-protocol broker of tests/jobs_kafka.rs) with cargo install,
+# and kubernetes-validate, openapi-spec-validator and schemathesis from PyPI;
+# python3-venv and nodejs/npm, and the SDKs' test dependencies (pip into
+# target/sdk-venv, npm ci in sdk/js).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,12 @@ need_pip() {
 }
 need_pip kubernetes-validate kubernetes-validate   # tests/deploy.rs: manifests against the Kubernetes schemas
 need_pkg redis-server redis-server   # rate limits, tokens and the job store (tests start their own)
+# tests/jobs_kafka.rs starts its own Kafka-protocol broker: tansu (in-memory storage)
+export PATH="$PATH:$HOME/.cargo/bin"
+if ! command -v tansu >/dev/null 2>&1; then
+  echo "installing tansu 0.6.0 (cargo install; several minutes)"
+  cargo install tansu --version 0.6.0 --features dynostore
+fi
 need_pip openapi-spec-validator openapi-spec-validator   # tests/openapi.rs validates the generated document
 need_pip schemathesis schemathesis                       # tests/schemathesis.rs: property-based tests of the stack
 

@@ -189,13 +189,32 @@ pub fn serve(settings: Settings) -> Result<(), String> {
     Ok(())
 }
 
-/// The embedded async-job workers as a pingora background service.
+/// The async-job workers as a pingora background service: the embedded workers, or
+/// in Kafka mode the tracker of the stages.
 struct JobWorkers(std::sync::Arc<Gateway>);
 
 #[async_trait::async_trait]
 impl pingora::services::background::BackgroundService for JobWorkers {
     async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
         let gw = self.0.clone();
+        if let Some(bus) = gw.jobs.kafka.clone() {
+            // Kafka mode: the backends run the stages; the gateway follows them
+            let topics = gw
+                .live
+                .load()
+                .routes
+                .iter()
+                .filter_map(|r| match &r.kind {
+                    crate::flows::RouteKind::AsyncJob(a) => Some(a.topic.clone()),
+                    _ => None,
+                })
+                .collect();
+            let stop = async move {
+                let _ = shutdown.changed().await;
+            };
+            crate::flows::jobs::tracker::run(gw.jobs.clone(), bus, topics, stop).await;
+            return;
+        }
         let pools: crate::flows::jobs::worker::Pools =
             std::sync::Arc::new(move |name: &str| gw.live.load().pools.get(name).cloned());
         let stop = async move {

@@ -28,6 +28,7 @@ pub mod enrich;
 pub mod entities;
 pub mod external;
 pub mod html;
+pub mod kafka;
 pub mod keywords;
 pub mod language;
 pub mod metrics;

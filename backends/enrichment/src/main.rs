@@ -24,6 +24,8 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
     let router = router(&config)?;
+    // with KAFKA_BOOTSTRAP_SERVERS, the Kafka stage runs beside the HTTP API
+    api_enrichment::kafka::spawn(&router)?;
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;

@@ -24,6 +24,7 @@ pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod kafka;
 pub mod metrics;
 pub mod model;
 pub mod pool;

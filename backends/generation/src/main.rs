@@ -29,6 +29,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
     // Train before listening: once the port accepts, the service is ready.
     let router = router(&config)?;
+    // with KAFKA_BOOTSTRAP_SERVERS, the Kafka stage runs beside the HTTP API
+    api_generation::kafka::spawn(&router)?;
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;

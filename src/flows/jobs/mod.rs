@@ -6,14 +6,19 @@
 //! a job's state. A job submitted by an authenticated consumer is readable only by
 //! that consumer (others get 404, as for an unknown id).
 //!
+//! Kafka mode (`KAFKA_BOOTSTRAP_SERVERS` set): the job is published instead of queued
+//! ([`kafka`]), the backends run the stages, and [`tracker`] records them.
+//!
 //! Environment: `JOB_WORKERS` (jobs run at once, default 64), `JOB_QUEUE_LIMIT` (jobs
 //! waiting before submits answer 503 `queue_full`, default 10000), `JOB_TTL_SECONDS`
 //! (how long a job is kept, default 86400), `REDIS_URL` (Redis store, see [`store`]),
 //! `JOB_LEASE_SECONDS` and `JOB_RECOVERY_SECONDS` (Redis store, see [`worker`]).
 
 pub mod callback;
+pub mod kafka;
 pub mod metrics;
 pub mod store;
+pub mod tracker;
 pub mod worker;
 
 use super::step::Clients;
@@ -135,6 +140,8 @@ pub struct Jobs {
     pub lease: Duration,
     /// Recovery sweep interval and minimum age of the jobs it takes (Redis store).
     pub recovery: Duration,
+    /// Kafka mode: jobs are published and run by the backends (`None`: embedded).
+    pub kafka: Option<Arc<kafka::Bus>>,
 }
 
 fn env_usize(name: &str, default: usize) -> Result<usize, String> {
@@ -162,6 +169,7 @@ impl Jobs {
         let mut jobs = Self::new(store, workers, limit, metrics);
         jobs.lease = Duration::from_secs(env_usize("JOB_LEASE_SECONDS", 60)?.max(1) as u64);
         jobs.recovery = Duration::from_secs(env_usize("JOB_RECOVERY_SECONDS", 10)?.max(1) as u64);
+        jobs.kafka = kafka::Bus::from_env().map_err(|e| e.to_string())?;
         Ok(Arc::new(jobs))
     }
 
@@ -178,6 +186,7 @@ impl Jobs {
             waiting: AtomicUsize::new(0),
             limit,
             workers,
+            kafka: None,
         }
     }
 
@@ -242,18 +251,6 @@ impl Jobs {
                 )
             }
         };
-        if self.waiting.load(Ordering::Relaxed) >= self.limit {
-            return FlowAnswer::error(
-                503,
-                "queue_full",
-                "too many jobs are waiting; try again",
-                None,
-            )
-            .with_header(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            );
-        }
         let id = uuid::Uuid::now_v7().to_string();
         let spec = JobSpec {
             route: route.route.clone(),
@@ -269,15 +266,23 @@ impl Jobs {
             callback,
             request_id: request_id.to_string(),
         };
-        if let Err(e) = self.store.create(&id, owner, &spec).await {
-            tracing::warn!(error = %e.0, "job store unavailable");
+        if let Some(bus) = &self.kafka {
+            return self.submit_kafka(bus, route, id, owner, spec).await;
+        }
+        if self.waiting.load(Ordering::Relaxed) >= self.limit {
             return FlowAnswer::error(
                 503,
-                "job_store_unavailable",
-                "the job store cannot be reached; the job was not accepted",
+                "queue_full",
+                "too many jobs are waiting; try again",
                 None,
             )
-            .with_error_type("job_store");
+            .with_header(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+        }
+        if let Err(e) = self.store.create(&id, owner, &spec).await {
+            return store_unavailable(&e);
         }
         if !self.enqueue(Queued {
             id: id.clone(),
@@ -287,17 +292,7 @@ impl Jobs {
             return FlowAnswer::error(503, "queue_unavailable", "the job queue is stopped", None);
         }
         self.metrics.jobs.with_label_values(&["accepted"]).inc();
-        let status_url = route.status_path.replace("{job_id}", &id);
-        let accepted = Accepted {
-            job_id: id,
-            status_url: status_url.clone(),
-        };
-        let body = serde_json::to_value(accepted).unwrap_or(Value::Null);
-        let mut a = FlowAnswer::json(202, body);
-        if let Ok(v) = http::HeaderValue::from_str(&status_url) {
-            a = a.with_header(http::header::LOCATION, v);
-        }
-        a
+        accepted(route, id)
     }
 
     /// `GET` on the jobs route.
@@ -326,6 +321,33 @@ impl Jobs {
             }
         }
     }
+}
+
+/// A submit whose record cannot be written: 503, nothing accepted.
+fn store_unavailable(e: &store::StoreError) -> FlowAnswer {
+    tracing::warn!(error = %e.0, "job store unavailable");
+    FlowAnswer::error(
+        503,
+        "job_store_unavailable",
+        "the job store cannot be reached; the job was not accepted",
+        None,
+    )
+    .with_error_type("job_store")
+}
+
+/// The 202 of an accepted job, with `Location`.
+fn accepted(route: &SubmitRoute, id: String) -> FlowAnswer {
+    let status_url = route.status_path.replace("{job_id}", &id);
+    let accepted = Accepted {
+        job_id: id,
+        status_url: status_url.clone(),
+    };
+    let body = serde_json::to_value(accepted).unwrap_or(Value::Null);
+    let mut a = FlowAnswer::json(202, body);
+    if let Ok(v) = http::HeaderValue::from_str(&status_url) {
+        a = a.with_header(http::header::LOCATION, v);
+    }
+    a
 }
 
 /// Whether a stored status lets a worker run the job (a redelivered or recovered job

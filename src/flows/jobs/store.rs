@@ -5,6 +5,10 @@
 //! across restarts). Redis is fail-closed: when it cannot be reached, submits answer
 //! 503 and status reads 503.
 
+mod progress;
+
+pub use progress::Progress;
+
 use super::JobSpec;
 use redis::AsyncCommands;
 use serde::Serialize;

@@ -245,19 +245,23 @@ async fn run_job(jobs: &Jobs, pools: &Pools, q: Queued) {
 
 /// Delivers the webhook of a finished job.
 async fn finish(jobs: &Jobs, q: &Queued) {
-    let Some(cb) = &q.spec.callback else {
-        return;
-    };
-    let view = match jobs.store.get(&q.id).await {
+    if let Some(cb) = &q.spec.callback {
+        notify(jobs, &q.id, cb).await;
+    }
+}
+
+/// POSTs the final job to its webhook and records the delivery (both modes).
+pub(crate) async fn notify(jobs: &Jobs, id: &str, cb: &callback::CallbackSpec) {
+    let view = match jobs.store.get(id).await {
         Ok(Some(j)) => j.view,
         _ => return,
     };
     let body = Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
-    let rec = callback::deliver(cb, &q.id, body).await;
+    let rec = callback::deliver(cb, id, body).await;
     if let Some(status) = rec["status"].as_str() {
         jobs.metrics.webhooks.with_label_values(&[status]).inc();
     }
-    if let Err(e) = jobs.store.set_callback(&q.id, &rec).await {
-        tracing::warn!(job_id = q.id, error = %e.0, "cannot record the webhook delivery");
+    if let Err(e) = jobs.store.set_callback(id, &rec).await {
+        tracing::warn!(job_id = id, error = %e.0, "cannot record the webhook delivery");
     }
 }
