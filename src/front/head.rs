@@ -6,6 +6,7 @@
 use bytes::BytesMut;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::task::Poll;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 /// The HTTP/2 connection preface of a prior-knowledge (h2c) client.
@@ -90,13 +91,29 @@ pub enum Head {
     Refused(Refusal, Seen),
 }
 
-/// Waits until the socket is readable without holding a buffer: a zero-length read
-/// returns once data (or EOF) is there. Only for plain TCP streams (a TLS stream
-/// may need to read records to answer it).
-pub async fn readable<S: AsyncRead + Unpin + ?Sized>(stream: &mut S) -> std::io::Result<()> {
+/// Bytes read by the first read of a head, on the stack of that one poll.
+const FIRST_READ: usize = 2048;
+
+/// The first bytes of a request, read into a buffer that exists only while the read is
+/// polled: a parked keep-alive connection holds no buffer, and a request costs the same
+/// read calls as reading straight into a heap buffer (a zero-length read to wait for
+/// readability would add a system call per request). Empty: the client closed.
+pub async fn first_bytes<S: AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
+) -> std::io::Result<BytesMut> {
     poll_fn(|cx| {
-        let mut none = ReadBuf::new(&mut []);
-        Pin::new(&mut *stream).poll_read(cx, &mut none)
+        let mut tmp = [0u8; FIRST_READ];
+        let mut rb = ReadBuf::new(&mut tmp);
+        match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let got = rb.filled();
+                let mut buf = BytesMut::with_capacity(INITIAL_BUF.max(got.len()));
+                buf.extend_from_slice(got);
+                Poll::Ready(Ok(buf))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     })
     .await
 }
@@ -104,15 +121,22 @@ pub async fn readable<S: AsyncRead + Unpin + ?Sized>(stream: &mut S) -> std::io:
 /// Reads one request head. `h2c`: a prior-knowledge HTTP/2 preface is recognised.
 /// `limit`: the largest head accepted (`server.max_header_size`).
 pub async fn read<S: AsyncRead + Unpin + ?Sized>(stream: &mut S, h2c: bool, limit: usize) -> Head {
-    let mut buf = BytesMut::with_capacity(INITIAL_BUF);
+    let mut buf = match first_bytes(stream).await {
+        Ok(b) if !b.is_empty() => b,
+        _ => return Head::Closed,
+    };
+    let mut first = true;
     loop {
-        if buf.len() == buf.capacity() {
-            buf.reserve(buf.len().min(limit));
+        if !first {
+            if buf.len() == buf.capacity() {
+                buf.reserve(buf.len().min(limit));
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return Head::Closed,
+                Ok(_) => {}
+            }
         }
-        match stream.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return Head::Closed,
-            Ok(_) => {}
-        }
+        first = false;
         if h2c && H2_PREFACE.starts_with(&buf[..buf.len().min(H2_PREFACE.len())]) {
             if buf.len() >= H2_PREFACE.len() {
                 return Head::H2c(buf);

@@ -1,7 +1,8 @@
 //! The front of the proxy listeners: a pingora `ServerApp` around the `HttpProxy`.
 //!
-//! For each HTTP/1 request it waits until the connection is readable (an idle
-//! keep-alive connection holds no read buffer and no request future), reads the head
+//! For each HTTP/1 request it waits for the first bytes with a buffer that exists only
+//! while the read is polled (an idle keep-alive connection holds no read buffer and no
+//! request future), reads the head
 //! and checks it; a head pingora would refuse with a bare 400, or that is too large,
 //! gets the gateway's JSON error here ([`refuse`]); a good one is handed to pingora as
 //! its parse buffer. Prior-knowledge h2c is recognised from the bytes read, so a short
@@ -60,8 +61,7 @@ impl FrontApp {
 
     /// Serves HTTP/1 requests on `stream` until it closes or is not kept alive.
     async fn serve_h1(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) {
-        let plain = stream.get_ssl_digest().is_none();
-        let mut h2c = plain && self.h2c();
+        let mut h2c = stream.get_ssl_digest().is_none() && self.h2c();
         let mut persistent: Option<HttpPersistentSettings> = None;
         loop {
             let (keepalive, limit) = {
@@ -69,16 +69,12 @@ impl FrontApp {
                 (Duration::from_secs(rt.keepalive_secs), rt.max_header_bytes)
             };
             let read = async {
-                if plain {
-                    // no buffer is held while the connection idles
-                    head::readable(&mut stream).await.ok()?;
-                }
-                let start = Instant::now();
-                Some((head::read(&mut stream, h2c, limit).await, start))
+                let head = head::read(&mut stream, h2c, limit).await;
+                (head, Instant::now())
             };
             let outcome = tokio::select! {
                 biased;
-                r = pingora_timeout::timeout(keepalive, read) => r.ok().flatten(),
+                r = pingora_timeout::timeout(keepalive, read) => r.ok(),
                 _ = self.until_closed() => None,
             };
             let Some((head, start)) = outcome else {
