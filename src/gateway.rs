@@ -103,6 +103,7 @@ impl Gateway {
         let cfg = parse_bytes(&text, &config_path).map_err(|e| e.to_string())?;
         let rt = Runtime::build(cfg, &registry, &plugins, &base_dir(&config_path))
             .map_err(|e| e.join("\n"))?;
+        rt.resolve_metrics(&metrics);
         let fp = fingerprint(&text, &plugins);
         metrics.routes_loaded.set(rt.routes.len() as i64);
         metrics.last_reload_success.set(1);
@@ -173,6 +174,7 @@ impl Gateway {
             &base_dir(&self.config_path),
         )
         .map_err(|errs| self.failed(trigger, errs.join("\n")))?;
+        rt.resolve_metrics(&self.metrics);
         let routes = rt.routes.len();
         self.live.store(Arc::new(rt));
         *last = (fp, true);

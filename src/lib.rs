@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod config;
 pub mod flows;
+pub mod front;
 pub mod gateway;
 pub mod lifecycle;
 pub mod observability;

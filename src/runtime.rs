@@ -5,6 +5,7 @@
 use crate::config::{Config, Deprecation, FallbackConfig};
 pub use crate::flows::RouteKind;
 use crate::flows::{jobs::SubmitRoute, pipeline};
+use crate::observability::metrics::{Metrics, RouteMetrics};
 use crate::router::{parse_date, PathPattern, Rewrite, Router};
 use crate::upstream::{Pool, Registry};
 use bytes::Bytes;
@@ -52,6 +53,17 @@ pub struct CompiledRoute {
     pub timeout: Option<Duration>,
     pub max_body: u64,
     pub retry_non_idempotent: bool,
+    /// The route's metric handles ([`Runtime::resolve_metrics`]).
+    metrics: std::sync::OnceLock<RouteMetrics>,
+}
+
+impl CompiledRoute {
+    /// The route's metric handles, resolved once per table.
+    pub fn metrics(&self, m: &Metrics) -> &RouteMetrics {
+        self.metrics.get_or_init(|| {
+            RouteMetrics::new(m, &self.name, self.pool.as_ref().map(|p| p.name.as_str()))
+        })
+    }
 }
 
 /// The whole live table.
@@ -173,6 +185,7 @@ impl Runtime {
                     .fold(r.max_body_size.map_or(default_max, |b| b.0), u64::min),
                 retry_non_idempotent: r.retry_non_idempotent,
                 plugins: chain_built,
+                metrics: std::sync::OnceLock::new(),
             }));
         }
         if !errors.is_empty() {
@@ -197,6 +210,13 @@ impl Runtime {
             loaded_at: SystemTime::now(),
             openapi: crate::openapi::Cached::new(base_dir),
         })
+    }
+
+    /// Resolves every route's metric handles, off the request path (after a build).
+    pub fn resolve_metrics(&self, m: &Metrics) {
+        for r in &self.routes {
+            r.metrics(m);
+        }
     }
 
     /// Readiness: every upstream that a route uses has a target that can take traffic.

@@ -125,13 +125,19 @@ pub fn serve(settings: Settings) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        GatewayProxy { gw: gw.clone() },
-        "api-gateway",
+    // HTTP/1 requests go through the front (idle connections, refused heads), which
+    // hands each good head to pingora's proxy
+    let mut http =
+        pingora_proxy::http_proxy(&server.configuration, GatewayProxy { gw: gw.clone() });
+    let mut opts = HttpServerOptions::default();
+    opts.h2c = true;
+    http.server_options = Some(opts);
+    let mut proxy = Service::new(
+        "api-gateway".to_string(),
+        crate::front::FrontApp::new(http, gw.clone()),
     );
-    // pingora reads request heads into its own 4 KiB buffer; its default 64 KiB L4 read
-    // buffer per connection would cost ~46 KiB of RSS per idle keep-alive connection
+    // the front reads request heads into a buffer it hands to pingora; pingora's default
+    // 64 KiB L4 read buffer per connection would cost ~46 KiB of RSS per idle connection
     proxy.add_listener(
         ListenerConfig::tcp(join(&settings.bind, settings.port))
             .l4_buffer(L4BufferSettings::default().read(PLAIN_READ_BUFFER)),
@@ -149,11 +155,6 @@ pub fn serve(settings: Settings) -> Result<(), String> {
                 .tls(t)
                 .l4_buffer(L4BufferSettings::default().read(TLS_READ_BUFFER)),
         );
-    }
-    if let Some(app) = proxy.app_logic_mut() {
-        let mut opts = HttpServerOptions::default();
-        opts.h2c = true;
-        app.server_options = Some(opts);
     }
     let mut admin = Service::new("admin".to_string(), AdminApp { gw: gw.clone() });
     admin.add_tcp(&join(&settings.bind, settings.metrics_port));

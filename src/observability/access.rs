@@ -1,7 +1,6 @@
 //! The logging phase: metrics and the access log line of each request.
 
 use crate::gateway::Gateway;
-use crate::observability::metrics::method_label;
 use crate::observability::otel::RequestSpan;
 use crate::proxy::Ctx;
 use pingora_error::Error;
@@ -16,25 +15,22 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
         .unwrap_or(0);
     let route = ctx.route_name();
     let req = session.req_header();
-    let method = method_label(&req.method);
     let elapsed = ctx.start.elapsed();
     let m = &gw.metrics;
-    let mut buf = itoa::Buffer::new();
-    m.http_requests
-        .with_label_values(&[method, buf.format(status), route])
-        .inc();
-    m.http_duration
-        .with_label_values(&[route])
-        .observe(elapsed.as_secs_f64());
-    if let Some(pool) = ctx.route.as_ref().and_then(|r| r.pool.as_ref()) {
+    let rm = match &ctx.route {
+        Some(r) => r.metrics(m),
+        None => m.unrouted(),
+    };
+    rm.count(Some(&req.method), status);
+    rm.duration.observe(elapsed.as_secs_f64());
+    if let (Some(pool), Some((requests, duration))) = (
+        ctx.route.as_ref().and_then(|r| r.pool.as_ref()),
+        rm.upstream.as_ref(),
+    ) {
         if ctx.tries > 0 {
-            m.route_requests
-                .with_label_values(&[route, &pool.name])
-                .inc();
+            requests.inc();
             if let Some(t) = ctx.upstream_time {
-                m.route_duration
-                    .with_label_values(&[route, &pool.name])
-                    .observe(t.as_secs_f64());
+                duration.observe(t.as_secs_f64());
             }
         }
         // only requests that failed in the end: a failure that a retry mended is not one
@@ -67,7 +63,11 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
             ctx.spans.as_deref().unwrap_or(&[]),
         );
     }
-    if gw.access_log && sampled(gw.access_log_sample, status) {
+    // the line's values are only made when it is written (LOG_LEVEL may be above info)
+    if gw.access_log
+        && tracing::enabled!(tracing::Level::INFO)
+        && sampled(gw.access_log_sample, status)
+    {
         let trace_id = ctx
             .trace
             .as_ref()

@@ -3,9 +3,10 @@
 //! fixed list (`OTHER` otherwise).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
+use std::sync::{Arc, OnceLock};
 
 /// Every gateway metric.
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct Metrics {
     pub last_reload_timestamp: IntGauge,
     pub routes_loaded: IntGauge,
     pub reload_apply_seconds: Histogram,
+    /// The handles of unrouted requests (route `none`), resolved on first use.
+    unrouted: Arc<OnceLock<RouteMetrics>>,
 }
 
 const BUCKETS: &[f64] = &[
@@ -110,7 +113,14 @@ impl Metrics {
             routes_loaded: gauge("gateway_config_routes", "Routes in the live table")?,
             reload_apply_seconds,
             registry,
+            unrouted: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// The handles of requests that matched no route (label `none`).
+    pub fn unrouted(&self) -> &RouteMetrics {
+        self.unrouted
+            .get_or_init(|| RouteMetrics::new(self, "none", None))
     }
 
     /// The text exposition of every metric.
@@ -123,16 +133,87 @@ impl Metrics {
     }
 }
 
+/// The bounded method labels; [`method_index`] points into it.
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "OTHER",
+];
+
+/// Statuses whose `http_requests_total` handle is kept per route; others are looked up.
+const STATUSES: [u16; 24] = [
+    0, 200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408, 409, 413, 422, 429,
+    431, 500, 502, 503, 504,
+];
+
+fn method_index(m: &http::Method) -> usize {
+    match *m {
+        http::Method::GET => 0,
+        http::Method::POST => 1,
+        http::Method::PUT => 2,
+        http::Method::DELETE => 3,
+        http::Method::PATCH => 4,
+        http::Method::HEAD => 5,
+        http::Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
 /// A bounded method label.
 pub fn method_label(m: &http::Method) -> &'static str {
-    match *m {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        http::Method::HEAD => "HEAD",
-        http::Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
+    METHODS[method_index(m)]
+}
+
+/// The metric handles of one route, resolved with its route table, so that a request
+/// increments them without a label lookup (`with_label_values` hashes the labels and
+/// takes a lock). `http_requests_total` handles, one per method and status, are
+/// resolved on their first use (so that no zero series appear for statuses never
+/// answered) and then kept.
+pub struct RouteMetrics {
+    route: String,
+    http_requests: IntCounterVec,
+    by_status: Box<[OnceLock<IntCounter>]>,
+    /// `http_request_duration_seconds{route}`.
+    pub duration: Histogram,
+    /// The route's upstream: `gateway_routes_total` and `gateway_route_duration_seconds`.
+    pub upstream: Option<(IntCounter, Histogram)>,
+}
+
+impl RouteMetrics {
+    /// Resolves the handles of route `route` (and its upstream `backend`).
+    pub fn new(m: &Metrics, route: &str, backend: Option<&str>) -> Self {
+        Self {
+            route: route.to_string(),
+            http_requests: m.http_requests.clone(),
+            by_status: (0..METHODS.len() * STATUSES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            duration: m.http_duration.with_label_values(&[route]),
+            upstream: backend.map(|b| {
+                (
+                    m.route_requests.with_label_values(&[route, b]),
+                    m.route_duration.with_label_values(&[route, b]),
+                )
+            }),
+        }
+    }
+
+    /// Counts one answered request in `http_requests_total` (no method: `OTHER`).
+    pub fn count(&self, method: Option<&http::Method>, status: u16) {
+        let mi = method.map_or(METHODS.len() - 1, method_index);
+        let mut buf = itoa::Buffer::new();
+        match STATUSES.iter().position(|&s| s == status) {
+            Some(si) => self.by_status[mi * STATUSES.len() + si]
+                .get_or_init(|| {
+                    self.http_requests.with_label_values(&[
+                        METHODS[mi],
+                        buf.format(status),
+                        &self.route,
+                    ])
+                })
+                .inc(),
+            None => self
+                .http_requests
+                .with_label_values(&[METHODS[mi], buf.format(status), &self.route])
+                .inc(),
+        }
     }
 }

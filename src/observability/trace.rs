@@ -24,7 +24,8 @@ impl TraceContext {
     /// Continues the client's trace when `traceparent` is valid, else starts one.
     pub fn from_header(traceparent: Option<&str>) -> Self {
         let mut rng = rand::rng();
-        let span_id = format!("{:016x}", rng.random::<u64>() | 1);
+        // hex by table, not through `format!` (per request)
+        let span_id = hex::encode((rng.random::<u64>() | 1).to_be_bytes());
         if let Some(tp) = traceparent {
             let parts: Vec<&str> = tp.trim().split('-').collect();
             if let [ver, trace, parent, flags] = parts.as_slice() {
@@ -49,7 +50,7 @@ impl TraceContext {
             }
         }
         Self {
-            trace_id: format!("{:032x}", rng.random::<u128>() | 1),
+            trace_id: hex::encode((rng.random::<u128>() | 1).to_be_bytes()),
             span_id,
             parent_span_id: None,
             sampled: true,
@@ -58,12 +59,13 @@ impl TraceContext {
 
     /// The `traceparent` to send upstream (the gateway's span as parent).
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{}",
-            self.trace_id,
-            self.span_id,
-            if self.sampled { "01" } else { "00" }
-        )
+        let mut s = String::with_capacity(55);
+        s.push_str("00-");
+        s.push_str(&self.trace_id);
+        s.push('-');
+        s.push_str(&self.span_id);
+        s.push_str(if self.sampled { "-01" } else { "-00" });
+        s
     }
 }
 

@@ -14,6 +14,33 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
+/// Every name [`strip_request`] may remove (`Connection` lists more, `TE` is checked).
+const REQUEST_STRIPPED: [&str; 8] = [
+    "connection",
+    "te",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "trailer",
+    "upgrade",
+];
+
+/// Every name [`strip_response`] may remove.
+const RESPONSE_STRIPPED: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "upgrade",
+    "trailer",
+];
+
+/// Whether a header of `h` is one of `names`.
+fn any_of(h: &HeaderMap, names: &[&str]) -> bool {
+    h.keys().any(|k| names.contains(&k.as_str()))
+}
+
 /// Header names listed in `Connection`, which are hop-by-hop too.
 fn connection_listed(h: &HeaderMap) -> Vec<String> {
     h.get_all(http::header::CONNECTION)
@@ -29,6 +56,10 @@ fn connection_listed(h: &HeaderMap) -> Vec<String> {
 /// (WebSocket) keeps `Connection: upgrade` and `Upgrade` so it can pass through.
 /// `TE: trailers` is kept (gRPC needs it); pingora sets framing headers itself.
 pub fn strip_request(req: &mut RequestHeader, upgrade: bool) {
+    // usually none is there: one pass over the headers instead of a removal per name
+    if !upgrade && !any_of(&req.headers, &REQUEST_STRIPPED) {
+        return;
+    }
     for name in connection_listed(&req.headers) {
         req.remove_header(name.as_str());
     }
@@ -62,7 +93,9 @@ pub fn strip_request(req: &mut RequestHeader, upgrade: bool) {
 /// Removes hop-by-hop headers from a response going to the client, except on a
 /// `101 Switching Protocols`.
 pub fn strip_response(resp: &mut ResponseHeader) {
-    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS
+        || !any_of(&resp.headers, &RESPONSE_STRIPPED)
+    {
         return;
     }
     for name in connection_listed(&resp.headers) {

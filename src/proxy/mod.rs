@@ -15,7 +15,9 @@ mod phases;
 
 pub(crate) use client_cert::parse as parse_client_cert;
 pub use ctx::{Ctx, Deferred, Failure};
+pub(crate) use headers::{new_request_id, valid_request_id};
 pub use respond::error_body;
+pub(crate) use respond::kind_for;
 
 use routing::{route_request, Decision};
 

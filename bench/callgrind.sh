@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Instructions per request of the gateway, counted by callgrind: repeatable on a loaded
+# machine (it counts instructions, not time), so it measures each optimisation step.
+#
+#   bench/callgrind.sh [GATEWAY_BIN [LABEL]]
+#
+# Runs the gateway (1 worker, bench/gateway-bare.yaml, LOG_LEVEL=error) under
+# valgrind --tool=callgrind in front of the bench's nginx upstream, sends
+# CG_WARMUP_S seconds of wrk load uncounted, then CG_SECONDS counted, and prints
+# Ir (instructions) per request and the top functions (inclusive and self).
+# Output: bench/results/callgrind-<label>-<time>/ (callgrind.out, annotate.txt).
+# Settings: CG_CONNS [10], CG_SECONDS [10], CG_WARMUP_S [3].
+set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+BIN=${1:-$ROOT/target/release/api-gateway}
+LABEL=${2:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo gw)}
+CONNS=${CG_CONNS:-10}
+SECONDS_COUNTED=${CG_SECONDS:-10}
+WARMUP=${CG_WARMUP_S:-3}
+LIB="$BENCH_DIR/benchlib.py"
+DIR="$BENCH_DIR/results/callgrind-$LABEL-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$DIR"/{logs,tmp,conf}
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+read -r UP_PORT GW_PORT M_PORT < <(python3 "$LIB" freeports 3)
+python3 "$LIB" render "$BENCH_DIR/conf/upstream.nginx.conf" "$DIR/conf/upstream.conf" \
+    RUN_DIR="$DIR" PORT="$UP_PORT" WORKERS=1 WORKER_CONNECTIONS=1024
+nginx -p "$DIR" -c "$DIR/conf/upstream.conf" -e "$DIR/logs/upstream.error.log" >/dev/null 2>&1 &
+PIDS+=($!)
+python3 "$LIB" render "$BENCH_DIR/gateway-bare.yaml" "$DIR/conf/routes.yaml" \
+    UPSTREAM_ADDR="127.0.0.1:$UP_PORT" RELOAD_ROUTE_NAME=reload-a
+PORT=$GW_PORT METRICS_PORT=$M_PORT GATEWAY_WORKERS=1 LOG_LEVEL=error BIND_ADDRESS=127.0.0.1 \
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$DIR/callgrind.out" \
+    "$BIN" --config "$DIR/conf/routes.yaml" >"$DIR/logs/gateway.out" 2>"$DIR/logs/valgrind.err" &
+GW_PID=$!; PIDS+=("$GW_PID")
+for _ in $(seq 1 600); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$GW_PORT/" || true) == 200 ]] && break
+    sleep 0.2
+done
+wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$GW_PORT/" >/dev/null 2>&1 || true
+callgrind_control -i on "$GW_PID" >/dev/null
+wrk -t1 -c"$CONNS" -d"${SECONDS_COUNTED}s" "http://127.0.0.1:$GW_PORT/" >"$DIR/wrk.txt" 2>&1 || true
+callgrind_control -i off "$GW_PID" >/dev/null
+callgrind_control -d "$GW_PID" >/dev/null
+sleep 1
+kill "$GW_PID" 2>/dev/null || true
+wait "$GW_PID" 2>/dev/null || true
+REQS=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$DIR/wrk.txt")
+OUT=$(ls -S "$DIR"/callgrind.out* | head -n1)  # the dump (-d), not the empty exit file
+callgrind_annotate --inclusive=yes "$OUT" 2>/dev/null | head -n 60 >"$DIR/annotate-inclusive.txt" || true
+callgrind_annotate "$OUT" 2>/dev/null | head -n 60 >"$DIR/annotate.txt" || true
+TOTAL=$(grep -m1 -o '^[0-9,]* ([^)]*) *PROGRAM TOTALS' "$DIR/annotate.txt" | sed 's/ .*//; s/,//g' || true)
+[[ -n $TOTAL ]] || TOTAL=$(sed -n 's/^\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' "$DIR/annotate.txt" | tr -d ,)
+echo "label=$LABEL requests=$REQS total_Ir=$TOTAL Ir_per_request=$(( TOTAL / (REQS > 0 ? REQS : 1) ))" | tee "$DIR/summary.txt"
+echo "top functions (self): $DIR/annotate.txt; inclusive: $DIR/annotate-inclusive.txt"
