@@ -114,20 +114,9 @@ impl JsonSchema for ByteSize {
     fn schema_name() -> String {
         "ByteSize".into()
     }
-    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
-        let mut s = schemars::schema::SchemaObject {
-            instance_type: Some(
-                vec![
-                    schemars::schema::InstanceType::String,
-                    schemars::schema::InstanceType::Integer,
-                ]
-                .into(),
-            ),
-            ..Default::default()
-        };
-        s.metadata().description =
-            Some("A size: bytes as an integer, or `512KB`, `10MiB`, `1GB`".into());
-        s.into()
+    /// The plugins' size schema (same parser, same description), under this name.
+    fn json_schema(gen: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        Size::json_schema(gen)
     }
 }
 
