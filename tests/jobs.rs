@@ -56,12 +56,7 @@ async fn submit(
 }
 
 async fn job(c: &reqwest::Client, gw: &Gateway, id: &str) -> (u16, Value) {
-    let r = c
-        .get(gw.url(&format!("/api/v1/jobs/{id}")))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    common::jobs::status(c, gw, id, None).await
 }
 
 /// Polls until every job is final; returns them.
@@ -71,28 +66,7 @@ async fn wait_final(
     ids: &[String],
     limit: Duration,
 ) -> Vec<Value> {
-    let deadline = Instant::now() + limit;
-    let mut out: Vec<Option<Value>> = vec![None; ids.len()];
-    loop {
-        for (i, id) in ids.iter().enumerate() {
-            if out[i].is_some() {
-                continue;
-            }
-            let (st, v) = job(c, gw, id).await;
-            if st == 200 && matches!(v["status"].as_str(), Some("done" | "failed")) {
-                out[i] = Some(v);
-            }
-        }
-        if out.iter().all(Option::is_some) {
-            return out.into_iter().map(Option::unwrap).collect();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "jobs not final in time: {}",
-            out.iter().filter(|o| o.is_none()).count()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::jobs::wait_final(c, gw, ids, None, limit).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

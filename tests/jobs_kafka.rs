@@ -111,40 +111,17 @@ async fn submit(c: &reqwest::Client, gw: &Gateway, key: &str, body: Value) -> (u
 }
 
 async fn job(c: &reqwest::Client, gw: &Gateway, key: &str, id: &str) -> (u16, Value) {
-    let r = c
-        .get(gw.url(&format!("/api/v1/jobs/{id}")))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    common::jobs::status(c, gw, id, Some(key)).await
 }
 
-/// Polls until every job is final; panics after `limit`.
+/// Polls (as alice) until every job is final; panics after `limit`.
 async fn wait_final(
     c: &reqwest::Client,
     gw: &Gateway,
     ids: &[String],
     limit: Duration,
 ) -> Vec<Value> {
-    let deadline = Instant::now() + limit;
-    let mut out: Vec<Option<Value>> = vec![None; ids.len()];
-    loop {
-        for (i, id) in ids.iter().enumerate() {
-            if out[i].is_none() {
-                let (st, v) = job(c, gw, ALICE, id).await;
-                if st == 200 && matches!(v["status"].as_str(), Some("done" | "failed")) {
-                    out[i] = Some(v);
-                }
-            }
-        }
-        let left = out.iter().filter(|o| o.is_none()).count();
-        if left == 0 {
-            return out.into_iter().map(Option::unwrap).collect();
-        }
-        assert!(Instant::now() < deadline, "{left} jobs not final in time");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::jobs::wait_final(c, gw, ids, Some(ALICE), limit).await
 }
 
 /// A webhook receiver that counts the deliveries per job.

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod browser;
+pub mod jobs;
 pub mod redis;
 
 use axum::extract::Request;
