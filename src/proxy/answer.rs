@@ -14,7 +14,7 @@ use pingora_proxy::Session;
 /// the request, then each plugin's `on_response`. Runs for proxied answers and the
 /// gateway's own.
 pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
-    let _ = resp.insert_header("x-request-id", ctx.request_id.clone());
+    let _ = resp.insert_header(&super::headers::X_REQUEST_ID, ctx.request_id.clone());
     let Some(route) = ctx.route.clone() else {
         return;
     };

@@ -1,8 +1,24 @@
 //! Header hygiene between client and upstream: hop-by-hop removal (RFC 9110 §7.6.1),
 //! `X-Forwarded-*`, request ids.
 
-use http::{HeaderMap, HeaderValue};
-use pingora_http::{RequestHeader, ResponseHeader};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use pingora_http::{RequestHeader, ResponseHeader, StaticHeaderName};
+
+/// A header name the gateway sets per request, parsed once: inserting it skips parsing
+/// the name again (vendor patch 0008), in the case written here.
+macro_rules! static_header {
+    ($(#[$m:meta])* $id:ident, $name:literal) => {
+        $(#[$m])*
+        pub(crate) static $id: StaticHeaderName =
+            StaticHeaderName::new(HeaderName::from_static($name), $name);
+    };
+}
+
+static_header!(X_REQUEST_ID, "x-request-id");
+static_header!(TRACEPARENT, "traceparent");
+static_header!(X_FORWARDED_FOR, "x-forwarded-for");
+static_header!(X_FORWARDED_PROTO, "x-forwarded-proto");
+static_header!(X_FORWARDED_HOST, "x-forwarded-host");
 
 const HOP_BY_HOP: [&str; 7] = [
     "keep-alive",
@@ -26,14 +42,14 @@ const REQUEST_STRIPPED: [&str; 8] = [
     "upgrade",
 ];
 
-/// Every name [`strip_response`] may remove.
-const RESPONSE_STRIPPED: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "upgrade",
-    "trailer",
+/// Every name [`strip_response`] may remove (`Connection` only by the names it lists).
+static RESPONSE_STRIPPED: [HeaderName; 6] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::UPGRADE,
+    http::header::TRAILER,
 ];
 
 /// Whether a header of `h` is one of `names`.
@@ -41,14 +57,21 @@ fn any_of(h: &HeaderMap, names: &[&str]) -> bool {
     h.keys().any(|k| names.contains(&k.as_str()))
 }
 
-/// Header names listed in `Connection`, which are hop-by-hop too.
+/// Header names listed in `Connection`, which are hop-by-hop too (nothing is allocated
+/// for the usual `keep-alive` / `close` / `upgrade`).
 fn connection_listed(h: &HeaderMap) -> Vec<String> {
     h.get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty() && s != "close" && s != "keep-alive" && s != "upgrade")
+        .map(str::trim)
+        .filter(|s| {
+            !s.is_empty()
+                && !s.eq_ignore_ascii_case("close")
+                && !s.eq_ignore_ascii_case("keep-alive")
+                && !s.eq_ignore_ascii_case("upgrade")
+        })
+        .map(str::to_ascii_lowercase)
         .collect()
 }
 
@@ -93,21 +116,27 @@ pub fn strip_request(req: &mut RequestHeader, upgrade: bool) {
 /// Removes hop-by-hop headers from a response going to the client, except on a
 /// `101 Switching Protocols`.
 pub fn strip_response(resp: &mut ResponseHeader) {
-    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS
-        || !any_of(&resp.headers, &RESPONSE_STRIPPED)
-    {
+    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
         return;
     }
-    for name in connection_listed(&resp.headers) {
-        resp.remove_header(name.as_str());
+    // one pass over the answer's names; usually only `Connection: keep-alive` is there
+    let mut present = [false; RESPONSE_STRIPPED.len()];
+    for k in resp.headers.keys() {
+        if let Some(i) = RESPONSE_STRIPPED.iter().position(|n| n == k) {
+            present[i] = true;
+        }
     }
-    for name in [
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "upgrade",
-        "trailer",
-    ] {
+    if present[0] {
+        for name in connection_listed(&resp.headers) {
+            resp.remove_header(name.as_str());
+        }
+    }
+    for (name, _) in RESPONSE_STRIPPED
+        .iter()
+        .zip(present)
+        .skip(1)
+        .filter(|(_, p)| *p)
+    {
         resp.remove_header(name);
     }
 }
@@ -137,19 +166,43 @@ pub fn forwarded(
     client_host: Option<&HeaderValue>,
 ) {
     if let Some(ip) = client_ip {
-        let ip = ip.to_string();
-        let xff = match req
+        let prev = req
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-            _ => ip,
-        };
-        let _ = req.insert_header("x-forwarded-for", xff);
+            .get(X_FORWARDED_FOR.name())
+            .map(|v| v.as_bytes().trim_ascii())
+            .filter(|p| !p.is_empty());
+        let mut xff = Vec::with_capacity(prev.map_or(0, |p| p.len() + 2) + 39);
+        if let Some(p) = prev {
+            xff.extend_from_slice(p);
+            xff.extend_from_slice(b", ");
+        }
+        push_ip(&mut xff, ip);
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
+            let _ = req.insert_header(&X_FORWARDED_FOR, v);
+        }
     }
-    let _ = req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" });
+    let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+    let _ = req.insert_header(&X_FORWARDED_PROTO, proto);
     if let Some(h) = client_host {
-        let _ = req.insert_header("x-forwarded-host", h.clone());
+        let _ = req.insert_header(&X_FORWARDED_HOST, h.clone());
+    }
+}
+
+/// Appends `ip` in its usual text form (IPv4 without `fmt`: it is on every request).
+fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut num = itoa::Buffer::new();
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(num.format(o).as_bytes());
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(out, "{v6}");
+        }
     }
 }

@@ -58,6 +58,11 @@ impl ProxyHttp for GatewayProxy {
         Ctx::new()
     }
 
+    /// No downstream modules: pingora's default adds its response-compression module,
+    /// disabled, which still cost an allocation and three boxed phase calls per request;
+    /// the gateway does not compress.
+    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = self.gw.live.load_full();
         // idle keep-alive connections are closed after the configured time, not kept forever
@@ -69,7 +74,7 @@ impl ProxyHttp for GatewayProxy {
             session.set_keepalive(Some(rt.keepalive_secs));
         }
         let req = session.req_header();
-        ctx.request_id = match req.headers.get("x-request-id") {
+        ctx.request_id = match req.headers.get(headers::X_REQUEST_ID.name()) {
             Some(v) if headers::valid_request_id(v) => v.clone(),
             _ => headers::new_request_id(),
         };
@@ -133,7 +138,7 @@ impl ProxyHttp for GatewayProxy {
                 session
                     .req_header()
                     .headers
-                    .get("traceparent")
+                    .get(headers::TRACEPARENT.name())
                     .and_then(|v| v.to_str().ok()),
             ));
         }
@@ -301,9 +306,9 @@ impl ProxyHttp for GatewayProxy {
             is_tls(session),
             client_host.as_ref(),
         );
-        up.insert_header("x-request-id", ctx.request_id.clone())?;
+        up.insert_header(&headers::X_REQUEST_ID, ctx.request_id.clone())?;
         if let Some(t) = &ctx.trace {
-            up.insert_header("traceparent", t.traceparent())?;
+            up.insert_header(&headers::TRACEPARENT, t.traceparent())?;
         }
         if let Some(route) = ctx.route.clone() {
             match &route.host_header {
@@ -314,7 +319,7 @@ impl ProxyHttp for GatewayProxy {
                     match (host, ctx.pick.as_ref()) {
                         (Some(h), _) => up.insert_header(http::header::HOST, h)?,
                         (None, Some(p)) => {
-                            up.insert_header(http::header::HOST, p.addr.to_string())?
+                            up.insert_header(http::header::HOST, p.state.host.clone())?
                         }
                         (None, None) => {}
                     }

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug)]
 pub struct TargetState {
     pub addr: SocketAddr,
+    /// `addr` as a `Host` value (the default upstream `Host`), made once, not per request.
+    pub host: http::HeaderValue,
     in_flight: AtomicU64,
     /// Active health; `true` unless a health check says otherwise.
     healthy: AtomicBool,
@@ -57,6 +59,8 @@ impl TargetState {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
+            host: http::HeaderValue::try_from(addr.to_string())
+                .unwrap_or_else(|_| http::HeaderValue::from_static("localhost")),
             in_flight: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
             health: Mutex::new(HealthRecord::default()),

@@ -38,6 +38,12 @@ impl CaseHeaderName {
 /// A trait that converts into case-sensitive header names.
 pub trait IntoCaseHeaderName {
     fn into_case_header_name(self) -> CaseHeaderName;
+
+    /// The name already parsed, when `self` has it (api-gateway patch 0008): inserting a
+    /// header then skips parsing its name again from the case-preserving bytes.
+    fn header_name(&self) -> Option<HeaderName> {
+        None
+    }
 }
 
 impl IntoCaseHeaderName for CaseHeaderName {
@@ -62,11 +68,49 @@ impl IntoCaseHeaderName for HeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(titled_header_name(&self))
     }
+
+    fn header_name(&self) -> Option<HeaderName> {
+        Some(self.clone())
+    }
 }
 
 impl IntoCaseHeaderName for &HeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(titled_header_name(self))
+    }
+
+    fn header_name(&self) -> Option<HeaderName> {
+        Some((*self).clone())
+    }
+}
+
+/// A header name with the case to send it in, both known up front (api-gateway patch
+/// 0008): inserting it neither parses the name nor copies the case bytes.
+#[derive(Debug, Clone)]
+pub struct StaticHeaderName {
+    name: HeaderName,
+    case: &'static str,
+}
+
+impl StaticHeaderName {
+    /// `name` in the case to send; `HeaderName::from_static(name)` rules apply to its
+    /// lower-cased form, checked at compile time in a `const`.
+    pub const fn new(name: HeaderName, case: &'static str) -> Self {
+        StaticHeaderName { name, case }
+    }
+
+    pub fn name(&self) -> &HeaderName {
+        &self.name
+    }
+}
+
+impl IntoCaseHeaderName for &StaticHeaderName {
+    fn into_case_header_name(self) -> CaseHeaderName {
+        CaseHeaderName(Bytes::from_static(self.case.as_bytes()))
+    }
+
+    fn header_name(&self) -> Option<HeaderName> {
+        Some(self.name.clone())
     }
 }
 

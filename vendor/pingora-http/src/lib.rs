@@ -43,7 +43,7 @@ use authority::{raw_target_authority, RawTargetAuthority};
 
 mod case_header_name;
 use case_header_name::CaseHeaderName;
-pub use case_header_name::IntoCaseHeaderName;
+pub use case_header_name::{IntoCaseHeaderName, StaticHeaderName};
 
 pub mod prelude {
     pub use crate::RequestHeader;
@@ -402,11 +402,25 @@ impl RequestHeader {
     }
 }
 
+/// Headers a proxy's filters typically add to a copy of a request (api-gateway patch 0007).
+const ROOM_FOR_FILTERS: usize = 8;
+
+/// A copy of `map` with room for [ROOM_FOR_FILTERS] more headers (api-gateway patch 0007:
+/// a clone has exactly the original's capacity, so each header a filter then added to the
+/// upstream request could grow, copy and re-index both maps).
+fn clone_with_room<T: Clone>(map: &HMap<T>) -> HMap<T> {
+    let mut copy = HMap::with_capacity(map.len() + ROOM_FOR_FILTERS);
+    copy.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+    copy
+}
+
 impl Clone for RequestHeader {
     fn clone(&self) -> Self {
+        let mut base = clone_req_parts_without_headers(&self.base);
+        base.headers = clone_with_room(&self.base.headers);
         Self {
-            base: self.as_owned_parts(),
-            header_name_map: self.header_name_map.clone(),
+            base,
+            header_name_map: self.header_name_map.as_ref().map(clone_with_room),
             raw_target: self.raw_target.clone(),
             send_end_stream: self.send_end_stream,
         }
@@ -796,6 +810,12 @@ fn parse_request_target(target: &[u8]) -> Result<ParsedRequestTarget> {
 }
 
 fn clone_req_parts(me: &ReqParts) -> ReqParts {
+    let mut parts = clone_req_parts_without_headers(me);
+    parts.headers = me.headers.clone();
+    parts
+}
+
+fn clone_req_parts_without_headers(me: &ReqParts) -> ReqParts {
     let mut parts = ReqBuilder::new()
         .method(me.method.clone())
         .uri(me.uri.clone())
@@ -804,7 +824,6 @@ fn clone_req_parts(me: &ReqParts) -> ReqParts {
         .unwrap()
         .into_parts()
         .0;
-    parts.headers = me.headers.clone();
     parts.extensions = me.extensions.clone();
     parts
 }
@@ -845,6 +864,25 @@ fn http_header_map_upper_bound(size_hint: Option<usize>) -> usize {
     )
 }
 
+/// The parsed name, and its case bytes when `with_case` (api-gateway patch 0008: a name
+/// given parsed is not parsed again, and without a case map its case bytes are not made).
+#[inline]
+fn split_header_name(
+    name: impl IntoCaseHeaderName,
+    with_case: bool,
+) -> Result<(HeaderName, Option<CaseHeaderName>)> {
+    if let Some(h) = name.header_name() {
+        let case = with_case.then(|| name.into_case_header_name());
+        return Ok((h, case));
+    }
+    let case = name.into_case_header_name();
+    let h: HeaderName = case
+        .as_slice()
+        .try_into()
+        .or_err(InvalidHTTPHeader, "invalid header name")?;
+    Ok((h, Some(case)))
+}
+
 #[inline]
 fn append_header_value<T>(
     name_map: Option<&mut CaseMap>,
@@ -852,18 +890,17 @@ fn append_header_value<T>(
     name: impl IntoCaseHeaderName,
     value: T,
 ) -> Result<bool> {
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = case_header_name
-        .as_slice()
-        .try_into()
-        .or_err(InvalidHTTPHeader, "invalid header name")?;
+    let (header_name, case_header_name) = split_header_name(name, name_map.is_some())?;
     // store the original case in the map
     if let Some(name_map) = name_map {
         // Use the non-panicking `try_append`: the infallible `append` calls
         // `.expect("size overflows MAX_SIZE")` internally, which would abort the
         // process if the case map ever exceeded `http`'s `MAX_SIZE` (1 << 15).
         name_map
-            .try_append(header_name.clone(), case_header_name)
+            .try_append(
+                header_name.clone(),
+                case_header_name.unwrap_or_else(|| header_name.clone().into_case_header_name()),
+            )
             .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
     }
 
@@ -881,13 +918,11 @@ fn insert_header_value<T>(
     name: impl IntoCaseHeaderName,
     value: T,
 ) -> Result<()> {
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = case_header_name
-        .as_slice()
-        .try_into()
-        .or_err(InvalidHTTPHeader, "invalid header name")?;
+    let (header_name, case_header_name) = split_header_name(name, name_map.is_some())?;
     if let Some(name_map) = name_map {
         // store the original case in the map
+        let case_header_name =
+            case_header_name.unwrap_or_else(|| header_name.clone().into_case_header_name());
         name_map.insert(header_name.clone(), case_header_name);
     }
     value_map.insert(header_name, value);

@@ -313,6 +313,18 @@ pub(crate) struct UninitializedStream {
 }
 
 impl UninitializedStream {
+    /// The stream of a plain (no TLS) connection, which needs no handshake; `Err(self)`
+    /// for a TLS one (api-gateway patch 0003: the accept task awaits a handshake future
+    /// only when there is a handshake, and boxed, so that it does not size every
+    /// connection's task).
+    pub(crate) fn into_plain(mut self) -> std::result::Result<Stream, Self> {
+        if self.tls.is_some() {
+            return Err(self);
+        }
+        self.l4.set_buffer(self.l4_buffer);
+        Ok(Box::new(self.l4))
+    }
+
     pub async fn handshake(mut self) -> Result<Stream> {
         self.l4.set_buffer(self.l4_buffer);
         if let Some(tls) = self.tls {

@@ -24,6 +24,7 @@ use crate::listeners::tls::TlsSettings;
 use crate::listeners::AcceptAllFilter;
 use crate::listeners::{
     ConnectionFilter, ListenerConfig, Listeners, ServerAddress, TcpSocketOptions, TransportStack,
+    UninitializedStream,
 };
 use crate::protocols::Stream;
 #[cfg(unix)]
@@ -199,6 +200,27 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
         }
     }
 
+    /// The TLS handshake of a new connection, with the 60 s limit; errors are logged.
+    async fn handshake(io: UninitializedStream) -> Option<Stream> {
+        let peer_addr = io.peer_addr();
+        match timeout(Duration::from_secs(60), io.handshake()).await {
+            Ok(Ok(io)) => Some(io),
+            Ok(Err(e)) => {
+                // TODO: Maybe IOApp trait needs a fn to handle/filter out this error
+                if let Some(addr) = peer_addr {
+                    error!("Downstream handshake error from {}: {e}", addr);
+                } else {
+                    error!("Downstream handshake error: {e}");
+                }
+                None
+            }
+            Err(_) => {
+                error!("Downstream handshake timeout");
+                None
+            }
+        }
+    }
+
     async fn run_endpoint(
         app_logic: Arc<A>,
         mut stack: TransportStack,
@@ -229,26 +251,18 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                 Ok(io) => {
                     let app = app_logic.clone();
                     let shutdown = shutdown.clone();
+                    // api-gateway patch 0003: the TLS handshake (its future is ~8.5 KB with
+                    // rustls) is boxed and awaited only for TLS connections; inline, it
+                    // sized every connection's task for the connection's whole life.
                     current_handle().spawn(async move {
-                        let peer_addr = io.peer_addr();
-                        match timeout(Duration::from_secs(60), io.handshake()).await {
-                            Ok(handshake) => {
-                                match handshake {
-                                    Ok(io) => Self::handle_event(io, app, shutdown).await,
-                                    Err(e) => {
-                                        // TODO: Maybe IOApp trait needs a fn to handle/filter out this error
-                                        if let Some(addr) = peer_addr {
-                                            error!("Downstream handshake error from {}: {e}", addr);
-                                        } else {
-                                            error!("Downstream handshake error: {e}");
-                                        }
-                                    }
-                                }
-                            }
-                            Err(_) => {
-                                error!("Downstream handshake timeout");
-                            }
-                        }
+                        let io = match io.into_plain() {
+                            Ok(io) => io,
+                            Err(io) => match Box::pin(Self::handshake(io)).await {
+                                Some(io) => io,
+                                None => return,
+                            },
+                        };
+                        Self::handle_event(io, app, shutdown).await
                     });
                 }
                 Err(e) => {

@@ -67,6 +67,26 @@ where
         &self,
         peer: &P,
     ) -> Result<(HttpSession<C::Session>, bool)> {
+        // api-gateway patch 0005: the common case (an HTTP/1-only peer) first; the custom and
+        // HTTP/2 paths are boxed, so that their futures do not size this one (it is inline in
+        // every request's future, which is moved into a `Box` per request).
+        let custom = peer
+            .get_peer_options()
+            .is_some_and(|o| matches!(o.alpn, ALPN::Custom(_)));
+        let h1_only = peer
+            .get_peer_options()
+            .is_none_or(|o| o.alpn.get_max_http_version() == 1);
+        if !custom && h1_only {
+            let (h1, reused) = self.h1.get_http_session(peer).await?;
+            return Ok((HttpSession::H1(h1), reused));
+        }
+        Box::pin(self.get_http_session_other(peer)).await
+    }
+
+    async fn get_http_session_other<P: Peer + Send + Sync + 'static>(
+        &self,
+        peer: &P,
+    ) -> Result<(HttpSession<C::Session>, bool)> {
         let peer_opts = peer.get_peer_options();
 
         // Switch to custom protocol as early as possible

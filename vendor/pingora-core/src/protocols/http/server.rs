@@ -276,12 +276,14 @@ impl Session {
                 s.finish()?;
                 Ok(None)
             }
+            // api-gateway patch 0006: the subrequest and custom arms are boxed, so that their
+            // futures do not size the HTTP/1 one (awaited inline by every request)
             Self::Subrequest(mut s) => {
-                s.finish().await?;
+                Box::pin(s.finish()).await?;
                 Ok(None)
             }
             Self::Custom(mut s) => {
-                s.finish().await?;
+                Box::pin(s.finish()).await?;
                 Ok(None)
             }
         }
