@@ -15,10 +15,6 @@ pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Most headers a request may have (pingora's limit).
 const MAX_HEADERS: usize = 256;
 
-/// Headers parsed on the first try: a usual request has far fewer, and the parser's
-/// array is initialised per request (a 256-entry one cost ~700 instructions).
-const FEW_HEADERS: usize = 32;
-
 /// The longest request target (the `http` crate's limit for a URI).
 pub const MAX_URI: usize = 65_534;
 
@@ -159,26 +155,25 @@ enum Checked {
     Refused(Refusal, Seen),
 }
 
-/// Parses what was read so far (pingora's parser: httparse).
+/// Parses what was read so far (pingora's parser: httparse), into header slots left
+/// uninitialised (httparse writes those it fills; initialising them cost more than parsing).
 fn check(buf: &[u8], limit: usize) -> Checked {
-    let mut headers = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
     match check_with(buf, limit, &mut headers) {
-        Checked::TooMany => {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match check_with(buf, limit, &mut headers) {
-                Checked::TooMany => Checked::Refused(Refusal::HeaderTooLarge, Seen::default()),
-                c => c,
-            }
-        }
+        Checked::TooMany => Checked::Refused(Refusal::HeaderTooLarge, Seen::default()),
         c => c,
     }
 }
 
-fn check_with<'b>(buf: &'b [u8], limit: usize, headers: &mut [httparse::Header<'b>]) -> Checked {
-    let mut req = httparse::Request::new(headers);
+fn check_with<'b>(
+    buf: &'b [u8],
+    limit: usize,
+    headers: &mut [std::mem::MaybeUninit<httparse::Header<'b>>],
+) -> Checked {
+    let mut req = httparse::Request::new(&mut []);
     let parsed = httparse::ParserConfig::default()
         .allow_multiple_spaces_in_request_line_delimiters(true)
-        .parse_request(&mut req, buf);
+        .parse_request_with_uninit_headers(&mut req, buf, headers);
     match parsed {
         Ok(httparse::Status::Complete(len)) => match checked_head(&req, len, limit) {
             Ok(()) => Checked::Complete,

@@ -495,6 +495,18 @@ impl Clone for ResponseHeader {
     }
 }
 
+impl ResponseHeader {
+    /// A copy without the header-case map (api-gateway patch 0009): for a copy that is only
+    /// read (status, version, header values), never written to the wire.
+    pub fn clone_without_case(&self) -> Self {
+        Self {
+            base: self.as_owned_parts(),
+            header_name_map: None,
+            reason_phrase: self.reason_phrase.clone(),
+        }
+    }
+}
+
 // The `ResponseHeader` will be the no case variant, because `RespParts` keeps no header case
 impl From<RespParts> for ResponseHeader {
     fn from(parts: RespParts) -> ResponseHeader {

@@ -441,8 +441,13 @@ impl HttpSession {
     /// Similar to [`Self::read_response()`], read the response header and then return a copy of it.
     pub async fn read_resp_header_parts(&mut self) -> Result<Box<ResponseHeader>> {
         self.read_response().await?;
+        // api-gateway patch 0009: the caller gets the header as read (with its case map, to
+        // write it on); the session keeps a copy without it, which it only reads
+        // (status, version, `Connection`): half the cost of a full copy per response.
         // safe to unwrap because it is just read
-        Ok(Box::new(self.resp_header().unwrap().clone()))
+        let read = self.response_header.take().unwrap();
+        self.response_header = Some(Box::new(read.clone_without_case()));
+        Ok(read)
     }
 
     /// Return a reference of the [`ResponseHeader`] if the response is read
