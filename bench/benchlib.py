@@ -458,6 +458,13 @@ def goal_checks(med, rss, reloads, meta):
                          verdict(g["cpu_us_per_req"] <= n["cpu_us_per_req"])])
             rows.append([f"{bare} req/s ≥ nginx (c={c})",
                          f"{g['rps']:,.0f} vs {n['rps']:,.0f}", verdict(g["rps"] >= n["rps"])])
+            # the engine milestone (issue 11): ≤ 1.5× nginx's CPU, ≥ 0.7× its req/s
+            cpu_x = g["cpu_us_per_req"] / n["cpu_us_per_req"]
+            rps_x = g["rps"] / n["rps"]
+            rows.append([f"{bare} CPU/req ≤ 1.5× nginx (c={c}, engine milestone)",
+                         f"{cpu_x:.2f}×", verdict(cpu_x <= 1.5)])
+            rows.append([f"{bare} req/s ≥ 0.7× nginx (c={c}, engine milestone)",
+                         f"{rps_x:.2f}×", verdict(rps_x >= 0.7)])
         if c == 1 and g and n and d:
             ga, na = g["p50_us"] - d["p50_us"], n["p50_us"] - d["p50_us"]
             rows.append([f"{bare} added p50 latency ≤ nginx's (c=1)",
@@ -474,6 +481,9 @@ def goal_checks(med, rss, reloads, meta):
             rows.append([f"{r['target']} RSS with {r['conns']} idle conns < 64 MB",
                          f"{mb:.1f} MB ({r['opened']} open)",
                          verdict(ok) if int(r["conns"]) >= 10000 else "— (goal is at 10,000)"])
+            kb = (float(r["rss_loaded_kb"]) - float(r["rss_idle_kb"])) / int(r["conns"])
+            rows.append([f"{r['target']} < 10 KB per idle keep-alive connection (engine milestone)",
+                         f"{kb:.2f} KB", verdict(kb < 10 and int(r["opened"]) == int(r["conns"]))])
     for r in reloads:
         if r["target"].startswith("gw-"):
             rows.append([f"{r['target']} zero failed requests in {r['reloads']} reloads",

@@ -237,9 +237,8 @@ async fn upstream_connection_and_in_flight_gauges() {
         series(&text, "gateway_upstream_connections_opened_total", &labels),
         Some(3.0)
     );
-    // the next requests reuse pooled connections instead of opening new ones (pingora
-    // may still open one now and then when it cannot take a pooled connection back
-    // from its idle watcher in time: count every request, require reuse)
+    // the next requests reuse pooled connections instead of opening new ones (counted
+    // as opened or reused, every one; reuse required)
     for _ in 0..3 {
         assert_eq!(reqwest::get(gw.url("/r/y")).await.unwrap().status(), 200);
     }
