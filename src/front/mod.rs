@@ -15,7 +15,7 @@ mod refuse;
 use crate::gateway::Gateway;
 use crate::proxy::GatewayProxy;
 use head::Head;
-use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora_core::apps::{HttpPersistentSettings, ServerApp};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
@@ -112,7 +112,9 @@ impl FrontApp {
                 }
             }
             session.set_pipelined_prefix(buf);
-            let Some(reused) = self.proxy.process_new_http(session, shutdown).await else {
+            // built in its box, not copied there (vendor patch 0010)
+            let request = self.proxy.process_new_http_in_place(session, shutdown);
+            let Some(reused) = request.await else {
                 return;
             };
             let (s, p) = reused.consume();

@@ -1562,14 +1562,34 @@ impl SubrequestSpawner {
     }
 }
 
-#[async_trait]
-impl<SV, C> HttpServerApp for HttpProxy<SV, C>
+/// Puts the future `make` returns into a `Box` allocated first (api-gateway patch 0010):
+/// the future is then built in the allocation instead of on the stack and copied in, as
+/// `Box::pin(future)` does (a `memcpy` of the future's whole size, ~10 KB for a request).
+fn box_in_place<F: Future>(make: impl FnOnce() -> F) -> std::pin::Pin<Box<F>> {
+    let mut slot = Box::<F>::new_uninit();
+    slot.write(make());
+    // SAFETY: `write` initialised the slot just above
+    Box::into_pin(unsafe { slot.assume_init() })
+}
+
+impl<SV, C> HttpProxy<SV, C>
 where
     SV: ProxyHttp + Send + Sync + 'static,
     <SV as ProxyHttp>::CTX: Send + Sync,
     C: custom::Connector,
 {
-    async fn process_new_http(
+    /// [HttpServerApp::process_new_http] without `async_trait`'s copy of the request's
+    /// future into its box (api-gateway patch 0010): for a caller that drives HTTP/1
+    /// requests itself, such as a front `ServerApp` around this proxy.
+    pub fn process_new_http_in_place<'a>(
+        self: &'a Arc<Self>,
+        session: HttpSession,
+        shutdown: &'a ShutdownWatch,
+    ) -> std::pin::Pin<Box<impl Future<Output = Option<ReusedHttpStream>> + Send + 'a>> {
+        box_in_place(move || self.process_new_http_inner(session, shutdown))
+    }
+
+    async fn process_new_http_inner(
         self: &Arc<Self>,
         mut session: HttpSession,
         shutdown: &ShutdownWatch,
@@ -1605,6 +1625,22 @@ where
         }
 
         self.process_request(session, ctx).await
+    }
+}
+
+#[async_trait]
+impl<SV, C> HttpServerApp for HttpProxy<SV, C>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    <SV as ProxyHttp>::CTX: Send + Sync,
+    C: custom::Connector,
+{
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: HttpSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        self.process_new_http_inner(session, shutdown).await
     }
 
     async fn http_cleanup(&self) {
