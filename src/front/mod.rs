@@ -25,6 +25,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+/// How long an idle keep-alive connection still waits for a request once the listeners
+/// are closed.
+const DRAIN_IDLE: Duration = Duration::from_secs(1);
+
 /// The proxy listeners' application.
 pub struct FrontApp {
     proxy: Arc<HttpProxy<GatewayProxy>>,
@@ -68,14 +72,24 @@ impl FrontApp {
                 let rt = self.gw.live.load();
                 (Duration::from_secs(rt.keepalive_secs), rt.max_header_bytes)
             };
-            let read = async {
-                let head = head::read(&mut stream, h2c, limit).await;
-                (head, Instant::now())
-            };
-            let outcome = tokio::select! {
-                biased;
-                r = pingora_timeout::timeout(keepalive, read) => r.ok(),
-                _ = self.until_closed() => None,
+            let outcome = {
+                let read = async {
+                    let head = head::read(&mut stream, h2c, limit).await;
+                    (head, Instant::now())
+                };
+                tokio::pin!(read);
+                tokio::select! {
+                    biased;
+                    r = pingora_timeout::timeout(keepalive, read.as_mut()) => r.ok(),
+                    _ = self.until_closed() => {
+                        // the listeners are closed (shutdown, upgrade): a request a client
+                        // sends on this idle connection right now is still answered (with
+                        // `Connection: close`) instead of the connection closing under it
+                        pingora_timeout::timeout(DRAIN_IDLE.min(keepalive), read.as_mut())
+                            .await
+                            .ok()
+                    }
+                }
             };
             let Some((head, start)) = outcome else {
                 return;
