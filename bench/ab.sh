@@ -17,6 +17,8 @@ PAIRS=${3:-6}
 SECS=${4:-5}
 CONNS=${AB_CONNS:-50}
 LIB="$BENCH_DIR/benchlib.py"
+# shellcheck source=bench/harness.sh
+. "$BENCH_DIR/harness.sh"
 OUT="$BENCH_DIR/results/ab-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 PIDS=()
@@ -29,21 +31,14 @@ run_one() {
     mkdir -p "$dir"/{logs,tmp,conf}
     local up gw m
     read -r up gw m < <(python3 "$LIB" freeports 3)
-    python3 "$LIB" render "$BENCH_DIR/conf/upstream.nginx.conf" "$dir/conf/upstream.conf" \
-        RUN_DIR="$dir" PORT="$up" WORKERS=1 WORKER_CONNECTIONS=1024
-    taskset -c 1 nginx -p "$dir" -c "$dir/conf/upstream.conf" -e "$dir/logs/upstream.error.log" \
-        >/dev/null 2>&1 &
-    local np=$!
-    python3 "$LIB" render "$BENCH_DIR/gateway-bare.yaml" "$dir/conf/routes.yaml" \
-        UPSTREAM_ADDR="127.0.0.1:$up" RELOAD_ROUTE_NAME=reload-a
+    start_upstream "$dir" "$up" taskset -c 1
+    local np=$UPSTREAM_PID
+    render_bare_gateway "$dir" "$up"
     PORT=$gw METRICS_PORT=$m GATEWAY_WORKERS=1 LOG_LEVEL=error BIND_ADDRESS=127.0.0.1 \
         taskset -c 1 "$bin" --config "$dir/conf/routes.yaml" >"$dir/logs/gateway.out" 2>&1 &
     local gp=$!
     PIDS+=("$np" "$gp")
-    for _ in $(seq 1 100); do
-        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gw/" || true) == 200 ]] && break
-        sleep 0.2
-    done
+    wait_ok "$gw" 100 || true
     taskset -c 0 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$gw/" >/dev/null
     local t0 t1 reqs
     t0=$(awk '{print $14 + $15}' "/proc/$gp/stat")

@@ -19,26 +19,22 @@ CONNS=${CG_CONNS:-10}
 SECONDS_COUNTED=${CG_SECONDS:-10}
 WARMUP=${CG_WARMUP_S:-3}
 LIB="$BENCH_DIR/benchlib.py"
+# shellcheck source=bench/harness.sh
+. "$BENCH_DIR/harness.sh"
 DIR="$BENCH_DIR/results/callgrind-$LABEL-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$DIR"/{logs,tmp,conf}
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 read -r UP_PORT GW_PORT M_PORT < <(python3 "$LIB" freeports 3)
-python3 "$LIB" render "$BENCH_DIR/conf/upstream.nginx.conf" "$DIR/conf/upstream.conf" \
-    RUN_DIR="$DIR" PORT="$UP_PORT" WORKERS=1 WORKER_CONNECTIONS=1024
-nginx -p "$DIR" -c "$DIR/conf/upstream.conf" -e "$DIR/logs/upstream.error.log" >/dev/null 2>&1 &
-PIDS+=($!)
-python3 "$LIB" render "$BENCH_DIR/gateway-bare.yaml" "$DIR/conf/routes.yaml" \
-    UPSTREAM_ADDR="127.0.0.1:$UP_PORT" RELOAD_ROUTE_NAME=reload-a
+start_upstream "$DIR" "$UP_PORT"
+PIDS+=("$UPSTREAM_PID")
+render_bare_gateway "$DIR" "$UP_PORT"
 PORT=$GW_PORT METRICS_PORT=$M_PORT GATEWAY_WORKERS=1 LOG_LEVEL=error BIND_ADDRESS=127.0.0.1 \
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$DIR/callgrind.out" \
     "$BIN" --config "$DIR/conf/routes.yaml" >"$DIR/logs/gateway.out" 2>"$DIR/logs/valgrind.err" &
 GW_PID=$!; PIDS+=("$GW_PID")
-for _ in $(seq 1 600); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$GW_PORT/" || true) == 200 ]] && break
-    sleep 0.2
-done
+wait_ok "$GW_PORT" || true
 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$GW_PORT/" >/dev/null 2>&1 || true
 callgrind_control -i on "$GW_PID" >/dev/null
 wrk -t1 -c"$CONNS" -d"${SECONDS_COUNTED}s" "http://127.0.0.1:$GW_PORT/" >"$DIR/wrk.txt" 2>&1 || true
