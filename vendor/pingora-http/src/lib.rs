@@ -903,16 +903,13 @@ fn append_header_value<T>(
     value: T,
 ) -> Result<bool> {
     let (header_name, case_header_name) = split_header_name(name, name_map.is_some())?;
-    // store the original case in the map
-    if let Some(name_map) = name_map {
+    // store the original case in the map (the case bytes are there whenever the map is)
+    if let (Some(name_map), Some(case_header_name)) = (name_map, case_header_name) {
         // Use the non-panicking `try_append`: the infallible `append` calls
         // `.expect("size overflows MAX_SIZE")` internally, which would abort the
         // process if the case map ever exceeded `http`'s `MAX_SIZE` (1 << 15).
         name_map
-            .try_append(
-                header_name.clone(),
-                case_header_name.unwrap_or_else(|| header_name.clone().into_case_header_name()),
-            )
+            .try_append(header_name.clone(), case_header_name)
             .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
     }
 
@@ -931,10 +928,8 @@ fn insert_header_value<T>(
     value: T,
 ) -> Result<()> {
     let (header_name, case_header_name) = split_header_name(name, name_map.is_some())?;
-    if let Some(name_map) = name_map {
-        // store the original case in the map
-        let case_header_name =
-            case_header_name.unwrap_or_else(|| header_name.clone().into_case_header_name());
+    // store the original case in the map (the case bytes are there whenever the map is)
+    if let (Some(name_map), Some(case_header_name)) = (name_map, case_header_name) {
         name_map.insert(header_name.clone(), case_header_name);
     }
     value_map.insert(header_name, value);

@@ -185,11 +185,6 @@ impl IdlePool {
         }
         // dropped (closed) outside the lock
     }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.inner.lock().total
-    }
 }
 
 impl Inner {
