@@ -10,6 +10,10 @@
 # target/sdk-venv, npm ci in sdk/js).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the vendored pingora must be its crates.io release + vendor/patches, byte for byte
+# (seconds; downloads three .crate files): a change to vendor/ is a patch file change
+echo "== vendor/update.sh --check"
+vendor/update.sh --check
 
 need_pkg() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; (apt-get install -y -qq "$2" || { apt-get update -qq && apt-get install -y -qq "$2"; }) >/dev/null; }; }
 need_pkg cmake cmake
