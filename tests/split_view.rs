@@ -1,6 +1,6 @@
 //! Differential "split view" harness (issue 17 part 6): the gateway in front of real
-//! upstream stacks (uvicorn + FastAPI, werkzeug + Flask, Node's `http`, nginx, Go's
-//! `net/http`), each with a guarded handler for `/api/v1/admin/users` (and below) and an
+//! upstream stacks (uvicorn + FastAPI, Flask on werkzeug and on the standard library's
+//! wsgiref, Node's `http`, nginx, Go's `net/http`), each with a guarded handler for `/api/v1/admin/users` (and below) and an
 //! unguarded catch-all. The gateway guards the route `/api/v1/admin` with `api_key`;
 //! `/api/v1` has no auth; both go to the same upstream.
 //!
@@ -20,7 +20,7 @@
 //! The matrix is printed; with `SPLIT_VIEW_WRITE_DOCS=1` it also replaces the matrix
 //! section of docs/security.md (`SPLIT_VIEW_DEBUG=<text>` prints the raw answers to the
 //! variants whose name contains the text). A stack whose dependency is missing fails the test
-//! unless `SKIP_SPLIT_VIEW_<STACK>=1` (FASTAPI, FLASK, NODE, NGINX, GO) is set.
+//! unless `SKIP_SPLIT_VIEW_<STACK>=1` (FASTAPI, FLASK, WSGIREF, NODE, NGINX, GO) is set.
 #![allow(clippy::unwrap_used)]
 
 #[path = "split_view/client.rs"]
@@ -43,10 +43,14 @@ pub const ALICE_KEY: &str = "ak_split_view_alice_5b1f0c";
 /// The identity the gateway forwards for it.
 pub const ALICE: &str = "alice";
 
-fn table(upstream: u16) -> String {
+/// The second configuration: every policy of issue 17 relaxed, to show what each one
+/// keeps out (and that the harness sees a split view when there is one).
+const RELAXED: &str = "server:\n  allow_encoded: [slash, backslash, semicolon, percent, question_mark, hash]\n  underscore_headers: keep\n";
+
+fn table(upstream: u16, server: &str) -> String {
     format!(
         r#"version: 1
-upstreams:
+{server}upstreams:
   app: {{ targets: [{{ addr: "127.0.0.1:{upstream}" }}] }}
 routes:
   - name: admin
@@ -60,7 +64,7 @@ routes:
     )
 }
 
-fn start_gateway(upstream: u16) -> Gateway {
+fn start_gateway(upstream: u16, server: &str) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let sha = hex::encode(Sha256::digest(ALICE_KEY.as_bytes()));
     std::fs::write(
@@ -69,7 +73,7 @@ fn start_gateway(upstream: u16) -> Gateway {
     )
     .unwrap();
     let config = dir.path().join("routes.yaml");
-    std::fs::write(&config, table(upstream)).unwrap();
+    std::fs::write(&config, table(upstream, server)).unwrap();
     Gateway::spawn(dir, config, &[("ACCESS_LOG", "off"), ("LOG_LEVEL", "warn")])
 }
 
@@ -281,81 +285,112 @@ fn split_view() {
         missing.join("\n  ")
     );
 
-    // one upstream and one gateway per stack, all variants of a stack in one thread
-    let results: Vec<(&'static str, Vec<Outcome>)> = std::thread::scope(|scope| {
+    // one upstream and two gateways per stack (the default policies, and every policy
+    // relaxed), all variants of a stack in one thread
+    type Results = Vec<(&'static str, Vec<Outcome>)>;
+    let debug = std::env::var("SPLIT_VIEW_DEBUG").ok();
+    let per_stack: Vec<(&'static str, Vec<Outcome>, Vec<Outcome>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = stacks_run
             .iter()
             .map(|&s| {
-                let corpus = &corpus;
+                let (corpus, debug) = (&corpus, &debug);
                 scope.spawn(move || {
                     let t = Instant::now();
                     let up = stacks::start(s);
-                    let gw = start_gateway(up.port);
+                    let gw = start_gateway(up.port, "");
+                    let relaxed = start_gateway(up.port, RELAXED);
                     let ready = t.elapsed();
-                    let debug = std::env::var("SPLIT_VIEW_DEBUG").ok();
-                    let outcomes: Vec<Outcome> = corpus
-                        .iter()
-                        .map(|v| {
-                            let a = send(v, gw.port);
-                            if debug.as_deref().is_some_and(|d| v.name.contains(d)) {
-                                println!(
-                                    "split view debug: {s} {} {} [{}]: {a:?}",
-                                    v.proto.label(),
-                                    v.name,
-                                    v.cred.label()
-                                );
-                            }
-                            classify(&a)
-                        })
-                        .collect();
+                    let run = |port: u16, label: &str| -> Vec<Outcome> {
+                        corpus
+                            .iter()
+                            .map(|v| {
+                                let a = send(v, port);
+                                if debug.as_deref().is_some_and(|d| v.name.contains(d)) {
+                                    println!(
+                                        "split view debug: {s} ({label}) {} {} [{}]: {a:?}",
+                                        v.proto.label(),
+                                        v.name,
+                                        v.cred.label()
+                                    );
+                                }
+                                classify(&a)
+                            })
+                            .collect()
+                    };
+                    let strict = run(gw.port, "default");
+                    let loose = run(relaxed.port, "relaxed");
                     println!(
-                        "split view: {s}: up in {:.1} s, {} requests in {:.1} s",
+                        "split view: {s}: up in {:.1} s, 2 x {} requests in {:.1} s",
                         ready.as_secs_f64(),
                         corpus.len(),
                         (t.elapsed() - ready).as_secs_f64()
                     );
-                    drop(gw);
-                    drop(up);
-                    (s, outcomes)
+                    drop((gw, relaxed, up));
+                    (s, strict, loose)
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let strict: Results = per_stack.iter().map(|(s, a, _)| (*s, a.clone())).collect();
+    let relaxed: Results = per_stack.iter().map(|(s, _, b)| (*s, b.clone())).collect();
 
-    let mut violations = Vec::new();
-    let mut controls = Vec::new();
-    for (s, outcomes) in &results {
-        for (i, (v, o)) in corpus.iter().zip(outcomes).enumerate() {
-            violations.extend(check(s, i, v, o));
-            if let Some(f) = control_failure(v, o) {
-                controls.push(format!(
-                    "{s}: control {} {} [{}]: {f}",
-                    v.proto.label(),
-                    v.name,
-                    v.cred.label()
-                ));
+    let judge = |results: &Results, config: &str| {
+        let mut violations = Vec::new();
+        let mut controls = Vec::new();
+        for (s, outcomes) in results {
+            for (i, (v, o)) in corpus.iter().zip(outcomes).enumerate() {
+                violations.extend(check(s, i, v, o));
+                if let Some(f) = control_failure(v, o) {
+                    controls.push(format!(
+                        "{s} ({config}): control {} {} [{}]: {f}",
+                        v.proto.label(),
+                        v.name,
+                        v.cred.label()
+                    ));
+                }
             }
         }
-    }
+        (violations, controls)
+    };
+    let (violations, mut controls) = judge(&strict, "default");
+    let (relaxed_violations, relaxed_controls) = judge(&relaxed, "relaxed");
+    controls.extend(relaxed_controls);
     let rep = report::Report {
         corpus: &corpus,
-        results: &results,
+        results: &strict,
         violations: &violations,
         path_shapes,
         forged: FORGED,
+        config: "the default policies",
     };
-    println!("{}", rep.full_matrix());
+    let rep_relaxed = report::Report {
+        corpus: &corpus,
+        results: &relaxed,
+        violations: &relaxed_violations,
+        path_shapes,
+        forged: FORGED,
+        config: "every policy relaxed (`server.allow_encoded` with all six characters, `server.underscore_headers: keep`)",
+    };
+    println!("default policies:\n{}", rep.full_matrix());
+    println!("relaxed policies:\n{}", rep_relaxed.full_matrix());
     let summary = rep.markdown();
-    println!("{summary}");
-    if std::env::var("SPLIT_VIEW_WRITE_DOCS").is_ok_and(|v| v == "1") && missing.is_empty() {
-        rep.write_docs(&summary);
-        println!("split view: docs/security.md matrix section rewritten");
+    let summary_relaxed = rep_relaxed.markdown();
+    println!("{summary}\n{summary_relaxed}");
+    if std::env::var("SPLIT_VIEW_WRITE_DOCS").is_ok_and(|v| v == "1") {
+        let all_ran = stacks::STACKS.iter().all(|s| stacks_run.contains(s));
+        assert!(
+            all_ran,
+            "SPLIT_VIEW_WRITE_DOCS=1 needs every stack (none skipped)"
+        );
+        report::write_docs(report::DEFAULT_SECTION, &summary);
+        report::write_docs(report::RELAXED_SECTION, &summary_relaxed);
+        println!("split view: docs/security.md matrix sections rewritten");
     }
     println!(
-        "split view: {} variants x {} stacks in {:.1} s",
+        "split view: {} variants x {} stacks x 2 configurations in {:.1} s",
         corpus.len(),
-        results.len(),
+        strict.len(),
         started.elapsed().as_secs_f64()
     );
     assert!(
@@ -363,9 +398,20 @@ fn split_view() {
         "the harness's controls failed (a stack or the gateway config is broken, not a split view):\n  {}",
         controls.join("\n  ")
     );
+    // the harness must be able to see a split view: with the policies relaxed, the
+    // issue's own finding (an encoded slash decoded by the upstream) comes back
+    if stacks_run
+        .iter()
+        .any(|s| ["fastapi", "flask", "wsgiref", "node", "nginx"].contains(s))
+    {
+        assert!(
+            !relaxed_violations.is_empty(),
+            "with every policy relaxed no variant reached a guarded handler: the harness cannot see split views"
+        );
+    }
     assert!(
         violations.is_empty(),
-        "{} split-view violations:\n  {}",
+        "{} split-view violations with the default policies:\n  {}",
         violations.len(),
         violations
             .iter()

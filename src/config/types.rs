@@ -52,6 +52,15 @@ pub struct ServerConfig {
     /// long, so that load balancers stop sending traffic first (default `5s`; read at
     /// start-up).
     pub shutdown_delay: Option<Dur>,
+    /// Encoded characters every route takes in its path (default none: a path with
+    /// `%2F`, `%5C`, `%3B`, `%25`, `%3F` or `%23`, or a raw `\` or `;`, is refused
+    /// `400 ambiguous_path`); a route adds its own with `allow_encoded`.
+    #[serde(default)]
+    pub allow_encoded: Vec<super::EncodedChar>,
+    /// Request headers whose name contains `_`: `drop` (default), `reject` (400) or
+    /// `keep`.
+    #[serde(default)]
+    pub underscore_headers: super::UnderscoreHeaders,
 }
 
 /// A TLS listener.

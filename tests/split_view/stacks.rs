@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The stacks, in the order of the matrix.
-pub const STACKS: [&str; 5] = ["fastapi", "flask", "node", "nginx", "go"];
+pub const STACKS: [&str; 6] = ["fastapi", "flask", "wsgiref", "node", "nginx", "go"];
 
 /// A running upstream, killed on drop.
 pub struct Upstream {
@@ -90,7 +90,7 @@ fn ok(cmd: &mut Command) -> bool {
 pub fn missing(stack: &str) -> Option<String> {
     let hint = "scripts/test.sh installs it";
     match stack {
-        "fastapi" | "flask" => {
+        "fastapi" | "flask" | "wsgiref" => {
             let module = if stack == "fastapi" {
                 "import fastapi, uvicorn"
             } else {
@@ -164,6 +164,13 @@ pub fn start(stack: &'static str) -> Upstream {
         "flask" => {
             let mut c = Command::new(python());
             c.arg(apps_dir().join("flask_app.py")).arg(&p);
+            c
+        }
+        "wsgiref" => {
+            let mut c = Command::new(python());
+            c.arg(apps_dir().join("flask_app.py"))
+                .arg(&p)
+                .arg("wsgiref");
             c
         }
         "node" => {
