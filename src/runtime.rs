@@ -6,7 +6,7 @@ use crate::config::{Config, Deprecation, FallbackConfig};
 pub use crate::flows::RouteKind;
 use crate::flows::{jobs::SubmitRoute, pipeline};
 use crate::observability::metrics::{Metrics, RouteMetrics};
-use crate::router::{parse_date, PathPattern, Rewrite, Router};
+use crate::router::{parse_date, EncodedSet, PathPattern, Rewrite, Router};
 use crate::upstream::{Pool, Registry};
 use bytes::Bytes;
 use gateway_plugins::{BuildCtx, Plugin, Shared};
@@ -53,6 +53,8 @@ pub struct CompiledRoute {
     pub timeout: Option<Duration>,
     pub max_body: u64,
     pub retry_non_idempotent: bool,
+    /// Encoded path characters this route takes (its own and the server's).
+    pub allow_encoded: EncodedSet,
     /// The route's metric handles ([`Runtime::resolve_metrics`]).
     metrics: std::sync::OnceLock<RouteMetrics>,
 }
@@ -73,6 +75,13 @@ pub struct Runtime {
     pub max_header_bytes: usize,
     /// `server.keepalive_timeout` in whole seconds (at least 1).
     pub keepalive_secs: u64,
+    /// `server.allow_encoded`: what a path that matches no route may carry.
+    pub allow_encoded: EncodedSet,
+    /// `server.underscore_headers`.
+    pub underscore_headers: crate::config::UnderscoreHeaders,
+    /// The global plugins, for the gateway's answers to requests that match no route
+    /// (404, 405).
+    pub unmatched: Arc<[Arc<dyn Plugin>]>,
     pub routes: Vec<Arc<CompiledRoute>>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub config: Arc<Config>,
@@ -117,6 +126,7 @@ impl Runtime {
             .server
             .max_body_size
             .map_or(DEFAULT_MAX_BODY, |b| b.0);
+        let server_encoded = EncodedSet::of(&config.server.allow_encoded);
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let p = format!("routes[{i}]");
@@ -184,11 +194,28 @@ impl Runtime {
                     .filter_map(|p| p.body_limit())
                     .fold(r.max_body_size.map_or(default_max, |b| b.0), u64::min),
                 retry_non_idempotent: r.retry_non_idempotent,
+                allow_encoded: server_encoded.union(EncodedSet::of(&r.allow_encoded)),
                 plugins: chain_built,
                 metrics: std::sync::OnceLock::new(),
             }));
         }
+        let cx = BuildCtx {
+            shared: plugins,
+            base_dir,
+            route: None,
+        };
+        let mut unmatched = Vec::with_capacity(config.plugins.len());
+        for (j, g) in config.plugins.iter().enumerate().filter(|(_, g)| g.enabled) {
+            match gateway_plugins::build(&g.name, &g.settings, &cx) {
+                Ok(p) => unmatched.push(p),
+                Err(e) => errors.push(format!(
+                    "{}: {e}",
+                    crate::config::option_path(&format!("plugins[{j}]"), e.path())
+                )),
+            }
+        }
         if !errors.is_empty() {
+            errors.dedup();
             return Err(errors);
         }
         let max_header_bytes = config
@@ -202,6 +229,9 @@ impl Runtime {
             .max(1);
         Ok(Self {
             keepalive_secs,
+            allow_encoded: server_encoded,
+            unmatched: unmatched.into(),
+            underscore_headers: config.server.underscore_headers,
             max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
             router,
             routes,

@@ -9,19 +9,17 @@
 
 pub mod auth;
 mod model;
-mod mtls;
-mod oauth2_introspection;
 pub mod policy;
 pub mod registry;
 
 pub use auth::api_key::ApiKey;
 pub use auth::basic::BasicAuth;
 pub use auth::jwt::Jwt;
+pub use auth::mtls::Mtls;
+pub use auth::oauth2_introspection::Introspection;
 pub use auth::rbac::Rbac;
 pub use auth::token::Token;
 pub use model::*;
-pub use mtls::Mtls;
-pub use oauth2_introspection::Introspection;
 pub use policy::body_limit::BodyLimit;
 pub use policy::concurrency::ConcurrencyLimit;
 pub use policy::cors::Cors;

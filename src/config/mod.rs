@@ -1,6 +1,7 @@
 //! routes.yaml: types, loading with every error located, semantic validation and the
 //! environment overrides of the seed's Deployment.
 
+mod edge;
 mod env;
 mod locate;
 mod plugins;
@@ -12,6 +13,7 @@ mod upstream_tls;
 mod validate;
 mod validate_flows;
 
+pub use edge::{EncodedChar, UnderscoreHeaders};
 pub(crate) use env::apply_env_overrides;
 pub use env::parse_target_url;
 pub use locate::{Locations, Pos};

@@ -44,6 +44,11 @@ pub struct RouteConfig {
     /// (default false; connect failures are always retried).
     #[serde(default)]
     pub retry_non_idempotent: bool,
+    /// Encoded characters this route takes in its path, besides `server.allow_encoded`
+    /// (`slash`, `backslash`, `semicolon`, `percent`, `question_mark`, `hash`); they are
+    /// forwarded as received. Matching stays on the normalised path.
+    #[serde(default)]
+    pub allow_encoded: Vec<super::EncodedChar>,
 }
 
 /// Match conditions; all given ones must hold. Exactly one of `path`, `path_prefix`

@@ -15,11 +15,10 @@ use pingora_proxy::Session;
 /// gateway's own.
 pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
     let _ = resp.insert_header(&super::headers::X_REQUEST_ID, ctx.request_id.clone());
-    let Some(route) = ctx.route.clone() else {
-        return;
-    };
-    for (k, v) in &route.deprecation {
-        let _ = resp.insert_header(k.clone(), v.clone());
+    if let Some(route) = &ctx.route {
+        for (k, v) in &route.deprecation {
+            let _ = resp.insert_header(k.clone(), v.clone());
+        }
     }
     let added = &ctx.plugin.response_headers;
     for (i, (k, v)) in added.iter().enumerate() {
@@ -30,7 +29,8 @@ pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
             let _ = resp.insert_header(k.clone(), v.clone());
         }
     }
-    for p in &route.plugins {
+    let (route, unmatched) = ctx.chain_owners();
+    for p in super::ctx::chain_of(&route, &unmatched) {
         p.on_response(resp, &mut ctx.plugin);
     }
 }
@@ -97,6 +97,25 @@ impl GatewayProxy {
             extra,
         )
         .await?;
+        Ok(true)
+    }
+
+    /// Answers a [`Refusal`] of the edge checks or of routing, counted in
+    /// `gateway_requests_blocked_total` under its reason.
+    pub(super) async fn refuse_with(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        r: super::routing::Refusal,
+    ) -> Result<bool> {
+        self.gw.metrics.blocked.with_label_values(&[r.reason]).inc();
+        let extra: Vec<_> = r
+            .allow
+            .map(|a| (http::header::ALLOW, a))
+            .into_iter()
+            .collect();
+        self.answer_error(session, ctx, r.status, r.kind, &r.message, &extra)
+            .await?;
         Ok(true)
     }
 

@@ -26,6 +26,24 @@ pub enum Deferred {
     Failure(gateway_plugins::PluginFailure),
 }
 
+/// What [`Ctx::chain_owners`] returns.
+pub type ChainOwners = (
+    Option<Arc<CompiledRoute>>,
+    Option<Arc<[Arc<dyn gateway_plugins::Plugin>]>>,
+);
+
+/// The plugin chain of a route, else the global chain of an unmatched request.
+pub fn chain_of<'a>(
+    route: &'a Option<Arc<CompiledRoute>>,
+    unmatched: &'a Option<Arc<[Arc<dyn gateway_plugins::Plugin>]>>,
+) -> &'a [Arc<dyn gateway_plugins::Plugin>] {
+    match (route, unmatched) {
+        (Some(r), _) => &r.plugins,
+        (None, Some(g)) => g,
+        (None, None) => &[],
+    }
+}
+
 /// Everything one request carries through the phases.
 pub struct Ctx {
     pub start: Instant,
@@ -62,6 +80,8 @@ pub struct Ctx {
     pub answered: Option<u16>,
     /// Phases to export as child spans (only when OTLP export is on).
     pub spans: Option<Vec<SpanRecord>>,
+    /// The global plugins, for a request that matched no route (404, 405).
+    pub unmatched: Option<Arc<[Arc<dyn gateway_plugins::Plugin>]>>,
 }
 
 impl Ctx {
@@ -88,7 +108,20 @@ impl Ctx {
             status_retry: false,
             answered: None,
             spans: None,
+            unmatched: None,
         }
+    }
+
+    /// The plugin chain of this request: its route's, or the global plugins when it
+    /// matched no route.
+    pub fn plugins(&self) -> &[Arc<dyn gateway_plugins::Plugin>] {
+        chain_of(&self.route, &self.unmatched)
+    }
+
+    /// The chain's owners, cloned (two `Arc`s), for a phase that needs the chain and
+    /// `&mut self.plugin` at once: pass them to [`chain_of`].
+    pub fn chain_owners(&self) -> ChainOwners {
+        (self.route.clone(), self.unmatched.clone())
     }
 
     /// Releases the current target with its outcome (`fallback` when none was seen).

@@ -4,6 +4,7 @@
 mod answer;
 mod client_cert;
 mod ctx;
+mod edge;
 mod flow;
 mod headers;
 mod openapi;
@@ -78,18 +79,8 @@ impl ProxyHttp for GatewayProxy {
             Some(v) if headers::valid_request_id(v) => v.clone(),
             _ => headers::new_request_id(),
         };
-        // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host
-        if req.version == http::Version::HTTP_11 && !req.headers.contains_key(http::header::HOST) {
-            return self
-                .refuse(
-                    session,
-                    ctx,
-                    400,
-                    "missing_host",
-                    "an HTTP/1.1 request needs a Host header",
-                    &[],
-                )
-                .await;
+        if let Err(r) = edge::check_host(req) {
+            return self.refuse_with(session, ctx, r).await;
         }
         match req.uri.path() {
             "/health" => return self.probe(session, ctx, false).await,
@@ -98,36 +89,30 @@ impl ProxyHttp for GatewayProxy {
             p if crate::openapi::docs::is_docs_path(p) => return self.docs(session, ctx).await,
             _ => {}
         }
-        let head = req.uri.path().len()
-            + req.uri.query().map_or(0, str::len)
-            + req
-                .headers
-                .iter()
-                .map(|(k, v)| k.as_str().len() + v.len() + 4)
-                .sum::<usize>();
-        if head > rt.max_header_bytes {
-            let msg = format!(
-                "the request head is larger than {} bytes",
-                rt.max_header_bytes
-            );
-            return self
-                .refuse(session, ctx, 431, "header_too_large", &msg, &[])
-                .await;
+        if let Err(r) = edge::check_head(&rt, session.req_header_mut()) {
+            return self.refuse_with(session, ctx, r).await;
         }
         if self.gw.otel.is_some() {
             ctx.spans = Some(Vec::new());
         }
-        let decision = route_request(&rt, req);
+        let decision = route_request(&rt, session.req_header());
         let (route, upstream_path, plugin_path) = match decision {
             Decision::Route(route, up, plugin_path) => (route, up, plugin_path),
-            Decision::Refuse(status, reason, message, allow) => {
-                let extra: Vec<_> = allow
-                    .map(|a| (http::header::ALLOW, a))
-                    .into_iter()
-                    .collect();
-                return self
-                    .refuse(session, ctx, status, reason, message, &extra)
-                    .await;
+            Decision::Refuse(r) => {
+                // the global plugins take part in the gateway's 404 and 405 too
+                if r.unmatched() && !rt.unmatched.is_empty() {
+                    ctx.unmatched = Some(rt.unmatched.clone());
+                    let path = crate::router::normalize_path(session.req_header().uri.path())
+                        .map(|p| p.into_owned())
+                        .unwrap_or_default();
+                    if self
+                        .chain_request_phase(session, ctx, "none", &rt.unmatched, path)
+                        .await?
+                    {
+                        return Ok(true);
+                    }
+                }
+                return self.refuse_with(session, ctx, r).await;
             }
         };
         ctx.route = Some(route.clone());
@@ -493,13 +478,15 @@ impl ProxyHttp for GatewayProxy {
         } else {
             Outcome::Status(200)
         });
-        if let Some(route) = ctx.route.clone() {
+        let (route, unmatched) = ctx.chain_owners();
+        let chain = ctx::chain_of(&route, &unmatched);
+        if !chain.is_empty() {
             let status = session
                 .response_written()
                 .map(|r| r.status.as_u16())
                 .or(ctx.answered)
                 .unwrap_or(0);
-            for p in &route.plugins {
+            for p in chain {
                 p.on_log(status, &mut ctx.plugin);
             }
         }

@@ -7,7 +7,7 @@ use super::{client_ip, is_tls, Ctx, GatewayProxy};
 use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};
-use gateway_plugins::{Flow, RequestInfo};
+use gateway_plugins::{Flow, Plugin, RequestInfo};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_proxy::Session;
 use std::net::IpAddr;
@@ -52,10 +52,32 @@ impl GatewayProxy {
         route: &Arc<CompiledRoute>,
         path: String,
     ) -> Result<bool> {
+        self.chain_request_phase(session, ctx, &route.name, &route.plugins, path)
+            .await
+    }
+
+    /// Runs the request phase of `chain` in order, except that a CORS preflight goes
+    /// first to the plugins that answer preflights (so no auth plugin refuses a
+    /// browser's preflight, wherever `cors` is in the list). `true`: the gateway
+    /// answered.
+    pub(super) async fn chain_request_phase(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        route: &str,
+        chain: &[Arc<dyn Plugin>],
+        path: String,
+    ) -> Result<bool> {
         let parts = InfoParts::of(session);
+        let preflight = super::routing::preflight_method(session.req_header()).is_some();
+        let first = |p: &&Arc<dyn Plugin>| preflight && p.answers_preflight();
+        let ordered = chain
+            .iter()
+            .filter(first)
+            .chain(chain.iter().filter(|p| !first(p)));
         {
-            let info = parts.info(&route.name, &path);
-            for p in &route.plugins {
+            let info = parts.info(route, &path);
+            for p in ordered {
                 let began = ctx.spans.is_some().then(std::time::Instant::now);
                 let decided = p
                     .on_request(session.req_header_mut(), &info, &mut ctx.plugin)

@@ -2,9 +2,11 @@
 //! path once (no per-route scan), gathers the routes whose path matches, and picks the
 //! most specific one whose host, headers and method also match; ties go to file order.
 
+mod encoded;
 mod path;
 mod rewrite;
 
+pub use encoded::{encoded_in, refusal_message, EncodedSet};
 pub use path::{normalize_path, template_params, BadPath, PathPattern, Segment};
 pub use rewrite::{parse_date, Rewrite};
 

@@ -21,8 +21,8 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 /// Normalises a request path (no query): percent-encoded unreserved characters are
-/// decoded (so `%2e%2e` is `..`), other escapes keep their meaning with upper-case hex
-/// (`%2f` stays an escaped `/`), duplicate slashes collapse, and `.`/`..` segments are
+/// decoded (so `%2e%2e` is `..`), other escapes are kept as they are (`%2f` stays an
+/// escaped `/`, in its case), duplicate slashes collapse, and `.`/`..` segments are
 /// resolved without ever climbing above the root. A trailing slash is kept.
 ///
 /// Errors: not starting with `/`, a broken `%` escape, or an encoded NUL.
@@ -61,7 +61,8 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, BadPath> {
             if is_unreserved(v) {
                 decoded.push(v as char);
             } else {
-                let _ = write!(decoded, "%{v:02X}");
+                // kept as received, hex case included: an allowed `%2f` goes upstream as `%2f`
+                decoded.push_str(&raw[i..i + 3]);
             }
             clean = false;
             i += 3;
@@ -228,7 +229,8 @@ mod tests {
         assert_eq!(n("//api///v1//x/"), "/api/v1/x/");
         assert_eq!(n("/api/./v1/."), "/api/v1/");
         assert_eq!(n("/../../etc/passwd"), "/etc/passwd");
-        assert_eq!(n("/a%2fb"), "/a%2Fb");
+        assert_eq!(n("/a%2fb"), "/a%2fb");
+        assert_eq!(n("/a%2Fb/./c"), "/a%2Fb/c");
         assert_eq!(n("/%61pi"), "/api");
         assert_eq!(n("/"), "/");
         assert_eq!(n("/.."), "/");

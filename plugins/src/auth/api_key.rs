@@ -10,7 +10,7 @@
 //! keys.yaml: `consumers: [{ name: alice, key_sha256: "<hex>", roles: [admin], scopes: [generate] }]`
 //! (`printf %s "$KEY" | sha256sum`).
 
-use super::{default_consumer_header, deny, ConsumerHeader, Reason};
+use super::{deny, Forwarding, Reason};
 use crate::{
     BuildCtx, CredentialKind, Factory, Flow, Identity, Plugin, PluginCtx, PluginFailure,
     PluginMetrics, RequestInfo, SettingsError,
@@ -48,10 +48,16 @@ pub struct ApiKeySettings {
     /// Remove the key (header or query parameter) before the request goes upstream.
     #[serde(default = "yes")]
     pub hide_credentials: bool,
-    /// Request header that carries the consumer's name to the upstream (default
-    /// `X-User-Id`; empty: none). A copy sent by the client is always removed.
-    #[serde(default = "default_consumer_header")]
-    pub consumer_header: String,
+    /// The older spelling of `forward_claims.sub`: the header that carries the
+    /// consumer's name (empty: none).
+    #[serde(default)]
+    pub consumer_header: Option<String>,
+    /// Identity fields sent upstream as headers (field → header): `sub` (the
+    /// consumer), `scope` (scopes, space-separated), `roles` (comma-separated) or a
+    /// claim (default `{sub: X-User-Id, scope: X-Scopes}`). Every client-sent spelling of
+    /// these headers (`X_User_Id` too) is removed, whatever the outcome.
+    #[serde(default)]
+    pub forward_claims: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The key file.
@@ -84,7 +90,7 @@ pub struct ApiKey {
     header_text: String,
     query: Option<String>,
     hide: bool,
-    consumer_header: ConsumerHeader,
+    forward: Forwarding,
     metrics: PluginMetrics,
 }
 
@@ -183,7 +189,7 @@ impl Plugin for ApiKey {
             .auth_requests
             .with_label_values(&[CredentialKind::ApiKey.as_str()])
             .inc();
-        self.consumer_header.strip(req);
+        self.forward.strip(req);
         let challenge = Some(format!("ApiKey header=\"{}\"", self.header_text));
         let Some((key, from_query)) = self.key_of(req, info.query) else {
             return Ok(Flow::Respond(deny(
@@ -206,7 +212,7 @@ impl Plugin for ApiKey {
                 "invalid API key",
             )));
         };
-        self.consumer_header.set(req, &identity.consumer);
+        self.forward.set(req, identity);
         ctx.identity = Some(identity.clone());
         if self.hide && !from_query {
             req.remove_header(&self.header);
@@ -262,7 +268,10 @@ impl Factory for ApiKey {
             header_text: s.header,
             query: s.query,
             hide: s.hide_credentials,
-            consumer_header: ConsumerHeader::parse(&s.consumer_header)?,
+            forward: Forwarding::parse(
+                s.forward_claims.as_ref(),
+                &[("sub", "consumer_header", s.consumer_header.as_deref())],
+            )?,
             metrics: cx.shared.metrics.clone(),
         }))
     }
@@ -290,7 +299,7 @@ mod tests {
             header_text: "X-API-Key".into(),
             query: Some("apikey".into()),
             hide: true,
-            consumer_header: ConsumerHeader::parse("X-User-Id").unwrap(),
+            forward: Forwarding::parse(None, &[]).unwrap(),
             metrics: PluginMetrics::unregistered(),
         };
         assert_eq!(p.find(b"k-alice").unwrap().consumer, "alice");

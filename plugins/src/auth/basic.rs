@@ -9,7 +9,7 @@
 //! - { name: basic_auth, htpasswd_file: users.htpasswd, realm: api }
 //! ```
 
-use super::{default_consumer_header, deny, parse_duration, ConsumerHeader, Reason};
+use super::{deny, parse_duration, Forwarding, Reason};
 use crate::{
     BuildCtx, CredentialKind, Factory, Flow, Identity, Plugin, PluginCtx, PluginFailure,
     PluginMetrics, RequestInfo, SettingsError,
@@ -54,10 +54,16 @@ pub struct BasicSettings {
     /// Remove `Authorization` before the request goes upstream.
     #[serde(default = "yes")]
     pub hide_credentials: bool,
-    /// Request header that carries the user name to the upstream (default
-    /// `X-User-Id`; empty: none). A copy sent by the client is always removed.
-    #[serde(default = "default_consumer_header")]
-    pub consumer_header: String,
+    /// The older spelling of `forward_claims.sub`: the header that carries the
+    /// consumer's name (empty: none).
+    #[serde(default)]
+    pub consumer_header: Option<String>,
+    /// Identity fields sent upstream as headers (field → header): `sub` (the
+    /// consumer), `scope` (scopes, space-separated), `roles` (comma-separated) or a
+    /// claim (default `{sub: X-User-Id, scope: X-Scopes}`). Every client-sent spelling of
+    /// these headers (`X_User_Id` too) is removed, whatever the outcome.
+    #[serde(default)]
+    pub forward_claims: Option<std::collections::BTreeMap<String, String>>,
 }
 
 pub struct BasicAuth {
@@ -65,7 +71,7 @@ pub struct BasicAuth {
     realm: String,
     ttl: Duration,
     hide: bool,
-    consumer_header: ConsumerHeader,
+    forward: Forwarding,
     /// Salt of the cache keys, random per build.
     salt: [u8; 16],
     cache: Mutex<HashMap<[u8; 32], Instant>>,
@@ -182,7 +188,7 @@ impl Plugin for BasicAuth {
             .auth_requests
             .with_label_values(&[CredentialKind::Basic.as_str()])
             .inc();
-        self.consumer_header.strip(req);
+        self.forward.strip(req);
         let (user, password) = match credentials(req) {
             None => return Ok(self.refuse(Reason::Missing, "credentials are required")),
             Some(None) => return Ok(self.refuse(Reason::Malformed, "malformed Basic credentials")),
@@ -195,9 +201,9 @@ impl Plugin for BasicAuth {
             }
             self.remember(key);
         }
-        self.consumer_header.set(req, &user);
         let mut id = Identity::new(user, CredentialKind::Basic);
         id.configured = true;
+        self.forward.set(req, &id);
         ctx.identity = Some(id);
         if self.hide {
             req.remove_header(&http::header::AUTHORIZATION);
@@ -229,7 +235,10 @@ impl Factory for BasicAuth {
             realm: s.realm,
             ttl,
             hide: s.hide_credentials,
-            consumer_header: ConsumerHeader::parse(&s.consumer_header)?,
+            forward: Forwarding::parse(
+                s.forward_claims.as_ref(),
+                &[("sub", "consumer_header", s.consumer_header.as_deref())],
+            )?,
             salt: rand::random(),
             cache: Mutex::new(HashMap::new()),
             metrics: cx.shared.metrics.clone(),
@@ -249,7 +258,7 @@ mod tests {
             realm: "api".into(),
             ttl: Duration::from_secs(60),
             hide: true,
-            consumer_header: ConsumerHeader::parse("X-User-Id").unwrap(),
+            forward: Forwarding::parse(None, &[]).unwrap(),
             salt: rand::random(),
             cache: Mutex::new(HashMap::new()),
             metrics: PluginMetrics::unregistered(),

@@ -7,12 +7,14 @@
 mod answer;
 pub mod api_key;
 pub mod basic;
-mod consumer_header;
 mod duration;
+mod forward;
 pub mod jwt;
+pub mod mtls;
+pub mod oauth2_introspection;
 pub mod rbac;
 pub mod token;
 
 pub use answer::{deny, Reason};
-pub(crate) use consumer_header::{default_consumer_header, ConsumerHeader};
 pub(crate) use duration::parse_duration;
+pub(crate) use forward::{strip_folded, Forwarding};

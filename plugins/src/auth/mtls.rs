@@ -11,12 +11,13 @@
 //! - { name: mtls, consumer_from: cn, allowed_consumers: [billing, reporting] }
 //! ```
 
+use crate::auth::Forwarding;
 use crate::{
     BuildCtx, ClientCert, CredentialKind, Factory, Flow, Identity, Plugin, PluginCtx,
     PluginFailure, Reply, RequestInfo, San, SettingsError,
 };
 use async_trait::async_trait;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use pingora_http::RequestHeader;
 use prometheus::IntCounter;
 use schemars::JsonSchema;
@@ -58,14 +59,16 @@ pub struct MtlsSettings {
     /// without `:`, any case) may pass.
     #[serde(default)]
     allowed_fingerprints: Vec<String>,
-    /// Request header that carries the consumer name to the upstream (default
-    /// `X-User-Id`; empty: none). A copy sent by the client is always removed.
-    #[serde(default = "default_consumer_header")]
-    consumer_header: String,
-}
-
-fn default_consumer_header() -> String {
-    "X-User-Id".into()
+    /// The older spelling of `forward_claims.sub`: the header that carries the
+    /// consumer name (empty: none).
+    #[serde(default)]
+    consumer_header: Option<String>,
+    /// Identity fields sent upstream as headers (field → header): `sub` (the
+    /// consumer) or a claim (default `{sub: X-User-Id, scope: X-Scopes}`; a
+    /// certificate carries no scopes). Every client-sent spelling of these headers
+    /// (`X_User_Id` too) is removed, whatever the outcome.
+    #[serde(default)]
+    forward_claims: Option<std::collections::BTreeMap<String, String>>,
 }
 
 pub struct Mtls {
@@ -73,7 +76,7 @@ pub struct Mtls {
     consumers: Vec<String>,
     subjects: Vec<String>,
     fingerprints: Vec<String>,
-    header: Option<HeaderName>,
+    forward: Forwarding,
     requests: IntCounter,
     missing: IntCounter,
     bad_certificate: IntCounter,
@@ -101,12 +104,10 @@ impl Mtls {
             }
             fingerprints.push(n);
         }
-        let header = match s.consumer_header.trim() {
-            "" => None,
-            h => Some(HeaderName::try_from(h).map_err(|_| {
-                SettingsError::at("consumer_header", format!("`{h}` is not a header name"))
-            })?),
-        };
+        let forward = Forwarding::parse(
+            s.forward_claims.as_ref(),
+            &[("sub", "consumer_header", s.consumer_header.as_deref())],
+        )?;
         let m = &cx.shared.metrics;
         let failure = |r: &str| m.auth_failures.with_label_values(&[r]);
         Ok(Self {
@@ -114,7 +115,7 @@ impl Mtls {
             consumers: s.allowed_consumers,
             subjects: s.allowed_subjects,
             fingerprints,
-            header,
+            forward,
             requests: m
                 .auth_requests
                 .with_label_values(&[CredentialKind::Mtls.as_str()]),
@@ -191,9 +192,7 @@ impl Plugin for Mtls {
         ctx: &mut PluginCtx,
     ) -> Result<Flow, PluginFailure> {
         self.requests.inc();
-        if let Some(h) = &self.header {
-            req.remove_header(h);
-        }
+        self.forward.strip(req);
         let Some(cert) = info.client_cert else {
             self.missing.inc();
             return Ok(unauthorized(
@@ -218,17 +217,13 @@ impl Plugin for Mtls {
                 .blocked_as("auth"),
             ));
         }
-        if let Some(h) = &self.header {
-            if let Ok(v) = HeaderValue::from_str(&consumer) {
-                // a name that is not a valid header value is simply not forwarded
-                let _ = req.insert_header(h.clone(), v);
-            }
-        }
         let mut id = Identity::new(consumer, CredentialKind::Mtls);
         id.configured = !self.consumers.is_empty();
         id.claims.insert("subject".into(), cert.subject.clone());
         id.claims
             .insert("fingerprint".into(), cert.fingerprint.clone());
+        // a name that is not a valid header value is simply not forwarded
+        self.forward.set(req, &id);
         ctx.identity = Some(id);
         Ok(Flow::Continue)
     }

@@ -84,6 +84,14 @@ pub trait Plugin: Send + Sync + 'static {
         Ok(Flow::Continue)
     }
 
+    /// Whether this plugin answers CORS preflights (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`): the gateway then runs it first for a
+    /// preflight, before any plugin that would ask for credentials a browser never
+    /// sends on one, and routes a preflight for a method-restricted route to it.
+    fn answers_preflight(&self) -> bool {
+        false
+    }
+
     /// Whether this plugin reads the whole request body (the gateway then buffers it,
     /// bounded by the route's body limit).
     fn wants_body(&self) -> bool {

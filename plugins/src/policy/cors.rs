@@ -211,6 +211,10 @@ impl Plugin for Cors {
         "cors"
     }
 
+    fn answers_preflight(&self) -> bool {
+        true
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -80,10 +80,9 @@ impl Plugin for Jwt {
         _info: &RequestInfo<'_>,
         ctx: &mut PluginCtx,
     ) -> Result<Flow, PluginFailure> {
-        // client-sent copies of the identity headers never reach the upstream
-        for (_, h) in &self.forward {
-            req.remove_header(h);
-        }
+        // client-sent copies of the identity headers never reach the upstream, in any
+        // spelling (`X_User_Id` is `X-User-Id` to a WSGI server)
+        crate::auth::strip_folded(req, self.forward.iter().map(|(_, h)| h));
         self.requests.inc();
         let token = match bearer(req) {
             None => {

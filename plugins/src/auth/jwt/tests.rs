@@ -35,6 +35,8 @@ fn hs(claims: serde_json::Value) -> String {
 async fn run(p: &Arc<dyn Plugin>, token: Option<&str>) -> (Option<u16>, PluginCtx, RequestHeader) {
     let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
     req.insert_header("x-user-id", "forged").unwrap();
+    req.insert_header("X_User_Id", "forged").unwrap();
+    req.insert_header("x-scopes_", "kept").unwrap();
     if let Some(t) = token {
         req.insert_header("authorization", format!("Bearer {t}"))
             .unwrap();
@@ -72,7 +74,10 @@ async fn valid_token_sets_identity_and_headers() {
     assert_eq!(id.consumer, "alice");
     assert!(id.has_role("admin"));
     assert_eq!(req.headers["x-user-id"], "alice");
+    assert_eq!(req.headers.get_all("x-user-id").iter().count(), 1);
+    assert!(req.headers.get("x_user_id").is_none());
     assert_eq!(req.headers["x-scopes"], "generate read");
+    assert_eq!(req.headers["x-scopes_"], "kept");
 }
 
 #[tokio::test]
@@ -285,4 +290,37 @@ fn jwt_cpu_parts() {
     time("metric with_label_values", &mut || {
         m.auth_requests.with_label_values(&["jwt"]).inc();
     });
+}
+
+/// A token signed with the right key whose header is `head` (raw JSON).
+fn signed_with_header(head: &str, claims: serde_json::Value) -> String {
+    let msg = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(head),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), &key, Algorithm::HS256).unwrap();
+    format!("{msg}.{sig}")
+}
+
+#[tokio::test]
+async fn critical_extensions_are_refused() {
+    let p = contract();
+    let claims = json!({"sub": "a", "exp": now() + 60, "scope": "generate"});
+    // the same header without `crit` passes: the signature is right
+    let plain = signed_with_header(r#"{"alg":"HS256","typ":"JWT"}"#, claims.clone());
+    assert_eq!(run(&p, Some(&plain)).await.0, None);
+    for head in [
+        r#"{"alg":"HS256","crit":["exp"],"exp":1}"#,
+        r#"{"alg":"HS256","crit":["b64"],"b64":false}"#,
+        r#"{"alg":"HS256","\u0063rit":["x"],"x":1}"#,
+        r#"{"alg":"HS256","crit":[]}"#,
+    ] {
+        let t = signed_with_header(head, claims.clone());
+        let (status, ctx, req) = run(&p, Some(&t)).await;
+        assert_eq!(status, Some(401), "{head}");
+        assert!(ctx.identity.is_none());
+        assert!(req.headers.get("x-user-id").is_none());
+    }
 }

@@ -53,6 +53,22 @@ fn header_alg(token: &str) -> Option<String> {
     v.get("alg")?.as_str().map(str::to_owned)
 }
 
+/// Whether the header has `crit` (RFC 7515 §4.1.11): it names extensions the
+/// recipient MUST understand, and this gateway implements none, so such a token is
+/// refused. The JSON is parsed only when its bytes could hold the name (`crit`, or an
+/// escape that could spell it).
+fn has_crit(token: &str) -> bool {
+    let Some(head) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head) else {
+        return false; // refused later as malformed
+    };
+    let may = bytes.windows(4).any(|w| w == b"crit") || bytes.contains(&b'\\');
+    may && serde_json::from_slice::<Map<String, Value>>(&bytes)
+        .is_ok_and(|h| h.contains_key("crit"))
+}
+
 /// A header that does not parse: an algorithm we do not know (`none`), or garbage.
 fn bad_header(token: &str) -> Checked {
     match header_alg(token) {
@@ -98,6 +114,12 @@ impl Verifier {
         let b64url = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
         if token.split('.').count() != 3 || !token.bytes().all(b64url) {
             return refused(Reason::Malformed, "malformed token");
+        }
+        if has_crit(token) {
+            return refused(
+                Reason::Malformed,
+                "the token's header names critical extensions (crit) this gateway does not implement",
+            );
         }
         if let (Some(v), [key]) = (&self.single, self.fixed.as_slice()) {
             return match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, v) {

@@ -16,6 +16,7 @@
 
 mod endpoint;
 
+use crate::auth::Forwarding;
 use crate::{
     BuildCtx, CredentialKind, Factory, Flow, Identity, Plugin, PluginCtx, PluginFailure, Reply,
     RequestInfo, SettingsError,
@@ -23,7 +24,7 @@ use crate::{
 use async_trait::async_trait;
 pub use endpoint::ClientAuth;
 use endpoint::{AnswerCache, Endpoint};
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use pingora_http::RequestHeader;
 use prometheus::IntCounter;
 use schemars::JsonSchema;
@@ -74,15 +75,20 @@ pub struct IntrospectionSettings {
     /// PEM file of CA certificates trusted for an `https` endpoint, besides the system
     /// roots (relative to routes.yaml).
     ca_file: Option<String>,
-    /// Request header that carries the consumer (`sub`, else `username`, else
-    /// `client_id`) to the upstream (default `X-User-Id`; empty: none). A copy sent by
-    /// the client is always removed.
-    #[serde(default = "default_consumer_header")]
-    consumer_header: String,
-    /// Request header that carries the token's scopes, space-separated (default
-    /// `X-Scopes`; empty: none). A copy sent by the client is always removed.
-    #[serde(default = "default_scopes_header")]
-    scopes_header: String,
+    /// The older spelling of `forward_claims.sub`: the header that carries the
+    /// consumer (`sub`, else `username`, else `client_id`; empty: none).
+    #[serde(default)]
+    consumer_header: Option<String>,
+    /// The older spelling of `forward_claims.scope` (empty: none).
+    #[serde(default)]
+    scopes_header: Option<String>,
+    /// Identity fields sent upstream as headers (field → header): `sub` (the
+    /// consumer), `scope` (the token's scopes, space-separated) or a claim of the
+    /// introspection answer (default `{sub: X-User-Id, scope: X-Scopes}`). Every
+    /// client-sent spelling of these headers (`X_User_Id` too) is removed, whatever the
+    /// outcome.
+    #[serde(default)]
+    forward_claims: Option<std::collections::BTreeMap<String, String>>,
     /// Remove `Authorization` before the request goes upstream (default false).
     #[serde(default)]
     hide_credentials: bool,
@@ -94,12 +100,6 @@ fn default_cache_ttl() -> String {
 fn default_timeout() -> String {
     "2s".into()
 }
-fn default_consumer_header() -> String {
-    "X-User-Id".into()
-}
-fn default_scopes_header() -> String {
-    "X-Scopes".into()
-}
 
 fn duration(field: &str, s: &str) -> Result<Duration, SettingsError> {
     let s = s.trim();
@@ -108,15 +108,6 @@ fn duration(field: &str, s: &str) -> Result<Duration, SettingsError> {
     }
     humantime::parse_duration(s)
         .map_err(|e| SettingsError::at(field, format!("`{s}` is not a duration ({e})")))
-}
-
-fn header(field: &str, s: &str) -> Result<Option<HeaderName>, SettingsError> {
-    match s.trim() {
-        "" => Ok(None),
-        h => HeaderName::try_from(h)
-            .map(Some)
-            .map_err(|_| SettingsError::at(field, format!("`{h}` is not a header name"))),
-    }
 }
 
 struct Counters {
@@ -133,8 +124,7 @@ pub struct Introspection {
     endpoint: Endpoint,
     scopes: Vec<String>,
     on_error: OnError,
-    consumer_header: Option<HeaderName>,
-    scopes_header: Option<HeaderName>,
+    forward: Forwarding,
     hide_credentials: bool,
     m: Counters,
 }
@@ -224,8 +214,13 @@ impl Introspection {
             },
             scopes: s.scopes,
             on_error: s.on_error,
-            consumer_header: header("consumer_header", &s.consumer_header)?,
-            scopes_header: header("scopes_header", &s.scopes_header)?,
+            forward: Forwarding::parse(
+                s.forward_claims.as_ref(),
+                &[
+                    ("sub", "consumer_header", s.consumer_header.as_deref()),
+                    ("scope", "scopes_header", s.scopes_header.as_deref()),
+                ],
+            )?,
             hide_credentials: s.hide_credentials,
             m: Counters {
                 requests: m
@@ -296,12 +291,7 @@ impl Plugin for Introspection {
         ctx: &mut PluginCtx,
     ) -> Result<Flow, PluginFailure> {
         self.m.requests.inc();
-        for h in [&self.consumer_header, &self.scopes_header]
-            .into_iter()
-            .flatten()
-        {
-            req.remove_header(h);
-        }
+        self.forward.strip(req);
         let token = match bearer(req) {
             None => {
                 self.m.missing.inc();
@@ -362,16 +352,10 @@ impl Plugin for Introspection {
         if self.hide_credentials {
             req.remove_header(&http::header::AUTHORIZATION);
         }
-        let mut set = |h: &Option<HeaderName>, v: &str| {
-            if let (Some(h), Ok(v)) = (h, HeaderValue::from_str(v)) {
-                let _ = req.insert_header(h.clone(), v);
-            }
-        };
-        set(&self.consumer_header, &consumer);
-        set(&self.scopes_header, &answer.scopes.join(" "));
         let mut id = Identity::new(consumer, CredentialKind::OAuth2);
         id.scopes = answer.scopes.clone();
         id.claims = answer.claims.clone();
+        self.forward.set(req, &id);
         ctx.identity = Some(id);
         Ok(Flow::Continue)
     }
