@@ -408,3 +408,25 @@ routes:
         Some(1.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_reaches_another_route_without_case_is_refused() {
+    let up = Counting::start().await;
+    let gw = start(&up, "");
+    // Express routes case-insensitively: /api/v1/Admin/users is its admin handler, while
+    // the router would give it to the open /api/v1 route
+    for path in ["/api/v1/Admin/users", "/api/v1/ADMIN", "/api/v1/aDmin/x"] {
+        let r = get(&gw, path, &[]);
+        assert!(r.starts_with("HTTP/1.1 400"), "{path}: {r}");
+        let b = raw_json(&r);
+        assert_eq!(b["error"], "ambiguous_path", "{path}");
+        assert!(b["message"].as_str().unwrap().contains("case"), "{b}");
+    }
+    assert_eq!(up.hits(), 0);
+    // upper case that stays on the same route is forwarded as it is
+    let r = get(&gw, "/api/v1/Users/AbC", &[]);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(raw_json(&r)["path"], "/api/v1/Users/AbC");
+    // and a path no route has without case stays a 404
+    assert!(get(&gw, "/API/V2/x", &[]).starts_with("HTTP/1.1 404"));
+}

@@ -55,6 +55,8 @@ impl Refusal {
     }
 }
 
+const CASE_MESSAGE: &str = "the path reaches another route when its letters are compared without case, as upstreams such as Express do; send it in the case of its route";
+
 /// What routing decided for a request.
 pub(super) enum Decision {
     /// The route; the upstream path and query when they differ from the client's; the
@@ -85,7 +87,19 @@ pub(super) fn route_request(rt: &Runtime, req: &RequestHeader) -> Decision {
         }
     }
     let route = match &routed {
-        Routed::Found { route, .. } => rt.routes.get(*route),
+        Routed::Found { route, .. } => {
+            // an upstream that routes case-insensitively would pick another route
+            if path.bytes().any(|b| b.is_ascii_uppercase()) {
+                let lower = path.to_ascii_lowercase();
+                let other = rt
+                    .router
+                    .lookup_folded(&req.method, host, &req.headers, &lower);
+                if other.is_some_and(|o| o != *route) {
+                    return Decision::Refuse(Refusal::ambiguous(CASE_MESSAGE));
+                }
+            }
+            rt.routes.get(*route)
+        }
         _ => None,
     };
     let allowed = route.map_or(rt.allow_encoded, |r| r.allow_encoded);

@@ -81,6 +81,9 @@ struct Node {
 #[derive(Debug, Default)]
 pub struct Router {
     root: Node,
+    /// The same trie with every static segment in lower case, for
+    /// [`Router::lookup_folded`].
+    folded: Node,
     entries: Vec<Entry>,
 }
 
@@ -123,28 +126,33 @@ impl Router {
                 .iter()
                 .filter(|s| matches!(s, Segment::Static(_)))
                 .count();
-            let mut node = &mut self.root;
-            for seg in &pat.segments {
-                node = match seg {
-                    Segment::Static(s) => node.statics.entry(s.as_str().into()).or_default(),
-                    Segment::Param(_) => node.param.get_or_insert_with(Default::default),
-                };
-            }
-            if pat.trailing_slash {
-                node.exact_slash.push(idx);
-            } else {
-                node.exact.push(idx);
+            for (root, fold) in [(&mut self.root, false), (&mut self.folded, true)] {
+                let mut node = root;
+                for seg in &pat.segments {
+                    node = match seg {
+                        Segment::Static(s) => node.statics.entry(folded(s, fold)).or_default(),
+                        Segment::Param(_) => node.param.get_or_insert_with(Default::default),
+                    };
+                }
+                if pat.trailing_slash {
+                    node.exact_slash.push(idx);
+                } else {
+                    node.exact.push(idx);
+                }
             }
             let kind = if statics == pat.segments.len() { 3 } else { 2 };
             (kind, statics, pat.segments.len())
         } else if let Some(prefix) = &m.path_prefix {
-            let mut node = &mut self.root;
             let mut n = 0;
-            for seg in prefix.split('/').filter(|s| !s.is_empty()) {
-                node = node.statics.entry(seg.into()).or_default();
-                n += 1;
+            for (root, fold) in [(&mut self.root, false), (&mut self.folded, true)] {
+                let mut node = root;
+                n = 0;
+                for seg in prefix.split('/').filter(|s| !s.is_empty()) {
+                    node = node.statics.entry(folded(seg, fold)).or_default();
+                    n += 1;
+                }
+                node.prefix.push(idx);
             }
-            node.prefix.push(idx);
             (1, n, n)
         } else {
             return Err("a route needs `path` or `path_prefix`".into());
@@ -175,6 +183,34 @@ impl Router {
         headers: &HeaderMap,
         path: &'p str,
     ) -> Routed<'p> {
+        self.lookup_in(&self.root, method, host, headers, path)
+    }
+
+    /// The route a case-insensitive upstream (Express, IIS, Spring's options) would
+    /// give `path_lower` (the normalised path in lower case): static segments are
+    /// compared in lower case. Used to refuse a path that reaches another route that
+    /// way (`/api/v1/Admin` under an open `/api/v1` beside a guarded `/api/v1/admin`).
+    pub fn lookup_folded(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        headers: &HeaderMap,
+        path_lower: &str,
+    ) -> Option<usize> {
+        match self.lookup_in(&self.folded, method, host, headers, path_lower) {
+            Routed::Found { route, .. } => Some(route),
+            _ => None,
+        }
+    }
+
+    fn lookup_in<'p>(
+        &self,
+        root: &Node,
+        method: &Method,
+        host: Option<&str>,
+        headers: &HeaderMap,
+        path: &'p str,
+    ) -> Routed<'p> {
         let trailing = path.len() > 1 && path.ends_with('/');
         let mut segs: SmallVec<[&'p str; 16]> = path.split('/').filter(|s| !s.is_empty()).collect();
         if segs.len() > 64 {
@@ -182,7 +218,7 @@ impl Router {
         }
         let mut cands: SmallVec<[(usize, Params<'p>); 8]> = SmallVec::new();
         let mut captured = Params::new();
-        walk(&self.root, &segs, trailing, &mut captured, &mut cands);
+        walk(root, &segs, trailing, &mut captured, &mut cands);
 
         let mut best: Option<(usize, Params<'p>)> = None;
         let mut path_only = false;
@@ -240,6 +276,15 @@ impl Router {
         }
         allow.sort_unstable();
         allow.join(", ")
+    }
+}
+
+/// A static segment as stored in a trie: as written, or in lower case.
+fn folded(s: &str, fold: bool) -> Box<str> {
+    if fold {
+        s.to_ascii_lowercase().into()
+    } else {
+        s.into()
     }
 }
 

@@ -130,3 +130,29 @@ fn rewrites() {
     p.push("7");
     assert_eq!(rw.apply("/api/v1/jobs/7", &p, None), "/jobs/7/status");
 }
+
+#[test]
+fn folded_lookup_compares_statics_without_case() {
+    let routes = vec![
+        m(None, Some("/api/v1"), &[]),           // 0: open
+        m(None, Some("/api/v1/admin"), &[]),     // 1: guarded
+        m(Some("/api/v1/Jobs/{id}"), None, &[]), // 2: upper case in the pattern
+    ];
+    let r = Router::build(&routes).unwrap();
+    let h = HeaderMap::new();
+    // the case-sensitive lookup puts /api/v1/Admin under the open route...
+    assert_eq!(
+        found(r.lookup(&Method::GET, None, &h, "/api/v1/Admin/users")),
+        0
+    );
+    // ...a case-insensitive upstream would run the guarded one
+    let fold = |p: &str| r.lookup_folded(&Method::GET, None, &h, &p.to_ascii_lowercase());
+    assert_eq!(fold("/api/v1/Admin/users"), Some(1));
+    assert_eq!(fold("/API/V1/other"), Some(0));
+    assert_eq!(fold("/api/v1/JOBS/A1"), Some(2));
+    assert_eq!(
+        found(r.lookup(&Method::GET, None, &h, "/api/v1/Jobs/A1")),
+        2
+    );
+    assert_eq!(fold("/elsewhere"), None);
+}
