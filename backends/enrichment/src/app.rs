@@ -39,7 +39,7 @@ pub enum StartupError {
     Metrics(prometheus::Error),
     /// The analysis threads cannot start.
     Workers(WorkersError),
-    /// `REDIS_URL` is not a Redis URL.
+    /// `REDIS_URL` is not a Redis URL, or a TLS file of a `rediss://` URL is unusable.
     Cache(CacheConfigError),
     /// The server failed.
     Io(std::io::Error),

@@ -46,8 +46,8 @@ pub enum Lookup {
 
 /// Why the cache cannot be configured.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid REDIS_URL: {0}")]
-pub struct CacheConfigError(#[from] redis::RedisError);
+#[error("REDIS_URL: {0}")]
+pub struct CacheConfigError(#[from] redis_connect::ConnectError);
 
 /// The Redis cache; cheap to clone (clones share the connection).
 #[derive(Clone)]
@@ -80,7 +80,7 @@ impl RedisCache {
     pub fn new(url: &str, ttl: Duration, metrics: CacheMetrics) -> Result<Self, CacheConfigError> {
         Ok(Self {
             inner: std::sync::Arc::new(Inner {
-                client: redis::Client::open(url)?,
+                client: redis_connect::client_from_env(url)?,
                 conn: OnceLock::new(),
                 ttl,
                 metrics,

@@ -9,7 +9,8 @@
 //! | `EXTERNAL_API_TIMEOUT` | seconds (fractions allowed) allowed to the external source | `5` |
 //! | `ENRICHMENT_KEYWORDS` | keywords returned per document | `10` |
 //! | `ENRICHMENT_WORKERS` | threads running the local analyses, shared by all requests (see [`crate::workers`]) | the number of CPUs |
-//! | `REDIS_URL` | Redis result cache keyed by content hash (see [`crate::cache`]); fail-open | unset: no cache |
+//! | `REDIS_URL` | Redis result cache keyed by content hash (see [`crate::cache`]); fail-open; `rediss://` for TLS | unset: no cache |
+//! | `REDIS_CA_FILE`, `REDIS_CERT_FILE`, `REDIS_KEY_FILE` | with `rediss://`: CA bundle, client certificate and key (crate `redis-connect`) | unset |
 //! | `CACHE_TTL_SECONDS` | lifetime of cached results in Redis; `0` turns the cache off | `3600` |
 //! | `BODY_LIMIT_BYTES` | largest accepted request body | `1048576` |
 //! | `LOG_LEVEL` | log filter | `info` |

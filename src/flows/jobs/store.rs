@@ -120,7 +120,7 @@ impl Store {
 
     /// A Redis store on `url` (connected on first use).
     pub fn redis(url: &str, ttl: Duration, prefix: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
+        let client = redis_connect::client_from_env(url).map_err(|e| format!("REDIS_URL: {e}"))?;
         Ok(Store::Redis(Box::new(RedisStore {
             client,
             conn: tokio::sync::OnceCell::new(),

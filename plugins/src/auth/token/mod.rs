@@ -316,21 +316,29 @@ impl Factory for Token {
             return Err(SettingsError::at("ttl", "lifetimes are at least 1s"));
         }
         let store = match cx.shared.env("REDIS_URL") {
-            Some(url) if !cx.shared.is_dry() => {
-                let made = RedisStore::new(&url);
+            Some(url) => {
+                // a bad URL, or an unreadable TLS file of a `rediss://` URL, is refused
+                // (by `check` too); only a store that could be made is kept, so that a
+                // fixed file is read again on the next reload
                 let slot = cx.shared.state(&format!("token-store:{url}"), || {
-                    made.map(|r| Arc::new(Store::Redis(Box::new(r))))
+                    std::sync::Mutex::new(None::<Arc<Store>>)
                 });
-                match slot.as_ref() {
-                    Ok(s) => s.clone(),
-                    Err(e) => {
-                        return Err(SettingsError::whole(format!(
-                            "REDIS_URL is not a Redis URL: {e}"
-                        )))
+                let mut kept = slot.lock().unwrap_or_else(|e| e.into_inner());
+                match kept.as_ref() {
+                    Some(s) => s.clone(),
+                    None => {
+                        let tls = redis_connect::TlsFiles::from_lookup(|k| cx.shared.env(k));
+                        let made = RedisStore::new(&url, &tls)
+                            .map_err(|e| SettingsError::whole(format!("REDIS_URL: {e}")))?;
+                        let made = Arc::new(Store::Redis(Box::new(made)));
+                        if !cx.shared.is_dry() {
+                            *kept = Some(made.clone());
+                        }
+                        made
                     }
                 }
             }
-            _ => {
+            None => {
                 let slot = cx
                     .shared
                     .state(&format!("token-store:memory:{}", s.secret_env), || {

@@ -80,9 +80,13 @@ const PREFIX: &str = "gateway:refresh:";
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl RedisStore {
-    /// Parses the URL; connects on first use.
-    pub fn new(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    /// Parses the URL and reads the TLS files of a `rediss://` URL; connects on first
+    /// use.
+    pub fn new(
+        url: &str,
+        tls: &redis_connect::TlsFiles,
+    ) -> Result<Self, redis_connect::ConnectError> {
+        let client = redis_connect::client(url, tls)?;
         Ok(Self {
             client,
             conn: tokio::sync::Mutex::new(None),

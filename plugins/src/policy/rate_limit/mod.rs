@@ -323,8 +323,11 @@ fn redis_store(
             "must be longer than zero",
         ));
     }
-    // parse now so that a bad URL is refused at its option; the store opens nothing
-    let store = RedisStore::new(&url, timeout)
+    // parse now so that a bad URL (or an unreadable REDIS_CA_FILE, REDIS_CERT_FILE or
+    // REDIS_KEY_FILE of a `rediss://` URL) is refused at its option; the store opens
+    // nothing
+    let tls = redis_connect::TlsFiles::from_lookup(|k| cx.shared.env(k));
+    let store = RedisStore::new(&url, &tls, timeout)
         .map_err(|e| SettingsError::at("redis_url_env", format!("{}: {e}", s.redis_url_env)))?;
     if cx.shared.is_dry() {
         return Ok(None);

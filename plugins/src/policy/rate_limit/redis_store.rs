@@ -80,9 +80,13 @@ pub struct RedisStore {
 pub struct StoreError(pub String);
 
 impl RedisStore {
-    /// Parses the URL; opens nothing.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
+    /// Parses the URL and reads the TLS files of a `rediss://` URL; opens nothing.
+    pub fn new(
+        url: &str,
+        tls: &redis_connect::TlsFiles,
+        timeout: Duration,
+    ) -> Result<Self, redis_connect::ConnectError> {
+        let client = redis_connect::client(url, tls)?;
         Ok(Self {
             client,
             timeout,
