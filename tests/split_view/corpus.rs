@@ -141,7 +141,7 @@ fn path_variants() -> Vec<(&'static str, Vec<u8>)> {
     }
     for seg in ["api", "v1", "admin", "users"] {
         let e: String = seg.bytes().map(|c| enc(c, false)).collect();
-        push(&mut v, "encode-many", &GUARDED.replacen(seg, &e, 1));
+        push(&mut v, "encode-many", GUARDED.replacen(seg, &e, 1));
     }
     let slash_at = [4usize, 7, 13];
     for mask in 1..8u8 {
@@ -319,7 +319,7 @@ fn path_variants() -> Vec<(&'static str, Vec<u8>)> {
         "%uEFC8",
     ];
     for a in slash_alikes {
-        push(&mut v, "unicode", &format!("/api/v1/admin{a}users"));
+        push(&mut v, "unicode", format!("/api/v1/admin{a}users"));
     }
     for s in [
         "/api/v1/x/%C0%AE%C0%AE/admin/users",
@@ -440,8 +440,11 @@ fn path_variants() -> Vec<(&'static str, Vec<u8>)> {
     v
 }
 
+/// Header fields (name, value), raw.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Identity-header spellings a client may send (the gateway sets `X-User-Id` itself).
-fn forged_headers() -> Vec<(&'static str, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn forged_headers() -> Vec<(&'static str, Fields)> {
     let h = |pairs: &[(&str, &str)]| -> Vec<(Vec<u8>, Vec<u8>)> {
         pairs
             .iter()
@@ -577,7 +580,7 @@ fn smuggling() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// h2c-only tricks: the pseudo-headers and field names an h2 server must refuse.
-fn h2_tricks() -> Vec<(&'static str, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn h2_tricks() -> Vec<(&'static str, Fields)> {
     let b = |s: &str| s.as_bytes().to_vec();
     let base = |path: &str| {
         vec![
