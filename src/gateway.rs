@@ -142,6 +142,9 @@ impl Gateway {
     pub fn reload(&self, trigger: Trigger) -> Result<ReloadOutcome, String> {
         let started = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        // the inputs' stamp before they are read: a refusal of inputs that changed while
+        // they were read (a file written in place) is not remembered as tried
+        let stamp = crate::reload::stamp(&self.config_path, &self.plugins);
         let text = match std::fs::read(&self.config_path) {
             Ok(t) => t,
             Err(e) => {
@@ -164,6 +167,7 @@ impl Gateway {
             for err in &e.errors {
                 tracing::error!(trigger = trigger.as_str(), file = %e.source_name, error = %err, "route table refused");
             }
+            self.forget_if_changed(&mut last, stamp);
             self.failed(trigger, e.to_string())
         })?;
         let restart_note = self.live.load().config.server.tls != cfg.server.tls;
@@ -173,7 +177,10 @@ impl Gateway {
             &self.plugins,
             &base_dir(&self.config_path),
         )
-        .map_err(|errs| self.failed(trigger, errs.join("\n")))?;
+        .map_err(|errs| {
+            self.forget_if_changed(&mut last, stamp);
+            self.failed(trigger, errs.join("\n"))
+        })?;
         rt.resolve_metrics(&self.metrics);
         let routes = rt.routes.len();
         self.live.store(Arc::new(rt));
@@ -241,6 +248,15 @@ impl Gateway {
             "errors": errors,
         });
         *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+
+    /// After a refusal: when an input changed since `stamp` (taken before the inputs
+    /// were read), what was read may be a half-written file, so the content is not
+    /// remembered as tried and the next watch reload reads it again.
+    fn forget_if_changed(&self, last: &mut (u64, bool), stamp: u64) {
+        if crate::reload::stamp(&self.config_path, &self.plugins) != stamp {
+            *last = (0, false);
+        }
     }
 
     fn failed(&self, trigger: Trigger, msg: String) -> String {

@@ -1,37 +1,161 @@
-//! Reload triggers: file changes (notify on the file's directory, so an editor's
-//! rename-over and the Kubernetes ConfigMap `..data` symlink swap are both seen, with a
-//! 1 s content check as a safety net), and SIGHUP. `POST /admin/reload` calls
-//! [`Gateway::reload`] directly. Events are debounced: a burst of writes is loaded once,
-//! 50 ms after the last event (300 ms at most after the first).
+//! Reload triggers: file changes (notify on the directory of routes.yaml and of every
+//! file it references, so an editor's rename-over and the Kubernetes ConfigMap `..data`
+//! symlink swap are both seen, with a 1 s content check as a safety net), and SIGHUP.
+//! `POST /admin/reload` calls [`Gateway::reload`] directly.
+//!
+//! No edit is lost to a file read mid-write (an editor or `kubectl cp` truncating then
+//! writing in place, or writing in several chunks):
+//! - **settle**: after an event, the watcher waits until the files stop changing (no
+//!   event for [`QUIET`], then none for [`STABLE`] with the same [`stamp`] of every
+//!   input at both ends; at most [`MAX_SETTLE`]), then reads;
+//! - **re-check**: a refused table whose inputs changed while it was read is not
+//!   remembered as tried ([`Gateway::reload`] compares the stamps before and after the
+//!   build), and the watcher settles and reads once more; a table refused with inputs
+//!   that did not change is not retried until they do.
 
 use crate::gateway::{Gateway, Trigger};
 use notify::{RecursiveMode, Watcher};
+use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Quiet time after the last file event before loading.
-pub const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Longest a burst of events can delay a load.
-pub const MAX_DEBOUNCE: Duration = Duration::from_millis(300);
+/// Quiet time without a file event after which the files may be written...
+pub const QUIET: Duration = Duration::from_millis(100);
+/// ...and the time over which their [`stamp`] must then stay the same (no event
+/// either) for them to count as written.
+pub const STABLE: Duration = Duration::from_millis(50);
+/// Longest the files can keep changing before they are read anyway (the 1 s check
+/// reads them again once they change no more).
+pub const MAX_SETTLE: Duration = Duration::from_secs(3);
 /// Content check interval when no event arrives.
 pub const POLL: Duration = Duration::from_secs(1);
 
-/// Starts the watcher and the SIGHUP listener on their own threads.
-pub fn spawn(gw: Arc<Gateway>) -> Result<(), String> {
-    let (tx, rx) = mpsc::channel::<()>();
-    let dir = gw
-        .config_path
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                std::path::Path::new(".")
-            } else {
-                p
+/// Why the watcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot start the file watcher: {0}")]
+    Start(#[source] notify::Error),
+    #[error("cannot watch {}: {source}", dir.display())]
+    Watch {
+        dir: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, #[source] std::io::Error),
+}
+
+impl From<WatchError> for String {
+    fn from(e: WatchError) -> Self {
+        e.to_string()
+    }
+}
+
+/// A stamp of every input of a build: routes.yaml and each file plugins and the TLS
+/// listener read (device, inode, length, modification and change times; a missing
+/// file stamps as missing). Two equal stamps: nothing was written in between.
+pub fn stamp(config: &Path, plugins: &gateway_plugins::Shared) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in std::iter::once(config.to_path_buf()).chain(plugins.watched_files()) {
+        f.hash(&mut h);
+        match std::fs::metadata(&f) {
+            Ok(m) => (
+                m.dev(),
+                m.ino(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+            )
+                .hash(&mut h),
+            Err(e) => e.kind().hash(&mut h),
+        }
+    }
+    h.finish()
+}
+
+/// The directory a file is in (`.` for a bare name).
+fn dir_of(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Waits for [`QUIET`] without a file event (at most until `deadline`).
+fn quiet(rx: &mpsc::Receiver<()>, deadline: Instant) {
+    loop {
+        match rx.recv_timeout(QUIET) {
+            Ok(()) if Instant::now() < deadline => {}
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => return,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(QUIET);
+                return;
             }
-        })
-        .unwrap_or(std::path::Path::new("."))
-        .to_path_buf();
+        }
+    }
+}
+
+/// Returns once the files stop changing: [`QUIET`] without an event, then
+/// [`STABLE`] without an event and with the same stamp at both ends (at most
+/// [`MAX_SETTLE`]).
+fn settle(rx: &mpsc::Receiver<()>, gw: &Gateway) {
+    let deadline = Instant::now() + MAX_SETTLE;
+    loop {
+        quiet(rx, deadline);
+        let before = stamp(&gw.config_path, &gw.plugins);
+        let event = match rx.recv_timeout(STABLE) {
+            Ok(()) => true,
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(STABLE);
+                false
+            }
+        };
+        let stable = !event && stamp(&gw.config_path, &gw.plugins) == before;
+        if stable || Instant::now() >= deadline {
+            return;
+        }
+    }
+}
+
+/// One watcher pass: settle after an event, load, and after a refusal whose inputs
+/// changed while they were read, settle and load once more.
+fn watch_reload(rx: &mpsc::Receiver<()>, gw: &Gateway, event: bool) {
+    if event {
+        settle(rx, gw);
+    }
+    let before = stamp(&gw.config_path, &gw.plugins);
+    if gw.reload(Trigger::Watch).is_err() && stamp(&gw.config_path, &gw.plugins) != before {
+        tracing::info!("a file changed while it was read: reading it again once it settles");
+        settle(rx, gw);
+        let _ = gw.reload(Trigger::Watch);
+    }
+}
+
+/// Adds a watch on the directory of every referenced file not watched yet (the
+/// directories are kept until the process ends; a failure is logged once per
+/// directory, and the 1 s check still covers the file).
+fn watch_dirs(w: &mut impl Watcher, dirs: &mut BTreeSet<PathBuf>, gw: &Gateway) {
+    for f in gw.plugins.watched_files() {
+        let d = dir_of(&f);
+        if dirs.insert(d.clone()) {
+            if let Err(e) = w.watch(&d, RecursiveMode::NonRecursive) {
+                tracing::warn!(dir = %d.display(), error = %e, "cannot watch a referenced file's directory; its changes are seen by the 1 s check");
+            }
+        }
+    }
+}
+
+/// Starts the watcher and the SIGHUP listener on their own threads.
+pub fn spawn(gw: Arc<Gateway>) -> Result<(), WatchError> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let dir = dir_of(&gw.config_path);
     let ev_tx = tx.clone();
     let name = gw
         .config_path
@@ -57,32 +181,31 @@ pub fn spawn(gw: Arc<Gateway>) -> Result<(), String> {
             }
         }
     })
-    .map_err(|e| format!("cannot start the file watcher: {e}"))?;
+    .map_err(WatchError::Start)?;
     watcher
         .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+        .map_err(|source| WatchError::Watch {
+            dir: dir.clone(),
+            source,
+        })?;
 
     let watch_gw = gw.clone();
     std::thread::Builder::new()
         .name("config-watch".into())
         .spawn(move || {
-            let _watcher = watcher; // lives as long as the thread
+            let mut watcher = watcher; // lives as long as the thread
+            let mut dirs = BTreeSet::from([dir]);
             loop {
-                match rx.recv_timeout(POLL) {
-                    Ok(()) => {
-                        // debounce: wait until events stop for DEBOUNCE, at most MAX_DEBOUNCE
-                        let started = std::time::Instant::now();
-                        while started.elapsed() < MAX_DEBOUNCE && rx.recv_timeout(DEBOUNCE).is_ok()
-                        {
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                watch_dirs(&mut watcher, &mut dirs, &watch_gw);
+                let event = match rx.recv_timeout(POLL) {
+                    Ok(()) => true,
+                    Err(mpsc::RecvTimeoutError::Timeout) => false,
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-                let _ = watch_gw.reload(Trigger::Watch);
+                };
+                watch_reload(&rx, &watch_gw, event);
             }
         })
-        .map_err(|e| format!("cannot start the watcher thread: {e}"))?;
+        .map_err(|e| WatchError::Thread("watcher", e))?;
 
     std::thread::Builder::new()
         .name("sighup".into())
@@ -112,6 +235,6 @@ pub fn spawn(gw: Arc<Gateway>) -> Result<(), String> {
                 }
             });
         })
-        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        .map_err(|e| WatchError::Thread("signal", e))?;
     Ok(())
 }

@@ -22,14 +22,19 @@ pub struct BuildCtx<'a> {
 }
 
 impl BuildCtx<'_> {
-    /// A settings path made absolute against routes.yaml's directory.
+    /// A settings path made absolute against routes.yaml's directory. The file is
+    /// watched from then on ([`Shared::watch_file`]): an edit of it reloads the table
+    /// like an edit of routes.yaml (key files, htpasswd, PEM and JWKS files, CA
+    /// bundles, schemas).
     pub fn file(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() {
+        let path = if p.is_absolute() {
             p.to_path_buf()
         } else {
             self.base_dir.join(p)
-        }
+        };
+        self.shared.watch_file(&path);
+        path
     }
 
     /// A secret named by `field` (e.g. `secret_env`): the environment variable must be
