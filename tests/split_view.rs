@@ -18,10 +18,13 @@
 //!    `HTTP_X_USER_ID`, Starlette `request.headers`, Node `req.headers`, Go `r.Header`,
 //!    nginx `$http_x_user_id`) is exactly the one the gateway set.
 //!
-//! The matrix is printed; with `SPLIT_VIEW_WRITE_DOCS=1` it also replaces the matrix
-//! section of docs/security.md (`SPLIT_VIEW_DEBUG=<text>` prints the raw answers to the
-//! variants whose name contains the text). A stack whose dependency is missing fails the test
-//! unless `SKIP_SPLIT_VIEW_<STACK>=1` (FASTAPI, FLASK, WSGIREF, NODE, NGINX, GO, GO121) is set.
+//! Every variant goes through two gateways per stack: one with the default policies
+//! (asserted), one with every policy relaxed (where the harness must find the issue's
+//! `%2F` walk-around, or it could not see a split view at all). Both matrices are
+//! printed; `SPLIT_VIEW_WRITE_DOCS=1` also rewrites their sections of docs/security.md;
+//! `SPLIT_VIEW_DEBUG=<text>` prints the raw answers to the variants whose name contains
+//! the text. A stack whose dependency is missing fails the test unless
+//! `SKIP_SPLIT_VIEW_<STACK>=1` (FASTAPI, FLASK, WSGIREF, NODE, NGINX, GO, GO121) is set.
 #![allow(clippy::unwrap_used)]
 
 #[path = "split_view/client.rs"]
