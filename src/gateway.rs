@@ -59,6 +59,9 @@ pub struct Gateway {
     pub trace_context: bool,
     /// OTLP span export, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
     pub otel: Option<crate::observability::otel::Otel>,
+    /// The TLS listener's client-certificate verifier (`server.tls.client_ca`, set by
+    /// the server at start-up), rebuilt from its CA and CRL files on every reload.
+    pub client_verifier: std::sync::OnceLock<Arc<crate::tls_listener::ClientVerifier>>,
     /// Fingerprint of the last file content tried, and whether it loaded.
     last: Mutex<(u64, bool)>,
     /// The last reload attempt, for the admin API and dashboard.
@@ -127,6 +130,7 @@ impl Gateway {
                 .unwrap_or(1.0),
             trace_context: true,
             otel: crate::observability::otel::Otel::from_env()?,
+            client_verifier: std::sync::OnceLock::new(),
             last: Mutex::new((fp, true)),
             draining: std::sync::atomic::AtomicBool::new(false),
             closing_connections: std::sync::atomic::AtomicBool::new(false),
@@ -181,6 +185,13 @@ impl Gateway {
             self.forget_if_changed(&mut last, stamp);
             self.failed(trigger, errs.join("\n"))
         })?;
+        // the listener's client CA and CRL files, re-read (a bad one refuses the reload)
+        if let Some(v) = self.client_verifier.get() {
+            v.reload().map_err(|e| {
+                self.forget_if_changed(&mut last, stamp);
+                self.failed(trigger, e.to_string())
+            })?;
+        }
         rt.resolve_metrics(&self.metrics);
         let routes = rt.routes.len();
         self.live.store(Arc::new(rt));

@@ -143,12 +143,7 @@ pub fn serve(settings: Settings) -> Result<(), String> {
             .l4_buffer(L4BufferSettings::default().read(PLAIN_READ_BUFFER)),
     );
     if let Some(tls) = &cfg.server.tls {
-        let bad_certificates = gw
-            .plugins
-            .metrics
-            .auth_failures
-            .with_label_values(&["bad_certificate"]);
-        let t = crate::tls_listener::settings(tls, bad_certificates)?;
+        let t = crate::tls_listener::listener(&gw, tls)?;
         // TLS reads whole records (16 KiB): a buffer that holds one keeps syscalls down
         proxy.add_listener(
             ListenerConfig::tcp(tls.listen.clone())

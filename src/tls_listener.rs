@@ -1,11 +1,19 @@
 //! The TLS listener's settings (`server.tls`): certificate and key, HTTP/2 by ALPN, and
 //! client certificates (mTLS) when `client_ca` is given. Client certificates are
-//! verified during the handshake against `client_ca` (a certificate that does not
-//! verify fails the handshake, counted as `gateway_auth_failures_total{reason=
-//! "bad_certificate"}`); a verified one is read once per connection and kept in the
-//! connection's TLS digest, where the `mtls` plugin finds it.
+//! verified during the handshake against `client_ca` and, when given, the revocation
+//! lists of `client_crl` (a certificate that does not verify, or is revoked, fails the
+//! handshake, counted as `gateway_auth_failures_total{reason="bad_certificate"}`); a
+//! verified one is read once per connection and kept in the connection's TLS digest,
+//! where the `mtls` plugin finds it.
+//!
+//! The listener itself is fixed at start-up, but its client-certificate verifier is
+//! rebuilt on every reload from the contents of the start-up `client_ca` and
+//! `client_crl` files ([`ClientVerifier::reload`]): a new CRL applies to the next
+//! handshakes without a restart.
 
 use crate::config::{ClientAuth, TlsConfig};
+use crate::gateway::Gateway;
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::TlsAccept;
@@ -16,16 +24,96 @@ use pingora_core::tls::{
     WebPkiClientVerifier,
 };
 use prometheus::IntCounter;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateRevocationListDer;
 use std::any::Any;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The TLS listener's settings. `bad_certificates` counts client certificates refused
-/// by the handshake.
-pub fn settings(tls: &TlsConfig, bad_certificates: IntCounter) -> Result<TlsSettings, String> {
+/// Why the client-certificate settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFileError {
+    #[error("server.tls.{field}: cannot read `{}`: {source}", path.display())]
+    Read {
+        field: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server.tls.client_ca: `{}` holds no PEM certificate", .0.display())]
+    NoCa(PathBuf),
+    #[error("server.tls.client_ca: `{}`: {detail}", path.display())]
+    BadCa { path: PathBuf, detail: String },
+    #[error("server.tls.client_crl: `{}` holds no PEM CRL (`-----BEGIN X509 CRL-----`)", .0.display())]
+    NoCrl(PathBuf),
+    #[error("server.tls.client_crl: `{}`: {detail}", path.display())]
+    BadCrl { path: PathBuf, detail: String },
+    #[error("server.tls: the client certificate verifier refused the settings: {0}")]
+    Verifier(String),
+}
+
+/// The path of `client_crl`, relative to routes.yaml's directory `base`.
+pub fn crl_path(tls: &TlsConfig, base: &Path) -> Option<PathBuf> {
+    tls.client_crl.as_deref().map(|f| base.join(f))
+}
+
+/// The CRLs of a PEM file, each checked to parse as a CRL (`check` and the listener).
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsFileError> {
+    use x509_parser::prelude::FromDer;
+    let pem = std::fs::read(path).map_err(|source| TlsFileError::Read {
+        field: "client_crl",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |detail: String| TlsFileError::BadCrl {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let crls = CertificateRevocationListDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not PEM: {e}")))?;
+    if crls.is_empty() {
+        return Err(TlsFileError::NoCrl(path.to_path_buf()));
+    }
+    for (i, c) in crls.iter().enumerate() {
+        x509_parser::revocation_list::CertificateRevocationList::from_der(c.as_ref())
+            .map_err(|e| bad(format!("CRL {} does not parse: {e}", i + 1)))?;
+    }
+    Ok(crls)
+}
+
+/// The TLS listener's settings; registers the client-certificate verifier with the
+/// gateway (rebuilt on reload) and watches its files.
+pub fn listener(gw: &Gateway, tls: &TlsConfig) -> Result<TlsSettings, String> {
+    let bad_certificates = gw
+        .plugins
+        .metrics
+        .auth_failures
+        .with_label_values(&["bad_certificate"]);
+    let base = crate::config::base_dir(&gw.config_path.display().to_string()).to_path_buf();
+    let (settings, verifier) = settings(tls, &base, bad_certificates)?;
+    if let Some(v) = verifier {
+        gw.plugins.watch_file(&v.ca);
+        if let Some(crl) = &v.crl {
+            gw.plugins.watch_file(crl);
+        }
+        let _ = gw.client_verifier.set(v);
+    }
+    Ok(settings)
+}
+
+/// The TLS listener's settings, and the client-certificate verifier when `client_ca`
+/// is given. `bad_certificates` counts client certificates refused by the handshake.
+pub fn settings(
+    tls: &TlsConfig,
+    base: &Path,
+    bad_certificates: IntCounter,
+) -> Result<(TlsSettings, Option<Arc<ClientVerifier>>), String> {
     let files = [&tls.cert, &tls.key].into_iter().chain(&tls.client_ca);
     for f in files {
         std::fs::metadata(f).map_err(|e| format!("server.tls: cannot read `{f}`: {e}"))?;
     }
+    let mut verifier = None;
     let mut t = match &tls.client_ca {
         None => TlsSettings::intermediate(&tls.cert, &tls.key)
             .map_err(|e| format!("server.tls: {e}"))?,
@@ -36,36 +124,113 @@ pub fn settings(tls: &TlsConfig, bad_certificates: IntCounter) -> Result<TlsSett
                 .map_err(|e| format!("server.tls.cert: {e}"))?;
             t.set_private_key_file(&tls.key)
                 .map_err(|e| format!("server.tls.key: {e}"))?;
-            let v = verifier(ca, tls.client_auth, bad_certificates)
-                .map_err(|e| format!("server.tls.client_ca: {e}"))?;
-            t.set_client_cert_verifier(v);
+            let v = ClientVerifier::new(
+                PathBuf::from(ca),
+                crl_path(tls, base),
+                tls.client_auth,
+                bad_certificates,
+            )
+            .map_err(|e| e.to_string())?;
+            let v = Arc::new(v);
+            t.set_client_cert_verifier(v.clone());
+            verifier = Some(v);
             t
         }
     };
     t.enable_h2();
-    Ok(t)
+    Ok((t, verifier))
 }
 
-/// Verifies client certificates against the CAs of `ca_file`.
-fn verifier(
-    ca_file: &str,
+/// Verifies client certificates against the CAs of `ca` and the CRLs of `crl`; the
+/// WebPKI verifier inside is rebuilt from the files' current contents by
+/// [`ClientVerifier::reload`]. Counts the certificates it refuses.
+#[derive(Debug)]
+pub struct ClientVerifier {
+    ca: PathBuf,
+    crl: Option<PathBuf>,
     mode: ClientAuth,
+    current: ArcSwap<Built>,
+    /// The CA names sent to clients (from the start-up `client_ca`; advisory).
+    hints: Vec<rustls::DistinguishedName>,
     bad: IntCounter,
-) -> Result<Arc<dyn ClientCertVerifier>, String> {
+}
+
+#[derive(Debug)]
+struct Built(Arc<dyn ClientCertVerifier>);
+
+impl ClientVerifier {
+    fn new(
+        ca: PathBuf,
+        crl: Option<PathBuf>,
+        mode: ClientAuth,
+        bad: IntCounter,
+    ) -> Result<Self, TlsFileError> {
+        let inner = build(&ca, crl.as_deref(), mode)?;
+        Ok(Self {
+            hints: inner.root_hint_subjects().to_vec(),
+            current: ArcSwap::from_pointee(Built(inner)),
+            ca,
+            crl,
+            mode,
+            bad,
+        })
+    }
+
+    /// Re-reads `client_ca` and `client_crl` and verifies the next handshakes with
+    /// them; on error the previous ones keep applying.
+    pub fn reload(&self) -> Result<(), TlsFileError> {
+        let inner = build(&self.ca, self.crl.as_deref(), self.mode)?;
+        self.current.store(Arc::new(Built(inner)));
+        Ok(())
+    }
+}
+
+/// The WebPKI verifier of the CAs of `ca_file` and the CRLs of `crl_file`: only the
+/// client's own certificate is checked for revocation, and one whose CA has no CRL in
+/// the file is refused (unknown status fails closed); a CRL past its next update still
+/// applies.
+fn build(
+    ca_file: &Path,
+    crl_file: Option<&Path>,
+    mode: ClientAuth,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsFileError> {
     pingora_core::tls::install_default_crypto_provider();
     let mut roots = RootCertStore::empty();
-    pingora_core::tls::load_ca_file_into_store(ca_file, &mut roots)
-        .map_err(|e| format!("`{ca_file}`: {e}"))?;
-    if roots.is_empty() {
-        return Err(format!("`{ca_file}` holds no PEM certificate"));
+    let pem = std::fs::read(ca_file).map_err(|source| TlsFileError::Read {
+        field: "client_ca",
+        path: ca_file.to_path_buf(),
+        source,
+    })?;
+    for c in CertificateDer::pem_slice_iter(&pem) {
+        let c = c.map_err(|e| TlsFileError::BadCa {
+            path: ca_file.to_path_buf(),
+            detail: format!("not PEM: {e}"),
+        })?;
+        roots.add(c).map_err(|e| TlsFileError::BadCa {
+            path: ca_file.to_path_buf(),
+            detail: e.to_string(),
+        })?;
     }
-    let b = WebPkiClientVerifier::builder(Arc::new(roots));
+    if roots.is_empty() {
+        return Err(TlsFileError::NoCa(ca_file.to_path_buf()));
+    }
+    let mut b = WebPkiClientVerifier::builder(Arc::new(roots));
+    if let Some(f) = crl_file {
+        b = b
+            .with_crls(load_crls(f)?)
+            .only_check_end_entity_revocation();
+    }
     let b = match mode {
         ClientAuth::Optional => b.allow_unauthenticated(),
         ClientAuth::Required => b,
     };
-    let inner = b.build().map_err(|e| e.to_string())?;
-    Ok(Arc::new(Counted { inner, bad }))
+    b.build().map_err(|e| match crl_file {
+        Some(f) => TlsFileError::BadCrl {
+            path: f.to_path_buf(),
+            detail: e.to_string(),
+        },
+        None => TlsFileError::Verifier(e.to_string()),
+    })
 }
 
 /// After a handshake, reads the verified client certificate into the TLS digest.
@@ -82,24 +247,17 @@ impl TlsAccept for KeepClientCert {
     }
 }
 
-/// The WebPKI verifier, counting the certificates it refuses.
-#[derive(Debug)]
-struct Counted {
-    inner: Arc<dyn ClientCertVerifier>,
-    bad: IntCounter,
-}
-
-impl ClientCertVerifier for Counted {
+impl ClientCertVerifier for ClientVerifier {
     fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
+        true
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
+        self.mode == ClientAuth::Required
     }
 
     fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
-        self.inner.root_hint_subjects()
+        &self.hints
     }
 
     fn verify_client_cert(
@@ -109,7 +267,9 @@ impl ClientCertVerifier for Counted {
         now: UnixTime,
     ) -> Result<ClientCertVerified, RusTlsError> {
         let r = self
-            .inner
+            .current
+            .load()
+            .0
             .verify_client_cert(end_entity, intermediates, now);
         if let Err(e) = &r {
             self.bad.inc();
@@ -124,7 +284,10 @@ impl ClientCertVerifier for Counted {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, RusTlsError> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.current
+            .load()
+            .0
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -133,10 +296,13 @@ impl ClientCertVerifier for Counted {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, RusTlsError> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.current
+            .load()
+            .0
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.current.load().0.supported_verify_schemes()
     }
 }

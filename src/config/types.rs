@@ -77,6 +77,11 @@ pub struct TlsConfig {
     /// listener asks clients for a certificate and verifies the ones sent; the `mtls`
     /// plugin then reads it. A certificate that does not verify fails the handshake.
     pub client_ca: Option<String>,
+    /// With `client_ca`: PEM file of the certificate revocation lists (CRLs) of those
+    /// CAs, relative to routes.yaml. A client certificate it revokes fails the
+    /// handshake; so does one whose CA has no CRL in the file. Re-read on every reload
+    /// (a bad file refuses the reload, the previous lists keep applying).
+    pub client_crl: Option<String>,
     /// With `client_ca`: `optional` (default; clients without a certificate still
     /// connect, and only routes with the `mtls` plugin refuse them) or `required`
     /// (every TLS client must present a valid certificate).

@@ -44,6 +44,18 @@ pub(super) fn validate(c: &Config, base_dir: &std::path::Path, errs: &mut Errors
                 "`client_auth: required` needs `client_ca` (the CAs that sign client certificates)",
             );
         }
+        if let Some(crl) = crate::tls_listener::crl_path(tls, base_dir) {
+            if tls.client_ca.is_none() {
+                errs.push(
+                    "server.tls.client_crl",
+                    "`client_crl` needs `client_ca` (the CAs whose revocations it lists)",
+                );
+            } else if let Err(e) = crate::tls_listener::load_crls(&crl) {
+                let msg = e.to_string();
+                let msg = msg.trim_start_matches("server.tls.client_crl: ");
+                errs.push("server.tls.client_crl", msg.to_string());
+            }
+        }
     }
 }
 
