@@ -53,7 +53,58 @@ pub const ALICE_SCOPES: &str = "users:read";
 /// keeps out (and that the harness sees a split view when there is one).
 const RELAXED: &str = "server:\n  allow_encoded: [slash, backslash, semicolon, percent, question_mark, hash]\n  underscore_headers: keep\n";
 
-fn table(upstream: u16, server: &str) -> String {
+/// How the admin route is guarded: `api_key` (the corpus's `X-API-Key`), or `jwt`
+/// (HS256; the harness sends a bearer token for alice in place of her key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    ApiKey,
+    Jwt,
+}
+
+const JWT_SECRET: &str = "split-view-jwt-secret-0123456789abcdef";
+
+/// The bearer tokens that stand in for the keys: alice's (valid for an hour), and one
+/// signed with another secret for any other key.
+struct Tokens {
+    valid: Vec<u8>,
+    invalid: Vec<u8>,
+}
+
+impl Tokens {
+    fn new() -> Self {
+        let exp = jsonwebtoken::get_current_timestamp() + 3600;
+        let claims = serde_json::json!({"sub": ALICE, "scope": ALICE_SCOPES, "exp": exp});
+        let sign = |secret: &str| {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap()
+            .into_bytes()
+        };
+        Tokens {
+            valid: sign(JWT_SECRET),
+            invalid: sign("another-secret-0123456789abcdef0123"),
+        }
+    }
+
+    /// `Authorization: Bearer ...` for the key `key`.
+    fn bearer(&self, key: &[u8]) -> Vec<u8> {
+        let t = if key == ALICE_KEY.as_bytes() {
+            &self.valid
+        } else {
+            &self.invalid
+        };
+        [b"Bearer ".as_slice(), t].concat()
+    }
+}
+
+fn table(upstream: u16, server: &str, guard: Guard) -> String {
+    let plugin = match guard {
+        Guard::ApiKey => "{ name: api_key, keys_file: keys.yaml }",
+        Guard::Jwt => "{ name: jwt, secret_env: SPLIT_VIEW_JWT_SECRET, algorithms: [HS256] }",
+    };
     format!(
         r#"version: 1
 {server}upstreams:
@@ -62,7 +113,7 @@ routes:
   - name: admin
     match: {{ path_prefix: /api/v1/admin }}
     upstream: app
-    plugins: [{{ name: api_key, keys_file: keys.yaml }}]
+    plugins: [{plugin}]
   - name: public
     match: {{ path_prefix: /api/v1 }}
     upstream: app
@@ -70,7 +121,7 @@ routes:
     )
 }
 
-fn start_gateway(upstream: u16, server: &str) -> Gateway {
+fn start_gateway(upstream: u16, server: &str, guard: Guard) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let sha = hex::encode(Sha256::digest(ALICE_KEY.as_bytes()));
     std::fs::write(
@@ -79,8 +130,16 @@ fn start_gateway(upstream: u16, server: &str) -> Gateway {
     )
     .unwrap();
     let config = dir.path().join("routes.yaml");
-    std::fs::write(&config, table(upstream, server)).unwrap();
-    Gateway::spawn(dir, config, &[("ACCESS_LOG", "off"), ("LOG_LEVEL", "warn")])
+    std::fs::write(&config, table(upstream, server, guard)).unwrap();
+    Gateway::spawn(
+        dir,
+        config,
+        &[
+            ("ACCESS_LOG", "off"),
+            ("LOG_LEVEL", "warn"),
+            ("SPLIT_VIEW_JWT_SECRET", JWT_SECRET),
+        ],
+    )
 }
 
 /// How one answer is classified.
@@ -171,17 +230,31 @@ fn classify(a: &client::Answer) -> Outcome {
     }
 }
 
-fn send(v: &Variant, port: u16) -> client::Answer {
+fn send(v: &Variant, port: u16, jwt: Option<&Tokens>) -> client::Answer {
     const END: &[u8] = b"GET /api/v1/end HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    // with a jwt guard, the key becomes a bearer token
+    let cred = |(k, val): &(Vec<u8>, Vec<u8>)| -> (Vec<u8>, Vec<u8>) {
+        match jwt {
+            Some(t) if k.eq_ignore_ascii_case(b"x-api-key") => {
+                let name: &[u8] = if k[0].is_ascii_uppercase() {
+                    b"Authorization"
+                } else {
+                    b"authorization"
+                };
+                (name.to_vec(), t.bearer(val))
+            }
+            _ => (k.clone(), val.clone()),
+        }
+    };
     match &v.wire {
         Wire::Get { target, headers } => {
             let mut b = b"GET ".to_vec();
             b.extend_from_slice(target);
             b.extend_from_slice(format!(" HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n").as_bytes());
-            for (k, val) in headers {
-                b.extend_from_slice(k);
+            for (k, val) in headers.iter().map(cred) {
+                b.extend_from_slice(&k);
                 b.extend_from_slice(b": ");
-                b.extend_from_slice(val);
+                b.extend_from_slice(&val);
                 b.extend_from_slice(b"\r\n");
             }
             b.extend_from_slice(b"Connection: close\r\n\r\n");
@@ -189,10 +262,24 @@ fn send(v: &Variant, port: u16) -> client::Answer {
         }
         Wire::Raw(raw) => {
             let mut b = raw.clone();
+            if let Some(t) = jwt {
+                let key = format!("X-API-Key: {ALICE_KEY}");
+                if let Some(at) = b.windows(key.len()).position(|w| w == key.as_bytes()) {
+                    let line = [
+                        b"Authorization: ".as_slice(),
+                        &t.bearer(ALICE_KEY.as_bytes()),
+                    ]
+                    .concat();
+                    b.splice(at..at + key.len(), line);
+                }
+            }
             b.extend_from_slice(END);
             client::h1(port, &b)
         }
-        Wire::H2Fields(fields) => client::h2(port, fields),
+        Wire::H2Fields(fields) => {
+            let fields: Vec<_> = fields.iter().map(cred).collect();
+            client::h2(port, &fields)
+        }
     }
 }
 
@@ -296,22 +383,25 @@ fn split_view() {
     // relaxed), all variants of a stack in one thread
     type Results = Vec<(&'static str, Vec<Outcome>)>;
     let debug = std::env::var("SPLIT_VIEW_DEBUG").ok();
-    let per_stack: Vec<(&'static str, Vec<Outcome>, Vec<Outcome>)> = std::thread::scope(|scope| {
+    let tokens = Tokens::new();
+    type PerStack = (&'static str, Vec<Outcome>, Vec<Outcome>, Vec<Outcome>);
+    let per_stack: Vec<PerStack> = std::thread::scope(|scope| {
         let handles: Vec<_> = stacks_run
             .iter()
             .map(|&s| {
-                let (corpus, debug) = (&corpus, &debug);
+                let (corpus, debug, tokens) = (&corpus, &debug, &tokens);
                 scope.spawn(move || {
                     let t = Instant::now();
                     let up = stacks::start(s);
-                    let gw = start_gateway(up.port, "");
-                    let relaxed = start_gateway(up.port, RELAXED);
+                    let gw = start_gateway(up.port, "", Guard::ApiKey);
+                    let relaxed = start_gateway(up.port, RELAXED, Guard::ApiKey);
+                    let jwt_gw = start_gateway(up.port, "", Guard::Jwt);
                     let ready = t.elapsed();
-                    let run = |port: u16, label: &str| -> Vec<Outcome> {
+                    let run = |port: u16, label: &str, jwt: Option<&Tokens>| -> Vec<Outcome> {
                         corpus
                             .iter()
                             .map(|v| {
-                                let a = send(v, port);
+                                let a = send(v, port, jwt);
                                 if debug.as_deref().is_some_and(|d| v.name.contains(d)) {
                                     println!(
                                         "split view debug: {s} ({label}) {} {} [{}]: {a:?}",
@@ -324,23 +414,34 @@ fn split_view() {
                             })
                             .collect()
                     };
-                    let strict = run(gw.port, "default");
-                    let loose = run(relaxed.port, "relaxed");
+                    let strict = run(gw.port, "default", None);
+                    let loose = run(relaxed.port, "relaxed", None);
+                    let jwt = run(jwt_gw.port, "jwt", Some(tokens));
                     println!(
-                        "split view: {s}: up in {:.1} s, 2 x {} requests in {:.1} s",
+                        "split view: {s}: up in {:.1} s, 3 x {} requests in {:.1} s",
                         ready.as_secs_f64(),
                         corpus.len(),
                         (t.elapsed() - ready).as_secs_f64()
                     );
-                    drop((gw, relaxed, up));
-                    (s, strict, loose)
+                    drop((gw, relaxed, jwt_gw, up));
+                    (s, strict, loose, jwt)
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let strict: Results = per_stack.iter().map(|(s, a, _)| (*s, a.clone())).collect();
-    let relaxed: Results = per_stack.iter().map(|(s, _, b)| (*s, b.clone())).collect();
+    let strict: Results = per_stack
+        .iter()
+        .map(|(s, a, _, _)| (*s, a.clone()))
+        .collect();
+    let relaxed: Results = per_stack
+        .iter()
+        .map(|(s, _, b, _)| (*s, b.clone()))
+        .collect();
+    let jwt: Results = per_stack
+        .iter()
+        .map(|(s, _, _, c)| (*s, c.clone()))
+        .collect();
 
     let judge = |results: &Results, config: &str| {
         let mut violations = Vec::new();
@@ -362,7 +463,9 @@ fn split_view() {
     };
     let (violations, mut controls) = judge(&strict, "default");
     let (relaxed_violations, relaxed_controls) = judge(&relaxed, "relaxed");
+    let (jwt_violations, jwt_controls) = judge(&jwt, "jwt");
     controls.extend(relaxed_controls);
+    controls.extend(jwt_controls);
     let rep = report::Report {
         corpus: &corpus,
         results: &strict,
@@ -379,11 +482,21 @@ fn split_view() {
         forged: FORGED,
         config: "every policy relaxed (`server.allow_encoded` with all six characters, `server.underscore_headers: keep`)",
     };
+    let rep_jwt = report::Report {
+        corpus: &corpus,
+        results: &jwt,
+        violations: &jwt_violations,
+        path_shapes,
+        forged: FORGED,
+        config: "the default policies, the admin route guarded by `jwt` (HS256) instead of `api_key`: alice's key is replaced by a bearer token for her (`sub: alice`, `scope: users:read`), any other key by a token signed with another secret",
+    };
     println!("default policies:\n{}", rep.full_matrix());
+    println!("jwt guard:\n{}", rep_jwt.full_matrix());
     println!("relaxed policies:\n{}", rep_relaxed.full_matrix());
     let summary = rep.markdown();
     let summary_relaxed = rep_relaxed.markdown();
-    println!("{summary}\n{summary_relaxed}");
+    let summary_jwt = rep_jwt.markdown();
+    println!("{summary}\n{summary_jwt}\n{summary_relaxed}");
     if std::env::var("SPLIT_VIEW_WRITE_DOCS").is_ok_and(|v| v == "1") {
         let all_ran = stacks::STACKS.iter().all(|s| stacks_run.contains(s));
         assert!(
@@ -392,10 +505,11 @@ fn split_view() {
         );
         report::write_docs(report::DEFAULT_SECTION, &summary);
         report::write_docs(report::RELAXED_SECTION, &summary_relaxed);
+        report::write_docs(report::JWT_SECTION, &summary_jwt);
         println!("split view: docs/security.md matrix sections rewritten");
     }
     println!(
-        "split view: {} variants x {} stacks x 2 configurations in {:.1} s",
+        "split view: {} variants x {} stacks x 3 configurations in {:.1} s",
         corpus.len(),
         strict.len(),
         started.elapsed().as_secs_f64()
@@ -416,16 +530,20 @@ fn split_view() {
             "with every policy relaxed no variant reached a guarded handler: the harness cannot see split views"
         );
     }
+    let all: Vec<(&str, &Violation)> = violations
+        .iter()
+        .map(|x| ("api_key", x))
+        .chain(jwt_violations.iter().map(|x| ("jwt", x)))
+        .collect();
     assert!(
-        violations.is_empty(),
+        all.is_empty(),
         "{} split-view violations with the default policies:\n  {}",
-        violations.len(),
-        violations
-            .iter()
-            .map(|x| {
+        all.len(),
+        all.iter()
+            .map(|(guard, x)| {
                 let v = &corpus[x.variant];
                 format!(
-                    "{} {} {} `{}` [{}]: {}",
+                    "{} ({guard}) {} {} `{}` [{}]: {}",
                     x.stack,
                     v.proto.label(),
                     v.family,

@@ -25,8 +25,8 @@ impl Cred {
     pub fn label(self) -> &'static str {
         match self {
             Cred::None => "none",
-            Cred::Invalid => "invalid key",
-            Cred::Valid => "valid key",
+            Cred::Invalid => "invalid",
+            Cred::Valid => "valid",
         }
     }
 }
