@@ -104,6 +104,7 @@ impl Gateway {
         let text = std::fs::read(&config_path)
             .map_err(|e| format!("{}: cannot read file: {e}", config_path.display()))?;
         let cfg = parse_bytes(&text, &config_path).map_err(|e| e.to_string())?;
+        crate::reload::watch_config_files(&cfg, &base_dir(&config_path), &plugins);
         let rt = Runtime::build(cfg, &registry, &plugins, &base_dir(&config_path))
             .map_err(|e| e.join("\n"))?;
         rt.resolve_metrics(&metrics);
@@ -174,6 +175,7 @@ impl Gateway {
             self.forget_if_changed(&mut last, stamp);
             self.failed(trigger, e.to_string())
         })?;
+        crate::reload::watch_config_files(&cfg, &base_dir(&self.config_path), &self.plugins);
         let restart_note = self.live.load().config.server.tls != cfg.server.tls;
         let rt = Runtime::build(
             cfg,

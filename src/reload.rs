@@ -79,6 +79,40 @@ pub fn stamp(config: &Path, plugins: &gateway_plugins::Shared) -> u64 {
     h.finish()
 }
 
+/// Marks the files routes.yaml names outside plugin settings for watching (plugins
+/// mark their own through `BuildCtx::file`): the TLS listener's `client_ca` and
+/// `client_crl` (read again on reload), upstream TLS files (`client_cert`,
+/// `client_key`, `ca`) and route `fallback.file`s (read by every build). Called
+/// before the build, so that the first fingerprint covers them.
+pub fn watch_config_files(
+    cfg: &crate::config::Config,
+    base: &Path,
+    plugins: &gateway_plugins::Shared,
+) {
+    if let Some(t) = &cfg.server.tls {
+        if let Some(ca) = &t.client_ca {
+            plugins.watch_file(Path::new(ca));
+        }
+        if let Some(crl) = crate::tls_listener::crl_path(t, base) {
+            plugins.watch_file(&crl);
+        }
+    }
+    for up in cfg.upstreams.values() {
+        if let Some(s) = up.tls.settings() {
+            for f in [&s.client_cert, &s.client_key, &s.ca].into_iter().flatten() {
+                plugins.watch_file(Path::new(f));
+            }
+        }
+    }
+    for f in cfg
+        .routes
+        .iter()
+        .filter_map(|r| r.fallback.as_ref()?.file.as_ref())
+    {
+        plugins.watch_file(Path::new(f));
+    }
+}
+
 /// The directory a file is in (`.` for a bare name).
 fn dir_of(p: &Path) -> PathBuf {
     match p.parent() {

@@ -83,7 +83,7 @@ pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static
 }
 
 /// The TLS listener's settings; registers the client-certificate verifier with the
-/// gateway (rebuilt on reload) and watches its files.
+/// gateway (rebuilt on reload; its files are watched, `reload::watch_config_files`).
 pub fn listener(gw: &Gateway, tls: &TlsConfig) -> Result<TlsSettings, String> {
     let bad_certificates = gw
         .plugins
@@ -93,10 +93,6 @@ pub fn listener(gw: &Gateway, tls: &TlsConfig) -> Result<TlsSettings, String> {
     let base = crate::config::base_dir(&gw.config_path.display().to_string()).to_path_buf();
     let (settings, verifier) = settings(tls, &base, bad_certificates)?;
     if let Some(v) = verifier {
-        gw.plugins.watch_file(&v.ca);
-        if let Some(crl) = &v.crl {
-            gw.plugins.watch_file(crl);
-        }
         let _ = gw.client_verifier.set(v);
     }
     Ok(settings)

@@ -155,6 +155,17 @@ async fn a_revoked_client_certificate_fails_the_handshake_and_a_new_crl_applies_
             >= 1.0
     );
 
+    // the CA and CRL files are in the first fingerprint: no reload without an edit
+    // (the 1 s content check would see a file missing from it)
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        gw.metric("gateway_config_reloads_total{result=\"success\"}")
+            .await,
+        None,
+        "{}",
+        gw.logs()
+    );
+
     // a new CRL revokes alice instead: the watcher reloads, the next handshakes use it
     replace(&dir, "clients.crl", &ca.crl(2, &[&alice]));
     let swapped = wait_until(Duration::from_secs(10), || async {
