@@ -9,7 +9,7 @@ use crate::observability::metrics::{Metrics, RouteMetrics};
 use crate::router::{parse_date, EncodedSet, PathPattern, Rewrite, Router};
 use crate::upstream::{Pool, Registry};
 use bytes::Bytes;
-use gateway_plugins::{BuildCtx, Plugin, Shared};
+use gateway_plugins::{BuildCtx, Instance, Shared};
 use http::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,7 +44,7 @@ pub struct CompiledRoute {
     pub rewrite: Rewrite,
     pub host_header: HostHeader,
     /// The effective chain: global plugins, then the route's own.
-    pub plugins: Vec<Arc<dyn Plugin>>,
+    pub plugins: Vec<Instance>,
     /// A plugin of the chain reads the whole request body.
     pub needs_body: bool,
     /// `Deprecation`, `Sunset` and `Link` headers, when deprecated.
@@ -81,7 +81,7 @@ pub struct Runtime {
     pub underscore_headers: crate::config::UnderscoreHeaders,
     /// The global plugins, for the gateway's answers to requests that match no route
     /// (404, 405).
-    pub unmatched: Arc<[Arc<dyn Plugin>]>,
+    pub unmatched: Arc<[Instance]>,
     pub routes: Vec<Arc<CompiledRoute>>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub config: Arc<Config>,

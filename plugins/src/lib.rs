@@ -27,4 +27,4 @@ pub use policy::headers::{HeaderOps, Headers, RequestHeaders, ResponseHeaders};
 pub use policy::ip_filter::{IpFilter, IpRestriction};
 pub use policy::rate_limit::RateLimit;
 pub use policy::validate::Validate;
-pub use registry::{build, entry_schema, find, PluginError, BUILT_IN};
+pub use registry::{api_doc, build, entry_schema, find, PluginError, BUILT_IN};

@@ -1,9 +1,8 @@
 //! The built-in plugins by name, and building one from a routes.yaml entry.
 
-use crate::model::{BuildCtx, Plugin, PluginSpec};
+use crate::model::{BuildCtx, Instance, PluginSpec};
 use schemars::gen::SchemaGenerator;
 use schemars::schema::{InstanceType, Schema, SchemaObject, SingleOrVec};
-use std::sync::Arc;
 
 /// Every built-in plugin. Add one line here for a new plugin.
 pub const BUILT_IN: &[PluginSpec] = &[
@@ -60,14 +59,26 @@ pub fn build(
     name: &str,
     settings: &serde_json::Map<String, serde_json::Value>,
     cx: &BuildCtx<'_>,
-) -> Result<Arc<dyn Plugin>, PluginError> {
+) -> Result<Instance, PluginError> {
     let spec = find(name).ok_or_else(|| PluginError::Unknown(name.to_string()))?;
-    (spec.build)(&serde_json::Value::Object(settings.clone()), cx).map_err(|e| {
-        PluginError::Settings {
+    (spec.build)(&serde_json::Value::Object(settings.clone()), cx)
+        .map(|p| Instance::new(spec.name, p))
+        .map_err(|e| PluginError::Settings {
             name: name.to_string(),
             path: e.path,
             message: e.message,
-        }
+        })
+}
+
+/// What the plugin of an entry adds to the OpenAPI document (nothing for an unknown
+/// name or settings that do not parse: the table was validated before).
+pub fn api_doc(
+    name: &str,
+    settings: &serde_json::Map<String, serde_json::Value>,
+    base_dir: &std::path::Path,
+) -> crate::ApiDoc {
+    find(name).map_or_else(crate::ApiDoc::default, |spec| {
+        (spec.api_doc)(&serde_json::Value::Object(settings.clone()), base_dir)
     })
 }
 

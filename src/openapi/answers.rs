@@ -3,8 +3,8 @@
 use super::operation::has_body;
 use super::responses::{Body, Responses};
 use super::schemas::{self, backend_op, reference, BackendOp};
-use super::security::{Entry, AUTHENTICATING};
 use crate::config::{Config, Deprecation, RouteConfig};
+use gateway_plugins::ApiDoc;
 use serde_json::{json, Value};
 
 /// What answers a route, for its documented answers.
@@ -19,18 +19,9 @@ pub enum RouteAnswers {
     Jobs,
 }
 
-/// Facts about a chain of plugins.
-pub struct Chain<'a> {
-    pub entries: Vec<Entry<'a>>,
-}
-
-impl Chain<'_> {
-    pub fn has(&self, name: &str) -> bool {
-        self.entries.iter().any(|(n, _)| *n == name)
-    }
-    pub fn any(&self, names: &[&str]) -> bool {
-        names.iter().any(|n| self.has(n))
-    }
+/// What the plugins of a chain say of themselves, in chain order.
+pub struct Chain {
+    pub docs: Vec<ApiDoc>,
 }
 
 /// The answers of one operation.
@@ -39,7 +30,7 @@ pub fn answers(
     r: &RouteConfig,
     kind: RouteAnswers,
     op: Option<BackendOp>,
-    chain: &Chain<'_>,
+    chain: &Chain,
     method: &str,
 ) -> Responses {
     let mut a = Responses::default();
@@ -181,57 +172,12 @@ fn job_schema(config: &Config) -> Value {
     json!({ "allOf": [reference("JobView"), { "properties": { "result": result } }] })
 }
 
-pub fn plugin_answers(chain: &Chain<'_>, a: &mut Responses) {
-    if chain.any(AUTHENTICATING) {
-        a.error(
-            401,
-            "No valid credential (`unauthorized`).",
-            &["WWW-Authenticate"],
-        );
-        a.error(
-            403,
-            "Authenticated, but a required scope or role is missing (`forbidden`).",
-            &[],
-        );
-    }
-    if chain.any(&["rbac", "ip_restriction", "ip_filter", "cors"]) {
-        a.error(403, "Refused by the route's policy (`forbidden`).", &[]);
-    }
-    if chain.has("rate_limit") {
-        a.error(429, "Too many requests (`rate_limited`).", &["Retry-After"]);
-        for h in [
-            "RateLimit",
-            "RateLimit-Policy",
-            "X-RateLimit-Limit",
-            "X-RateLimit-Remaining",
-            "X-RateLimit-Reset",
-        ] {
-            a.everywhere.insert(h);
+/// The answers the chain's plugins may give, and the headers they put on every answer.
+pub fn plugin_answers(chain: &Chain, a: &mut Responses) {
+    for d in &chain.docs {
+        for x in &d.answers {
+            a.error(x.status, x.description, x.headers);
         }
-    }
-    if chain.has("validate") {
-        a.error(400, "The body is not JSON (`invalid_json`) or does not match the route's schema (`validation_failed`, with `violations`).", &[]);
-        a.error(413, "The body is larger than the validator reads.", &[]);
-    }
-    if chain.has("body_limit") {
-        a.error(
-            413,
-            "The body is larger than the route's `body_limit`.",
-            &[],
-        );
-    }
-    if chain.has("concurrency_limit") {
-        a.error(
-            503,
-            "Too many requests in flight (`overloaded`).",
-            &["Retry-After"],
-        );
-    }
-    if chain.any(&["oauth2_introspection", "rate_limit", "token", "jwt"]) {
-        a.error(
-            503,
-            "A plugin's dependency cannot answer (`dependency_unavailable`).",
-            &["Retry-After"],
-        );
+        a.everywhere.extend(d.headers_everywhere.iter().copied());
     }
 }

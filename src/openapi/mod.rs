@@ -9,10 +9,10 @@
 mod answers;
 pub mod docs;
 mod operation;
+mod plugin_ops;
 mod responses;
 mod schemas;
 mod security;
-mod token;
 
 use crate::config::Config;
 use bytes::Bytes;
@@ -59,7 +59,7 @@ struct Builder {
     schemes: Map<String, Value>,
     tags: BTreeMap<String, String>,
     operation_ids: BTreeSet<String>,
-    /// Component schemas only some tables need (the token endpoints').
+    /// Component schemas only some tables need (those of operations a plugin answers).
     extra_schemas: Map<String, Value>,
 }
 

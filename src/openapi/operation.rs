@@ -79,9 +79,9 @@ pub fn route(b: &mut Builder, config: &Config, i: usize, r: &RouteConfig, base_d
         Kind::Proxy(r.upstream.as_deref().map(|u| (u, upstream_path(r))))
     };
     let chain = Chain {
-        entries: crate::config::chain(config, i, r)
+        docs: crate::config::chain(config, i, r)
             .into_iter()
-            .map(|e| (e.config.name.as_str(), &e.config.settings))
+            .map(|e| gateway_plugins::api_doc(&e.config.name, &e.config.settings, base_dir))
             .collect(),
     };
     let tag = match &kind {
@@ -119,17 +119,13 @@ pub fn route(b: &mut Builder, config: &Config, i: usize, r: &RouteConfig, base_d
     } else {
         ALL_METHODS.iter().map(|m| (*m).to_string()).collect()
     };
-    let security = security::requirements(&chain.entries, &mut b.schemes);
-    if chain.has("token") {
-        // the plugin answers every request of the route itself
-        super::token::operations(b, r, &path, security.as_ref(), &chain);
+    let security = security::requirements(&chain.docs, &mut b.schemes);
+    if let Some(doc) = chain.docs.iter().find(|d| !d.endpoints.is_empty()) {
+        // a plugin answers every request of the route itself
+        super::plugin_ops::operations(b, r, &path, security.as_ref(), &chain, doc);
         return;
     }
-    let validate_schema = chain
-        .entries
-        .iter()
-        .find(|(n, _)| *n == "validate")
-        .and_then(|(_, s)| validate_schema(s, base_dir));
+    let validate_schema = chain.docs.iter().find_map(|d| d.request_body.clone());
     let single = methods.len() == 1;
     for m in &methods {
         let lower = m.to_ascii_lowercase();
@@ -226,17 +222,6 @@ fn parameters(path: &str, r: &RouteConfig, jobs: bool) -> Vec<Value> {
         }));
     }
     out
-}
-
-/// The JSON Schema of a `validate` plugin: inline `schema`, or `schema_file`.
-fn validate_schema(s: &Map<String, Value>, base_dir: &Path) -> Option<Value> {
-    if let Some(v) = s.get("schema") {
-        return Some(v.clone());
-    }
-    let file = s.get("schema_file")?.as_str()?;
-    let path = base_dir.join(file);
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 fn request_body(

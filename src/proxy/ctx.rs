@@ -29,14 +29,14 @@ pub enum Deferred {
 /// What [`Ctx::chain_owners`] returns.
 pub type ChainOwners = (
     Option<Arc<CompiledRoute>>,
-    Option<Arc<[Arc<dyn gateway_plugins::Plugin>]>>,
+    Option<Arc<[gateway_plugins::Instance]>>,
 );
 
 /// The plugin chain of a route, else the global chain of an unmatched request.
 pub fn chain_of<'a>(
     route: &'a Option<Arc<CompiledRoute>>,
-    unmatched: &'a Option<Arc<[Arc<dyn gateway_plugins::Plugin>]>>,
-) -> &'a [Arc<dyn gateway_plugins::Plugin>] {
+    unmatched: &'a Option<Arc<[gateway_plugins::Instance]>>,
+) -> &'a [gateway_plugins::Instance] {
     match (route, unmatched) {
         (Some(r), _) => &r.plugins,
         (None, Some(g)) => g,
@@ -81,7 +81,7 @@ pub struct Ctx {
     /// Phases to export as child spans (only when OTLP export is on).
     pub spans: Option<Vec<SpanRecord>>,
     /// The global plugins, for a request that matched no route (404, 405).
-    pub unmatched: Option<Arc<[Arc<dyn gateway_plugins::Plugin>]>>,
+    pub unmatched: Option<Arc<[gateway_plugins::Instance]>>,
 }
 
 impl Ctx {
@@ -114,7 +114,7 @@ impl Ctx {
 
     /// The plugin chain of this request: its route's, or the global plugins when it
     /// matched no route.
-    pub fn plugins(&self) -> &[Arc<dyn gateway_plugins::Plugin>] {
+    pub fn plugins(&self) -> &[gateway_plugins::Instance] {
         chain_of(&self.route, &self.unmatched)
     }
 

@@ -7,7 +7,7 @@ use super::{client_ip, is_tls, Ctx, GatewayProxy};
 use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};
-use gateway_plugins::{Flow, Plugin, RequestInfo};
+use gateway_plugins::{Flow, Instance, RequestInfo};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_proxy::Session;
 use std::net::IpAddr;
@@ -65,12 +65,12 @@ impl GatewayProxy {
         session: &mut Session,
         ctx: &mut Ctx,
         route: &str,
-        chain: &[Arc<dyn Plugin>],
+        chain: &[Instance],
         path: String,
     ) -> Result<bool> {
         let parts = InfoParts::of(session);
         let preflight = super::routing::preflight_method(session.req_header()).is_some();
-        let first = |p: &&Arc<dyn Plugin>| preflight && p.answers_preflight();
+        let first = |p: &&Instance| preflight && p.answers_preflight();
         let ordered = chain
             .iter()
             .filter(first)

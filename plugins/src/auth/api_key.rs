@@ -175,9 +175,6 @@ fn without_param(query: &str, name: &str) -> String {
 
 #[async_trait]
 impl Plugin for ApiKey {
-    fn name(&self) -> &'static str {
-        "api_key"
-    }
 
     async fn on_request(
         &self,
@@ -247,6 +244,20 @@ impl Factory for ApiKey {
     const SUMMARY: &'static str =
         "API keys (header or query) checked against SHA-256 hashes in a key file; 401 otherwise";
     type Settings = ApiKeySettings;
+
+    fn api_doc(s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        let mut schemes = vec![(
+            crate::component_key(&["apiKeyHeader", &s.header]),
+            serde_json::json!({ "type": "apiKey", "in": "header", "name": s.header, "description": "An API key in a header." }),
+        )];
+        if let Some(q) = &s.query {
+            schemes.push((
+                crate::component_key(&["apiKeyQuery", q]),
+                serde_json::json!({ "type": "apiKey", "in": "query", "name": q, "description": "An API key in a query parameter (prefer the header: URLs end up in logs)." }),
+            ));
+        }
+        crate::ApiDoc::auth(schemes)
+    }
 
     fn build(s: ApiKeySettings, cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         let path = cx.file(&s.keys_file);

@@ -174,9 +174,6 @@ impl BasicAuth {
 
 #[async_trait]
 impl Plugin for BasicAuth {
-    fn name(&self) -> &'static str {
-        "basic_auth"
-    }
 
     async fn on_request(
         &self,
@@ -217,6 +214,13 @@ impl Factory for BasicAuth {
     const SUMMARY: &'static str =
         "HTTP Basic authentication against an htpasswd file (bcrypt); 401 otherwise";
     type Settings = BasicSettings;
+
+    fn api_doc(_s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        crate::ApiDoc::auth(vec![(
+            "basicAuth".into(),
+            serde_json::json!({ "type": "http", "scheme": "basic", "description": "HTTP Basic credentials (checked against an htpasswd file)." }),
+        )])
+    }
 
     fn build(s: BasicSettings, cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         let path = cx.file(&s.htpasswd_file);

@@ -181,9 +181,6 @@ fn unauthorized(message: String) -> Flow {
 
 #[async_trait]
 impl Plugin for Mtls {
-    fn name(&self) -> &'static str {
-        "mtls"
-    }
 
     async fn on_request(
         &self,
@@ -235,6 +232,14 @@ impl Factory for Mtls {
         `server.tls.client_ca`) as the caller; consumer from CN or a SAN; none: 401, not \
         allowed: 403";
     type Settings = MtlsSettings;
+
+    fn api_doc(_s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        crate::ApiDoc::auth(vec![(
+            "mutualTLS".into(),
+            serde_json::json!({ "type": "mutualTLS", "description": "A TLS client certificate that the gateway's listener verifies." }),
+        )])
+    }
+
     fn build(s: MtlsSettings, cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         Ok(Arc::new(Mtls::new(s, cx)?))
     }

@@ -100,9 +100,6 @@ pub struct Rbac {
 
 #[async_trait]
 impl Plugin for Rbac {
-    fn name(&self) -> &'static str {
-        "rbac"
-    }
 
     async fn on_request(
         &self,
@@ -154,6 +151,10 @@ impl Factory for Rbac {
     const SUMMARY: &'static str =
         "Require any/all of given roles or scopes (optionally per method); 403 naming what is missing";
     type Settings = RbacSettings;
+
+    fn api_doc(_s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        crate::ApiDoc::answers([crate::POLICY_ANSWER])
+    }
 
     fn build(s: RbacSettings, cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         let default = Rule {

@@ -3,15 +3,22 @@
 //! state that outlives reloads ([`Shared`]), and how a plugin is declared and built
 //! from its settings ([`PluginSpec`]).
 
+mod api_doc;
 mod ctx;
 mod identity;
+mod instance;
 mod phase;
 mod reply;
 mod shared;
 mod spec;
 
+pub use api_doc::{
+    bearer_with_scopes, component_key, ApiAnswer, ApiDoc, ApiEndpoint, AUTH_ANSWERS,
+    DEPENDENCY_ANSWER, POLICY_ANSWER,
+};
 pub use ctx::PluginCtx;
 pub use identity::{CredentialKind, Identity};
+pub use instance::Instance;
 pub use phase::{ClientCert, Flow, Plugin, RequestInfo, San};
 pub use reply::{FailureKind, PluginFailure, Reply, ReplyBody};
 pub use shared::{PluginMetrics, Shared};

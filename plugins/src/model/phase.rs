@@ -71,9 +71,6 @@ pub enum Flow {
 /// 5. [`Plugin::on_log`]: the request is over (status as sent).
 #[async_trait]
 pub trait Plugin: Send + Sync + 'static {
-    /// The name used in routes.yaml.
-    fn name(&self) -> &'static str;
-
     /// Request phase.
     async fn on_request(
         &self,

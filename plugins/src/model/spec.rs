@@ -3,7 +3,7 @@
 //! them. Settings errors carry the path of the bad option inside the plugin entry
 //! (`algorithms[1]`), so the gateway can point at its line and column.
 
-use super::{Plugin, Shared};
+use super::{ApiDoc, Plugin, Shared};
 use schemars::gen::SchemaGenerator;
 use schemars::schema::Schema;
 use schemars::JsonSchema;
@@ -87,7 +87,17 @@ pub trait Factory {
     /// Builds an instance. With a dry [`BuildCtx::shared`], open nothing.
     fn build(settings: Self::Settings, cx: &BuildCtx<'_>)
         -> Result<Arc<dyn Plugin>, SettingsError>;
+
+    /// What the plugin adds to the OpenAPI document of its routes (security schemes,
+    /// answers, request body, its own operations); `base_dir` is routes.yaml's
+    /// directory, for files the settings name. Default: nothing.
+    fn api_doc(_settings: &Self::Settings, _base_dir: &Path) -> ApiDoc {
+        ApiDoc::default()
+    }
 }
+
+/// The OpenAPI contribution of an entry's settings (none when they do not parse).
+pub type ApiDocFn = fn(&serde_json::Value, &Path) -> ApiDoc;
 
 /// Builds an instance from an entry's settings.
 pub type BuildFn = fn(&serde_json::Value, &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError>;
@@ -100,6 +110,7 @@ pub struct PluginSpec {
     /// The settings' schema (the object schema, definitions added to the generator).
     pub schema: fn(&mut SchemaGenerator) -> Schema,
     pub build: BuildFn,
+    pub api_doc: ApiDocFn,
 }
 
 impl PluginSpec {
@@ -109,6 +120,11 @@ impl PluginSpec {
             summary: F::SUMMARY,
             schema: |g| <F::Settings as JsonSchema>::json_schema(g),
             build: |v, cx| F::build(parse::<F::Settings>(v)?, cx),
+            api_doc: |v, dir| {
+                parse::<F::Settings>(v)
+                    .map(|s| F::api_doc(&s, dir))
+                    .unwrap_or_default()
+            },
         }
     }
 }

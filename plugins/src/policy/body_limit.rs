@@ -28,9 +28,6 @@ pub struct BodyLimit {
 
 #[async_trait]
 impl Plugin for BodyLimit {
-    fn name(&self) -> &'static str {
-        "body_limit"
-    }
     fn body_limit(&self) -> Option<u64> {
         Some(self.max)
     }
@@ -41,6 +38,15 @@ impl Factory for BodyLimit {
     const SUMMARY: &'static str =
         "Largest request body of a route, from Content-Length and while streaming; over it: 413";
     type Settings = BodyLimitSettings;
+
+    fn api_doc(_s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        crate::ApiDoc::answers([crate::ApiAnswer::new(
+            413,
+            "The body is larger than the route's `body_limit`.",
+            &[],
+        )])
+    }
+
     fn build(s: BodyLimitSettings, _cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         Ok(Arc::new(BodyLimit { max: s.max.0 }))
     }

@@ -132,9 +132,6 @@ impl ConcurrencyLimit {
 
 #[async_trait]
 impl Plugin for ConcurrencyLimit {
-    fn name(&self) -> &'static str {
-        "concurrency_limit"
-    }
 
     async fn on_request(
         &self,
@@ -178,6 +175,15 @@ impl Factory for ConcurrencyLimit {
     const SUMMARY: &'static str =
         "Limit requests in flight per route or per consumer; over it: 503 with Retry-After";
     type Settings = ConcurrencySettings;
+
+    fn api_doc(_s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        crate::ApiDoc::answers([crate::ApiAnswer::new(
+            503,
+            "Too many requests in flight (`overloaded`).",
+            &["Retry-After"],
+        )])
+    }
+
     fn build(s: ConcurrencySettings, cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         Ok(Arc::new(ConcurrencyLimit::new(s, cx)?))
     }

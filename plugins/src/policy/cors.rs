@@ -207,9 +207,6 @@ impl Cors {
 
 #[async_trait]
 impl Plugin for Cors {
-    fn name(&self) -> &'static str {
-        "cors"
-    }
 
     fn answers_preflight(&self) -> bool {
         true
@@ -286,6 +283,11 @@ impl Factory for Cors {
     const SUMMARY: &'static str =
         "Cross-origin requests: preflights answered by the gateway, allow headers on every answer";
     type Settings = CorsSettings;
+
+    fn api_doc(_s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        crate::ApiDoc::answers([crate::POLICY_ANSWER])
+    }
+
     fn build(s: CorsSettings, _cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         Ok(Arc::new(Cors::new(s)?))
     }

@@ -152,9 +152,6 @@ pub struct RequestHeaders(pub HeaderOps);
 
 #[async_trait]
 impl Plugin for RequestHeaders {
-    fn name(&self) -> &'static str {
-        "request_headers"
-    }
     fn on_upstream_request(&self, req: &mut RequestHeader, _ctx: &mut PluginCtx) {
         self.0.apply_request(req);
     }
@@ -165,9 +162,6 @@ pub struct ResponseHeaders(pub HeaderOps);
 
 #[async_trait]
 impl Plugin for ResponseHeaders {
-    fn name(&self) -> &'static str {
-        "response_headers"
-    }
     fn on_response(&self, resp: &mut ResponseHeader, _ctx: &mut PluginCtx) {
         self.0.apply_response(resp);
     }
@@ -213,9 +207,6 @@ pub struct Headers {
 
 #[async_trait]
 impl Plugin for Headers {
-    fn name(&self) -> &'static str {
-        "headers"
-    }
     fn on_upstream_request(&self, req: &mut RequestHeader, _ctx: &mut PluginCtx) {
         self.request.apply_request(req);
     }

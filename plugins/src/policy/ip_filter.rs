@@ -72,9 +72,6 @@ impl IpFilter {
 
 #[async_trait]
 impl Plugin for IpFilter {
-    fn name(&self) -> &'static str {
-        self.name
-    }
     async fn on_request(
         &self,
         req: &mut RequestHeader,
@@ -98,6 +95,10 @@ impl Factory for IpFilter {
     const SUMMARY: &'static str =
         "Allow or deny clients by address (CIDR), X-Forwarded-For from trusted proxies; refused: 403";
     type Settings = IpSettings;
+
+    fn api_doc(_s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        crate::ApiDoc::answers([crate::POLICY_ANSWER])
+    }
     fn build(s: IpSettings, _cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         Ok(Arc::new(IpFilter::new(Self::NAME, s)?))
     }
@@ -107,6 +108,10 @@ impl Factory for IpRestriction {
     const NAME: &'static str = "ip_restriction";
     const SUMMARY: &'static str = "The older name of `ip_filter` (same settings)";
     type Settings = IpSettings;
+
+    fn api_doc(_s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        crate::ApiDoc::answers([crate::POLICY_ANSWER])
+    }
     fn build(s: IpSettings, _cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         Ok(Arc::new(IpFilter::new(Self::NAME, s)?))
     }

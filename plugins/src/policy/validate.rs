@@ -107,9 +107,6 @@ impl Validate {
 
 #[async_trait]
 impl Plugin for Validate {
-    fn name(&self) -> &'static str {
-        "validate"
-    }
 
     fn wants_body(&self) -> bool {
         true
@@ -161,6 +158,21 @@ impl Factory for Validate {
     const SUMMARY: &'static str =
         "Check the JSON request body against a JSON Schema; violations: 400 with their pointers";
     type Settings = ValidateSettings;
+
+    fn api_doc(s: &Self::Settings, base_dir: &std::path::Path) -> crate::ApiDoc {
+        let schema = s.schema.clone().or_else(|| {
+            let text = std::fs::read_to_string(base_dir.join(s.schema_file.as_deref()?)).ok()?;
+            serde_json::from_str(&text).ok()
+        });
+        crate::ApiDoc {
+            request_body: schema,
+            ..crate::ApiDoc::answers([
+                crate::ApiAnswer::new(400, "The body is not JSON (`invalid_json`) or does not match the route's schema (`validation_failed`, with `violations`).", &[]),
+                crate::ApiAnswer::new(413, "The body is larger than the validator reads.", &[]),
+            ])
+        }
+    }
+
     fn build(s: ValidateSettings, cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         Ok(Arc::new(Validate::new(s, cx)?))
     }

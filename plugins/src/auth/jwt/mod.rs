@@ -70,9 +70,6 @@ fn bearer(req: &RequestHeader) -> Option<&str> {
 
 #[async_trait]
 impl Plugin for Jwt {
-    fn name(&self) -> &'static str {
-        "jwt"
-    }
 
     async fn on_request(
         &self,
@@ -158,6 +155,16 @@ impl Factory for Jwt {
     const SUMMARY: &'static str =
         "Verify a bearer JWT (HMAC secret, PEM key, JWKS file or URL); 401/403 otherwise";
     type Settings = JwtSettings;
+
+    fn api_doc(s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        let (key, desc) = crate::bearer_with_scopes(
+            "bearerJwt",
+            "A JWT in `Authorization: Bearer <token>`; `exp` is required.",
+            &s.scopes,
+        );
+        let scheme = serde_json::json!({ "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": desc });
+        crate::ApiDoc::auth(vec![(key, scheme)]).with(crate::DEPENDENCY_ANSWER)
+    }
 
     fn build(s: JwtSettings, cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         Ok(Arc::new(Jwt::new(s, cx)?))

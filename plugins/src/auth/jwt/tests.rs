@@ -8,7 +8,7 @@ use serde_json::{json, Map};
 
 const SECRET: &str = "unit-test-secret-unit-test-secret";
 
-fn build(v: serde_json::Value) -> Result<Arc<dyn Plugin>, SettingsError> {
+fn build(v: serde_json::Value) -> Result<crate::Instance, SettingsError> {
     let shared = Shared::with_env(false, |k| (k == "JWT_SECRET").then(|| SECRET.to_string()));
     let cx = BuildCtx {
         shared: &shared,
@@ -32,7 +32,7 @@ fn hs(claims: serde_json::Value) -> String {
     .unwrap()
 }
 
-async fn run(p: &Arc<dyn Plugin>, token: Option<&str>) -> (Option<u16>, PluginCtx, RequestHeader) {
+async fn run(p: &crate::Instance, token: Option<&str>) -> (Option<u16>, PluginCtx, RequestHeader) {
     let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
     req.insert_header("x-user-id", "forged").unwrap();
     req.insert_header("X_User_Id", "forged").unwrap();
@@ -57,7 +57,7 @@ async fn run(p: &Arc<dyn Plugin>, token: Option<&str>) -> (Option<u16>, PluginCt
     (status, ctx, req)
 }
 
-fn contract() -> Arc<dyn Plugin> {
+fn contract() -> crate::Instance {
     build(json!({"secret_env": "JWT_SECRET", "algorithms": ["HS256"], "scopes": ["generate"]}))
         .unwrap()
 }

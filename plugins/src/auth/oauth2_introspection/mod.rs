@@ -280,9 +280,6 @@ fn refuse(status: u16, error: Option<&str>, message: &str, scope: Option<String>
 
 #[async_trait]
 impl Plugin for Introspection {
-    fn name(&self) -> &'static str {
-        NAME
-    }
 
     async fn on_request(
         &self,
@@ -366,6 +363,17 @@ impl Factory for Introspection {
     const SUMMARY: &'static str = "Bearer token checked at an OAuth 2.0 introspection endpoint \
         (RFC 7662), answers cached; inactive: 401, scope missing: 403, endpoint down: 503";
     type Settings = IntrospectionSettings;
+
+    fn api_doc(s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        let (key, desc) = crate::bearer_with_scopes(
+            "oauth2Bearer",
+            "An OAuth 2.0 access token in `Authorization: Bearer <token>`, checked by token introspection (RFC 7662) at the authorization server.",
+            &s.scopes,
+        );
+        let scheme = serde_json::json!({ "type": "http", "scheme": "bearer", "description": desc });
+        crate::ApiDoc::auth(vec![(key, scheme)]).with(crate::DEPENDENCY_ANSWER)
+    }
+
     fn build(
         s: IntrospectionSettings,
         cx: &BuildCtx<'_>,

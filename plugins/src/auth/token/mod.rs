@@ -24,6 +24,7 @@
 //!     - { name: token, secret_env: JWT_SECRET, ttl: 15m, refresh_ttl: 24h }
 //! ```
 
+mod api_doc;
 mod store;
 
 use super::{deny, parse_duration, Reason};
@@ -231,9 +232,6 @@ fn uuid_like() -> String {
 
 #[async_trait]
 impl Plugin for Token {
-    fn name(&self) -> &'static str {
-        "token"
-    }
 
     fn wants_body(&self) -> bool {
         true
@@ -307,6 +305,10 @@ impl Factory for Token {
     const SUMMARY: &'static str =
         "Exchange an API key or basic credentials for a short-lived JWT and a single-use refresh token";
     type Settings = TokenSettings;
+
+    fn api_doc(_s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        api_doc::api_doc()
+    }
 
     fn build(s: TokenSettings, cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         let secret = cx.secret("secret_env", &s.secret_env)?;

@@ -2,7 +2,7 @@
 use super::*;
 use crate::{CredentialKind, Shared};
 
-fn plugin() -> Arc<dyn Plugin> {
+fn plugin() -> crate::Instance {
     let shared = Shared::with_env(false, |k| {
         (k == "TOKEN_SECRET").then(|| "s3cret-s3cret".to_string())
     });
@@ -47,7 +47,7 @@ fn json_of(f: Flow) -> (u16, serde_json::Value) {
     }
 }
 
-async fn body_call(p: &Arc<dyn Plugin>, path: &str, who: &str, token: &str) -> u16 {
+async fn body_call(p: &crate::Instance, path: &str, who: &str, token: &str) -> u16 {
     let req = RequestHeader::build("POST", path.as_bytes(), None).unwrap();
     let body = Bytes::from(serde_json::json!({ "refresh_token": token }).to_string());
     let f = p

@@ -338,9 +338,6 @@ fn redis_store(
 
 #[async_trait]
 impl Plugin for RateLimit {
-    fn name(&self) -> &'static str {
-        "rate_limit"
-    }
 
     async fn on_request(
         &self,
@@ -379,6 +376,23 @@ impl Factory for RateLimit {
     const SUMMARY: &'static str =
         "Limit requests per consumer, IP, route or header (token bucket or sliding window; local or Redis); refused: 429";
     type Settings = RateLimitSettings;
+
+    fn api_doc(_s: &Self::Settings, _base_dir: &std::path::Path) -> crate::ApiDoc {
+        crate::ApiDoc {
+            headers_everywhere: vec![
+                "RateLimit",
+                "RateLimit-Policy",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
+            ..crate::ApiDoc::answers([
+                crate::ApiAnswer::new(429, "Too many requests (`rate_limited`).", &["Retry-After"]),
+                crate::DEPENDENCY_ANSWER,
+            ])
+        }
+    }
+
     fn build(s: RateLimitSettings, cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         Ok(Arc::new(RateLimit::new(s, cx)?))
     }
