@@ -123,8 +123,14 @@ pub fn missing(stack: &str) -> Option<String> {
     }
 }
 
-/// The Go upstream's binary, built into `<target>/split-view/` when its source is newer.
+/// The Go upstream's binary, built into `<target>/split-view/` when its source is newer
+/// (once per run: the `go` and `go121` stacks start at the same time).
 fn go_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(build_go).clone()
+}
+
+fn build_go() -> PathBuf {
     let out_dir = target_dir().join("split-view");
     std::fs::create_dir_all(&out_dir).unwrap();
     let bin = out_dir.join("go_app");
