@@ -95,8 +95,11 @@ if [ -n "$tansu_pid" ]; then
   wait "$tansu_pid" || { echo "tansu install failed:"; tail -30 target/tansu-install.log; exit 1; }
 fi
 echo "== cargo test"
+# not under `set -e`: a failing run still prints its summary line below
+set +e
 cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee target/test-output.log
 status=${PIPESTATUS[0]}
+set -e
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' target/test-output.log | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 set -- $passed
 echo "$1 passed, $2 failed"
