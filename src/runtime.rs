@@ -47,6 +47,8 @@ pub struct CompiledRoute {
     pub plugins: Vec<Instance>,
     /// A plugin of the chain reads the whole request body.
     pub needs_body: bool,
+    /// A plugin of the chain reads or rewrites the response body.
+    pub edits_response_body: bool,
     /// `Deprecation`, `Sunset` and `Link` headers, when deprecated.
     pub deprecation: Vec<(HeaderName, HeaderValue)>,
     pub fallback: Option<Fallback>,
@@ -185,6 +187,7 @@ impl Runtime {
                 rewrite,
                 host_header,
                 needs_body: chain_built.iter().any(|p| p.wants_body()),
+                edits_response_body: chain_built.iter().any(|p| p.wants_response_body()),
                 deprecation: deprecation(r.deprecated.as_ref()),
                 fallback,
                 timeout: r.timeout.map(|d| d.get()),

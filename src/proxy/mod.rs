@@ -352,6 +352,25 @@ impl ProxyHttp for GatewayProxy {
         Ok(())
     }
 
+    /// The plugins' response body phase, chunk by chunk, for routes that have one.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        let Some(route) = ctx.route.clone() else {
+            return Ok(None);
+        };
+        if route.edits_response_body {
+            for p in route.plugins.iter().filter(|p| p.wants_response_body()) {
+                p.on_response_body(body, end_of_stream, &mut ctx.plugin);
+            }
+        }
+        Ok(None)
+    }
+
     fn fail_to_connect(
         &self,
         session: &mut Session,

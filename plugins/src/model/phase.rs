@@ -68,7 +68,9 @@ pub enum Flow {
 /// 4. [`Plugin::on_response`]: edit the response head that goes to the client. It also
 ///    runs for every answer the gateway writes itself (errors, plugin replies,
 ///    fallbacks), so CORS and rate-limit headers appear on those too.
-/// 5. [`Plugin::on_log`]: the request is over (status as sent).
+/// 5. [`Plugin::on_response_body`]: each chunk of a proxied answer, streaming, only for
+///    plugins whose [`Plugin::wants_response_body`] is true (compression, transforms).
+/// 6. [`Plugin::on_log`]: the request is over (status as sent).
 #[async_trait]
 pub trait Plugin: Send + Sync + 'static {
     /// Request phase.
@@ -118,6 +120,25 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Response phase (proxied answers and the gateway's own).
     fn on_response(&self, _resp: &mut ResponseHeader, _ctx: &mut PluginCtx) {}
+
+    /// Whether this plugin reads or rewrites proxied response bodies: only then does the
+    /// gateway call [`Plugin::on_response_body`] for the route's answers.
+    fn wants_response_body(&self) -> bool {
+        false
+    }
+
+    /// Response body phase: each chunk of a proxied answer as it streams to the client
+    /// (`end_of_stream` on the last; `body` may be `None` then). A plugin may replace
+    /// the chunk (compress, transform) or hold bytes back for a later one; one that
+    /// changes the length removes `Content-Length` in [`Plugin::on_response`]. Chunks
+    /// are never buffered by the gateway for it.
+    fn on_response_body(
+        &self,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        _ctx: &mut PluginCtx,
+    ) {
+    }
 
     /// Logging phase: the request is over.
     fn on_log(&self, _status: u16, _ctx: &mut PluginCtx) {}

@@ -1,8 +1,10 @@
 //! Policy plugins: rate limiting, load shedding (concurrency), body limits, CORS,
-//! header transforms, client address filters and request validation.
+//! header transforms, client address filters, request validation and response
+//! compression.
 
 pub mod body_limit;
 pub mod client_addr;
+pub mod compression;
 pub mod concurrency;
 pub mod cors;
 pub mod headers;
