@@ -122,8 +122,8 @@ impl Runtime {
                 Err(e) => errors.push(format!("upstreams.{name}: {e}")),
             }
         }
-        let router =
-            Router::build(config.routes.iter().map(|r| &r.matcher)).map_err(|e| vec![e])?;
+        let router = Router::build(config.routes.iter().map(|r| &r.matcher))
+            .map_err(|e| vec![e.to_string()])?;
         let default_max = config
             .server
             .max_body_size

@@ -38,15 +38,26 @@ pub(crate) fn apply_env_overrides(
     }
 }
 
+/// Why a target URL is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetUrlError {
+    #[error("not a URL: {0}")]
+    NotUrl(#[source] http::uri::InvalidUri),
+    #[error("unsupported scheme `{0}` (use http or https)")]
+    Scheme(String),
+    #[error("the URL has no host")]
+    NoHost,
+}
+
 /// `http://host:port/...`, `https://host`, or `host:port` → (`host:port`, tls).
-pub fn parse_target_url(url: &str) -> Result<(String, bool), String> {
-    let uri: http::Uri = url.trim().parse().map_err(|e| format!("not a URL: {e}"))?;
+pub fn parse_target_url(url: &str) -> Result<(String, bool), TargetUrlError> {
+    let uri: http::Uri = url.trim().parse().map_err(TargetUrlError::NotUrl)?;
     let tls = match uri.scheme_str() {
         None | Some("http") => false,
         Some("https") => true,
-        Some(other) => return Err(format!("unsupported scheme `{other}` (use http or https)")),
+        Some(other) => return Err(TargetUrlError::Scheme(other.to_string())),
     };
-    let auth = uri.authority().ok_or("the URL has no host")?;
+    let auth = uri.authority().ok_or(TargetUrlError::NoHost)?;
     let port = auth.port_u16().unwrap_or(if tls { 443 } else { 80 });
     Ok((format!("{}:{port}", auth.host()), tls))
 }

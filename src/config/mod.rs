@@ -15,7 +15,7 @@ mod validate_flows;
 
 pub use edge::{EncodedChar, UnderscoreHeaders};
 pub(crate) use env::apply_env_overrides;
-pub use env::parse_target_url;
+pub use env::{parse_target_url, TargetUrlError};
 pub use locate::{Locations, Pos};
 pub use plugins::{base_dir, chain, option_path, ChainEntry};
 pub use route::*;
@@ -23,7 +23,7 @@ pub use types::*;
 pub use units::{ByteSize, Dur};
 pub use upstream::*;
 pub use upstream_tls::{UpstreamTls, UpstreamTlsSettings};
-pub use validate::split_host_port;
+pub use validate::{split_host_port, AddrError};
 
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;

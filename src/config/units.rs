@@ -1,7 +1,7 @@
 //! Human-friendly units used throughout routes.yaml: durations (`250ms`, `5s`, `1m`)
 //! and byte sizes (`512KB`, `10MiB`, or a plain integer of bytes).
 
-use gateway_plugins::policy::units::Size;
+use gateway_plugins::policy::units::{Size, UnitError};
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -93,7 +93,7 @@ pub struct ByteSize(pub u64);
 
 impl ByteSize {
     /// Parses `512KB`, `10MiB`, `1GB` or a number of bytes (the plugins' parser).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, UnitError> {
         Size::parse(s).map(|b| ByteSize(b.0))
     }
 }

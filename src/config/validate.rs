@@ -81,7 +81,7 @@ fn upstream(name: &str, u: &UpstreamConfig, errs: &mut Errors) {
     }
     for (i, t) in u.targets.iter().enumerate() {
         if let Err(e) = split_host_port(&t.addr) {
-            errs.push(format!("{p}.targets[{i}].addr"), e);
+            errs.push(format!("{p}.targets[{i}].addr"), e.to_string());
         }
     }
     let mut seen = BTreeSet::new();
@@ -101,7 +101,7 @@ fn upstream(name: &str, u: &UpstreamConfig, errs: &mut Errors) {
     }
     if let Some(d) = &u.discovery {
         if let Err(e) = split_host_port(&d.dns) {
-            errs.push(format!("{p}.discovery.dns"), e);
+            errs.push(format!("{p}.discovery.dns"), e.to_string());
         }
         if d.refresh.get().is_zero() {
             errs.push(format!("{p}.discovery.refresh"), "must be more than 0s");
@@ -235,7 +235,7 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
         ),
         (Some(path), None) => {
             if let Err(e) = PathPattern::parse(path) {
-                errs.push(format!("{p}.match.path"), e);
+                errs.push(format!("{p}.match.path"), e.to_string());
             }
         }
         (None, Some(prefix)) => {
@@ -347,7 +347,7 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
         for (field, v) in [("since", &d.since), ("sunset", &d.sunset)] {
             if let Some(v) = v {
                 if let Err(e) = crate::router::parse_date(v) {
-                    errs.push(format!("{p}.deprecated.{field}"), e);
+                    errs.push(format!("{p}.deprecated.{field}"), e.to_string());
                 }
             }
         }
@@ -413,19 +413,31 @@ fn indistinguishable(routes: &[RouteConfig], errs: &mut Errors) {
     }
 }
 
+/// Why a `host:port` address is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    #[error("`{0}` needs a port (`host:port`)")]
+    NoPort(String),
+    #[error("`{port}` in `{addr}` is not a port number")]
+    BadPort { port: String, addr: String },
+    #[error("`{0}` is not a `host:port` address")]
+    BadHost(String),
+}
+
 /// `host:port` with a port; the host may be a name or an IP (`[v6]:port`).
-pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
+pub fn split_host_port(s: &str) -> Result<(String, u16), AddrError> {
     if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
         return Ok((sa.ip().to_string(), sa.port()));
     }
     let (h, p) = s
         .rsplit_once(':')
-        .ok_or_else(|| format!("`{s}` needs a port (`host:port`)"))?;
-    let port: u16 = p
-        .parse()
-        .map_err(|_| format!("`{p}` in `{s}` is not a port number"))?;
+        .ok_or_else(|| AddrError::NoPort(s.to_string()))?;
+    let port: u16 = p.parse().map_err(|_| AddrError::BadPort {
+        port: p.to_string(),
+        addr: s.to_string(),
+    })?;
     if h.is_empty() || h.contains(['/', ' ', '[', ']']) {
-        return Err(format!("`{s}` is not a `host:port` address"));
+        return Err(AddrError::BadHost(s.to_string()));
     }
     Ok((h.to_string(), port))
 }

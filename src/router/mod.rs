@@ -7,8 +7,8 @@ mod path;
 mod rewrite;
 
 pub use encoded::{encoded_in, refusal_message, EncodedSet};
-pub use path::{normalize_path, template_params, BadPath, PathPattern, Segment};
-pub use rewrite::{parse_date, Rewrite};
+pub use path::{normalize_path, template_params, BadPath, PathPattern, PatternError, Segment};
+pub use rewrite::{parse_date, DateError, Rewrite, RewriteError};
 
 use crate::config::MatchConfig;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -77,6 +77,42 @@ struct Node {
     prefix: Vec<usize>,
 }
 
+/// Why a route's `match` does not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    #[error("header `{name}`: {source}")]
+    HeaderName {
+        name: String,
+        #[source]
+        source: http::header::InvalidHeaderName,
+    },
+    #[error("header `{name}` value: {source}")]
+    HeaderValue {
+        name: String,
+        #[source]
+        source: http::header::InvalidHeaderValue,
+    },
+    #[error("method `{method}`: {source}")]
+    Method {
+        method: String,
+        #[source]
+        source: http::method::InvalidMethod,
+    },
+    #[error(transparent)]
+    Path(#[from] PatternError),
+    #[error("a route needs `path` or `path_prefix`")]
+    NoPath,
+}
+
+/// A matcher that does not compile, with the index of its route in the table.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct BuildError {
+    pub route: usize,
+    #[source]
+    pub source: MatchError,
+}
+
 /// The compiled matcher for one route table.
 #[derive(Debug, Default)]
 pub struct Router {
@@ -90,15 +126,18 @@ pub struct Router {
 impl Router {
     /// Compiles the matchers; `routes[i]` is route index `i`. Matchers must have been
     /// validated (a bad one is an error here too, never a panic).
-    pub fn build<'a>(routes: impl IntoIterator<Item = &'a MatchConfig>) -> Result<Self, String> {
+    pub fn build<'a>(
+        routes: impl IntoIterator<Item = &'a MatchConfig>,
+    ) -> Result<Self, BuildError> {
         let mut r = Router::default();
         for (idx, m) in routes.into_iter().enumerate() {
-            r.add(idx, m)?;
+            r.add(idx, m)
+                .map_err(|source| BuildError { route: idx, source })?;
         }
         Ok(r)
     }
 
-    fn add(&mut self, idx: usize, m: &MatchConfig) -> Result<(), String> {
+    fn add(&mut self, idx: usize, m: &MatchConfig) -> Result<(), MatchError> {
         let host = match m.host.as_deref() {
             None => HostMatch::Any,
             Some(h) => match h.strip_prefix('*') {
@@ -109,15 +148,24 @@ impl Router {
         let mut headers = Vec::new();
         for (k, v) in &m.headers {
             let name =
-                HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header `{k}`: {e}"))?;
-            let value = HeaderValue::from_str(v).map_err(|e| format!("header `{k}` value: {e}"))?;
+                HeaderName::from_bytes(k.as_bytes()).map_err(|source| MatchError::HeaderName {
+                    name: k.clone(),
+                    source,
+                })?;
+            let value = HeaderValue::from_str(v).map_err(|source| MatchError::HeaderValue {
+                name: k.clone(),
+                source,
+            })?;
             headers.push((name, value));
         }
         let mut methods = Vec::new();
         for meth in &m.methods {
-            methods.push(
-                Method::from_bytes(meth.as_bytes()).map_err(|e| format!("method `{meth}`: {e}"))?,
-            );
+            methods.push(Method::from_bytes(meth.as_bytes()).map_err(|source| {
+                MatchError::Method {
+                    method: meth.clone(),
+                    source,
+                }
+            })?);
         }
         let (kind, statics, total) = if let Some(p) = &m.path {
             let pat = PathPattern::parse(p)?;
@@ -155,7 +203,7 @@ impl Router {
             }
             (1, n, n)
         } else {
-            return Err("a route needs `path` or `path_prefix`".into());
+            return Err(MatchError::NoPath);
         };
         let rank = (
             kind,

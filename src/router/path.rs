@@ -116,6 +116,24 @@ pub enum Segment {
     Param(String),
 }
 
+/// Why a route `path` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("must start with `/`")]
+    NoLeadingSlash,
+    /// A `{` or `}` that is not a whole `{name}` segment.
+    #[error("segment `{0}`: a parameter is a whole segment `{{name}}`")]
+    PartialParam(String),
+    #[error("parameter `{0}`: names use letters, digits and `_`")]
+    BadParamName(String),
+    #[error("parameter `{{{0}}}` appears twice")]
+    DuplicateParam(String),
+    #[error(
+        "must be a normalised path (no `.`/`..` segments, `//` or encoded unreserved characters)"
+    )]
+    NotNormalised,
+}
+
 /// A route `path`: `/api/v1/jobs/{id}`; a parameter takes a whole segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathPattern {
@@ -124,31 +142,27 @@ pub struct PathPattern {
 }
 
 impl PathPattern {
-    pub fn parse(path: &str) -> Result<Self, String> {
+    pub fn parse(path: &str) -> Result<Self, PatternError> {
         if !path.starts_with('/') {
-            return Err("must start with `/`".into());
+            return Err(PatternError::NoLeadingSlash);
         }
         let mut segments = Vec::new();
         let mut names = Vec::new();
         for seg in path.split('/').skip(1).filter(|s| !s.is_empty()) {
             if let Some(inner) = seg.strip_prefix('{') {
-                let name = inner.strip_suffix('}').ok_or_else(|| {
-                    format!("segment `{seg}`: a parameter is a whole segment `{{name}}`")
-                })?;
+                let name = inner
+                    .strip_suffix('}')
+                    .ok_or_else(|| PatternError::PartialParam(seg.to_string()))?;
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!(
-                        "parameter `{seg}`: names use letters, digits and `_`"
-                    ));
+                    return Err(PatternError::BadParamName(seg.to_string()));
                 }
                 if names.contains(&name) {
-                    return Err(format!("parameter `{{{name}}}` appears twice"));
+                    return Err(PatternError::DuplicateParam(name.to_string()));
                 }
                 names.push(name);
                 segments.push(Segment::Param(name.to_string()));
             } else if seg.contains(['{', '}']) {
-                return Err(format!(
-                    "segment `{seg}`: a parameter is a whole segment `{{name}}`"
-                ));
+                return Err(PatternError::PartialParam(seg.to_string()));
             } else {
                 segments.push(Segment::Static(seg.to_string()));
             }
@@ -169,7 +183,7 @@ impl PathPattern {
             literal.clone()
         };
         if normalize_path(&expect).ok().as_deref() != Some(expect.as_str()) {
-            return Err("must be a normalised path (no `.`/`..` segments, `//` or encoded unreserved characters)".into());
+            return Err(PatternError::NotNormalised);
         }
         Ok(Self {
             segments,

@@ -4,6 +4,23 @@ use super::{template_params, Params, PathPattern};
 use crate::config::RewriteConfig;
 use std::time::SystemTime;
 
+/// Why a `rewrite` does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RewriteError {
+    /// The template names a parameter the route's path does not have.
+    #[error("`{{{0}}}` is not a parameter of `match.path`")]
+    UnknownParam(String),
+}
+
+/// Why a deprecation date is refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{input}` is not a date (write `2026-12-31` or an RFC 3339 date-time): {source}")]
+pub struct DateError {
+    pub input: String,
+    #[source]
+    pub source: humantime::TimestampError,
+}
+
 /// A compiled `rewrite`.
 #[derive(Debug, Clone, Default)]
 pub struct Rewrite {
@@ -24,7 +41,7 @@ impl Rewrite {
     pub fn compile(
         cfg: Option<&RewriteConfig>,
         pattern: Option<&PathPattern>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RewriteError> {
         let Some(cfg) = cfg else {
             return Ok(Self::default());
         };
@@ -40,9 +57,10 @@ impl Rewrite {
                     if at > 0 {
                         pieces.push(Piece::Lit(rest[..at].to_string()));
                     }
-                    let idx = names.iter().position(|n| *n == name).ok_or_else(|| {
-                        format!("`{{{name}}}` is not a parameter of `match.path`")
-                    })?;
+                    let idx = names
+                        .iter()
+                        .position(|n| *n == name)
+                        .ok_or_else(|| RewriteError::UnknownParam(name.to_string()))?;
                     pieces.push(Piece::Param(idx));
                     rest = &rest[at + marker.len()..];
                 }
@@ -107,13 +125,14 @@ impl Rewrite {
 }
 
 /// `2026-01-01` or an RFC 3339 date-time.
-pub fn parse_date(s: &str) -> Result<SystemTime, String> {
+pub fn parse_date(s: &str) -> Result<SystemTime, DateError> {
     let full = if s.len() == 10 {
         format!("{s}T00:00:00Z")
     } else {
         s.to_string()
     };
-    humantime::parse_rfc3339(&full).map_err(|e| {
-        format!("`{s}` is not a date (write `2026-12-31` or an RFC 3339 date-time): {e}")
+    humantime::parse_rfc3339(&full).map_err(|source| DateError {
+        input: s.to_string(),
+        source,
     })
 }

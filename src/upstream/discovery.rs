@@ -23,6 +23,17 @@ pub enum DiscoveryError {
     Empty(String),
 }
 
+/// Why discovery cannot start: a bad `dns`/`nameserver`, or no system DNS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("discovery.dns: {0}")]
+    Dns(#[source] crate::config::AddrError),
+    #[error("discovery.nameserver: `{0}` is not an `ip:port` address")]
+    Nameserver(String),
+    #[error("system DNS configuration: {0}")]
+    SystemConfig(#[source] hickory_resolver::ResolveError),
+}
+
 /// A source of target addresses.
 #[async_trait]
 pub trait ServiceDiscovery: Send + Sync {
@@ -63,14 +74,14 @@ pub(crate) enum Source {
 }
 
 /// Parses a discovery configuration (errors name the bad field).
-pub(crate) fn for_config(cfg: &DiscoveryConfig) -> Result<Source, String> {
-    let (host, port) = split_host_port(&cfg.dns).map_err(|e| format!("discovery.dns: {e}"))?;
+pub(crate) fn for_config(cfg: &DiscoveryConfig) -> Result<Source, SetupError> {
+    let (host, port) = split_host_port(&cfg.dns).map_err(SetupError::Dns)?;
     let nameserver = match &cfg.nameserver {
         None => None,
         Some(ns) => Some(
             ns.parse::<SocketAddr>()
                 .or_else(|_| ns.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                .map_err(|_| format!("discovery.nameserver: `{ns}` is not an `ip:port` address"))?,
+                .map_err(|_| SetupError::Nameserver(ns.clone()))?,
         ),
     };
     Ok(match host.parse::<IpAddr>() {
@@ -86,7 +97,7 @@ pub(crate) fn for_config(cfg: &DiscoveryConfig) -> Result<Source, String> {
 impl DnsDiscovery {
     /// A resolver for `host`; `nameserver` replaces the system configuration. Per-query
     /// timeout 2 s, 2 attempts.
-    pub fn new(host: &str, port: u16, nameserver: Option<SocketAddr>) -> Result<Self, String> {
+    pub fn new(host: &str, port: u16, nameserver: Option<SocketAddr>) -> Result<Self, SetupError> {
         Self::with_timeout(host, port, nameserver, Duration::from_secs(2), 2)
     }
 
@@ -97,7 +108,7 @@ impl DnsDiscovery {
         nameserver: Option<SocketAddr>,
         timeout: Duration,
         attempts: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let mut builder = match nameserver {
             Some(ns) => {
                 let group = NameServerConfigGroup::from_ips_clear(&[ns.ip()], ns.port(), true);
@@ -106,8 +117,7 @@ impl DnsDiscovery {
                     TokioConnectionProvider::default(),
                 )
             }
-            None => TokioResolver::builder_tokio()
-                .map_err(|e| format!("system DNS configuration: {e}"))?,
+            None => TokioResolver::builder_tokio().map_err(SetupError::SystemConfig)?,
         };
         let opts = builder.options_mut();
         opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;

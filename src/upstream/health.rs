@@ -51,19 +51,37 @@ impl ProbeKey {
     }
 }
 
+/// Why a probe found a target unhealthy.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("timeout after {0:?}")]
+    Timeout(Duration),
+    #[error("connect failed: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("write failed: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("read failed: {0}")]
+    Read(#[source] std::io::Error),
+    /// The answer's first line, escaped.
+    #[error("bad status line `{0}`")]
+    BadStatusLine(String),
+    #[error("unexpected status {0}")]
+    UnexpectedStatus(u16),
+}
+
 /// One probe: `Ok(detail)` when healthy, `Err(reason)` otherwise.
-pub async fn probe(key: &ProbeKey) -> Result<String, String> {
+pub async fn probe(key: &ProbeKey) -> Result<String, ProbeError> {
     let timeout = key.check.timeout.get().max(Duration::from_millis(1));
     match tokio::time::timeout(timeout, probe_inner(key)).await {
         Ok(r) => r,
-        Err(_) => Err(format!("timeout after {timeout:?}")),
+        Err(_) => Err(ProbeError::Timeout(timeout)),
     }
 }
 
-async fn probe_inner(key: &ProbeKey) -> Result<String, String> {
+async fn probe_inner(key: &ProbeKey) -> Result<String, ProbeError> {
     let mut s = TcpStream::connect(key.addr)
         .await
-        .map_err(|e| format!("connect failed: {e}"))?;
+        .map_err(ProbeError::Connect)?;
     if key.check.kind == HealthCheckKind::Tcp || key.tls {
         return Ok("tcp connect".into());
     }
@@ -78,14 +96,11 @@ async fn probe_inner(key: &ProbeKey) -> Result<String, String> {
     );
     s.write_all(req.as_bytes())
         .await
-        .map_err(|e| format!("write failed: {e}"))?;
+        .map_err(ProbeError::Write)?;
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 512];
     while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 4096 {
-        let n = s
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read failed: {e}"))?;
+        let n = s.read(&mut chunk).await.map_err(ProbeError::Read)?;
         if n == 0 {
             break;
         }
@@ -93,8 +108,8 @@ async fn probe_inner(key: &ProbeKey) -> Result<String, String> {
     }
     let line = String::from_utf8_lossy(&buf);
     let line = line.lines().next().unwrap_or_default();
-    let status =
-        parse_status(line).ok_or_else(|| format!("bad status line `{}`", line.escape_default()))?;
+    let status = parse_status(line)
+        .ok_or_else(|| ProbeError::BadStatusLine(line.escape_default().to_string()))?;
     let ok = if key.check.expected_statuses.is_empty() {
         (200..300).contains(&status)
     } else {
@@ -103,7 +118,7 @@ async fn probe_inner(key: &ProbeKey) -> Result<String, String> {
     if ok {
         Ok(format!("status {status}"))
     } else {
-        Err(format!("unexpected status {status}"))
+        Err(ProbeError::UnexpectedStatus(status))
     }
 }
 
@@ -120,7 +135,7 @@ fn parse_status(line: &str) -> Option<u16> {
 pub(crate) async fn prober(key: ProbeKey, state: Arc<TargetState>, pool: String) {
     loop {
         let res = probe(&key).await;
-        let reason = res.as_ref().err().cloned();
+        let reason = res.as_ref().err().map(ToString::to_string);
         match state.record_probe(res, &key.check) {
             Some(true) => tracing::info!(upstream = %pool, target = %key.addr, "target healthy"),
             Some(false) => tracing::warn!(upstream = %pool, target = %key.addr,
@@ -188,9 +203,14 @@ mod tests {
         let addr = server(status.clone()).await;
         let mut c = hc(50, 1, 1);
         let key = ProbeKey::new(addr, &c, None, false);
-        assert_eq!(probe(&key).await, Ok("status 204".into()));
+        assert_eq!(probe(&key).await.ok(), Some("status 204".into()));
         status.store(503, Ordering::Relaxed);
-        assert_eq!(probe(&key).await, Err("unexpected status 503".into()));
+        let e = probe(&key).await;
+        assert!(matches!(e, Err(ProbeError::UnexpectedStatus(503))), "{e:?}");
+        assert_eq!(
+            e.err().map(|e| e.to_string()).as_deref(),
+            Some("unexpected status 503")
+        );
         c.expected_statuses = vec![503];
         assert!(probe(&ProbeKey::new(addr, &c, None, false)).await.is_ok());
         status.store(0, Ordering::Relaxed);

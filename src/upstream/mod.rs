@@ -39,7 +39,7 @@ pub use breaker::BreakerState;
 pub use discovery::{DnsDiscovery, ServiceDiscovery, StaticDiscovery};
 pub use metrics::UpstreamMetrics;
 pub use pool::{Members, NoTarget, Pool, Target};
-pub use registry::Registry;
+pub use registry::{PoolError, Registry};
 pub use retry::{backoff, RetryBudget};
 pub use target::{HealthRecord, Outcome, Pick, TargetState};
 
@@ -55,16 +55,34 @@ pub fn hash_key(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
+/// Why a static target address gives no socket address.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Addr(#[from] crate::config::AddrError),
+    #[error("cannot resolve `{addr}`: {source}")]
+    Lookup {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{0}` resolves to no address")]
+    NoAddress(String),
+}
+
 /// `ip:port` directly, or `host:port` through the system resolver (first address).
 /// Blocking: for static targets at load time only.
-pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
+pub fn resolve(addr: &str) -> Result<SocketAddr, ResolveError> {
     if let Ok(a) = addr.parse() {
         return Ok(a);
     }
     let (host, port) = split_host_port(addr)?;
     (host.as_str(), port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve `{addr}`: {e}"))?
+        .map_err(|source| ResolveError::Lookup {
+            addr: addr.to_string(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("`{addr}` resolves to no address"))
+        .ok_or_else(|| ResolveError::NoAddress(addr.to_string()))
 }

@@ -13,6 +13,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::Notify;
 
+/// Why a pool cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
+    #[error(transparent)]
+    Resolve(#[from] super::ResolveError),
+    #[error(transparent)]
+    Discovery(#[from] discovery::SetupError),
+    #[error("upstream `{0}` has neither `targets` nor `discovery`")]
+    NoTargets(String),
+}
+
 /// Identity of a DNS discovery source: `dns` and `nameserver`.
 pub(crate) type DiscoveryKey = (String, Option<String>);
 
@@ -102,7 +115,7 @@ impl Registry {
     /// the same `dns`/`nameserver` (so a reload keeps serving), or empty (not ready)
     /// until the background task's first resolution, which it asks for at once. Static
     /// `host:port` targets are resolved here, once, with the system resolver.
-    pub fn build_pool(&self, name: &str, config: &UpstreamConfig) -> Result<Arc<Pool>, String> {
+    pub fn build_pool(&self, name: &str, config: &UpstreamConfig) -> Result<Arc<Pool>, PoolError> {
         let tls = match config.tls.settings() {
             Some(s) => super::tls::load(s)?.map(Arc::new),
             None => None,
@@ -126,9 +139,7 @@ impl Registry {
             }
         }
         if config.targets.is_empty() && config.discovery.is_none() {
-            return Err(format!(
-                "upstream `{name}` has neither `targets` nor `discovery`"
-            ));
+            return Err(PoolError::NoTargets(name.to_string()));
         }
         let mut pools = self.lock_pools();
         let targets = self.make_targets(config, &list);

@@ -182,7 +182,7 @@ impl TargetState {
     /// Returns the new health when it changed.
     pub(crate) fn record_probe(
         &self,
-        result: Result<String, String>,
+        result: Result<String, super::health::ProbeError>,
         cfg: &HealthCheckConfig,
     ) -> Option<bool> {
         let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
@@ -200,7 +200,7 @@ impl TargetState {
             Err(reason) => {
                 h.consecutive_failures = h.consecutive_failures.saturating_add(1);
                 h.consecutive_ok = 0;
-                h.last_result = Some(reason);
+                h.last_result = Some(reason.to_string());
                 healthy && h.consecutive_failures < cfg.unhealthy_threshold.max(1)
             }
         };
@@ -390,6 +390,10 @@ mod tests {
         }
     }
 
+    fn fail() -> crate::upstream::health::ProbeError {
+        crate::upstream::health::ProbeError::UnexpectedStatus(500)
+    }
+
     #[test]
     fn health_thresholds_and_first_success() {
         let s = TargetState::new(SocketAddr::from(([127, 0, 0, 1], 9)));
@@ -397,9 +401,9 @@ mod tests {
         assert!(!s.is_available());
         let c = hc(2, 3);
         assert_eq!(s.record_probe(Ok("200".into()), &c), Some(true));
-        assert_eq!(s.record_probe(Err("x".into()), &c), None);
-        assert_eq!(s.record_probe(Err("x".into()), &c), None);
-        assert_eq!(s.record_probe(Err("x".into()), &c), Some(false));
+        assert_eq!(s.record_probe(Err(fail()), &c), None);
+        assert_eq!(s.record_probe(Err(fail()), &c), None);
+        assert_eq!(s.record_probe(Err(fail()), &c), Some(false));
         assert_eq!(s.record_probe(Ok("200".into()), &c), None);
         assert_eq!(s.record_probe(Ok("200".into()), &c), Some(true));
         assert!(s.is_available());

@@ -13,6 +13,78 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use x509_parser::prelude::FromDer;
 
+/// A certificate or key file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFileError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` is not PEM: {source}")]
+    NotPem {
+        path: String,
+        #[source]
+        source: x509_parser::error::PEMError,
+    },
+    #[error("`{path}`: a certificate does not parse: {source}")]
+    BadCertificate {
+        path: String,
+        #[source]
+        source: x509_parser::nom::Err<x509_parser::error::X509Error>,
+    },
+    #[error("`{0}` holds no PEM certificate")]
+    NoCertificate(String),
+    #[error("cannot read `{cert}` or `{key}`: {source}")]
+    ReadPair {
+        cert: String,
+        key: String,
+        #[source]
+        source: Box<pingora_error::Error>,
+    },
+    #[error("`{0}` holds no PKCS#8, PKCS#1 or SEC1 private key")]
+    NoKey(String),
+    #[error("`{key}`: unusable private key: {reason}")]
+    BadKey { key: String, reason: &'static str },
+    #[error("`{cert}` and `{key}` cannot be used together: {source}")]
+    Mismatch {
+        cert: String,
+        key: String,
+        #[source]
+        source: rustls::Error,
+    },
+    /// reqwest refuses the certificate and key (flow steps' client).
+    #[error("`{cert}` and `{key}`: {source}")]
+    Identity {
+        cert: String,
+        key: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// reqwest refuses a CA certificate (flow steps' client).
+    #[error("{0}")]
+    CaCertificate(#[source] reqwest::Error),
+}
+
+/// Why a pool's `tls` settings are refused; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("tls.client_cert/client_key: {0}")]
+    ClientIdentity(#[source] TlsFileError),
+    #[error("tls: give both `client_cert` and `client_key`")]
+    HalfPair,
+    #[error("tls.ca: {0}")]
+    Ca(#[source] TlsFileError),
+}
+
+fn read(path: &str) -> Result<Vec<u8>, TlsFileError> {
+    std::fs::read(path).map_err(|source| TlsFileError::Read {
+        path: path.to_string(),
+        source,
+    })
+}
+
 /// A pool's TLS material, ready to put on each [`HttpPeer`] and on a step client.
 pub struct PeerTls {
     client: Option<Arc<CertKey>>,
@@ -63,34 +135,48 @@ impl PeerTls {
 }
 
 /// The DER certificates of a PEM file, each checked to parse.
-fn pem_certs(path: &str) -> Result<Vec<Vec<u8>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+fn pem_certs(path: &str) -> Result<Vec<Vec<u8>>, TlsFileError> {
+    let bytes = read(path)?;
     let mut out = Vec::new();
     for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
-        let pem = pem.map_err(|e| format!("`{path}` is not PEM: {e}"))?;
+        let pem = pem.map_err(|source| TlsFileError::NotPem {
+            path: path.to_string(),
+            source,
+        })?;
         if pem.label != "CERTIFICATE" {
             continue;
         }
-        x509_parser::certificate::X509Certificate::from_der(&pem.contents)
-            .map_err(|e| format!("`{path}`: a certificate does not parse: {e}"))?;
+        x509_parser::certificate::X509Certificate::from_der(&pem.contents).map_err(|source| {
+            TlsFileError::BadCertificate {
+                path: path.to_string(),
+                source,
+            }
+        })?;
         out.push(pem.contents);
     }
     if out.is_empty() {
-        return Err(format!("`{path}` holds no PEM certificate"));
+        return Err(TlsFileError::NoCertificate(path.to_string()));
     }
     Ok(out)
 }
 
-fn client_cert_key(cert: &str, key: &str) -> Result<CertKey, String> {
+fn client_cert_key(cert: &str, key: &str) -> Result<CertKey, TlsFileError> {
     let certs = pem_certs(cert)?;
     let (_, key_der) = pingora_core::tls::load_certs_and_key_files(cert, key)
-        .map_err(|e| format!("cannot read `{cert}` or `{key}`: {e}"))?
-        .ok_or_else(|| format!("`{key}` holds no PKCS#8, PKCS#1 or SEC1 private key"))?;
+        .map_err(|source| TlsFileError::ReadPair {
+            cert: cert.to_string(),
+            key: key.to_string(),
+            source,
+        })?
+        .ok_or_else(|| TlsFileError::NoKey(key.to_string()))?;
     let key_bytes = key_der.secret_der().to_vec();
     // pingora turns the bytes back into a key for every new connection: check now
     // that it can, and that the key goes with the certificate
-    let again = PrivateKeyDer::try_from(key_bytes.clone())
-        .map_err(|e| format!("`{key}`: unusable private key: {e}"))?;
+    let again =
+        PrivateKeyDer::try_from(key_bytes.clone()).map_err(|reason| TlsFileError::BadKey {
+            key: key.to_string(),
+            reason,
+        })?;
     pingora_core::tls::install_default_crypto_provider();
     ClientConfig::builder()
         .with_root_certificates(RootCertStore::empty())
@@ -98,35 +184,40 @@ fn client_cert_key(cert: &str, key: &str) -> Result<CertKey, String> {
             certs.iter().cloned().map(CertificateDer::from).collect(),
             again,
         )
-        .map_err(|e| format!("`{cert}` and `{key}` cannot be used together: {e}"))?;
+        .map_err(|source| TlsFileError::Mismatch {
+            cert: cert.to_string(),
+            key: key.to_string(),
+            source,
+        })?;
     Ok(CertKey::new(certs, key_bytes))
 }
 
 /// Loads a pool's TLS settings; `None` when they add nothing to plain `tls: true`.
-pub fn load(s: &UpstreamTlsSettings) -> Result<Option<PeerTls>, String> {
+pub fn load(s: &UpstreamTlsSettings) -> Result<Option<PeerTls>, TlsError> {
     // pingora's connection reuse key covers the client certificate by serial number
     // only, and not the CA: the group key keeps pools with other material apart
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let (client, step_identity) = match (&s.client_cert, &s.client_key) {
         (Some(c), Some(k)) => {
-            let ck =
-                client_cert_key(c, k).map_err(|e| format!("tls.client_cert/client_key: {e}"))?;
+            let ck = client_cert_key(c, k).map_err(TlsError::ClientIdentity)?;
             ck.leaf().borrow_raw_cert().hash(&mut hasher);
-            let id = step_identity(c, k).map_err(|e| format!("tls.client_cert/client_key: {e}"))?;
+            let id = step_identity(c, k).map_err(TlsError::ClientIdentity)?;
             (Some(Arc::new(ck)), Some(id))
         }
         (None, None) => (None, None),
-        _ => return Err("tls: give both `client_cert` and `client_key`".into()),
+        _ => return Err(TlsError::HalfPair),
     };
     let mut step_roots = Vec::new();
     let ca = match &s.ca {
         None => None,
         Some(path) => {
-            let ders = pem_certs(path).map_err(|e| format!("tls.ca: {e}"))?;
+            let ders = pem_certs(path).map_err(TlsError::Ca)?;
             ders.hash(&mut hasher);
             for d in &ders {
-                step_roots
-                    .push(reqwest::Certificate::from_der(d).map_err(|e| format!("tls.ca: {e}"))?);
+                step_roots.push(
+                    reqwest::Certificate::from_der(d)
+                        .map_err(|e| TlsError::Ca(TlsFileError::CaCertificate(e)))?,
+                );
             }
             let list: Vec<WrappedX509> = ders
                 .into_iter()
@@ -148,9 +239,13 @@ pub fn load(s: &UpstreamTlsSettings) -> Result<Option<PeerTls>, String> {
 }
 
 /// The client identity for reqwest: the certificate chain and key, PEM.
-fn step_identity(cert: &str, key: &str) -> Result<reqwest::Identity, String> {
-    let mut pem = std::fs::read(cert).map_err(|e| format!("cannot read `{cert}`: {e}"))?;
+fn step_identity(cert: &str, key: &str) -> Result<reqwest::Identity, TlsFileError> {
+    let mut pem = read(cert)?;
     pem.push(b'\n');
-    pem.extend(std::fs::read(key).map_err(|e| format!("cannot read `{key}`: {e}"))?);
-    reqwest::Identity::from_pem(&pem).map_err(|e| format!("`{cert}` and `{key}`: {e}"))
+    pem.extend(read(key)?);
+    reqwest::Identity::from_pem(&pem).map_err(|source| TlsFileError::Identity {
+        cert: cert.to_string(),
+        key: key.to_string(),
+        source,
+    })
 }

@@ -8,21 +8,44 @@ use serde::{de, Deserialize, Deserializer};
 use std::fmt;
 use std::time::Duration;
 
+/// Why a duration or a size is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UnitError {
+    #[error("duration `{input}` has no unit (write `{number}s`, `{number}ms`...)")]
+    NoUnit { input: String, number: String },
+    #[error("`{input}` is not a duration ({source})")]
+    Duration {
+        input: String,
+        #[source]
+        source: humantime::DurationError,
+    },
+    #[error("invalid size `{0}` (write e.g. `512KB`, `10MiB` or a number of bytes)")]
+    Size(String),
+    #[error("unknown size unit `{unit}` in `{input}` (use B, KB, MB, GB, KiB, MiB, GiB)")]
+    SizeUnit { unit: String, input: String },
+    #[error("size `{0}` is too large")]
+    TooLarge(String),
+}
+
 /// A duration with a unit (`500ms`, `10s`, `1m`, `1h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period(pub Duration);
 
 impl Period {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, UnitError> {
         let t = s.trim();
         if t.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!(
-                "duration `{s}` has no unit (write `{t}s`, `{t}ms`...)"
-            ));
+            return Err(UnitError::NoUnit {
+                input: s.to_string(),
+                number: t.to_string(),
+            });
         }
         humantime::parse_duration(t)
             .map(Period)
-            .map_err(|e| format!("`{s}` is not a duration ({e})"))
+            .map_err(|source| UnitError::Duration {
+                input: s.to_string(),
+                source,
+            })
     }
 }
 
@@ -53,13 +76,11 @@ impl JsonSchema for Period {
 pub struct Size(pub u64);
 
 impl Size {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, UnitError> {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (n, unit) = t.split_at(split);
-        let n: u64 = n.parse().map_err(|_| {
-            format!("invalid size `{s}` (write e.g. `512KB`, `10MiB` or a number of bytes)")
-        })?;
+        let n: u64 = n.parse().map_err(|_| UnitError::Size(s.to_string()))?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" | "k" => 1000,
@@ -69,14 +90,15 @@ impl Size {
             "mib" => 1 << 20,
             "gib" => 1 << 30,
             other => {
-                return Err(format!(
-                    "unknown size unit `{other}` in `{s}` (use B, KB, MB, GB, KiB, MiB, GiB)"
-                ))
+                return Err(UnitError::SizeUnit {
+                    unit: other.to_string(),
+                    input: s.to_string(),
+                })
             }
         };
         n.checked_mul(mult)
             .map(Size)
-            .ok_or_else(|| format!("size `{s}` is too large"))
+            .ok_or_else(|| UnitError::TooLarge(s.to_string()))
     }
 }
 
@@ -130,7 +152,9 @@ mod tests {
             Period::parse("250ms").unwrap().0,
             Duration::from_millis(250)
         );
-        assert!(Period::parse("5").unwrap_err().contains("no unit"));
+        let e = Period::parse("5").unwrap_err();
+        assert!(matches!(e, UnitError::NoUnit { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "duration `5` has no unit (write `5s`, `5ms`...)");
         assert_eq!(Size::parse("10MiB").unwrap().0, 10 << 20);
         assert_eq!(Size::parse("2KB").unwrap().0, 2000);
         assert!(Size::parse("3 furlongs").is_err());
