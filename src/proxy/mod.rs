@@ -2,6 +2,7 @@
 //! concept (router, plugins, upstream, observability); nothing else lives here.
 
 mod answer;
+mod body;
 mod client_cert;
 mod ctx;
 mod edge;
@@ -129,16 +130,9 @@ impl ProxyHttp for GatewayProxy {
         }
 
         // a declared body larger than allowed is refused before reading it
-        let declared = session
-            .req_header()
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > route.max_body) {
-            let msg = format!("request body is larger than {} bytes", route.max_body);
+        if let Some(msg) = body::declared_over(session.req_header(), route.max_body) {
             return self
-                .refuse(session, ctx, 413, "body_too_large", &msg, &[])
+                .refuse(session, ctx, 413, body::REASON, &msg, &[])
                 .await;
         }
 
@@ -175,14 +169,13 @@ impl ProxyHttp for GatewayProxy {
             return Ok(());
         };
         if let Some(b) = body.as_ref() {
-            ctx.body_bytes += b.len() as u64;
-            if ctx.body_bytes > r.max_body {
+            if body::count_over(ctx, b.len(), r.max_body) {
                 self.gw
                     .metrics
                     .blocked
-                    .with_label_values(&["body_too_large"])
+                    .with_label_values(&[body::REASON])
                     .inc();
-                return Error::e_explain(ErrorType::HTTPStatus(413), "request body too large");
+                return Err(body::streamed_over(r.max_body));
             }
         }
         if r.needs_body && !ctx.body_checked {
@@ -469,7 +462,7 @@ impl ProxyHttp for GatewayProxy {
                 }
                 _ => {
                     let msg = match code {
-                        413 => "request body too large".to_string(),
+                        413 => body::too_large(ctx.route.as_ref().map_or(0, |r| r.max_body)),
                         504 => "the upstream did not answer in time".to_string(),
                         502 => "the upstream could not be reached or failed".to_string(),
                         _ => e.to_string(),
@@ -489,6 +482,12 @@ impl ProxyHttp for GatewayProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// A plugin's answer from the body phase and a body over the limit are answered and
+    /// counted; they are not proxy failures to log at error level.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        body::quiet(e)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {

@@ -8,7 +8,7 @@ use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};
 use gateway_plugins::{Flow, Instance, RequestInfo};
-use pingora_error::{Error, ErrorType, Result};
+use pingora_error::{Error, Result};
 use pingora_proxy::Session;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -122,7 +122,7 @@ impl GatewayProxy {
         let whole = ctx.body_buf.take().unwrap_or_default().freeze();
         if let Some(decided) = self.body_plugins(session, ctx, route, &whole).await {
             ctx.deferred = Some(decided);
-            let mut e = Error::explain(ErrorType::HTTPStatus(400), "answered by a plugin");
+            let mut e = Error::explain(super::body::PLUGIN_ANSWERED, "answered by a plugin");
             e.set_retry(false);
             return Err(e);
         }
@@ -183,12 +183,11 @@ impl GatewayProxy {
     ) -> Result<Option<Bytes>> {
         let mut buf = BytesMut::new();
         while let Some(chunk) = session.read_request_body().await? {
-            ctx.body_bytes += chunk.len() as u64;
-            if ctx.body_bytes > route.max_body {
-                let msg = format!("request body is larger than {} bytes", route.max_body);
+            if super::body::count_over(ctx, chunk.len(), route.max_body) {
+                let msg = super::body::too_large(route.max_body);
                 // the rest of the body is not read: the connection is not reused
                 session.set_keepalive(None);
-                self.refuse(session, ctx, 413, "body_too_large", &msg, &[])
+                self.refuse(session, ctx, 413, super::body::REASON, &msg, &[])
                     .await?;
                 return Ok(None);
             }
