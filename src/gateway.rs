@@ -112,7 +112,8 @@ impl Gateway {
         metrics.routes_loaded.set(rt.routes.len() as i64);
         metrics.last_reload_success.set(1);
         metrics.last_reload_timestamp.set(unix_now());
-        let jobs = crate::flows::jobs::Jobs::from_env(&metrics.registry)?;
+        let jobs =
+            crate::flows::jobs::Jobs::from_env(&metrics.registry).map_err(|e| e.to_string())?;
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(rt),
             registry,

@@ -35,8 +35,13 @@ pub struct Clients {
     by_key: Mutex<HashMap<ClientKey, reqwest::Client>>,
 }
 
+/// reqwest cannot build a step client (its TLS material, its settings).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(#[source] pub reqwest::Error);
+
 impl Clients {
-    fn get(&self, key: ClientKey, pool: &Pool) -> Result<reqwest::Client, String> {
+    fn get(&self, key: ClientKey, pool: &Pool) -> Result<reqwest::Client, ClientError> {
         let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = map.get(&key) {
             return Ok(c.clone());
@@ -51,9 +56,7 @@ impl Clients {
         if let Some((host, addr)) = &key.pin {
             b = b.resolve(host, *addr);
         }
-        let c = b
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let c = b.build().map_err(ClientError)?;
         if map.len() >= MAX_CLIENTS {
             map.clear();
         }
@@ -181,7 +184,9 @@ pub async fn call(clients: &Clients, c: Call<'_>) -> Result<Answer, StepError> {
             tls: c.pool.tls.as_ref().map(|t| t.group_key()),
             pin: name.clone().map(|n| (n, pick.addr)),
         };
-        let client = clients.get(key, c.pool).map_err(StepError::Other)?;
+        let client = clients
+            .get(key, c.pool)
+            .map_err(|e| StepError::Other(e.to_string()))?;
         let url = match &name {
             Some(n) if n.contains(':') => {
                 format!("{scheme}://[{n}]:{}{}", pick.addr.port(), c.path)

@@ -15,6 +15,62 @@ use sha2::Sha256;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// Why a `callback_url` is refused (at submit, or before a delivery).
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("callbacks are off: the gateway has no `{0}` to sign them")]
+    NoSecret(String),
+    #[error("`callback_url` is not a URL: {0}")]
+    NotUrl(#[source] url::ParseError),
+    #[error("`callback_url` must be http or https")]
+    Scheme,
+    #[error("`callback_url` must not carry credentials")]
+    Credentials,
+    #[error("`callback_url` has no host")]
+    NoHost,
+    #[error("callback host `{0}` is not allowed on this route")]
+    HostNotAllowed(String),
+    /// Resolving a URL already checked: it has no host.
+    #[error("no host")]
+    MissingHost,
+    #[error("no port")]
+    NoPort,
+    #[error("callback host `{host}` does not resolve: {source}")]
+    Resolve {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("callback host `{0}` has no address")]
+    NoAddress(String),
+    #[error("callback host `{host}` is a non-public address ({ip}): refused")]
+    NonPublic { host: String, ip: IpAddr },
+}
+
+/// Why one delivery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("`{0}` is not set")]
+    NoSecret(String),
+    #[error("{0}")]
+    Url(#[source] url::ParseError),
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
+    #[error("{0}")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot deliver: {0}")]
+    Send(#[source] reqwest::Error),
+    #[error("the receiver answered {0}")]
+    Status(u16),
+}
+
+impl DeliveryError {
+    /// Whether another try could help (the receiver, not the job, failed).
+    pub fn retryable(&self) -> bool {
+        matches!(self, DeliveryError::Send(_) | DeliveryError::Status(_))
+    }
+}
+
 /// A job's webhook: where and how to deliver (stored with the job).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CallbackSpec {
@@ -28,25 +84,20 @@ pub struct CallbackSpec {
 }
 
 /// Checks a submitted `callback_url` against the route's settings.
-pub async fn check(cfg: &CallbackConfig, url: &str) -> Result<CallbackSpec, String> {
+pub async fn check(cfg: &CallbackConfig, url: &str) -> Result<CallbackSpec, CallbackError> {
     if std::env::var(&cfg.secret_env).map_or(true, |s| s.is_empty()) {
-        return Err(format!(
-            "callbacks are off: the gateway has no `{}` to sign them",
-            cfg.secret_env
-        ));
+        return Err(CallbackError::NoSecret(cfg.secret_env.clone()));
     }
-    let u = reqwest::Url::parse(url).map_err(|e| format!("`callback_url` is not a URL: {e}"))?;
+    let u = reqwest::Url::parse(url).map_err(CallbackError::NotUrl)?;
     if !matches!(u.scheme(), "http" | "https") {
-        return Err("`callback_url` must be http or https".into());
+        return Err(CallbackError::Scheme);
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err("`callback_url` must not carry credentials".into());
+        return Err(CallbackError::Credentials);
     }
-    let host = host_of(&u).ok_or("`callback_url` has no host")?;
+    let host = host_of(&u).ok_or(CallbackError::NoHost)?;
     if !host_allowed(&cfg.allow_hosts, &host) {
-        return Err(format!(
-            "callback host `{host}` is not allowed on this route"
-        ));
+        return Err(CallbackError::HostNotAllowed(host));
     }
     resolve_checked(&u, cfg.allow_private_networks).await?;
     Ok(CallbackSpec {
@@ -120,25 +171,28 @@ pub fn is_public(ip: IpAddr) -> bool {
 
 /// Resolves the URL's host; every address must be public unless private ones are
 /// allowed. Returns the address to connect to.
-async fn resolve_checked(u: &reqwest::Url, allow_private: bool) -> Result<SocketAddr, String> {
-    let host = host_of(u).ok_or("no host")?;
-    let port = u.port_or_known_default().ok_or("no port")?;
+async fn resolve_checked(
+    u: &reqwest::Url,
+    allow_private: bool,
+) -> Result<SocketAddr, CallbackError> {
+    let host = host_of(u).ok_or(CallbackError::MissingHost)?;
+    let port = u.port_or_known_default().ok_or(CallbackError::NoPort)?;
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|e| format!("callback host `{host}` does not resolve: {e}"))?
+            .map_err(|source| CallbackError::Resolve {
+                host: host.clone(),
+                source,
+            })?
             .collect(),
     };
-    let first = *addrs
-        .first()
-        .ok_or(format!("callback host `{host}` has no address"))?;
+    let Some(&first) = addrs.first() else {
+        return Err(CallbackError::NoAddress(host));
+    };
     if !allow_private {
         if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
-            return Err(format!(
-                "callback host `{host}` is a non-public address ({}): refused",
-                bad.ip()
-            ));
+            return Err(CallbackError::NonPublic { ip: bad.ip(), host });
         }
     }
     Ok(first)
@@ -206,10 +260,10 @@ pub async fn deliver(spec: &CallbackSpec, job_id: &str, body: Bytes) -> Value {
             Ok(()) => {
                 return record(spec, CallbackStatus::Delivered, attempt, "");
             }
-            Err((e, retry)) => {
+            Err(e) => {
                 tracing::warn!(job_id, attempt, error = %e, "webhook delivery failed");
-                last_error = e;
-                if !retry {
+                last_error = e.to_string();
+                if !e.retryable() {
                     return record(spec, CallbackStatus::Refused, attempt, &last_error);
                 }
             }
@@ -219,22 +273,20 @@ pub async fn deliver(spec: &CallbackSpec, job_id: &str, body: Bytes) -> Value {
 }
 
 /// One delivery; the error says whether another try could help.
-async fn try_once(spec: &CallbackSpec, job_id: &str, body: Bytes) -> Result<(), (String, bool)> {
+async fn try_once(spec: &CallbackSpec, job_id: &str, body: Bytes) -> Result<(), DeliveryError> {
     let secret = std::env::var(&spec.secret_env)
         .ok()
         .filter(|s| !s.is_empty())
-        .ok_or((format!("`{}` is not set", spec.secret_env), false))?;
-    let u = reqwest::Url::parse(&spec.url).map_err(|e| (e.to_string(), false))?;
-    let addr = resolve_checked(&u, spec.allow_private_networks)
-        .await
-        .map_err(|e| (e, false))?;
+        .ok_or_else(|| DeliveryError::NoSecret(spec.secret_env.clone()))?;
+    let u = reqwest::Url::parse(&spec.url).map_err(DeliveryError::Url)?;
+    let addr = resolve_checked(&u, spec.allow_private_networks).await?;
     let host = host_of(&u).unwrap_or_default();
     let client = reqwest::Client::builder()
         .resolve(&host, addr)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_millis(spec.timeout_ms))
         .build()
-        .map_err(|e| (e.to_string(), false))?;
+        .map_err(DeliveryError::Client)?;
     let sig = signature(secret.as_bytes(), &body);
     let resp = client
         .post(u)
@@ -244,12 +296,12 @@ async fn try_once(spec: &CallbackSpec, job_id: &str, body: Bytes) -> Result<(), 
         .body(body)
         .send()
         .await
-        .map_err(|e| (format!("cannot deliver: {e}"), true))?;
+        .map_err(DeliveryError::Send)?;
     let status = resp.status();
     if status.is_success() {
         Ok(())
     } else {
-        Err((format!("the receiver answered {}", status.as_u16()), true))
+        Err(DeliveryError::Status(status.as_u16()))
     }
 }
 

@@ -144,19 +144,32 @@ pub struct Jobs {
     pub kafka: Option<Arc<kafka::Bus>>,
 }
 
-fn env_usize(name: &str, default: usize) -> Result<usize, String> {
+/// Why the job service cannot start from the environment.
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    #[error("{name}={value:?} is not a valid number")]
+    Number { name: &'static str, value: String },
+    #[error("REDIS_URL: {0}")]
+    Redis(#[from] redis_connect::ConnectError),
+    #[error("job metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Kafka(#[from] kafka::BusError),
+}
+
+fn env_usize(name: &'static str, default: usize) -> Result<usize, JobsError> {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v:?} is not a valid number")),
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| JobsError::Number {
+            name,
+            value: v.clone(),
+        }),
         _ => Ok(default),
     }
 }
 
 impl Jobs {
     /// The service configured from the environment, its metrics in `registry`.
-    pub fn from_env(registry: &prometheus::Registry) -> Result<Arc<Self>, String> {
+    pub fn from_env(registry: &prometheus::Registry) -> Result<Arc<Self>, JobsError> {
         let ttl = Duration::from_secs(env_usize("JOB_TTL_SECONDS", 86_400)? as u64);
         let store = match std::env::var("REDIS_URL") {
             Ok(url) if !url.trim().is_empty() => Store::redis(url.trim(), ttl, "gateway:")?,
@@ -164,12 +177,11 @@ impl Jobs {
         };
         let workers = env_usize("JOB_WORKERS", 64)?.max(1);
         let limit = env_usize("JOB_QUEUE_LIMIT", 10_000)?.max(1);
-        let metrics =
-            metrics::JobMetrics::new(Some(registry)).map_err(|e| format!("job metrics: {e}"))?;
+        let metrics = metrics::JobMetrics::new(Some(registry))?;
         let mut jobs = Self::new(store, workers, limit, metrics);
         jobs.lease = Duration::from_secs(env_usize("JOB_LEASE_SECONDS", 60)?.max(1) as u64);
         jobs.recovery = Duration::from_secs(env_usize("JOB_RECOVERY_SECONDS", 10)?.max(1) as u64);
-        jobs.kafka = kafka::Bus::from_env().map_err(|e| e.to_string())?;
+        jobs.kafka = kafka::Bus::from_env()?;
         Ok(Arc::new(jobs))
     }
 
@@ -240,7 +252,9 @@ impl Jobs {
             None | Some(Value::Null) => None,
             Some(Value::String(url)) => match callback::check(&route.callback, &url).await {
                 Ok(spec) => Some(spec),
-                Err(msg) => return FlowAnswer::error(400, "invalid_callback_url", msg, None),
+                Err(e) => {
+                    return FlowAnswer::error(400, "invalid_callback_url", e.to_string(), None)
+                }
             },
             Some(_) => {
                 return FlowAnswer::error(

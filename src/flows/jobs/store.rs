@@ -119,8 +119,13 @@ impl Store {
     }
 
     /// A Redis store on `url` (connected on first use).
-    pub fn redis(url: &str, ttl: Duration, prefix: &str) -> Result<Self, String> {
-        let client = redis_connect::client_from_env(url).map_err(|e| format!("REDIS_URL: {e}"))?;
+    /// The error is the client's; [`super::JobsError::Redis`] names the variable.
+    pub fn redis(
+        url: &str,
+        ttl: Duration,
+        prefix: &str,
+    ) -> Result<Self, redis_connect::ConnectError> {
+        let client = redis_connect::client_from_env(url)?;
         Ok(Store::Redis(Box::new(RedisStore {
             client,
             conn: tokio::sync::OnceCell::new(),
