@@ -6,18 +6,9 @@
 //! The crate is a library with a thin binary (`src/main.rs`) so that tests can
 //! start the real server on an ephemeral port with [`serve`].
 
-#[path = "../../common/env.rs"]
-pub mod env;
-#[path = "../../common/error.rs"]
-pub mod error;
-#[path = "../../common/http.rs"]
-pub mod http;
-#[path = "../../common/json.rs"]
-pub mod json;
-#[path = "../../common/shutdown.rs"]
-pub mod shutdown;
-#[path = "../../common/telemetry.rs"]
-pub mod telemetry;
+// the HTTP plumbing shared with the other backend (crates/backend-common), at the
+// crate root as before: `crate::error::ApiError`, `api_generation::telemetry`
+pub use backend_common::{env, error, http, json, shutdown, telemetry};
 
 pub mod api;
 pub mod app;
