@@ -430,3 +430,28 @@ async fn a_path_that_reaches_another_route_without_case_is_refused() {
     // and a path no route has without case stays a 404
     assert!(get(&gw, "/API/V2/x", &[]).starts_with("HTTP/1.1 404"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_named_twice_is_refused_with_the_gateways_answer() {
+    let up = Counting::start().await;
+    let gw = start(&up, "");
+    for head in [
+        "GET http://other.example/api/v1/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /api/v1/x HTTP/1.1\r\nHost: x\r\nHost: y\r\nConnection: close\r\n\r\n",
+        "GET /api/v1/x HTTP/1.1\r\nHost: admin@x\r\nConnection: close\r\n\r\n",
+    ] {
+        let r = raw_request(gw.port, head).unwrap();
+        assert!(r.starts_with("HTTP/1.1 400"), "{head:?}: {r}");
+        assert!(r.to_ascii_lowercase().contains("x-request-id:"), "{r}");
+        assert_eq!(raw_json(&r)["error"], "bad_request", "{r}");
+    }
+    assert_eq!(up.hits(), 0);
+    // an absolute-form target naming the Host it carries is served
+    let r = raw_request(
+        gw.port,
+        "GET http://x/api/v1/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(raw_json(&r)["path"], "/api/v1/x");
+}

@@ -34,6 +34,10 @@ pub enum Refusal {
     UriTooLong,
     /// The head is larger than `server.max_header_size`, or has too many headers.
     HeaderTooLarge,
+    /// Two `Host` fields, userinfo (`user@`) in the authority, or an absolute-form
+    /// target whose authority is not the `Host` field (RFC 9112 §3.2.2): which host
+    /// the request is for would depend on who reads it.
+    AmbiguousHost,
 }
 
 impl Refusal {
@@ -56,6 +60,11 @@ impl Refusal {
                 "Transfer-Encoding must end with chunked (and needs HTTP/1.1)",
             ),
             Refusal::UriTooLong => (414, "uri_too_long", "the request target is too long"),
+            Refusal::AmbiguousHost => (
+                400,
+                "ambiguous_host",
+                "the request names its host twice (two Host fields, userinfo, or an absolute-form target whose authority is not the Host field)",
+            ),
             Refusal::HeaderTooLarge => (
                 431,
                 "header_too_large",
@@ -256,8 +265,14 @@ fn checked_head(req: &httparse::Request<'_, '_>, len: usize, limit: usize) -> Re
     let mut te_last: Option<&[u8]> = None;
     let mut length: Option<u64> = None;
     let mut bad_length = false;
+    let mut host: Option<&[u8]> = None;
     for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+        if h.name.eq_ignore_ascii_case("host") {
+            if host.is_some() || h.value.contains(&b'@') {
+                return Err(Refusal::AmbiguousHost);
+            }
+            host = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             te_last = Some(h.value);
         } else if h.name.eq_ignore_ascii_case("content-length") {
             for part in h.value.split(|&b| b == b',') {
@@ -266,6 +281,11 @@ fn checked_head(req: &httparse::Request<'_, '_>, len: usize, limit: usize) -> Re
                     _ => bad_length = true,
                 }
             }
+        }
+    }
+    if let Some(authority) = absolute_authority(target) {
+        if authority.contains(&b'@') || host.is_some_and(|h| !h.eq_ignore_ascii_case(authority)) {
+            return Err(Refusal::AmbiguousHost);
         }
     }
     if let Some(te) = te_last {
@@ -278,6 +298,20 @@ fn checked_head(req: &httparse::Request<'_, '_>, len: usize, limit: usize) -> Re
         return Err(Refusal::BadContentLength);
     }
     Ok(())
+}
+
+/// The authority of an absolute-form `http://` or `https://` target.
+fn absolute_authority(target: &str) -> Option<&[u8]> {
+    let b = target.as_bytes();
+    let rest = ["http://", "https://"].iter().find_map(|s| {
+        (b.len() >= s.len() && b[..s.len()].eq_ignore_ascii_case(s.as_bytes()))
+            .then(|| &b[s.len()..])
+    })?;
+    let end = rest
+        .iter()
+        .position(|&c| matches!(c, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
 }
 
 /// One `Content-Length` element: digits only (optional surrounding whitespace).
@@ -336,5 +370,22 @@ mod tests {
             check(b"GET /aaaa", 4),
             Checked::Refused(Refusal::UriTooLong, _)
         ));
+    }
+
+    #[test]
+    fn ambiguous_hosts_are_refused() {
+        for head in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+            b"GET http://a/x HTTP/1.1\r\nHost: b\r\n\r\n",
+            b"GET HTTP://u@a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert_eq!(refused(head), Some(Refusal::AmbiguousHost), "{head:?}");
+        }
+        assert_eq!(
+            refused(b"GET http://a:8080/x HTTP/1.1\r\nHost: A:8080\r\n\r\n"),
+            None
+        );
+        assert_eq!(refused(b"GET https://a HTTP/1.1\r\nHost: a\r\n\r\n"), None);
     }
 }
