@@ -181,7 +181,6 @@ fn unauthorized(message: String) -> Flow {
 
 #[async_trait]
 impl Plugin for Mtls {
-
     async fn on_request(
         &self,
         req: &mut RequestHeader,

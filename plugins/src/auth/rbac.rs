@@ -100,7 +100,6 @@ pub struct Rbac {
 
 #[async_trait]
 impl Plugin for Rbac {
-
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -132,7 +132,6 @@ impl ConcurrencyLimit {
 
 #[async_trait]
 impl Plugin for ConcurrencyLimit {
-
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -70,7 +70,6 @@ fn bearer(req: &RequestHeader) -> Option<&str> {
 
 #[async_trait]
 impl Plugin for Jwt {
-
     async fn on_request(
         &self,
         req: &mut RequestHeader,

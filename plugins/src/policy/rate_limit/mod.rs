@@ -338,7 +338,6 @@ fn redis_store(
 
 #[async_trait]
 impl Plugin for RateLimit {
-
     async fn on_request(
         &self,
         req: &mut RequestHeader,
