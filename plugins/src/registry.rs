@@ -23,7 +23,7 @@ pub const BUILT_IN: &[PluginSpec] = &[
     PluginSpec::of::<crate::BasicAuth>(),
     PluginSpec::of::<crate::Token>(),
     PluginSpec::of::<crate::Rbac>(),
-    PluginSpec::of::<crate::policy::compression::Compression>(),
+    PluginSpec::of::<crate::policy::compress::Compress>(),
 ];
 
 /// The spec of a built-in plugin.

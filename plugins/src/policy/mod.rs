@@ -4,7 +4,7 @@
 
 pub mod body_limit;
 pub mod client_addr;
-pub mod compression;
+pub mod compress;
 pub mod concurrency;
 pub mod cors;
 pub mod headers;

@@ -1,4 +1,4 @@
-//! The `compression` plugin through a real gateway: brotli and gzip by the client's
+//! The `compress` plugin through a real gateway: zstd, brotli and gzip by the client's
 //! `Accept-Encoding` (decoded here to the upstream's exact bytes), identity when the
 //! client accepts neither, for small answers, incompressible types and answers the
 //! upstream encoded already; a streamed answer arrives compressed chunk by chunk, before
@@ -69,6 +69,10 @@ fn decode(encoding: &str, bytes: &[u8]) -> String {
         "br" => brotli::Decompressor::new(bytes, 4096)
             .read_to_string(&mut out)
             .unwrap(),
+        "zstd" => zstd::stream::read::Decoder::new(bytes)
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap(),
         other => panic!("unexpected coding {other}"),
     };
     out
@@ -91,7 +95,7 @@ routes:
   - name: c
     match: {{ path_prefix: / }}
     upstream: u
-    plugins: [{{ name: compression }}]
+    plugins: [{{ name: compress }}]
 "#
     ));
     // no automatic decompression: the raw coding is what is checked
@@ -106,6 +110,7 @@ routes:
     };
     let original = big_json();
     for (accept, want) in [
+        ("gzip, deflate, br, zstd", "zstd"),
         ("gzip, deflate, br", "br"),
         ("gzip", "gzip"),
         ("br;q=0.4, gzip", "gzip"),
@@ -167,7 +172,7 @@ routes:
   - name: c
     match: {{ path_prefix: / }}
     upstream: u
-    plugins: [{{ name: compression, algorithms: [gzip] }}]
+    plugins: [{{ name: compress, algorithms: [gzip] }}]
 "#
     ));
     let c = reqwest::Client::new();

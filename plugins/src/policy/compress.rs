@@ -1,12 +1,12 @@
-//! `compression`: compresses proxied answers with brotli or gzip when the client accepts
-//! it (`Accept-Encoding`, q-values honoured), the content type is compressible and the
+//! `compress`: compresses proxied answers with zstd, brotli or gzip when the client
+//! accepts it (`Accept-Encoding`, q-values honoured), the content type is compressible and the
 //! answer is large enough. Streaming: each chunk is compressed and flushed as it comes,
 //! so server-sent events and token streams keep flowing; nothing is buffered. Answers
 //! that already carry a `Content-Encoding`, `206`, `204`, `304`, `HEAD` and `no-transform`
 //! answers are left alone. `Vary: Accept-Encoding` is added to every compressible answer.
 //!
 //! ```yaml
-//! - { name: compression, algorithms: [br, gzip], min_size: 1KiB }
+//! - { name: compress, algorithms: [zstd, br, gzip], min_size: 1KiB }
 //! ```
 
 use super::units::Size;
@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
+    /// Zstandard (RFC 8878), `Content-Encoding: zstd`.
+    Zstd,
     /// Brotli (RFC 7932), `Content-Encoding: br`.
     Br,
     /// gzip (RFC 1952).
@@ -38,6 +40,7 @@ pub enum Algorithm {
 impl Algorithm {
     fn token(self) -> &'static str {
         match self {
+            Algorithm::Zstd => "zstd",
             Algorithm::Br => "br",
             Algorithm::Gzip => "gzip",
         }
@@ -45,7 +48,7 @@ impl Algorithm {
 }
 
 fn default_algorithms() -> Vec<Algorithm> {
-    vec![Algorithm::Br, Algorithm::Gzip]
+    vec![Algorithm::Zstd, Algorithm::Br, Algorithm::Gzip]
 }
 
 fn default_types() -> Vec<String> {
@@ -73,9 +76,9 @@ fn default_level() -> u32 {
 /// Compression settings.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CompressionSettings {
-    /// Codings offered, in the server's order of preference (default `[br, gzip]`); a
-    /// client's higher q-value wins over this order.
+pub struct CompressSettings {
+    /// Codings offered, in the server's order of preference (default `[zstd, br,
+    /// gzip]`); a client's higher q-value wins over this order.
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<Algorithm>,
     /// Compressible content types (`type/subtype`, or `type/*`); default JSON, NDJSON,
@@ -87,12 +90,13 @@ pub struct CompressionSettings {
     /// answers of unknown length (streams) are compressed.
     #[serde(default = "default_min_size")]
     pub min_size: Size,
-    /// 1 (fastest) to 9 (smallest) for gzip, mapped onto brotli's 0-11 (default 5).
+    /// 1 (fastest) to 9 (smallest): gzip's and zstd's level, brotli's quality + 1
+    /// (default 5).
     #[serde(default = "default_level")]
     pub level: u32,
 }
 
-pub struct Compression {
+pub struct Compress {
     algorithms: Vec<Algorithm>,
     types: Vec<String>,
     min_size: u64,
@@ -108,6 +112,7 @@ struct Chosen(Algorithm);
 struct Encoding(Arc<Mutex<Encoder>>);
 
 enum Encoder {
+    Zstd(Box<zstd::stream::write::Encoder<'static, Vec<u8>>>),
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
     Br(Box<brotli::CompressorWriter<Vec<u8>>>),
     Done,
@@ -118,6 +123,18 @@ impl Encoder {
     /// at the end, the trailer too.
     fn push(&mut self, chunk: &[u8], end: bool) -> std::io::Result<Vec<u8>> {
         let out = match self {
+            Encoder::Zstd(e) => {
+                e.write_all(chunk)?;
+                if end {
+                    let e = std::mem::replace(self, Encoder::Done);
+                    return match e {
+                        Encoder::Zstd(e) => e.finish(),
+                        _ => Ok(Vec::new()),
+                    };
+                }
+                e.flush()?;
+                std::mem::take(e.get_mut())
+            }
             Encoder::Gzip(e) => {
                 e.write_all(chunk)?;
                 if end {
@@ -145,6 +162,20 @@ impl Encoder {
             Encoder::Done => Vec::new(),
         };
         Ok(out)
+    }
+}
+
+/// The bytes differ once compressed: a strong validator becomes a weak one (as nginx
+/// does).
+fn weaken_etag(resp: &mut ResponseHeader) {
+    if let Some(tag) = resp.headers.get(ETAG).cloned() {
+        if !tag.as_bytes().starts_with(b"W/") {
+            let mut weak = b"W/".to_vec();
+            weak.extend_from_slice(tag.as_bytes());
+            if let Ok(v) = HeaderValue::from_bytes(&weak) {
+                let _ = resp.insert_header(ETAG, v);
+            }
+        }
     }
 }
 
@@ -181,7 +212,7 @@ fn negotiate(accept: &str, offered: &[Algorithm]) -> Option<Algorithm> {
     best.map(|(_, _, a)| a)
 }
 
-impl Compression {
+impl Compress {
     fn compressible(&self, content_type: &str) -> bool {
         let ct = content_type
             .split(';')
@@ -195,8 +226,12 @@ impl Compression {
         })
     }
 
-    fn encoder(&self, a: Algorithm) -> Encoder {
-        match a {
+    fn encoder(&self, a: Algorithm) -> std::io::Result<Encoder> {
+        Ok(match a {
+            Algorithm::Zstd => Encoder::Zstd(Box::new(zstd::stream::write::Encoder::new(
+                Vec::new(),
+                self.level as i32,
+            )?)),
             Algorithm::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
                 flate2::Compression::new(self.level),
@@ -208,12 +243,12 @@ impl Compression {
                 (self.level + 1).min(11),
                 22,
             ))),
-        }
+        })
     }
 }
 
 #[async_trait]
-impl Plugin for Compression {
+impl Plugin for Compress {
     async fn on_request(
         &self,
         req: &mut RequestHeader,
@@ -268,20 +303,16 @@ impl Plugin for Compression {
         {
             return;
         }
-        let _ = resp.insert_header(CONTENT_ENCODING, HeaderValue::from_static(a.token()));
-        resp.remove_header(&CONTENT_LENGTH);
-        // the bytes differ now: a strong validator becomes a weak one (as nginx does)
-        if let Some(tag) = resp.headers.get(ETAG).cloned() {
-            if !tag.as_bytes().starts_with(b"W/") {
-                let mut weak = b"W/".to_vec();
-                weak.extend_from_slice(tag.as_bytes());
-                if let Ok(v) = HeaderValue::from_bytes(&weak) {
-                    let _ = resp.insert_header(ETAG, v);
-                }
+        match self.encoder(a) {
+            Ok(e) => {
+                let _ = resp.insert_header(CONTENT_ENCODING, HeaderValue::from_static(a.token()));
+                resp.remove_header(&CONTENT_LENGTH);
+                weaken_etag(resp);
+                ctx.extensions.insert(Encoding(Arc::new(Mutex::new(e))));
             }
+            // an encoder that cannot be made (zstd out of memory): sent as it is
+            Err(e) => tracing::warn!(plugin = "compress", error = %e, "no encoder"),
         }
-        ctx.extensions
-            .insert(Encoding(Arc::new(Mutex::new(self.encoder(a)))));
     }
 
     fn wants_response_body(&self) -> bool {
@@ -301,20 +332,20 @@ impl Plugin for Compression {
             Ok(out) => *body = Some(Bytes::from(out)),
             Err(e) => {
                 // an in-memory writer does not fail; if it ever does, the stream ends
-                tracing::warn!(plugin = "compression", error = %e, "cannot compress");
+                tracing::warn!(plugin = "compress", error = %e, "cannot compress");
                 *body = None;
             }
         }
     }
 }
 
-impl Factory for Compression {
-    const NAME: &'static str = "compression";
+impl Factory for Compress {
+    const NAME: &'static str = "compress";
     const SUMMARY: &'static str =
-        "Compress proxied answers with brotli or gzip (Accept-Encoding), streaming";
-    type Settings = CompressionSettings;
+        "Compress proxied answers with zstd, brotli or gzip (Accept-Encoding), streaming";
+    type Settings = CompressSettings;
 
-    fn build(s: CompressionSettings, _cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
+    fn build(s: CompressSettings, _cx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, SettingsError> {
         if s.algorithms.is_empty() {
             return Err(SettingsError::at(
                 "algorithms",
@@ -338,7 +369,7 @@ impl Factory for Compression {
                 ));
             }
         }
-        Ok(Arc::new(Compression {
+        Ok(Arc::new(Compress {
             algorithms: s.algorithms,
             types: s
                 .types
@@ -360,6 +391,12 @@ mod tests {
     #[test]
     fn negotiation_honours_q_values_then_server_order() {
         let both = [Algorithm::Br, Algorithm::Gzip];
+        let all = default_algorithms();
+        assert_eq!(
+            negotiate("gzip, deflate, br, zstd", &all),
+            Some(Algorithm::Zstd)
+        );
+        assert_eq!(negotiate("gzip, br", &all), Some(Algorithm::Br));
         assert_eq!(negotiate("gzip, deflate, br", &both), Some(Algorithm::Br));
         assert_eq!(negotiate("gzip", &both), Some(Algorithm::Gzip));
         assert_eq!(
@@ -376,15 +413,15 @@ mod tests {
 
     #[test]
     fn streams_round_trip() {
-        let c = Compression {
+        let c = Compress {
             algorithms: default_algorithms(),
             types: default_types(),
             min_size: 0,
             level: 5,
         };
         let text = "the quick brown fox jumps over the lazy dog ".repeat(200);
-        for a in [Algorithm::Gzip, Algorithm::Br] {
-            let mut enc = c.encoder(a);
+        for a in [Algorithm::Gzip, Algorithm::Br, Algorithm::Zstd] {
+            let mut enc = c.encoder(a).unwrap();
             let mut out = Vec::new();
             for (i, chunk) in text.as_bytes().chunks(700).enumerate() {
                 let got = enc.push(chunk, false).unwrap();
@@ -401,6 +438,10 @@ mod tests {
                     .read_to_string(&mut back)
                     .unwrap(),
                 Algorithm::Br => brotli::Decompressor::new(&out[..], 4096)
+                    .read_to_string(&mut back)
+                    .unwrap(),
+                Algorithm::Zstd => zstd::stream::read::Decoder::new(&out[..])
+                    .unwrap()
                     .read_to_string(&mut back)
                     .unwrap(),
             };
