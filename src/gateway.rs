@@ -131,7 +131,7 @@ impl Gateway {
                 .filter(|r| (0.0..=1.0).contains(r))
                 .unwrap_or(1.0),
             trace_context: true,
-            otel: crate::observability::otel::Otel::from_env()?,
+            otel: crate::observability::otel::Otel::from_env().map_err(|e| e.to_string())?,
             client_verifier: std::sync::OnceLock::new(),
             last: Mutex::new((fp, true)),
             draining: std::sync::atomic::AtomicBool::new(false),

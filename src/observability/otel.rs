@@ -70,9 +70,14 @@ pub struct RequestSpan<'a> {
     pub error: Option<String>,
 }
 
+/// The OTLP exporter cannot be built from the `OTEL_*` settings.
+#[derive(Debug, thiserror::Error)]
+#[error("OTLP exporter: {0}")]
+pub struct OtelError(#[source] pub opentelemetry_otlp::ExporterBuildError);
+
 impl Otel {
     /// Built when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set.
-    pub fn from_env() -> Result<Option<Self>, String> {
+    pub fn from_env() -> Result<Option<Self>, OtelError> {
         let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
         if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
             return Ok(None);
@@ -85,7 +90,7 @@ impl Otel {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()
-            .map_err(|e| format!("OTLP exporter: {e}"))?;
+            .map_err(OtelError)?;
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(

@@ -94,31 +94,50 @@ pub struct ApiKey {
     metrics: PluginMetrics,
 }
 
+/// A key file that is refused; the message names the entry (`consumers[2].key_sha256`).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Not YAML, or not the file's shape; `path` is where in the document.
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("consumers[{0}].name: empty name")]
+    EmptyName(usize),
+    #[error("consumers[{0}].key_sha256: not a SHA-256 in hex (64 characters)")]
+    NotSha256(usize),
+    #[error("consumers[{index}].name: `{name}` appears twice")]
+    DuplicateName { index: usize, name: String },
+    #[error("consumers[{0}].key_sha256: the same key as another consumer")]
+    DuplicateKey(usize),
+}
+
 /// Parses a key file; errors name the entry (`consumers[2].key_sha256`) or the line.
-fn parse_keys(text: &str) -> Result<Vec<Consumer>, String> {
+fn parse_keys(text: &str) -> Result<Vec<Consumer>, KeyFileError> {
     let file: KeyFile = serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text))
-        .map_err(|e| {
-            let path = e.path().to_string();
-            format!("{path}: {}", e.into_inner())
+        .map_err(|e| KeyFileError::Parse {
+            path: e.path().to_string(),
+            source: e.into_inner(),
         })?;
     let mut out: Vec<Consumer> = Vec::with_capacity(file.consumers.len());
     for (i, c) in file.consumers.into_iter().enumerate() {
-        let at = |f: &str| format!("consumers[{i}].{f}");
         if c.name.trim().is_empty() {
-            return Err(format!("{}: empty name", at("name")));
+            return Err(KeyFileError::EmptyName(i));
         }
         let bytes = hex::decode(c.key_sha256.trim())
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| format!("{}: not a SHA-256 in hex (64 characters)", at("key_sha256")))?;
+            .ok_or(KeyFileError::NotSha256(i))?;
         if out.iter().any(|o| o.identity.consumer == c.name) {
-            return Err(format!("{}: `{}` appears twice", at("name"), c.name));
+            return Err(KeyFileError::DuplicateName {
+                index: i,
+                name: c.name,
+            });
         }
         if out.iter().any(|o| o.hash == bytes) {
-            return Err(format!(
-                "{}: the same key as another consumer",
-                at("key_sha256")
-            ));
+            return Err(KeyFileError::DuplicateKey(i));
         }
         let mut identity = Identity::new(c.name, CredentialKind::ApiKey);
         identity.roles = c.roles;
@@ -175,7 +194,6 @@ fn without_param(query: &str, name: &str) -> String {
 
 #[async_trait]
 impl Plugin for ApiKey {
-
     async fn on_request(
         &self,
         req: &mut RequestHeader,
@@ -327,15 +345,21 @@ mod tests {
         let e = parse_keys("consumers:\n  - { name: a, key_sha256: nothex }\n")
             .err()
             .unwrap();
+        assert!(matches!(e, KeyFileError::NotSha256(0)), "{e}");
+        let e = e.to_string();
         assert!(e.starts_with("consumers[0].key_sha256"), "{e}");
         let e = parse_keys("consumers:\n  - { name: a, key: x }\n")
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("unknown field"), "{e}");
         let dup = format!(
             "consumers:\n  - {{ name: a, key_sha256: \"{0}\" }}\n  - {{ name: b, key_sha256: \"{0}\" }}\n",
             sha("x")
         );
-        assert!(parse_keys(&dup).err().unwrap().contains("consumers[1]"));
+        assert!(matches!(
+            parse_keys(&dup).err(),
+            Some(KeyFileError::DuplicateKey(1))
+        ));
     }
 }

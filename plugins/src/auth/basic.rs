@@ -78,8 +78,19 @@ pub struct BasicAuth {
     metrics: PluginMetrics,
 }
 
+/// A line of an htpasswd file that is refused (lines count from 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HtpasswdError {
+    #[error("line {0}: expected `user:hash`")]
+    NoSeparator(usize),
+    #[error("line {line}: the hash of `{user}` is not bcrypt (create it with `htpasswd -B`)")]
+    NotBcrypt { line: usize, user: String },
+    #[error("line {line}: `{user}` appears twice")]
+    Duplicate { line: usize, user: String },
+}
+
 /// Parses htpasswd lines; an error names its line.
-fn parse_htpasswd(text: &str) -> Result<HashMap<String, String>, String> {
+fn parse_htpasswd(text: &str) -> Result<HashMap<String, String>, HtpasswdError> {
     let mut users = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -88,17 +99,20 @@ fn parse_htpasswd(text: &str) -> Result<HashMap<String, String>, String> {
         }
         let (user, hash) = line
             .split_once(':')
-            .ok_or_else(|| format!("line {}: expected `user:hash`", n + 1))?;
+            .ok_or(HtpasswdError::NoSeparator(n + 1))?;
         if !(hash.starts_with("$2y$") || hash.starts_with("$2b$") || hash.starts_with("$2a$"))
             || hash.parse::<bcrypt::HashParts>().is_err()
         {
-            return Err(format!(
-                "line {}: the hash of `{user}` is not bcrypt (create it with `htpasswd -B`)",
-                n + 1
-            ));
+            return Err(HtpasswdError::NotBcrypt {
+                line: n + 1,
+                user: user.to_string(),
+            });
         }
         if users.insert(user.to_string(), hash.to_string()).is_some() {
-            return Err(format!("line {}: `{user}` appears twice", n + 1));
+            return Err(HtpasswdError::Duplicate {
+                line: n + 1,
+                user: user.to_string(),
+            });
         }
     }
     Ok(users)
@@ -174,7 +188,6 @@ impl BasicAuth {
 
 #[async_trait]
 impl Plugin for BasicAuth {
-
     async fn on_request(
         &self,
         req: &mut RequestHeader,
@@ -289,8 +302,10 @@ mod tests {
     #[test]
     fn htpasswd_errors_name_the_line() {
         let e = parse_htpasswd("alice:{SHA}abc\n").err().unwrap();
-        assert!(e.starts_with("line 1"), "{e}");
+        assert!(matches!(e, HtpasswdError::NotBcrypt { line: 1, .. }), "{e}");
+        assert!(e.to_string().starts_with("line 1"), "{e}");
         let e = parse_htpasswd("\nbob\n").err().unwrap();
-        assert!(e.starts_with("line 2"), "{e}");
+        assert_eq!(e, HtpasswdError::NoSeparator(2));
+        assert_eq!(e.to_string(), "line 2: expected `user:hash`");
     }
 }

@@ -60,6 +60,17 @@ pub struct CorsSettings {
     pub max_age: Period,
 }
 
+/// An `allow_origins` entry that is refused (lower-cased as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum OriginError {
+    #[error("`{0}`: a suffix looks like `https://*.example.com`")]
+    BadSuffix(String),
+    #[error(
+        "`{0}`: an origin looks like `https://app.example.com` (or `https://*.example.com`, `*`)"
+    )]
+    BadOrigin(String),
+}
+
 /// One allowed-origin entry.
 #[derive(Debug, Clone)]
 enum OriginRule {
@@ -73,7 +84,7 @@ enum OriginRule {
 }
 
 impl OriginRule {
-    fn parse(s: &str) -> Result<Self, String> {
+    fn parse(s: &str) -> Result<Self, OriginError> {
         let s = s.trim().to_ascii_lowercase();
         if s == "*" {
             return Ok(Self::Any);
@@ -84,9 +95,7 @@ impl OriginRule {
         };
         if let Some(suffix) = rest.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') || suffix.contains('/') {
-                return Err(format!(
-                    "`{s}`: a suffix looks like `https://*.example.com`"
-                ));
+                return Err(OriginError::BadSuffix(s));
             }
             return Ok(Self::Suffix {
                 scheme,
@@ -94,9 +103,7 @@ impl OriginRule {
             });
         }
         if scheme.is_none() || rest.is_empty() || rest.contains('*') || rest.contains('/') {
-            return Err(format!(
-                "`{s}`: an origin looks like `https://app.example.com` (or `https://*.example.com`, `*`)"
-            ));
+            return Err(OriginError::BadOrigin(s));
         }
         Ok(Self::Exact(s))
     }
@@ -162,7 +169,7 @@ impl Cors {
             .enumerate()
             .map(|(i, o)| {
                 OriginRule::parse(o)
-                    .map_err(|e| SettingsError::at(format!("allow_origins[{i}]"), e))
+                    .map_err(|e| SettingsError::at(format!("allow_origins[{i}]"), e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let methods = s
@@ -207,7 +214,6 @@ impl Cors {
 
 #[async_trait]
 impl Plugin for Cors {
-
     fn answers_preflight(&self) -> bool {
         true
     }
@@ -311,7 +317,10 @@ mod tests {
         assert!(!suf.matches("http://a.example.com"));
         assert!(r("*.example.com").matches("http://a.example.com"));
         assert!(r("*").matches("https://anything"));
-        assert!(OriginRule::parse("app.example.com").is_err());
+        assert_eq!(
+            OriginRule::parse("app.example.com").err(),
+            Some(OriginError::BadOrigin("app.example.com".into()))
+        );
         assert!(OriginRule::parse("https://*").is_err());
     }
 }

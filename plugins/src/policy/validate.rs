@@ -43,6 +43,11 @@ fn default_max_body() -> Size {
     Size(1 << 20)
 }
 
+/// The request body is not JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("the body is not JSON: {0}")]
+pub struct NotJson(#[source] serde_json::Error);
+
 pub struct Validate {
     validator: jsonschema::Validator,
     max_body: u64,
@@ -88,9 +93,8 @@ impl Validate {
     }
 
     /// The violations of `body`, each `{pointer, message}`; `Err`: not JSON.
-    fn violations(&self, body: &[u8]) -> Result<Vec<serde_json::Value>, String> {
-        let v: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    fn violations(&self, body: &[u8]) -> Result<Vec<serde_json::Value>, NotJson> {
+        let v: serde_json::Value = serde_json::from_slice(body).map_err(NotJson)?;
         Ok(self
             .validator
             .iter_errors(&v)
@@ -107,7 +111,6 @@ impl Validate {
 
 #[async_trait]
 impl Plugin for Validate {
-
     fn wants_body(&self) -> bool {
         true
     }
@@ -146,9 +149,9 @@ impl Plugin for Validate {
                 .with_details(serde_json::json!({ "violations": v }))
                 .blocked_as("validation"),
             ),
-            Err(msg) => {
-                Flow::Respond(Reply::error(400, "invalid_json", msg).blocked_as("validation"))
-            }
+            Err(e) => Flow::Respond(
+                Reply::error(400, "invalid_json", e.to_string()).blocked_as("validation"),
+            ),
         })
     }
 }

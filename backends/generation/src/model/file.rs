@@ -88,6 +88,29 @@ pub enum ModelFileError {
     },
 }
 
+/// Why a stored distribution is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DistributionError {
+    /// Tokens and counts differ in length.
+    #[error("a distribution has as many tokens as counts")]
+    Lengths,
+    /// No token at all.
+    #[error("empty distribution")]
+    Empty,
+    /// Tokens are not strictly ascending.
+    #[error("distribution tokens are not in ascending order")]
+    Unordered,
+    /// A token id is not in the vocabulary.
+    #[error("token id outside the vocabulary")]
+    UnknownToken,
+    /// A count of 0.
+    #[error("zero count")]
+    ZeroCount,
+    /// The counts add up beyond `u64`.
+    #[error("counts overflow")]
+    Overflow,
+}
+
 /// The fields read first, to refuse another format or version clearly.
 #[derive(Deserialize)]
 struct Header {
@@ -131,28 +154,31 @@ impl Distribution {
         }
     }
 
-    fn from_stored(stored: StoredDistribution, vocabulary: usize) -> Result<Self, String> {
+    fn from_stored(
+        stored: StoredDistribution,
+        vocabulary: usize,
+    ) -> Result<Self, DistributionError> {
         if stored.tokens.len() != stored.counts.len() {
-            return Err("a distribution has as many tokens as counts".to_owned());
+            return Err(DistributionError::Lengths);
         }
         if stored.tokens.is_empty() {
-            return Err("empty distribution".to_owned());
+            return Err(DistributionError::Empty);
         }
         if !stored.tokens.windows(2).all(|w| w[0] < w[1]) {
-            return Err("distribution tokens are not in ascending order".to_owned());
+            return Err(DistributionError::Unordered);
         }
         if stored.tokens.iter().any(|&t| t as usize >= vocabulary) {
-            return Err("token id outside the vocabulary".to_owned());
+            return Err(DistributionError::UnknownToken);
         }
         let mut total: u64 = 0;
         let mut cumulative = Vec::with_capacity(stored.counts.len());
         for count in stored.counts {
             if count == 0 {
-                return Err("zero count".to_owned());
+                return Err(DistributionError::ZeroCount);
             }
             total = total
                 .checked_add(count)
-                .ok_or_else(|| "counts overflow".to_owned())?;
+                .ok_or(DistributionError::Overflow)?;
             cumulative.push(total);
         }
         Ok(Self {
@@ -238,6 +264,7 @@ impl NgramModel {
             path: PathBuf::new(),
             reason,
         };
+        let bad = |e: DistributionError| invalid(e.to_string());
         let size = file.vocabulary.len();
         if size == 0 || u32::try_from(size).is_err() {
             return Err(invalid(format!("vocabulary of {size} tokens")));
@@ -255,20 +282,20 @@ impl NgramModel {
             if k as usize >= size {
                 return Err(invalid("bigram context outside the vocabulary".to_owned()));
             }
-            bigram.insert(k, Distribution::from_stored(d, size).map_err(invalid)?);
+            bigram.insert(k, Distribution::from_stored(d, size).map_err(bad)?);
         }
         let mut trigram = HashMap::with_capacity(file.trigram.len());
         for (a, b, d) in file.trigram {
             if a as usize >= size || b as usize >= size {
                 return Err(invalid("trigram context outside the vocabulary".to_owned()));
             }
-            trigram.insert((a, b), Distribution::from_stored(d, size).map_err(invalid)?);
+            trigram.insert((a, b), Distribution::from_stored(d, size).map_err(bad)?);
         }
         Ok(Self {
             name: file.name,
             display: file.vocabulary,
             index,
-            unigram: Distribution::from_stored(file.unigram, size).map_err(invalid)?,
+            unigram: Distribution::from_stored(file.unigram, size).map_err(bad)?,
             bigram,
             trigram,
             corpus_tokens: usize::try_from(file.corpus_tokens).unwrap_or(usize::MAX),

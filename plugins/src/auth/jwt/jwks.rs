@@ -6,7 +6,7 @@
 //! The background refresher is a thread of its own (with a small runtime), started
 //! only by a live build: a dry build (`check`, validation) opens nothing.
 
-use super::keys::{parse_jwks, Key};
+use super::keys::{parse_jwks, JwksError, Key};
 use crate::PluginMetrics;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -130,21 +130,21 @@ impl JwksCache {
         true
     }
 
-    async fn download(&self) -> Result<Vec<Key>, String> {
-        let client = self.client.as_ref().ok_or("no HTTP client")?;
+    async fn download(&self) -> Result<Vec<Key>, JwksError> {
+        let client = self.client.as_ref().ok_or(JwksError::NoClient)?;
         let mut resp = client
             .get(&self.url)
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(JwksError::Http)?;
         if !resp.status().is_success() {
-            return Err(format!("status {}", resp.status()));
+            return Err(JwksError::Status(resp.status()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = resp.chunk().await.map_err(JwksError::Http)? {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err("document larger than 1 MiB".into());
+                return Err(JwksError::TooLarge);
             }
             body.extend_from_slice(&chunk);
         }

@@ -229,8 +229,19 @@ impl Endpoint {
     }
 }
 
+/// Why the endpoint's HTTP client cannot be made from `ca_file`.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("not a PEM certificate bundle: {0}")]
+    NotPem(#[source] reqwest::Error),
+    #[error("no certificate in the file")]
+    NoCertificate,
+    #[error("cannot build the HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
 /// An HTTP client that trusts the system's roots, plus `ca` (PEM) when given.
-pub fn http_client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
+pub fn http_client(ca: Option<&[u8]>) -> Result<reqwest::Client, ClientError> {
     let mut b = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(30))
         .user_agent("api-gateway oauth2_introspection");
@@ -242,17 +253,15 @@ pub fn http_client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
         }
     }
     if let Some(pem) = ca {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(ClientError::NotPem)?;
         if certs.is_empty() {
-            return Err("no certificate in the file".into());
+            return Err(ClientError::NoCertificate);
         }
         for c in certs {
             b = b.add_root_certificate(c);
         }
     }
-    b.build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    b.build().map_err(ClientError::Build)
 }
 
 #[cfg(test)]

@@ -190,7 +190,7 @@ impl Introspection {
             let slot = cx.shared.state(&key, std::sync::OnceLock::new);
             if slot.get().is_none() {
                 let c = endpoint::http_client(ca.as_deref())
-                    .map_err(|e| SettingsError::at("ca_file", e))?;
+                    .map_err(|e| SettingsError::at("ca_file", e.to_string()))?;
                 let _ = slot.set(c);
             }
             slot.get().cloned()
@@ -280,7 +280,6 @@ fn refuse(status: u16, error: Option<&str>, message: &str, scope: Option<String>
 
 #[async_trait]
 impl Plugin for Introspection {
-
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -121,7 +121,7 @@ fn refresh_token_of(body: &Bytes) -> Option<String> {
 }
 
 impl Token {
-    fn unavailable(&self, e: String) -> PluginFailure {
+    fn unavailable(&self, e: store::StoreError) -> PluginFailure {
         self.metrics
             .dependency_errors
             .with_label_values(&["token", "redis"])
@@ -232,7 +232,6 @@ fn uuid_like() -> String {
 
 #[async_trait]
 impl Plugin for Token {
-
     fn wants_body(&self) -> bool {
         true
     }

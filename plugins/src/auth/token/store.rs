@@ -18,6 +18,19 @@ pub struct Record {
     pub expires: u64,
 }
 
+/// The Redis store did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("connect timed out")]
+    ConnectTimeout,
+    #[error("command timed out")]
+    CommandTimeout,
+    #[error("{0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("{0}")]
+    Encode(#[from] serde_json::Error),
+}
+
 /// A refresh-token store.
 pub enum Store {
     Memory(MemoryStore),
@@ -26,7 +39,7 @@ pub enum Store {
 
 impl Store {
     /// Keeps `rec` under `hash` until it expires.
-    pub async fn put(&self, hash: &str, rec: &Record, ttl: Duration) -> Result<(), String> {
+    pub async fn put(&self, hash: &str, rec: &Record, ttl: Duration) -> Result<(), StoreError> {
         match self {
             Store::Memory(m) => {
                 m.put(hash, rec);
@@ -37,7 +50,7 @@ impl Store {
     }
 
     /// Removes and returns the record under `hash` (single use).
-    pub async fn take(&self, hash: &str) -> Result<Option<Record>, String> {
+    pub async fn take(&self, hash: &str) -> Result<Option<Record>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.take(hash)),
             Store::Redis(r) => r.take(hash).await,
@@ -93,7 +106,7 @@ impl RedisStore {
         })
     }
 
-    async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+    async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, StoreError> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
@@ -103,29 +116,28 @@ impl RedisStore {
             self.client.get_multiplexed_async_connection(),
         )
         .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| StoreError::ConnectTimeout)??;
         *slot = Some(c.clone());
         Ok(c)
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, String> {
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
         let mut c = self.conn().await?;
         match tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<T>(&mut c)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 *self.conn.lock().await = None;
-                Err(e.to_string())
+                Err(e.into())
             }
             Err(_) => {
                 *self.conn.lock().await = None;
-                Err("command timed out".into())
+                Err(StoreError::CommandTimeout)
             }
         }
     }
 
-    async fn put(&self, hash: &str, rec: &Record, ttl: Duration) -> Result<(), String> {
-        let v = serde_json::to_string(rec).map_err(|e| e.to_string())?;
+    async fn put(&self, hash: &str, rec: &Record, ttl: Duration) -> Result<(), StoreError> {
+        let v = serde_json::to_string(rec)?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(format!("{PREFIX}{hash}"))
             .arg(v)
@@ -134,7 +146,7 @@ impl RedisStore {
         self.run::<()>(cmd).await
     }
 
-    async fn take(&self, hash: &str) -> Result<Option<Record>, String> {
+    async fn take(&self, hash: &str) -> Result<Option<Record>, StoreError> {
         let mut cmd = redis::cmd("GETDEL");
         cmd.arg(format!("{PREFIX}{hash}"));
         let v: Option<String> = self.run(cmd).await?;
