@@ -59,10 +59,10 @@ pub fn components() -> Map<String, Value> {
     settings.definitions_path = PREFIX.to_string();
     settings.meta_schema = None;
     let mut gen = SchemaGenerator::new(settings);
-    add::<api_generation::api::GenerateRequest>(&mut gen);
-    add::<api_generation::api::GenerateResponse>(&mut gen);
-    add::<api_enrichment::document::DocumentIn>(&mut gen);
-    add::<api_enrichment::document::EnrichedDocument>(&mut gen);
+    add::<backend_api::generation::GenerateRequest>(&mut gen);
+    add::<backend_api::generation::GenerateResponse>(&mut gen);
+    add::<backend_api::enrichment::DocumentIn>(&mut gen);
+    add::<backend_api::enrichment::EnrichedDocument>(&mut gen);
     add::<StepReport>(&mut gen);
     add::<Accepted>(&mut gen);
     add::<JobView>(&mut gen);

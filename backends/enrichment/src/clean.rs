@@ -13,30 +13,10 @@
 //! - runs of blank lines collapse to one blank line (paragraphs are kept);
 //!   leading and trailing blank lines are removed.
 
-use serde::{Deserialize, Serialize};
+pub use backend_api::enrichment::CleaningReport;
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 use crate::html;
-
-/// What cleaning did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct CleaningReport {
-    /// Characters in the input.
-    pub original_length: usize,
-    /// Characters in the cleaned text.
-    pub cleaned_length: usize,
-    /// Control and invisible characters removed.
-    pub control_chars_removed: usize,
-    /// HTML elements and comments removed (0 when the text had no markup).
-    #[serde(default)]
-    pub html_elements_removed: usize,
-    /// True when stray HTML was removed or character references decoded.
-    #[serde(default)]
-    pub html_removed: bool,
-    /// True when Unicode NFC normalisation changed the text.
-    #[serde(default)]
-    pub unicode_normalized: bool,
-}
 
 /// Cleans `input` (see the module docs).
 pub fn clean(input: &str) -> (String, CleaningReport) {

@@ -12,37 +12,11 @@
 //! - a `text` that is empty once cleaned;
 //! - an `id` or `title` that is present but blank.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+pub use backend_api::enrichment::{
+    DocumentIn, EnrichedDocument, SourceReport, SourceStatus, KNOWN_FIELDS,
+};
 
-use crate::clean::CleaningReport;
-use crate::entities::Entity;
 use crate::error::ApiError;
-use crate::keywords::Keyword;
-use crate::sentiment::Sentiment;
-use crate::stats::Readability;
-
-/// The fields a document may have.
-pub const KNOWN_FIELDS: [&str; 4] = ["text", "id", "title", "metadata"];
-
-/// Body of `POST /enrich`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct DocumentIn {
-    /// The text to clean and analyse.
-    pub text: String,
-    /// Caller's identifier, echoed.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Title, cleaned and echoed.
-    #[serde(default)]
-    pub title: Option<String>,
-    /// Free-form object, echoed unchanged.
-    #[serde(default)]
-    pub metadata: Option<Map<String, Value>>,
-    /// Fields not listed in [`KNOWN_FIELDS`].
-    #[serde(flatten)]
-    pub unknown: Map<String, Value>,
-}
 
 /// Checks a document whose text and title are already cleaned. Returns the
 /// warnings (lenient mode) or a 422 naming every problem (strict mode).
@@ -75,83 +49,4 @@ pub fn validate(
         return Err(ApiError::validation(problems.join("; ")));
     }
     Ok(problems)
-}
-
-/// Whether an analysis ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceStatus {
-    /// Ran and contributed to the result.
-    Ok,
-    /// Not run (not applicable or not configured); `detail` says why.
-    Skipped,
-    /// Ran and failed; `detail` says why. Only the external source can fail.
-    Failed,
-}
-
-/// One entry of the `sources` list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SourceReport {
-    /// `cleaning`, `language`, `statistics`, `readability`, `keywords`,
-    /// `sentiment`, `entities` or `external`.
-    pub name: String,
-    /// Outcome.
-    pub status: SourceStatus,
-    /// Reason of a skip or failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// Time spent, in milliseconds.
-    pub duration_ms: f64,
-}
-
-/// Body of a successful `POST /enrich`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EnrichedDocument {
-    /// The caller's `id`, if given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// The cleaned title, if given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    /// The cleaned text.
-    pub text: String,
-    /// The caller's metadata (`{}` when not given).
-    pub metadata: Map<String, Value>,
-    /// ISO 639-1 code (`en`, `fr`, `es`, `de`) or `und`.
-    pub language: String,
-    /// Share of stopword evidence for `language`, `[0, 1]`.
-    pub language_confidence: f64,
-    /// Number of words.
-    pub word_count: usize,
-    /// Number of sentences.
-    pub sentence_count: usize,
-    /// Number of characters of the cleaned text.
-    pub character_count: usize,
-    /// Flesch reading ease; null unless the language is English.
-    pub readability: Option<Readability>,
-    /// Most frequent non-stopwords.
-    pub keywords: Vec<Keyword>,
-    /// Lexicon sentiment (VADER); null when the language is detected as
-    /// another than English.
-    #[serde(default)]
-    pub sentiment: Option<Sentiment>,
-    /// Cities, countries, organisations and people named in the text, in
-    /// order of first appearance.
-    #[serde(default)]
-    pub entities: Vec<Entity>,
-    /// What cleaning changed.
-    pub cleaning: CleaningReport,
-    /// The external source's answer; null when skipped or failed.
-    pub external: Option<Value>,
-    /// Every analysis and whether it ran, in order.
-    pub sources: Vec<SourceReport>,
-    /// Validation findings tolerated in lenient mode.
-    pub warnings: Vec<String>,
-    /// True when a source failed (the result is complete otherwise).
-    pub degraded: bool,
-    /// True when served from the Redis cache (`REDIS_URL`).
-    #[serde(default)]
-    pub cached: bool,
-    /// Time spent, in milliseconds.
-    pub duration_ms: f64,
 }

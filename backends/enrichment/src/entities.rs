@@ -16,41 +16,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use aho_corasick::AhoCorasick;
-use serde::{Deserialize, Serialize};
+pub use backend_api::enrichment::{Entity, EntityKind};
 
 const CITIES: &str = include_str!("../data/cities.tsv");
 const COUNTRIES: &str = include_str!("../data/countries.tsv");
 const ORGANIZATIONS: &str = include_str!("../data/organizations.tsv");
 const PEOPLE: &str = include_str!("../data/people.tsv");
-
-/// Kind of a named entity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum EntityKind {
-    /// A person.
-    Person,
-    /// A company, institution or international organisation.
-    Organization,
-    /// A country.
-    Country,
-    /// A city.
-    City,
-}
-
-/// One entry of the `entities` field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Entity {
-    /// The name as written in the text.
-    pub text: String,
-    /// Its kind.
-    #[serde(rename = "type")]
-    pub kind: EntityKind,
-    /// Occurrences in the text.
-    pub count: usize,
-    /// ISO 3166-1 alpha-2 code of the country (cities and countries only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
-}
 
 struct Gazetteer {
     matcher: Option<AhoCorasick>,

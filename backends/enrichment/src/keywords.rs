@@ -6,18 +6,9 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+pub use backend_api::enrichment::Keyword;
 
 use crate::stopwords::is_stopword;
-
-/// A keyword and its number of occurrences.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Keyword {
-    /// The word, lowercase.
-    pub word: String,
-    /// Occurrences in the text.
-    pub count: usize,
-}
 
 /// The `limit` top keywords of lowercased `words`.
 pub fn top(words: &[String], limit: usize) -> Vec<Keyword> {

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use serde::{Deserialize, Serialize};
+pub use backend_api::enrichment::{Label, Sentiment};
 
 use crate::stats::round2;
 
@@ -40,31 +40,6 @@ static VALENCES: LazyLock<HashMap<&'static str, f64>> = LazyLock::new(|| {
         })
         .collect()
 });
-
-/// Overall tone of a text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Label {
-    /// Compound score at least 0.05.
-    Positive,
-    /// Between -0.05 and 0.05.
-    Neutral,
-    /// Compound score at most -0.05.
-    Negative,
-}
-
-/// The `sentiment` field of an enriched document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Sentiment {
-    /// `positive`, `neutral` or `negative`.
-    pub label: Label,
-    /// VADER compound score in `[-1, 1]`, 4 decimals.
-    pub score: f64,
-    /// Words that counted positively (after negation).
-    pub positive_words: usize,
-    /// Words that counted negatively (after negation).
-    pub negative_words: usize,
-}
 
 /// Number of entries in the embedded lexicon.
 pub fn lexicon_size() -> usize {

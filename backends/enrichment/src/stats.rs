@@ -9,7 +9,7 @@
 //! - Syllables use an English heuristic: groups of vowels (`aeiouy`), minus a
 //!   silent final `e` and a silent `-ed`/`-es`, at least one per word.
 
-use serde::{Deserialize, Serialize};
+pub use backend_api::enrichment::Readability;
 
 /// The words of `text`, lowercased, in order.
 pub fn words(text: &str) -> Vec<String> {
@@ -100,21 +100,6 @@ pub fn syllables(word: &str) -> usize {
         groups -= 1;
     }
     groups.max(1)
-}
-
-/// Flesch reading ease of an English text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Readability {
-    /// `206.835 − 1.015 × words/sentences − 84.6 × syllables/words`, rounded to
-    /// 2 decimals (not clamped: very short simple texts exceed 100).
-    pub flesch_reading_ease: f64,
-    /// `very easy` (≥ 90), `easy` (≥ 80), `fairly easy` (≥ 70), `standard`
-    /// (≥ 60), `fairly difficult` (≥ 50), `difficult` (≥ 30), else `very difficult`.
-    pub level: String,
-    /// Average words per sentence, 2 decimals.
-    pub words_per_sentence: f64,
-    /// Average syllables per word, 2 decimals.
-    pub syllables_per_word: f64,
 }
 
 /// The Flesch reading ease of `words` in `sentences` sentences; `None` when

@@ -20,73 +20,31 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+pub use backend_api::generation::{
+    GenerateRequest, GenerateResponse, DEFAULT_MAX_TOKENS, MAX_TOKENS_LIMIT,
+};
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::json::ValidJson;
 use crate::model::Generation;
 use crate::prng;
-use crate::queue::Priority;
-
-/// `max_tokens` when the request does not give one.
-pub const DEFAULT_MAX_TOKENS: u32 = 64;
-/// Largest accepted `max_tokens`.
-pub const MAX_TOKENS_LIMIT: u32 = 1024;
-
-/// Body of `POST /generate`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct GenerateRequest {
-    /// Text to continue; must contain a non-blank character.
-    #[schemars(regex(pattern = r"\S"))]
-    pub prompt: String,
-    /// Tokens to generate, `1..=1024`; default 64.
-    #[serde(default)]
-    #[schemars(range(min = 1, max = 1024))]
-    pub max_tokens: Option<u32>,
-    /// Seed of the sampler; makes the answer deterministic and cacheable.
-    #[serde(default)]
-    pub seed: Option<u64>,
-    /// Admission priority; default `normal`.
-    #[serde(default)]
-    pub priority: Priority,
-}
-
-/// Body of a successful `POST /generate`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct GenerateResponse {
-    /// The generated continuation (the prompt is not repeated).
-    pub text: String,
-    /// Name of the model that produced it.
-    pub model: String,
-    /// Number of tokens (words and punctuation marks) in `text`.
-    pub tokens: usize,
-    /// True when served from the result cache.
-    pub cached: bool,
-    /// Time spent answering, in milliseconds.
-    pub duration_ms: f64,
-    /// The seed used (the request's, or a random one).
-    pub seed: u64,
-}
 
 /// Cache key: (prompt, max_tokens, seed).
 pub type CacheKey = (String, u32, u64);
 
-impl GenerateRequest {
-    /// Checks the values; returns the effective `max_tokens`.
-    pub fn validate(&self) -> Result<u32, ApiError> {
-        if self.prompt.trim().is_empty() {
-            return Err(ApiError::validation("`prompt` must not be empty"));
-        }
-        let max_tokens = self.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-        if !(1..=MAX_TOKENS_LIMIT).contains(&max_tokens) {
-            return Err(ApiError::validation(format!(
-                "`max_tokens` must be between 1 and {MAX_TOKENS_LIMIT}, got {max_tokens}"
-            )));
-        }
-        Ok(max_tokens)
+/// Checks the values of `request`; returns the effective `max_tokens`.
+pub fn validate(request: &GenerateRequest) -> Result<u32, ApiError> {
+    if request.prompt.trim().is_empty() {
+        return Err(ApiError::validation("`prompt` must not be empty"));
     }
+    let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    if !(1..=MAX_TOKENS_LIMIT).contains(&max_tokens) {
+        return Err(ApiError::validation(format!(
+            "`max_tokens` must be between 1 and {MAX_TOKENS_LIMIT}, got {max_tokens}"
+        )));
+    }
+    Ok(max_tokens)
 }
 
 /// Handler of `POST /generate`.
@@ -105,7 +63,7 @@ pub async fn respond(
     channel: &str,
 ) -> Result<GenerateResponse, ApiError> {
     let started = Instant::now();
-    let max_tokens = request.validate()?;
+    let max_tokens = validate(&request)?;
     let metrics = state.metrics();
     let model = state.model();
     let key: Option<CacheKey> = request

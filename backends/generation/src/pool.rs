@@ -70,12 +70,9 @@ impl GenerationPool {
             }
             let _ = tx.send(job());
         });
-        let slot = match priority {
-            Priority::High => 0,
-            Priority::Normal => 1,
-            Priority::Low => 2,
-        };
-        self.senders[slot].send(boxed).map_err(|_| PoolStopped)?;
+        self.senders[priority.slot()]
+            .send(boxed)
+            .map_err(|_| PoolStopped)?;
         rx.await.map_err(|_| PoolStopped)
     }
 }

@@ -13,47 +13,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+pub use backend_api::generation::Priority;
 use tokio::sync::oneshot;
 
 use crate::metrics::QueueMetrics;
-
-/// Urgency of a request; `normal` when not given.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    /// Served after every `normal` and `high` waiter.
-    Low,
-    /// The default.
-    #[default]
-    Normal,
-    /// Served first.
-    High,
-}
-
-impl Priority {
-    /// Most urgent first: the order in which waiters are served.
-    pub const BY_URGENCY: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
-
-    /// The wire and metric-label name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Low => "low",
-            Priority::Normal => "normal",
-            Priority::High => "high",
-        }
-    }
-
-    fn slot(self) -> usize {
-        match self {
-            Priority::High => 0,
-            Priority::Normal => 1,
-            Priority::Low => 2,
-        }
-    }
-}
 
 /// The queue already holds `max_waiting` requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
