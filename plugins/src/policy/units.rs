@@ -154,7 +154,10 @@ mod tests {
         );
         let e = Period::parse("5").unwrap_err();
         assert!(matches!(e, UnitError::NoUnit { .. }), "{e:?}");
-        assert_eq!(e.to_string(), "duration `5` has no unit (write `5s`, `5ms`...)");
+        assert_eq!(
+            e.to_string(),
+            "duration `5` has no unit (write `5s`, `5ms`...)"
+        );
         assert_eq!(Size::parse("10MiB").unwrap().0, 10 << 20);
         assert_eq!(Size::parse("2KB").unwrap().0, 2000);
         assert!(Size::parse("3 furlongs").is_err());
