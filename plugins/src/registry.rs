@@ -24,6 +24,7 @@ pub const BUILT_IN: &[PluginSpec] = &[
     PluginSpec::of::<crate::Token>(),
     PluginSpec::of::<crate::Rbac>(),
     PluginSpec::of::<crate::policy::compress::Compress>(),
+    PluginSpec::of::<crate::policy::token_limit::TokenLimit>(),
 ];
 
 /// The spec of a built-in plugin.

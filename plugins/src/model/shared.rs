@@ -25,6 +25,9 @@ pub struct PluginMetrics {
     /// `gateway_plugin_dependency_errors_total{plugin,dependency}`: a store or endpoint
     /// a plugin needs failed (Redis down, JWKS endpoint unreachable...).
     pub dependency_errors: IntCounterVec,
+    /// `gateway_tokens_total{route,consumer}`: generation tokens charged by
+    /// `token_limit` (consumer: a configured name, else `anonymous`).
+    pub tokens: IntCounterVec,
 }
 
 impl PluginMetrics {
@@ -55,6 +58,11 @@ impl PluginMetrics {
                 "gateway_plugin_dependency_errors_total",
                 "Failures of a store or endpoint a plugin depends on",
                 &["plugin", "dependency"],
+            )?,
+            tokens: counter(
+                "gateway_tokens_total",
+                "Generation tokens charged by token_limit, by route and consumer",
+                &["route", "consumer"],
             )?,
         })
     }

@@ -10,5 +10,6 @@ pub mod cors;
 pub mod headers;
 pub mod ip_filter;
 pub mod rate_limit;
+pub mod token_limit;
 pub mod units;
 pub mod validate;

@@ -8,9 +8,9 @@
 //! ```
 
 mod gcra;
-mod headers;
-mod local;
-mod redis_store;
+pub(crate) mod headers;
+pub(crate) mod local;
+pub(crate) mod redis_store;
 mod sliding;
 
 use crate::policy::client_addr::TrustedProxies;
@@ -45,7 +45,7 @@ pub struct Decision {
 
 /// How requests are grouped into buckets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum KeyKind {
+pub(crate) enum KeyKind {
     /// The authenticated consumer; anonymous requests by client IP.
     Consumer,
     Ip,
@@ -167,7 +167,7 @@ pub struct RateLimit {
     shared: Arc<Shared>,
 }
 
-fn parse_key(s: &str) -> Result<KeyKind, SettingsError> {
+pub(crate) fn parse_key(s: &str) -> Result<KeyKind, SettingsError> {
     Ok(match s {
         "consumer" => KeyKind::Consumer,
         "ip" => KeyKind::Ip,
@@ -184,6 +184,33 @@ fn parse_key(s: &str) -> Result<KeyKind, SettingsError> {
             })?)
         }
     })
+}
+
+/// The bucket key of a request for `kind` (also `token_limit`'s).
+pub(crate) fn key_of(
+    kind: &KeyKind,
+    proxies: &TrustedProxies,
+    req: &RequestHeader,
+    info: &RequestInfo<'_>,
+    ctx: &PluginCtx,
+) -> String {
+    let ip = || {
+        proxies
+            .client_ip(info.client_ip, req)
+            .map_or_else(|| "ip:unknown".to_string(), |ip| format!("ip:{ip}"))
+    };
+    match kind {
+        KeyKind::Consumer => match ctx.consumer() {
+            Some(c) => format!("c:{c}"),
+            None => ip(),
+        },
+        KeyKind::Ip => ip(),
+        KeyKind::Route => "all".to_string(),
+        KeyKind::Header(h) => match req.headers.get(h) {
+            Some(v) => format!("h:{}", String::from_utf8_lossy(v.as_bytes())),
+            None => ip(),
+        },
+    }
 }
 
 impl RateLimit {
@@ -222,7 +249,7 @@ impl RateLimit {
             .state(&format!("rate_limit:{scope}"), LocalStore::default);
         let redis = match s.store {
             StoreKind::Local => None,
-            StoreKind::Redis => redis_store(&s, cx)?,
+            StoreKind::Redis => redis_store("rate_limit", &s.redis_url_env, s.store_timeout.0, cx)?,
         };
         Ok(Self {
             limiter,
@@ -240,23 +267,7 @@ impl RateLimit {
 
     /// The bucket key of a request.
     fn key_of(&self, req: &RequestHeader, info: &RequestInfo<'_>, ctx: &PluginCtx) -> String {
-        let ip = || {
-            self.proxies
-                .client_ip(info.client_ip, req)
-                .map_or_else(|| "ip:unknown".to_string(), |ip| format!("ip:{ip}"))
-        };
-        match &self.key {
-            KeyKind::Consumer => match ctx.consumer() {
-                Some(c) => format!("c:{c}"),
-                None => ip(),
-            },
-            KeyKind::Ip => ip(),
-            KeyKind::Route => "all".to_string(),
-            KeyKind::Header(h) => match req.headers.get(h) {
-                Some(v) => format!("h:{}", String::from_utf8_lossy(v.as_bytes())),
-                None => ip(),
-            },
-        }
+        key_of(&self.key, &self.proxies, req, info, ctx)
     }
 
     fn decide_local(&self, key: &str) -> Decision {
@@ -301,22 +312,24 @@ impl RateLimit {
     }
 }
 
-/// The Redis store named by `redis_url_env`, kept in `Shared` by URL. Dry builds open
-/// nothing; a serving gateway without the variable uses the local store (logged).
-fn redis_store(
-    s: &RateLimitSettings,
+/// The Redis store named by `redis_url_env`, kept in `Shared` by URL (one per process,
+/// shared by `rate_limit` and `token_limit`). Dry builds open nothing; a serving
+/// gateway without the variable uses local state (logged).
+pub(crate) fn redis_store(
+    plugin: &str,
+    redis_url_env: &str,
+    timeout: Duration,
     cx: &BuildCtx<'_>,
 ) -> Result<Option<Arc<RedisStore>>, SettingsError> {
-    let Some(url) = cx.shared.env(&s.redis_url_env) else {
+    let Some(url) = cx.shared.env(redis_url_env) else {
         if !cx.shared.is_dry() {
             tracing::warn!(
-                var = %s.redis_url_env,
-                "rate_limit: store is redis but the variable is not set; limits are local"
+                var = %redis_url_env,
+                "{plugin}: store is redis but the variable is not set; state is local"
             );
         }
         return Ok(None);
     };
-    let timeout = s.store_timeout.0;
     if timeout.is_zero() {
         return Err(SettingsError::at(
             "store_timeout",
@@ -328,7 +341,7 @@ fn redis_store(
     // nothing
     let tls = redis_connect::TlsFiles::from_lookup(|k| cx.shared.env(k));
     let store = RedisStore::new(&url, &tls, timeout)
-        .map_err(|e| SettingsError::at("redis_url_env", format!("{}: {e}", s.redis_url_env)))?;
+        .map_err(|e| SettingsError::at("redis_url_env", format!("{redis_url_env}: {e}")))?;
     if cx.shared.is_dry() {
         return Ok(None);
     }

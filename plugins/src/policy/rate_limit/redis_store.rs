@@ -54,13 +54,30 @@ redis.call('PEXPIRE', KEYS[1], math.floor(2 * period / 1000) + 1)
 return {ok, p, c, elapsed}
 ";
 
+/// `token_limit`'s window: adds ARGV[1] tokens (0: only reads) to the key, whose
+/// window of ARGV[2] ms starts at its first charge; returns {used, ms left}.
+const TOKENS_LUA: &str = r"
+local add = tonumber(ARGV[1])
+local v
+if add > 0 then
+  v = redis.call('INCRBY', KEYS[1], add)
+  if v == add then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+else
+  v = tonumber(redis.call('GET', KEYS[1])) or 0
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then ttl = tonumber(ARGV[2]) end
+return {v, ttl}
+";
+
 /// The scripts, loaded once per process (`EVALSHA`, `EVAL` when Redis lost them).
-fn scripts() -> &'static (redis::Script, redis::Script) {
-    static S: OnceLock<(redis::Script, redis::Script)> = OnceLock::new();
+fn scripts() -> &'static (redis::Script, redis::Script, redis::Script) {
+    static S: OnceLock<(redis::Script, redis::Script, redis::Script)> = OnceLock::new();
     S.get_or_init(|| {
         (
             redis::Script::new(GCRA_LUA),
             redis::Script::new(SLIDING_LUA),
+            redis::Script::new(TOKENS_LUA),
         )
     })
 }
@@ -189,6 +206,23 @@ impl RedisStore {
         };
         match v.as_slice() {
             [ok, ahead] => Ok(Some(g.outcome(*ok == 1, (*ahead).max(0) as u64))),
+            _ => Err(StoreError("unexpected script answer".into())),
+        }
+    }
+
+    /// `token_limit`: charges `add` tokens (0: reads) in a window of `window_ms`;
+    /// `(used, ms until the window ends)`, one atomic script.
+    pub async fn tokens(
+        &self,
+        key: &str,
+        add: u64,
+        window_ms: u64,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        let Some(v) = self.run(&scripts().2, key, add, window_ms).await? else {
+            return Ok(None);
+        };
+        match v.as_slice() {
+            [used, left] => Ok(Some(((*used).max(0) as u64, (*left).max(0) as u64))),
             _ => Err(StoreError("unexpected script answer".into())),
         }
     }
