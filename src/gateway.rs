@@ -38,6 +38,53 @@ pub enum ReloadOutcome {
     Unchanged,
 }
 
+/// Why the gateway does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot register plugin metrics: {0}")]
+    PluginMetrics(#[source] prometheus::Error),
+    #[error("{}: cannot read file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The first route table is refused (every error, located).
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    Jobs(#[from] crate::flows::jobs::JobsError),
+    #[error(transparent)]
+    Otel(#[from] crate::observability::otel::OtelError),
+}
+
+/// Why a reload was refused; the live table keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{}: cannot read file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The route table (or a file it names) is refused: every error, located.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    /// The TLS listener's `client_ca` or `client_crl` no longer loads.
+    #[error(transparent)]
+    ClientCa(#[from] crate::tls_listener::TlsFileError),
+}
+
+impl ReloadError {
+    /// The report as lines (the `details` of a refused `POST /admin/reload`).
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ReloadError::Config(e) => e.lines(),
+            ReloadError::Read { .. } | ReloadError::ClientCa(_) => vec![self.to_string()],
+        }
+    }
+}
+
 /// Shared by every proxy worker, the admin service and the reloader.
 pub struct Gateway {
     pub live: ArcSwap<Runtime>,
@@ -96,24 +143,24 @@ impl Gateway {
         config_path: PathBuf,
         registry: Arc<Registry>,
         metrics: Metrics,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, StartError> {
         let plugins = gateway_plugins::Shared::live(
             gateway_plugins::PluginMetrics::register(&metrics.registry)
-                .map_err(|e| format!("cannot register plugin metrics: {e}"))?,
+                .map_err(StartError::PluginMetrics)?,
         );
-        let text = std::fs::read(&config_path)
-            .map_err(|e| format!("{}: cannot read file: {e}", config_path.display()))?;
-        let cfg = parse_bytes(&text, &config_path).map_err(|e| e.to_string())?;
-        crate::reload::watch_config_files(&cfg, &base_dir(&config_path), &plugins);
-        let rt = Runtime::build(cfg, &registry, &plugins, &base_dir(&config_path))
-            .map_err(|e| e.join("\n"))?;
+        let text = std::fs::read(&config_path).map_err(|source| StartError::Read {
+            path: config_path.clone(),
+            source,
+        })?;
+        let parsed = parse_bytes(&text, &config_path)?;
+        crate::reload::watch_config_files(&parsed.config, parsed.base_dir(), &plugins);
+        let rt = Runtime::build(parsed, &registry, &plugins)?;
         rt.resolve_metrics(&metrics);
         let fp = fingerprint(&text, &plugins);
         metrics.routes_loaded.set(rt.routes.len() as i64);
         metrics.last_reload_success.set(1);
         metrics.last_reload_timestamp.set(unix_now());
-        let jobs =
-            crate::flows::jobs::Jobs::from_env(&metrics.registry).map_err(|e| e.to_string())?;
+        let jobs = crate::flows::jobs::Jobs::from_env(&metrics.registry)?;
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(rt),
             registry,
@@ -131,7 +178,7 @@ impl Gateway {
                 .filter(|r| (0.0..=1.0).contains(r))
                 .unwrap_or(1.0),
             trace_context: true,
-            otel: crate::observability::otel::Otel::from_env().map_err(|e| e.to_string())?,
+            otel: crate::observability::otel::Otel::from_env()?,
             client_verifier: std::sync::OnceLock::new(),
             last: Mutex::new((fp, true)),
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -145,7 +192,7 @@ impl Gateway {
     /// Validates and builds the table in the file, and swaps it in. A file with any
     /// error is refused whole; the live table keeps serving. `Watch` reloads skip
     /// content already tried; signal and admin reloads always rebuild.
-    pub fn reload(&self, trigger: Trigger) -> Result<ReloadOutcome, String> {
+    pub fn reload(&self, trigger: Trigger) -> Result<ReloadOutcome, ReloadError> {
         let started = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         // the inputs' stamp before they are read: a refusal of inputs that changed while
@@ -158,10 +205,11 @@ impl Gateway {
                 if trigger == Trigger::Watch && e.kind() == std::io::ErrorKind::NotFound {
                     return Ok(ReloadOutcome::Unchanged);
                 }
-                return Err(self.failed(
-                    trigger,
-                    format!("{}: cannot read file: {e}", self.config_path.display()),
-                ));
+                let e = ReloadError::Read {
+                    path: self.config_path.clone(),
+                    source: e,
+                };
+                return Err(self.failed(trigger, e));
             }
         };
         let fp = fingerprint(&text, &self.plugins);
@@ -169,30 +217,21 @@ impl Gateway {
             return Ok(ReloadOutcome::Unchanged);
         }
         *last = (fp, false);
-        let cfg = parse_bytes(&text, &self.config_path).map_err(|e| {
-            for err in &e.errors {
-                tracing::error!(trigger = trigger.as_str(), file = %e.source_name, error = %err, "route table refused");
-            }
+        let parsed = parse_bytes(&text, &self.config_path).map_err(|e| {
             self.forget_if_changed(&mut last, stamp);
-            self.failed(trigger, e.to_string())
+            self.failed(trigger, e.into())
         })?;
-        crate::reload::watch_config_files(&cfg, &base_dir(&self.config_path), &self.plugins);
-        let restart_note = self.live.load().config.server.tls != cfg.server.tls;
-        let rt = Runtime::build(
-            cfg,
-            &self.registry,
-            &self.plugins,
-            &base_dir(&self.config_path),
-        )
-        .map_err(|errs| {
+        crate::reload::watch_config_files(&parsed.config, parsed.base_dir(), &self.plugins);
+        let restart_note = self.live.load().config.server.tls != parsed.config.server.tls;
+        let rt = Runtime::build(parsed, &self.registry, &self.plugins).map_err(|e| {
             self.forget_if_changed(&mut last, stamp);
-            self.failed(trigger, errs.join("\n"))
+            self.failed(trigger, e.into())
         })?;
         // the listener's client CA and CRL files, re-read (a bad one refuses the reload)
         if let Some(v) = self.client_verifier.get() {
             v.reload().map_err(|e| {
                 self.forget_if_changed(&mut last, stamp);
-                self.failed(trigger, e.to_string())
+                self.failed(trigger, e.into())
             })?;
         }
         rt.resolve_metrics(&self.metrics);
@@ -254,7 +293,7 @@ impl Gateway {
             .clone()
     }
 
-    fn record_attempt(&self, trigger: Trigger, errors: &[&str]) {
+    fn record_attempt(&self, trigger: Trigger, errors: &[String]) {
         let v = serde_json::json!({
             "result": if errors.is_empty() { "success" } else { "failure" },
             "trigger": trigger.as_str(),
@@ -273,30 +312,27 @@ impl Gateway {
         }
     }
 
-    fn failed(&self, trigger: Trigger, msg: String) -> String {
-        self.record_attempt(trigger, &msg.lines().collect::<Vec<_>>());
+    /// Counts and logs a refusal (each located error on its own line), and returns it.
+    fn failed(&self, trigger: Trigger, e: ReloadError) -> ReloadError {
+        let lines = e.lines();
+        if let ReloadError::Config(c) = &e {
+            for err in &c.errors {
+                tracing::error!(trigger = trigger.as_str(), file = %c.source_name, error = %err, "route table refused");
+            }
+        }
+        self.record_attempt(trigger, &lines);
         self.metrics.reloads.with_label_values(&["failure"]).inc();
         self.metrics.last_reload_success.set(0);
-        tracing::error!(trigger = trigger.as_str(), error = %msg, "reload failed; the previous route table keeps serving");
-        msg
+        tracing::error!(trigger = trigger.as_str(), error = %e, "reload failed; the previous route table keeps serving");
+        e
     }
 }
 
-fn parse_bytes(text: &[u8], path: &std::path::Path) -> Result<config::Config, ConfigErrors> {
+fn parse_bytes(text: &[u8], path: &std::path::Path) -> Result<config::Parsed, ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::str::from_utf8(text).map_err(|e| ConfigErrors {
-        source_name: name.clone(),
-        errors: vec![config::ConfigError {
-            path: String::new(),
-            pos: None,
-            message: format!("the file is not UTF-8: {e}"),
-        }],
-    })?;
-    config::parse(text, &name, &|k| std::env::var(k).ok())
-}
-
-fn base_dir(config_path: &std::path::Path) -> std::path::PathBuf {
-    config::base_dir(&config_path.display().to_string()).to_path_buf()
+    let text = std::str::from_utf8(text)
+        .map_err(|e| ConfigErrors::whole(&name, format!("the file is not UTF-8: {e}")))?;
+    config::parse_located(text, &name, &|k| std::env::var(k).ok())
 }
 
 fn unix_now() -> i64 {

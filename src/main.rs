@@ -59,21 +59,17 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Cmd::Serve { upgrade: false }) {
         Cmd::Check { file } => {
             let path = file.unwrap_or(cli.config);
-            // a table that validates must also build: names resolve, files exist
-            let built = config::load_file(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|c| {
-                    let summary = (c.routes.len(), c.upstreams.len());
-                    let base = config::base_dir(&path.display().to_string()).to_path_buf();
-                    runtime::Runtime::build(
-                        c,
-                        &upstream::Registry::new(),
-                        &gateway_plugins::Shared::dry(),
-                        &base,
-                    )
-                    .map(|_| summary)
-                    .map_err(|errs| format!("{}: {}", path.display(), errs.join("\n  ")))
-                });
+            // a table that validates must also build: names resolve, files exist,
+            // plugin settings hold (built dry: nothing connects)
+            let built = config::load_file_located(&path).and_then(|parsed| {
+                let summary = (parsed.config.routes.len(), parsed.config.upstreams.len());
+                runtime::Runtime::build(
+                    parsed,
+                    &upstream::Registry::new(),
+                    &gateway_plugins::Shared::dry(),
+                )
+                .map(|_| summary)
+            });
             match built {
                 Ok((routes, upstreams)) => {
                     println!(

@@ -48,12 +48,6 @@ pub enum WatchError {
     Thread(&'static str, #[source] std::io::Error),
 }
 
-impl From<WatchError> for String {
-    fn from(e: WatchError) -> Self {
-        e.to_string()
-    }
-}
-
 /// A stamp of every input of a build: routes.yaml and each file plugins and the TLS
 /// listener read (device, inode, length, modification and change times; a missing
 /// file stamps as missing). Two equal stamps: nothing was written in between.

@@ -2,11 +2,13 @@
 //! swapped in with a single store. Requests hold the `Arc<Runtime>` they started with,
 //! so a reload never changes a request midway.
 
-use crate::config::{Config, Deprecation, FallbackConfig};
+use crate::config::{
+    plugin_error, Config, ConfigErrors, Deprecation, Errors, FallbackConfig, Parsed,
+};
 pub use crate::flows::RouteKind;
 use crate::flows::{jobs::SubmitRoute, pipeline};
 use crate::observability::metrics::{Metrics, RouteMetrics};
-use crate::router::{parse_date, EncodedSet, PathPattern, Rewrite, Router};
+use crate::router::{parse_date, EncodedSet, Rewrite, Router};
 use crate::upstream::{Pool, Registry};
 use bytes::Bytes;
 use gateway_plugins::{BuildCtx, Instance, Shared};
@@ -102,28 +104,37 @@ pub const DEFAULT_MAX_HEADER: u64 = 64 * 1024;
 pub const DEFAULT_MAX_BODY: u64 = 100 * 1024 * 1024;
 
 impl Runtime {
-    /// Builds the live state. The config must have passed validation; anything that
-    /// still fails (a file that vanished, a name that no longer resolves) is an error.
-    /// Plugins are built with `plugins` (dry for `check`); relative files in their
-    /// settings start at `base_dir` (routes.yaml's directory).
+    /// Builds the live state from a validated table: the one place where pools, the
+    /// router and plugins are built (plugins with `plugins`: dry for `check`), and so
+    /// the validator of everything that only a build can check (plugin settings, files
+    /// that vanished, names that no longer resolve). Every error is located in the
+    /// table's source; relative files start at its directory.
     pub fn build(
-        config: Config,
+        parsed: Parsed,
         registry: &Registry,
         plugins: &Arc<Shared>,
-        base_dir: &std::path::Path,
-    ) -> Result<Self, Vec<String>> {
-        let mut errors = Vec::new();
+    ) -> Result<Self, ConfigErrors> {
+        let Parsed {
+            config,
+            locations,
+            source_name,
+        } = parsed;
+        let base_dir = crate::config::base_dir(&source_name).to_path_buf();
+        let base_dir = base_dir.as_path();
+        let mut errors = Errors::new(&locations);
         let mut pools = BTreeMap::new();
         for (name, up) in &config.upstreams {
             match registry.build_pool(name, up) {
                 Ok(p) => {
                     pools.insert(name.clone(), p);
                 }
-                Err(e) => errors.push(format!("upstreams.{name}: {e}")),
+                Err(e) => errors.push(format!("upstreams.{name}"), e.to_string()),
             }
         }
-        let router = Router::build(config.routes.iter().map(|r| &r.matcher))
-            .map_err(|e| vec![e.to_string()])?;
+        let router = Router::build(config.routes.iter().map(|r| &r.matcher)).unwrap_or_else(|e| {
+            errors.push(format!("routes[{}].match", e.route), e.to_string());
+            Router::default()
+        });
         let default_max = config
             .server
             .max_body_size
@@ -132,14 +143,9 @@ impl Runtime {
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let p = format!("routes[{i}]");
-            let pattern = r
-                .matcher
-                .path
-                .as_deref()
-                .and_then(|s| PathPattern::parse(s).ok());
             let rewrite =
-                Rewrite::compile(r.rewrite.as_ref(), pattern.as_ref()).unwrap_or_else(|e| {
-                    errors.push(format!("{p}.rewrite: {e}"));
+                Rewrite::compile(r.rewrite.as_ref(), router.pattern(i)).unwrap_or_else(|e| {
+                    errors.push(format!("{p}.rewrite"), e.to_string());
                     Rewrite::default()
                 });
             let host_header = match r.rewrite.as_ref().and_then(|rw| rw.host.as_deref()) {
@@ -148,7 +154,7 @@ impl Runtime {
                 Some(h) => match HeaderValue::from_str(h) {
                     Ok(v) => HostHeader::Set(v),
                     Err(_) => {
-                        errors.push(format!("{p}.rewrite.host: not a valid header value"));
+                        errors.push(format!("{p}.rewrite.host"), "not a valid header value");
                         HostHeader::Upstream
                     }
                 },
@@ -163,10 +169,7 @@ impl Runtime {
             for entry in chain {
                 match gateway_plugins::build(&entry.config.name, &entry.config.settings, &cx) {
                     Ok(p) => chain_built.push(p),
-                    Err(e) => errors.push(format!(
-                        "{}: {e}",
-                        crate::config::option_path(&entry.path, e.path())
-                    )),
+                    Err(e) => plugin_error(&entry.path, &e, &mut errors),
                 }
             }
             let fallback = match &r.fallback {
@@ -174,7 +177,7 @@ impl Runtime {
                 Some(f) => match fallback(f) {
                     Ok(f) => Some(f),
                     Err(e) => {
-                        errors.push(format!("{p}.fallback: {e}"));
+                        errors.push(format!("{p}.fallback"), e.to_string());
                         None
                     }
                 },
@@ -211,16 +214,12 @@ impl Runtime {
         for (j, g) in config.plugins.iter().enumerate().filter(|(_, g)| g.enabled) {
             match gateway_plugins::build(&g.name, &g.settings, &cx) {
                 Ok(p) => unmatched.push(p),
-                Err(e) => errors.push(format!(
-                    "{}: {e}",
-                    crate::config::option_path(&format!("plugins[{j}]"), e.path())
-                )),
+                Err(e) => plugin_error(&format!("plugins[{j}]"), &e, &mut errors),
             }
         }
-        if !errors.is_empty() {
-            errors.dedup();
-            return Err(errors);
-        }
+        // a global plugin's error is met once per route that runs it: report it once
+        errors.list.dedup();
+        errors.finish(&source_name)?;
         let max_header_bytes = config
             .server
             .max_header_size
@@ -304,10 +303,26 @@ fn route_kind(r: &crate::config::RouteConfig, pools: &BTreeMap<String, Arc<Pool>
     RouteKind::Proxy
 }
 
-fn fallback(f: &FallbackConfig) -> Result<Fallback, String> {
+/// Why a route's `fallback` cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum FallbackError {
+    #[error("cannot read `{file}`: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("content_type `{0}` is not a valid header value")]
+    ContentType(String),
+}
+
+fn fallback(f: &FallbackConfig) -> Result<Fallback, FallbackError> {
     let body = match (&f.body, &f.file) {
         (_, Some(file)) => {
-            Bytes::from(std::fs::read(file).map_err(|e| format!("cannot read `{file}`: {e}"))?)
+            Bytes::from(std::fs::read(file).map_err(|source| FallbackError::Read {
+                file: file.clone(),
+                source,
+            })?)
         }
         (Some(b), None) => Bytes::from(b.clone()),
         (None, None) => Bytes::new(),
@@ -317,7 +332,7 @@ fn fallback(f: &FallbackConfig) -> Result<Fallback, String> {
         status: f.status,
         body,
         content_type: HeaderValue::from_str(ct)
-            .map_err(|_| format!("content_type `{ct}` is not a valid header value"))?,
+            .map_err(|_| FallbackError::ContentType(ct.to_string()))?,
     })
 }
 

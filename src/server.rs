@@ -46,24 +46,41 @@ pub struct Settings {
 /// Default `UPGRADE_SOCK`.
 pub const DEFAULT_UPGRADE_SOCK: &str = "/tmp/api-gateway-upgrade.sock";
 
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+/// Why the gateway cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{name}={value:?} is not a valid number")]
+    Number { name: &'static str, value: String },
+    #[error("GATEWAY_WORKERS must be at least 1")]
+    NoWorkers,
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Start(#[from] crate::gateway::StartError),
+    #[error(transparent)]
+    Listener(#[from] crate::tls_listener::ListenerError),
+    #[error(transparent)]
+    Watch(#[from] crate::reload::WatchError),
+}
+
+fn env_num<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ServeError> {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v:?} is not a valid number")),
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| ServeError::Number {
+            name,
+            value: v.clone(),
+        }),
         _ => Ok(default),
     }
 }
 
 impl Settings {
-    pub fn from_env(config_path: PathBuf) -> Result<Self, String> {
+    pub fn from_env(config_path: PathBuf) -> Result<Self, ServeError> {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
         let workers = env_num("GATEWAY_WORKERS", cores)?;
         if workers == 0 {
-            return Err("GATEWAY_WORKERS must be at least 1".into());
+            return Err(ServeError::NoWorkers);
         }
         Ok(Self {
             config_path,
@@ -97,10 +114,9 @@ fn join(host: &str, port: u16) -> String {
 
 /// Loads the route table, binds the listeners and serves until a signal.
 /// SIGTERM drains gracefully (`server.grace_period`, default 10 s); SIGINT stops at once.
-pub fn serve(settings: Settings) -> Result<(), String> {
-    let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
-    let upstream_metrics = crate::upstream::metrics::register(&metrics.registry)
-        .map_err(|e| format!("metrics: {e}"))?;
+pub fn serve(settings: Settings) -> Result<(), ServeError> {
+    let metrics = Metrics::new()?;
+    let upstream_metrics = crate::upstream::metrics::register(&metrics.registry)?;
     let registry = Registry::with_metrics(upstream_metrics);
     let gw = Gateway::start(settings.config_path.clone(), registry, metrics)?;
     let cfg = gw.live.load().config.clone();

@@ -52,6 +52,26 @@ pub enum TlsFileError {
     Verifier(String),
 }
 
+/// Why the TLS listener cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    #[error("server.tls: cannot read `{path}`: {source}")]
+    Missing {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// pingora refuses the certificate and key (or cannot set up TLS).
+    #[error("server.tls: {0}")]
+    Settings(#[source] Box<pingora_error::Error>),
+    #[error("server.tls.cert: {0}")]
+    Cert(#[source] Box<pingora_error::Error>),
+    #[error("server.tls.key: {0}")]
+    Key(#[source] Box<pingora_error::Error>),
+    #[error(transparent)]
+    ClientCa(#[from] TlsFileError),
+}
+
 /// The path of `client_crl`, relative to routes.yaml's directory `base`.
 pub fn crl_path(tls: &TlsConfig, base: &Path) -> Option<PathBuf> {
     tls.client_crl.as_deref().map(|f| base.join(f))
@@ -84,7 +104,7 @@ pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static
 
 /// The TLS listener's settings; registers the client-certificate verifier with the
 /// gateway (rebuilt on reload; its files are watched, `reload::watch_config_files`).
-pub fn listener(gw: &Gateway, tls: &TlsConfig) -> Result<TlsSettings, String> {
+pub fn listener(gw: &Gateway, tls: &TlsConfig) -> Result<TlsSettings, ListenerError> {
     let bad_certificates = gw
         .plugins
         .metrics
@@ -104,29 +124,30 @@ pub fn settings(
     tls: &TlsConfig,
     base: &Path,
     bad_certificates: IntCounter,
-) -> Result<(TlsSettings, Option<Arc<ClientVerifier>>), String> {
+) -> Result<(TlsSettings, Option<Arc<ClientVerifier>>), ListenerError> {
     let files = [&tls.cert, &tls.key].into_iter().chain(&tls.client_ca);
     for f in files {
-        std::fs::metadata(f).map_err(|e| format!("server.tls: cannot read `{f}`: {e}"))?;
+        std::fs::metadata(f).map_err(|source| ListenerError::Missing {
+            path: f.clone(),
+            source,
+        })?;
     }
     let mut verifier = None;
     let mut t = match &tls.client_ca {
-        None => TlsSettings::intermediate(&tls.cert, &tls.key)
-            .map_err(|e| format!("server.tls: {e}"))?,
+        None => TlsSettings::intermediate(&tls.cert, &tls.key).map_err(ListenerError::Settings)?,
         Some(ca) => {
             let mut t = TlsSettings::with_callbacks(Box::new(KeepClientCert))
-                .map_err(|e| format!("server.tls: {e}"))?;
+                .map_err(ListenerError::Settings)?;
             t.set_certificate_chain_file(&tls.cert)
-                .map_err(|e| format!("server.tls.cert: {e}"))?;
+                .map_err(ListenerError::Cert)?;
             t.set_private_key_file(&tls.key)
-                .map_err(|e| format!("server.tls.key: {e}"))?;
+                .map_err(ListenerError::Key)?;
             let v = ClientVerifier::new(
                 PathBuf::from(ca),
                 crl_path(tls, base),
                 tls.client_auth,
                 bad_certificates,
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             let v = Arc::new(v);
             t.set_client_cert_verifier(v.clone());
             verifier = Some(v);

@@ -87,7 +87,7 @@ impl AdminApp {
             }
             Ok(Err(e)) => json(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                serde_json::json!({"error": "invalid_config", "message": "the file was refused; the previous route table keeps serving", "details": e.lines().collect::<Vec<_>>()}),
+                serde_json::json!({"error": "invalid_config", "message": "the file was refused; the previous route table keeps serving", "details": e.lines()}),
             ),
             Err(e) => err(
                 StatusCode::INTERNAL_SERVER_ERROR,

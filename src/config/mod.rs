@@ -17,6 +17,7 @@ pub use edge::{EncodedChar, UnderscoreHeaders};
 pub(crate) use env::apply_env_overrides;
 pub use env::{parse_target_url, TargetUrlError};
 pub use locate::{Locations, Pos};
+pub(crate) use plugins::plugin_error;
 pub use plugins::{base_dir, chain, option_path, ChainEntry};
 pub use route::*;
 pub use types::*;
@@ -61,20 +62,56 @@ pub struct ConfigErrors {
     pub errors: Vec<ConfigError>,
 }
 
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ConfigErrors {
+    /// One error of `source_name` with no place in the document (an unreadable file).
+    pub fn whole(source_name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            source_name: source_name.into(),
+            errors: vec![ConfigError {
+                path: String::new(),
+                pos: None,
+                message: message.into(),
+            }],
+        }
+    }
+
+    /// The report as lines: `<file>: N errors`, then `  <file>: <error>` for each (the
+    /// log, `check`, and the `details` of a refused `POST /admin/reload`).
+    pub fn lines(&self) -> Vec<String> {
         let n = self.errors.len();
-        write!(
-            f,
+        let mut out = Vec::with_capacity(n + 1);
+        out.push(format!(
             "{}: {} error{}",
             self.source_name,
             n,
             if n == 1 { "" } else { "s" }
-        )?;
+        ));
         for e in &self.errors {
-            write!(f, "\n  {}: {e}", self.source_name)?;
+            out.push(format!("  {}: {e}", self.source_name));
         }
-        Ok(())
+        out
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.lines().join("\n"))
+    }
+}
+
+/// A table that parsed and passed validation, with what the errors found when it is
+/// built need to be located: the positions of its nodes and the name of its source.
+pub struct Parsed {
+    pub config: Config,
+    pub locations: Locations,
+    /// What was loaded (a file path, or `<string>`).
+    pub source_name: String,
+}
+
+impl Parsed {
+    /// The directory relative files of the table start from (its own).
+    pub fn base_dir(&self) -> &Path {
+        base_dir(&self.source_name)
     }
 }
 
@@ -100,29 +137,54 @@ impl<'a> Errors<'a> {
             message: message.into(),
         });
     }
+
+    /// `Err` with every error collected, if any.
+    pub(crate) fn finish(self, source_name: &str) -> Result<(), ConfigErrors> {
+        if self.list.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors {
+                source_name: source_name.to_string(),
+                errors: self.list,
+            })
+        }
+    }
 }
 
 /// Reads and validates a route table file. Environment overrides are applied from the
-/// process environment.
+/// process environment. Plugin settings are checked when the table is built
+/// ([`crate::runtime::Runtime::build`]), or here when the table is refused anyway.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    load_file_located(path).map(|p| p.config)
+}
+
+/// [`load_file`], keeping the positions of the nodes for the errors of the build.
+pub fn load_file_located(path: &Path) -> Result<Parsed, ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-        source_name: name.clone(),
-        errors: vec![ConfigError {
-            path: String::new(),
-            pos: None,
-            message: format!("cannot read file: {e}"),
-        }],
-    })?;
-    parse(&text, &name, &|k| std::env::var(k).ok())
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::whole(&name, format!("cannot read file: {e}")))?;
+    parse_located(&text, &name, &|k| std::env::var(k).ok())
 }
 
 /// Parses and validates a route table; `env` looks up environment variables.
+/// See [`parse_located`].
 pub fn parse(
     text: &str,
     source_name: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    parse_located(text, source_name, env).map(|p| p.config)
+}
+
+/// Parses and validates a route table, keeping the positions of its nodes for the
+/// errors of its build. Plugins are built by [`crate::runtime::Runtime::build`], once;
+/// a table refused here has its plugins built dry too, so that one report holds every
+/// error.
+pub fn parse_located(
+    text: &str,
+    source_name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Parsed, ConfigErrors> {
     let fail = |errors| ConfigErrors {
         source_name: source_name.to_string(),
         errors,
@@ -145,11 +207,16 @@ pub fn parse(
     };
     apply_env_overrides(&mut config, env, &mut errs);
     validate::validate(&config, plugins::base_dir(source_name), &mut errs);
-    if errs.list.is_empty() {
-        Ok(config)
-    } else {
-        Err(fail(errs.list))
+    if !errs.list.is_empty() {
+        plugins::build_dry(&config, plugins::base_dir(source_name), &mut errs);
+        return Err(fail(errs.list));
     }
+    drop(errs);
+    Ok(Parsed {
+        config,
+        locations: locs,
+        source_name: source_name.to_string(),
+    })
 }
 
 /// serde_yaml appends " at line L column C"; we print the position ourselves.

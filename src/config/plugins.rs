@@ -1,5 +1,5 @@
-//! Plugin chains: the global `plugins:` list merged with a route's own, and their
-//! validation (each plugin built dry, a bad option located at its own path).
+//! Plugin chains: the global `plugins:` list merged with a route's own, the checks of
+//! `enabled`, and the location of a plugin's build error (a bad option at its own path).
 
 use super::{Config, Errors, PluginConfig, RouteConfig};
 use gateway_plugins::{BuildCtx, Shared};
@@ -55,44 +55,58 @@ pub fn base_dir(source_name: &str) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Builds every plugin entry dry (no connection opened) and reports each bad option at
-/// its path; also refuses `enabled: false` for a name no global plugin has.
-pub(super) fn validate(c: &Config, base: &Path, errs: &mut Errors) {
-    let shared = Shared::dry();
-    let check = |p: &PluginConfig, path: &str, route: Option<&str>, errs: &mut Errors| {
-        let cx = BuildCtx {
-            shared: &shared,
-            base_dir: base,
-            route,
-        };
-        if let Err(e) = gateway_plugins::build(&p.name, &p.settings, &cx) {
-            errs.push(option_path(path, e.path()), e.to_string());
-        }
-    };
+/// Where a plugin's build error goes: the entry's path joined with the option's.
+pub(crate) fn plugin_error(entry: &str, e: &gateway_plugins::PluginError, errs: &mut Errors) {
+    errs.push(option_path(entry, e.path()), e.to_string());
+}
+
+/// Refuses `enabled: false` where it means nothing: on a global plugin, or on a route
+/// entry whose name no global plugin has. Building the plugins (which checks their
+/// settings) is [`crate::runtime::Runtime::build`]'s.
+pub(super) fn validate(c: &Config, errs: &mut Errors) {
     for (j, g) in c.plugins.iter().enumerate() {
         if !g.enabled {
             errs.push(
                 format!("plugins[{j}].enabled"),
                 "a global plugin that is off can simply be removed",
             );
-            continue;
         }
-        check(g, &format!("plugins[{j}]"), None, errs);
     }
     for (i, r) in c.routes.iter().enumerate() {
         for (j, p) in r.plugins.iter().enumerate() {
-            let path = format!("routes[{i}].plugins[{j}]");
-            if p.enabled {
-                check(p, &path, Some(&r.name), errs);
-            } else if !c.plugins.iter().any(|g| g.name == p.name) {
+            if !p.enabled && !c.plugins.iter().any(|g| g.name == p.name) {
                 errs.push(
-                    format!("{path}.enabled"),
+                    format!("routes[{i}].plugins[{j}].enabled"),
                     format!(
                         "no global plugin `{}` to turn off (a route's own plugin is turned off by removing it)",
                         p.name
                     ),
                 );
             }
+        }
+    }
+}
+
+/// Builds every enabled plugin entry dry (no connection opened), for a table that is
+/// refused anyway: its plugin errors join the others in one report.
+pub(super) fn build_dry(c: &Config, base: &Path, errs: &mut Errors) {
+    let shared = Shared::dry();
+    let build = |p: &PluginConfig, path: &str, route: Option<&str>, errs: &mut Errors| {
+        let cx = BuildCtx {
+            shared: &shared,
+            base_dir: base,
+            route,
+        };
+        if let Err(e) = gateway_plugins::build(&p.name, &p.settings, &cx) {
+            plugin_error(path, &e, errs);
+        }
+    };
+    for (j, g) in c.plugins.iter().enumerate().filter(|(_, g)| g.enabled) {
+        build(g, &format!("plugins[{j}]"), None, errs);
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        for (j, p) in r.plugins.iter().enumerate().filter(|(_, p)| p.enabled) {
+            build(p, &format!("routes[{i}].plugins[{j}]"), Some(&r.name), errs);
         }
     }
 }

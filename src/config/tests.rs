@@ -131,3 +131,28 @@ fn zero_weights_and_bad_plugin_settings() {
         "{e}"
     );
 }
+
+/// Plugin settings are checked by the one build of the table (dry for `check`), and
+/// its errors are located like the validator's.
+#[test]
+fn the_build_checks_plugin_settings_and_locates_its_errors() {
+    let text = "version: 1\nupstreams:\n  a: { targets: [{addr: '127.0.0.1:1'}] }\nroutes:\n  - { name: r1, match: { path: /x }, upstream: a, plugins: [{ name: request_headers, sett: {} }] }\n";
+    let parsed = super::parse_located(text, "t.yaml", &env_none)
+        .expect("the validator leaves plugins to the build");
+    let Err(e) = crate::runtime::Runtime::build(
+        parsed,
+        &crate::upstream::Registry::new(),
+        &gateway_plugins::Shared::dry(),
+    ) else {
+        panic!("a bad plugin setting must refuse the table");
+    };
+    let err = e
+        .errors
+        .iter()
+        .find(|e| e.path == "routes[0].plugins[0].sett")
+        .unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(err.pos.map(|p| p.line), Some(5));
+    assert!(err.message.contains("unknown field"), "{e}");
+    assert_eq!(e.lines()[0], "t.yaml: 1 error");
+    assert!(e.lines()[1].starts_with("  t.yaml: line 5, column "), "{e}");
+}

@@ -30,7 +30,7 @@ pub(super) fn validate(c: &Config, base_dir: &std::path::Path, errs: &mut Errors
         route(&p, r, c, errs);
     }
     indistinguishable(&c.routes, errs);
-    super::plugins::validate(c, base_dir, errs);
+    super::plugins::validate(c, errs);
     if let Some(tls) = &c.server.tls {
         if tls.listen.parse::<std::net::SocketAddr>().is_err() {
             errs.push(

@@ -66,6 +66,8 @@ struct Entry {
     methods: Vec<Method>,
     /// Larger is more specific.
     rank: (u8, usize, usize, u8, usize, bool),
+    /// The route's `path`, parsed.
+    pattern: Option<PathPattern>,
 }
 
 #[derive(Debug, Default)]
@@ -167,8 +169,9 @@ impl Router {
                 }
             })?);
         }
+        let mut pattern = None;
         let (kind, statics, total) = if let Some(p) = &m.path {
-            let pat = PathPattern::parse(p)?;
+            let pat = pattern.insert(PathPattern::parse(p)?);
             let statics = pat
                 .segments
                 .iter()
@@ -218,8 +221,14 @@ impl Router {
             headers,
             methods,
             rank,
+            pattern,
         });
         Ok(())
+    }
+
+    /// The parsed `path` of route `idx` (none for a `path_prefix` route).
+    pub fn pattern(&self, idx: usize) -> Option<&PathPattern> {
+        self.entries.get(idx)?.pattern.as_ref()
     }
 
     /// Finds the route for a request. `path` must be normalised; `host` is lower- or
