@@ -67,7 +67,7 @@ pub struct BasicSettings {
 }
 
 pub struct BasicAuth {
-    users: HashMap<String, String>,
+    users: Users,
     realm: String,
     ttl: Duration,
     hide: bool,
@@ -89,8 +89,11 @@ pub enum HtpasswdError {
     Duplicate { line: usize, user: String },
 }
 
+/// User name → bcrypt hash.
+type Users = HashMap<String, String>;
+
 /// Parses htpasswd lines; an error names its line.
-fn parse_htpasswd(text: &str) -> Result<HashMap<String, String>, HtpasswdError> {
+fn parse_htpasswd(text: &str) -> Result<Users, HtpasswdError> {
     let mut users = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
