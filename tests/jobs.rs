@@ -8,7 +8,8 @@
 mod backends;
 mod common;
 
-use backends::{wait_up, Backend, RedisServer};
+use backends::{wait_up, Backend};
+use common::redis::Redis;
 use common::Gateway;
 use futures::future::join_all;
 use hmac::{Hmac, Mac};
@@ -300,7 +301,7 @@ async fn webhooks_signed_retried_and_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_survives_a_gateway_restart() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = Redis::start() else {
         return;
     };
     let gen = Backend::generation();
@@ -382,7 +383,7 @@ async fn redis_down_means_nothing_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_redis_and_take_over_a_dead_ones_jobs() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = Redis::start() else {
         return;
     };
     let gen = Backend::generation();

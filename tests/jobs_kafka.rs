@@ -11,7 +11,7 @@ mod backends;
 mod common;
 mod kafka;
 
-use backends::RedisServer;
+use common::redis::Redis;
 use common::Gateway;
 use futures::future::join_all;
 use kafka::{Broker, Service};
@@ -283,7 +283,7 @@ async fn a_gateway_restarted_mid_run_with_redis_loses_no_job() {
     let Some(broker) = Broker::start() else {
         return;
     };
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = Redis::start() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -330,7 +330,7 @@ async fn poison_jobs_fail_into_the_dead_letter_topic_and_a_down_broker_refuses_s
     let Some(mut broker) = Broker::start() else {
         return;
     };
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = Redis::start() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -393,7 +393,7 @@ async fn poison_jobs_fail_into_the_dead_letter_topic_and_a_down_broker_refuses_s
 }
 
 /// The job hashes in Redis.
-fn redis_keys(r: &RedisServer) -> usize {
+fn redis_keys(r: &Redis) -> usize {
     let out = std::process::Command::new("redis-cli")
         .args([
             "-p",
