@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod jobs;
+pub mod listen;
 pub mod redis;
 
 use axum::extract::Request;
@@ -15,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 (bound then released: another test may take it before
+/// the process it is meant for binds it; [`Gateway::spawn`] and the Redis launcher
+/// start again on fresh ports when that happens).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -119,6 +122,27 @@ pub struct Gateway {
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// Starts of [`Gateway::spawn`] in all when its ports are taken before it binds them.
+pub const GATEWAY_TRIES: usize = 3;
+
+/// Another process listens on a port picked for the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortTaken {
+    /// `PORT` or `METRICS_PORT`.
+    pub var: &'static str,
+    pub port: u16,
+}
+
+impl std::fmt::Display for PortTaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}={} was taken by another process before the gateway bound it",
+            self.var, self.port
+        )
+    }
+}
+
 pub fn gateway_bin() -> &'static str {
     env!("CARGO_BIN_EXE_api-gateway")
 }
@@ -136,14 +160,57 @@ impl Gateway {
         Self::spawn(dir, config, env)
     }
 
-    /// Starts a gateway whose config path already exists inside `dir`.
+    /// Starts a gateway whose config path already exists inside `dir`. A port taken by
+    /// another process before the gateway bound it (the race of [`free_port`]) starts
+    /// it again on fresh ports, [`GATEWAY_TRIES`] times in all, unless `env` sets
+    /// `PORT` or `METRICS_PORT` itself.
     pub fn spawn(dir: tempfile::TempDir, config: PathBuf, env: &[(&str, &str)]) -> Gateway {
-        let port = free_port();
-        let metrics_port = free_port();
+        let fixed = |var: &str| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| *k == var)
+                .and_then(|(_, v)| v.parse::<u16>().ok())
+        };
+        let fixed_ports = fixed("PORT").is_some() || fixed("METRICS_PORT").is_some();
         let log = dir.path().join("gateway.log");
+        let port = fixed("PORT").unwrap_or_else(free_port);
+        let metrics_port = fixed("METRICS_PORT").unwrap_or_else(free_port);
+        let child = Self::launch(&config, &log, port, metrics_port, env);
+        let mut gw = Gateway {
+            child,
+            port,
+            metrics_port,
+            dir,
+            config,
+            log,
+        };
+        for attempt in 1..=GATEWAY_TRIES {
+            match gw.wait_healthy() {
+                Ok(()) => return gw,
+                Err(taken) if attempt < GATEWAY_TRIES && !fixed_ports => {
+                    eprintln!("NOTICE: {taken}; starting the gateway again on other ports");
+                    let _ = gw.child.kill();
+                    let _ = gw.child.wait();
+                    (gw.port, gw.metrics_port) = (free_port(), free_port());
+                    gw.child = Self::launch(&gw.config, &gw.log, gw.port, gw.metrics_port, env);
+                }
+                Err(taken) if fixed_ports => panic!("{taken} (a port the test set: no retry)"),
+                Err(taken) => panic!("{taken} ({GATEWAY_TRIES} starts, each on fresh ports)"),
+            }
+        }
+        unreachable!("the last try returns or panics")
+    }
+
+    fn launch(
+        config: &Path,
+        log: &Path,
+        port: u16,
+        metrics_port: u16,
+        env: &[(&str, &str)],
+    ) -> Child {
         let mut cmd = Command::new(gateway_bin());
         cmd.arg("--config")
-            .arg(&config)
+            .arg(config)
             .env("PORT", port.to_string())
             .env("METRICS_PORT", metrics_port.to_string())
             .env("BIND_ADDRESS", "127.0.0.1")
@@ -153,27 +220,18 @@ impl Gateway {
             .env_remove("API_GENERATION_URL")
             .env_remove("API_ENRICHMENT_URL")
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
+            .stdout(std::fs::File::create(log).unwrap())
             .stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
-        let gw = Gateway {
-            child,
-            port,
-            metrics_port,
-            dir,
-            config,
-            log,
-        };
-        gw.wait_healthy();
-        gw
+        cmd.spawn().unwrap()
     }
 
     /// Both listeners answer `/health`: the proxy port and the metrics port (started
-    /// as separate services, so one can be up before the other).
-    fn wait_healthy(&self) {
+    /// as separate services, so one can be up before the other), and both are this
+    /// process's own sockets. `Err` when another process holds one of the ports.
+    fn wait_healthy(&mut self) -> Result<(), PortTaken> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let healthy = |port| {
             raw_request(
@@ -182,9 +240,26 @@ impl Gateway {
             )
             .is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
         };
+        let pid = self.child.id();
         while Instant::now() < deadline {
-            if healthy(self.port) && healthy(self.metrics_port) {
-                return;
+            for (port, var) in [(self.port, "PORT"), (self.metrics_port, "METRICS_PORT")] {
+                if listen::listener(pid, port) == listen::Listener::Other {
+                    return Err(PortTaken { var, port });
+                }
+            }
+            let ours = |port| listen::listener(pid, port) == listen::Listener::Ours;
+            if healthy(self.port)
+                && healthy(self.metrics_port)
+                && ours(self.port)
+                && ours(self.metrics_port)
+            {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "gateway exited before it was healthy ({status}); log:\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
