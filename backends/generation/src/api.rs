@@ -47,12 +47,20 @@ pub fn validate(request: &GenerateRequest) -> Result<u32, ApiError> {
     Ok(max_tokens)
 }
 
-/// Handler of `POST /generate`.
+/// Handler of `POST /generate`: the JSON answer, or with `"stream": true` a token
+/// stream ([`crate::stream`]).
 pub async fn generate(
     State(state): State<AppState>,
     ValidJson(request): ValidJson<GenerateRequest>,
-) -> Result<Json<GenerateResponse>, ApiError> {
-    respond(&state, request, "sync").await.map(Json)
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if request.stream {
+        let (answer, pieces) = answer(&state, request, "stream").await?;
+        return Ok(crate::stream::events(&state, answer, pieces).into_response());
+    }
+    respond(&state, request, "sync")
+        .await
+        .map(|a| Json(a).into_response())
 }
 
 /// Answers one generation request (validation, cache, admission, generation,
@@ -62,6 +70,15 @@ pub async fn respond(
     request: GenerateRequest,
     channel: &str,
 ) -> Result<GenerateResponse, ApiError> {
+    answer(state, request, channel).await.map(|(a, _)| a)
+}
+
+/// [`respond`], with the pieces of the text a token stream sends.
+async fn answer(
+    state: &AppState,
+    request: GenerateRequest,
+    channel: &str,
+) -> Result<(GenerateResponse, Vec<String>), ApiError> {
     let started = Instant::now();
     let max_tokens = validate(&request)?;
     let metrics = state.metrics();
@@ -115,13 +132,18 @@ pub async fn respond(
         .with_label_values(&[model.name(), channel])
         .inc();
     metrics.duration.observe(elapsed.as_secs_f64());
-    let Generation { text, tokens } = generation;
-    Ok(GenerateResponse {
+    let Generation {
+        text,
+        tokens,
+        pieces,
+    } = generation;
+    let answer = GenerateResponse {
         text,
         model: model.name().to_owned(),
         tokens,
         cached: was_cached,
         duration_ms: (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
         seed,
-    })
+    };
+    Ok((answer, pieces))
 }

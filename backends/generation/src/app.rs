@@ -67,6 +67,7 @@ struct Shared {
     pool: GenerationPool,
     metrics: GenerationMetrics,
     registry: Registry,
+    token_delay: std::time::Duration,
 }
 
 impl AppState {
@@ -91,6 +92,7 @@ impl AppState {
                 pool,
                 metrics,
                 registry,
+                token_delay: config.token_delay,
             }),
         })
     }
@@ -123,6 +125,11 @@ impl AppState {
     /// The service's collectors.
     pub fn metrics(&self) -> &GenerationMetrics {
         &self.inner.metrics
+    }
+
+    /// The pause between the events of a token stream.
+    pub fn token_delay(&self) -> std::time::Duration {
+        self.inner.token_delay
     }
 }
 

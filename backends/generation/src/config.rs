@@ -43,6 +43,9 @@ pub struct Config {
     pub max_queue: usize,
     /// Request body limit in bytes (`BODY_LIMIT_BYTES`).
     pub body_limit: usize,
+    /// Pause between the events of a token stream (`GENERATION_TOKEN_DELAY_MS`, default
+    /// 0): a demo and test knob that makes pacing visible.
+    pub token_delay: Duration,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             max_concurrent: 100,
             max_queue: 1000,
             body_limit: crate::http::DEFAULT_BODY_LIMIT,
+            token_delay: Duration::ZERO,
         }
     }
 }
@@ -99,6 +103,7 @@ impl Config {
             max_concurrent,
             max_queue: env::parse_or("MAX_QUEUE_SIZE", d.max_queue)?,
             body_limit: env::parse_or("BODY_LIMIT_BYTES", d.body_limit)?,
+            token_delay: Duration::from_millis(env::parse_or("GENERATION_TOKEN_DELAY_MS", 0u64)?),
         })
     }
 }

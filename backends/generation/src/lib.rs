@@ -21,6 +21,7 @@ pub mod model;
 pub mod pool;
 pub mod prng;
 pub mod queue;
+pub mod stream;
 pub mod tokenizer;
 
 pub use app::{router, serve, StartupError};

@@ -60,6 +60,9 @@ pub struct Generation {
     pub text: String,
     /// Number of tokens generated: always the requested `max_tokens`.
     pub tokens: usize,
+    /// What each token adds to `text`, in order (joined, they are `text`): the events
+    /// of a token stream.
+    pub pieces: Vec<String>,
 }
 
 /// Counts of the tokens that followed a context, as a cumulative table.
@@ -251,9 +254,11 @@ impl NgramModel {
         let words = out
             .iter()
             .filter_map(|&id| self.display.get(id as usize).map(String::as_str));
+        let pieces = tokenizer::detokenize_pieces(words, sentence_start);
         Generation {
-            text: tokenizer::detokenize(words, sentence_start),
+            text: pieces.concat(),
             tokens: out.len(),
+            pieces,
         }
     }
 }

@@ -54,10 +54,20 @@ pub fn tokenize(text: &str) -> Vec<String> {
 /// a capital letter at the start of each sentence (and at the very start when
 /// `sentence_start` is true).
 pub fn detokenize<'a>(tokens: impl IntoIterator<Item = &'a str>, sentence_start: bool) -> String {
-    let mut out = String::new();
+    detokenize_pieces(tokens, sentence_start).concat()
+}
+
+/// What each token adds to [`detokenize`]'s text (its space, if any, and itself), in
+/// order: joined, they are that text. A token stream sends these.
+pub fn detokenize_pieces<'a>(
+    tokens: impl IntoIterator<Item = &'a str>,
+    sentence_start: bool,
+) -> Vec<String> {
+    let mut pieces = Vec::new();
     let mut capitalize = sentence_start;
     for token in tokens {
-        if !out.is_empty() && !is_punctuation(token) {
+        let mut out = String::with_capacity(token.len() + 1);
+        if !pieces.is_empty() && !is_punctuation(token) {
             out.push(' ');
         }
         if capitalize && !is_punctuation(token) {
@@ -73,8 +83,9 @@ pub fn detokenize<'a>(tokens: impl IntoIterator<Item = &'a str>, sentence_start:
         if ends_sentence(token) {
             capitalize = true;
         }
+        pieces.push(out);
     }
-    out
+    pieces
 }
 
 #[cfg(test)]

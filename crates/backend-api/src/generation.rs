@@ -25,6 +25,11 @@ pub struct GenerateRequest {
     /// Admission priority; default `normal`.
     #[serde(default)]
     pub priority: Priority,
+    /// Answer as a token stream (`text/event-stream`): one event per token whose JSON
+    /// `data` has the piece of `text`, then one with `done: true`, `tokens`, `model`,
+    /// `seed`, `duration_ms`. Default false.
+    #[serde(default)]
+    pub stream: bool,
 }
 
 /// Body of a successful `POST /generate`.
