@@ -17,7 +17,11 @@ async fn tokens_stream_through_the_gateway() {
         token_delay: Duration::from_millis(50),
         ..api_generation::Config::default()
     };
-    tokio::spawn(api_generation::serve(listener, config, std::future::pending::<()>()));
+    tokio::spawn(api_generation::serve(
+        listener,
+        config,
+        std::future::pending::<()>(),
+    ));
     let gw = Gateway::start(&format!(
         r#"version: 1
 upstreams:
@@ -84,4 +88,58 @@ routes:
     assert_eq!(arrivals.len(), 11);
     let spread = arrivals[10] - arrivals[0];
     assert!(spread >= Duration::from_millis(300), "{arrivals:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_budget_is_charged_from_the_stream() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(api_generation::serve(
+        listener,
+        api_generation::Config::default(),
+        std::future::pending::<()>(),
+    ));
+    let gw = Gateway::start(&format!(
+        r#"version: 1
+upstreams:
+  generation: {{ targets: [{{ addr: "{addr}" }}] }}
+routes:
+  - name: generate-v2
+    match: {{ path: /api/v2/generate, methods: [POST] }}
+    upstream: generation
+    rewrite: {{ strip_prefix: /api/v2 }}
+    plugins: [{{ name: token_limit, tokens: 15, period: 1h, key: route }}]
+"#
+    ));
+    let c = reqwest::Client::new();
+    let ask = |stream: bool| {
+        c.post(gw.url("/api/v2/generate"))
+            .json(&serde_json::json!({"prompt": "The wolf", "max_tokens": 10, "stream": stream}))
+            .send()
+    };
+    // 10 streamed tokens, then 10 in a JSON answer: the second is admitted with 5 left
+    let r = ask(true).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("\"done\":true"));
+    let mut seen = None;
+    for _ in 0..50 {
+        let r = ask(false).await.unwrap();
+        let rl = r.headers()["ratelimit"].to_str().unwrap().to_string();
+        if rl.contains(";r=5;") {
+            assert_eq!(r.status(), 200);
+            seen = Some(rl);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen.is_some(), "the stream's 10 tokens were charged");
+    let mut status = 0;
+    for _ in 0..50 {
+        status = ask(false).await.unwrap().status().as_u16();
+        if status == 429 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 429, "20 tokens spent of 15");
 }
