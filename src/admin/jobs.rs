@@ -17,7 +17,7 @@ pub async fn job(gw: &Gateway, id: &str) -> Response<Vec<u8>> {
         Ok(Some(j)) => j,
         Ok(None) => return err(StatusCode::NOT_FOUND, "not_found", "no such job"),
         Err(e) => {
-            tracing::warn!(error = %e.0, "job store unavailable");
+            tracing::warn!(error = %e, "job store unavailable");
             return err(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "job_store_unavailable",

@@ -97,7 +97,7 @@ impl Jobs {
         if let Err(e) = bus.publish(&route.topic, &env).await {
             tracing::warn!(job_id = id, topic = route.topic, error = %e, "cannot publish the job");
             if let Err(e) = self.store.forget(&id).await {
-                tracing::warn!(job_id = id, error = %e.0, "cannot remove the refused job");
+                tracing::warn!(job_id = id, error = %e, "cannot remove the refused job");
             }
             return FlowAnswer::error(
                 503,

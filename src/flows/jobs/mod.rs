@@ -324,7 +324,7 @@ impl Jobs {
             }
             Ok(None) => not_found(),
             Err(e) => {
-                tracing::warn!(error = %e.0, "job store unavailable");
+                tracing::warn!(error = %e, "job store unavailable");
                 FlowAnswer::error(
                     503,
                     "job_store_unavailable",
@@ -339,7 +339,7 @@ impl Jobs {
 
 /// A submit whose record cannot be written: 503, nothing accepted.
 fn store_unavailable(e: &store::StoreError) -> FlowAnswer {
-    tracing::warn!(error = %e.0, "job store unavailable");
+    tracing::warn!(error = %e, "job store unavailable");
     FlowAnswer::error(
         503,
         "job_store_unavailable",

@@ -86,9 +86,15 @@ pub struct Stored {
     pub spec: Option<JobSpec>,
 }
 
-/// The store could not be reached.
-#[derive(Debug, Clone)]
-pub struct StoreError(pub String);
+/// The store could not be reached (or a job could not be written to it).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A job's spec does not serialise.
+    #[error("{0}")]
+    Encode(#[from] serde_json::Error),
+}
 
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
@@ -174,7 +180,7 @@ impl Store {
                 Ok(())
             }
             Store::Redis(r) => {
-                let spec = serde_json::to_string(spec).map_err(|e| StoreError(e.to_string()))?;
+                let spec = serde_json::to_string(spec).map_err(StoreError::Encode)?;
                 let mut fields = vec![
                     ("status", Status::Queued.as_str().to_string()),
                     ("stage:queued", ts),
@@ -403,7 +409,7 @@ impl RedisStore {
 }
 
 fn redis_err(e: redis::RedisError) -> StoreError {
-    StoreError(format!("redis: {e}"))
+    StoreError::Redis(e)
 }
 
 fn unix_ms() -> u64 {

@@ -147,7 +147,7 @@ async fn apply(jobs: &Arc<Jobs>, bus: &Bus, m: &OwnedMessage) {
         match res {
             Ok(p) => break p,
             Err(e) => {
-                tracing::warn!(job_id = u.job_id, error = %e.0, "cannot record the job's stage; trying again");
+                tracing::warn!(job_id = u.job_id, error = %e, "cannot record the job's stage; trying again");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }

@@ -80,7 +80,7 @@ async fn leased(jobs: &Arc<Jobs>, pools: &Pools, q: Queued) {
         Ok(false) => return,
         Err(e) => {
             // left pending: a later recovery sweep runs it
-            tracing::warn!(job_id = q.id, error = %e.0, "cannot take the job's lease");
+            tracing::warn!(job_id = q.id, error = %e, "cannot take the job's lease");
             return;
         }
     }
@@ -91,7 +91,7 @@ async fn leased(jobs: &Arc<Jobs>, pools: &Pools, q: Queued) {
             loop {
                 tokio::time::sleep(jobs.lease / 3).await;
                 if let Err(e) = jobs.store.renew(&id, jobs.lease).await {
-                    tracing::warn!(job_id = id, error = %e.0, "cannot renew the job's lease");
+                    tracing::warn!(job_id = id, error = %e, "cannot renew the job's lease");
                 }
             }
         }))
@@ -100,7 +100,7 @@ async fn leased(jobs: &Arc<Jobs>, pools: &Pools, q: Queued) {
     run_job(jobs, pools, q).await;
     drop(renew);
     if let Err(e) = jobs.store.release(&id).await {
-        tracing::warn!(job_id = id, error = %e.0, "cannot release the job's lease");
+        tracing::warn!(job_id = id, error = %e, "cannot release the job's lease");
     }
 }
 
@@ -109,7 +109,7 @@ async fn recover(jobs: &Jobs, min_age: Duration) {
     let ids = match jobs.store.unfinished(min_age).await {
         Ok(ids) => ids,
         Err(e) => {
-            tracing::warn!(error = %e.0, "cannot list unfinished jobs");
+            tracing::warn!(error = %e, "cannot list unfinished jobs");
             return;
         }
     };
@@ -173,7 +173,7 @@ async fn record(jobs: &Jobs, id: &str, s: Status, result: Option<&Value>, error:
         match jobs.store.advance(id, s, result, error).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(job_id = id, status = s.as_str(), attempt, error = %e.0, "cannot record the job's state");
+                tracing::warn!(job_id = id, status = s.as_str(), attempt, error = %e, "cannot record the job's state");
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
         }
@@ -262,6 +262,6 @@ pub(crate) async fn notify(jobs: &Jobs, id: &str, cb: &callback::CallbackSpec) {
         jobs.metrics.webhooks.with_label_values(&[status]).inc();
     }
     if let Err(e) = jobs.store.set_callback(id, &rec).await {
-        tracing::warn!(job_id = id, error = %e.0, "cannot record the webhook delivery");
+        tracing::warn!(job_id = id, error = %e, "cannot record the webhook delivery");
     }
 }
