@@ -8,7 +8,7 @@
 
 // the HTTP plumbing shared with the other backend (crates/backend-common), at the
 // crate root as before: `crate::error::ApiError`, `api_enrichment::telemetry`
-pub use backend_common::{env, error, http, json, shutdown, telemetry};
+pub use backend_common::{env, error, http, json, process, shutdown, telemetry};
 
 pub mod app;
 pub mod cache;

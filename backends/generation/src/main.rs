@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use api_generation::{http, router, shutdown, telemetry, Config, SERVICE};
+use api_generation::{process, router, Config, SERVICE};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -10,37 +10,14 @@ async fn main() -> ExitCode {
     if let Some(code) = api_generation::cli::dispatch() {
         return code;
     }
-    if let Some(warning) = telemetry::init_logging() {
-        tracing::warn!(service = SERVICE, "{warning}");
-    }
-    match run().await {
-        Ok(()) => {
-            tracing::info!(service = SERVICE, operation = "shutdown", "stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!(service = SERVICE, operation = "startup", "{e}");
-            ExitCode::FAILURE
-        }
-    }
+    process::main(SERVICE, run()).await
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
+async fn run() -> Result<(), process::StartError> {
     let config = Config::from_env()?;
     // Train before listening: once the port accepts, the service is ready.
     let router = router(&config)?;
     // with KAFKA_BOOTSTRAP_SERVERS, the Kafka stage runs beside the HTTP API
     api_generation::kafka::spawn(&router)?;
-    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
-        .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
-    let address = listener.local_addr()?.to_string();
-    tracing::info!(
-        service = SERVICE,
-        operation = "startup",
-        address,
-        "listening"
-    );
-    http::serve(listener, router, shutdown::signal(SERVICE)).await?;
-    Ok(())
+    process::listen_and_serve(SERVICE, &config.host, config.port, router).await
 }

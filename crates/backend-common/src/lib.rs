@@ -11,10 +11,12 @@
 //! | [`http`] | the finishing touches every router gets: body limit, JSON 404/405, probes' and metrics' plumbing, serve with graceful shutdown |
 //! | [`telemetry`] | JSON logs (`LOG_LEVEL`), per-request access log and HTTP metrics |
 //! | [`shutdown`] | the SIGINT/SIGTERM future |
+//! | [`process`] | a backend's `main` and listening until a signal |
 
 pub mod env;
 pub mod error;
 pub mod http;
 pub mod json;
+pub mod process;
 pub mod shutdown;
 pub mod telemetry;
