@@ -235,34 +235,20 @@ pub fn spawn(gw: Arc<Gateway>) -> Result<(), WatchError> {
         })
         .map_err(|e| WatchError::Thread("watcher", e))?;
 
-    std::thread::Builder::new()
-        .name("sighup".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "SIGHUP reloads disabled: cannot start a runtime");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut hup = match signal(SignalKind::hangup()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "SIGHUP reloads disabled");
-                        return;
-                    }
-                };
-                while hup.recv().await.is_some() {
-                    let g = gw.clone();
-                    let _ = tokio::task::spawn_blocking(move || g.reload(Trigger::Signal)).await;
-                }
-            });
-        })
-        .map_err(|e| WatchError::Thread("signal", e))?;
+    gateway_plugins::spawn_with_runtime("sighup", "SIGHUP reloads", move || async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP reloads disabled");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            let g = gw.clone();
+            let _ = tokio::task::spawn_blocking(move || g.reload(Trigger::Signal)).await;
+        }
+    })
+    .map_err(|e| WatchError::Thread("signal", e))?;
     Ok(())
 }

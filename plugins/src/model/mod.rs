@@ -4,6 +4,7 @@
 //! from its settings ([`PluginSpec`]).
 
 mod api_doc;
+mod background;
 mod ctx;
 mod identity;
 mod instance;
@@ -16,6 +17,7 @@ pub use api_doc::{
     bearer_with_scopes, component_key, ApiAnswer, ApiDoc, ApiEndpoint, AUTH_ANSWERS,
     DEPENDENCY_ANSWER, POLICY_ANSWER,
 };
+pub use background::spawn_with_runtime;
 pub use ctx::PluginCtx;
 pub use identity::{CredentialKind, Identity};
 pub use instance::Instance;

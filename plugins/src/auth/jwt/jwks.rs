@@ -74,21 +74,9 @@ impl JwksCache {
             return;
         }
         let weak: Weak<Self> = Arc::downgrade(self);
-        let spawned = std::thread::Builder::new()
-            .name("jwks-refresh".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "JWKS refresh disabled: cannot start a runtime");
-                        return;
-                    }
-                };
-                rt.block_on(refresh_loop(weak, every));
-            });
+        let spawned = crate::spawn_with_runtime("jwks-refresh", "JWKS refresh", move || {
+            refresh_loop(weak, every)
+        });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "JWKS refresh disabled: cannot start its thread");
         }
