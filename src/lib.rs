@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod lifecycle;
 pub mod observability;
 pub mod openapi;
+pub mod paths;
 pub mod proxy;
 pub mod reload;
 pub mod router;

@@ -3,12 +3,12 @@
 //! so a reload never changes a request midway.
 
 use crate::config::{
-    plugin_error, Config, ConfigErrors, Deprecation, Errors, FallbackConfig, Parsed,
+    parse_date, plugin_error, Config, ConfigErrors, Deprecation, Errors, FallbackConfig, Parsed,
 };
 pub use crate::flows::RouteKind;
 use crate::flows::{jobs::SubmitRoute, pipeline};
 use crate::observability::metrics::{Metrics, RouteMetrics};
-use crate::router::{parse_date, EncodedSet, Rewrite, Router};
+use crate::router::{EncodedSet, Rewrite, Router};
 use crate::upstream::{Pool, Registry};
 use bytes::Bytes;
 use gateway_plugins::{BuildCtx, Instance, Shared};

@@ -11,6 +11,7 @@
 //! `client_crl` files ([`ClientVerifier::reload`]): a new CRL applies to the next
 //! handshakes without a restart.
 
+pub use crate::config::{crl_path, load_crls, TlsFileError};
 use crate::config::{ClientAuth, TlsConfig};
 use crate::gateway::Gateway;
 use arc_swap::ArcSwap;
@@ -25,32 +26,9 @@ use pingora_core::tls::{
 };
 use prometheus::IntCounter;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateRevocationListDer;
 use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Why the client-certificate settings cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsFileError {
-    #[error("server.tls.{field}: cannot read `{}`: {source}", path.display())]
-    Read {
-        field: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("server.tls.client_ca: `{}` holds no PEM certificate", .0.display())]
-    NoCa(PathBuf),
-    #[error("server.tls.client_ca: `{}`: {detail}", path.display())]
-    BadCa { path: PathBuf, detail: String },
-    #[error("server.tls.client_crl: `{}` holds no PEM CRL (`-----BEGIN X509 CRL-----`)", .0.display())]
-    NoCrl(PathBuf),
-    #[error("server.tls.client_crl: `{}`: {detail}", path.display())]
-    BadCrl { path: PathBuf, detail: String },
-    #[error("server.tls: the client certificate verifier refused the settings: {0}")]
-    Verifier(String),
-}
 
 /// Why the TLS listener cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -70,36 +48,6 @@ pub enum ListenerError {
     Key(#[source] Box<pingora_error::Error>),
     #[error(transparent)]
     ClientCa(#[from] TlsFileError),
-}
-
-/// The path of `client_crl`, relative to routes.yaml's directory `base`.
-pub fn crl_path(tls: &TlsConfig, base: &Path) -> Option<PathBuf> {
-    tls.client_crl.as_deref().map(|f| base.join(f))
-}
-
-/// The CRLs of a PEM file, each checked to parse as a CRL (`check` and the listener).
-pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsFileError> {
-    use x509_parser::prelude::FromDer;
-    let pem = std::fs::read(path).map_err(|source| TlsFileError::Read {
-        field: "client_crl",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let bad = |detail: String| TlsFileError::BadCrl {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let crls = CertificateRevocationListDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("not PEM: {e}")))?;
-    if crls.is_empty() {
-        return Err(TlsFileError::NoCrl(path.to_path_buf()));
-    }
-    for (i, c) in crls.iter().enumerate() {
-        x509_parser::revocation_list::CertificateRevocationList::from_der(c.as_ref())
-            .map_err(|e| bad(format!("CRL {} does not parse: {e}", i + 1)))?;
-    }
-    Ok(crls)
 }
 
 /// The TLS listener's settings; registers the client-certificate verifier with the

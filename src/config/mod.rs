@@ -1,6 +1,7 @@
 //! routes.yaml: types, loading with every error located, semantic validation and the
 //! environment overrides of the seed's Deployment.
 
+mod client_ca;
 mod edge;
 mod env;
 mod locate;
@@ -13,6 +14,7 @@ mod upstream_tls;
 mod validate;
 mod validate_flows;
 
+pub use client_ca::{crl_path, load_crls, TlsFileError};
 pub use edge::{EncodedChar, UnderscoreHeaders};
 pub(crate) use env::apply_env_overrides;
 pub use env::{parse_target_url, TargetUrlError};
@@ -21,7 +23,7 @@ pub(crate) use plugins::plugin_error;
 pub use plugins::{base_dir, chain, option_path, ChainEntry};
 pub use route::*;
 pub use types::*;
-pub use units::{ByteSize, Dur};
+pub use units::{parse_date, ByteSize, DateError, Dur};
 pub use upstream::*;
 pub use upstream_tls::{UpstreamTls, UpstreamTlsSettings};
 pub use validate::{split_host_port, AddrError};

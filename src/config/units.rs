@@ -5,7 +5,7 @@ use gateway_plugins::policy::units::{Size, UnitError};
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A duration written as a number followed by a unit: `ms`, `s`, `m`, `h` (combinations
 /// such as `1m30s` work too). A bare number is refused: the unit is never guessed.
@@ -118,6 +118,28 @@ impl JsonSchema for ByteSize {
     fn json_schema(gen: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
         Size::json_schema(gen)
     }
+}
+
+/// Why a deprecation date is refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{input}` is not a date (write `2026-12-31` or an RFC 3339 date-time): {source}")]
+pub struct DateError {
+    pub input: String,
+    #[source]
+    pub source: humantime::TimestampError,
+}
+
+/// `2026-01-01` or an RFC 3339 date-time.
+pub fn parse_date(s: &str) -> Result<SystemTime, DateError> {
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_string()
+    };
+    humantime::parse_rfc3339(&full).map_err(|source| DateError {
+        input: s.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! and goes on, so one run reports everything.
 
 use super::{Balance, Config, Deprecation, Errors, RouteConfig, UpstreamConfig};
-use crate::router::{normalize_path, PathPattern};
+use crate::paths::{normalize_path, PathPattern};
 use std::collections::{BTreeSet, HashMap};
 
 pub(super) fn validate(c: &Config, base_dir: &std::path::Path, errs: &mut Errors) {
@@ -44,13 +44,13 @@ pub(super) fn validate(c: &Config, base_dir: &std::path::Path, errs: &mut Errors
                 "`client_auth: required` needs `client_ca` (the CAs that sign client certificates)",
             );
         }
-        if let Some(crl) = crate::tls_listener::crl_path(tls, base_dir) {
+        if let Some(crl) = super::crl_path(tls, base_dir) {
             if tls.client_ca.is_none() {
                 errs.push(
                     "server.tls.client_crl",
                     "`client_crl` needs `client_ca` (the CAs whose revocations it lists)",
                 );
-            } else if let Err(e) = crate::tls_listener::load_crls(&crl) {
+            } else if let Err(e) = super::load_crls(&crl) {
                 let msg = e.to_string();
                 let msg = msg.trim_start_matches("server.tls.client_crl: ");
                 errs.push("server.tls.client_crl", msg.to_string());
@@ -327,7 +327,7 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
         }
         if let (Some(path), Some(tpl)) = (&m.path, &rw.path) {
             if let Ok(pat) = PathPattern::parse(path) {
-                for name in crate::router::template_params(tpl) {
+                for name in crate::paths::template_params(tpl) {
                     if !pat.params().any(|p| p == name) {
                         errs.push(
                             format!("{p}.rewrite.path"),
@@ -346,7 +346,7 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
     if let Some(Deprecation::Details(d)) = &r.deprecated {
         for (field, v) in [("since", &d.since), ("sunset", &d.sunset)] {
             if let Some(v) = v {
-                if let Err(e) = crate::router::parse_date(v) {
+                if let Err(e) = super::parse_date(v) {
                     errs.push(format!("{p}.deprecated.{field}"), e.to_string());
                 }
             }

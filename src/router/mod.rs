@@ -3,12 +3,13 @@
 //! most specific one whose host, headers and method also match; ties go to file order.
 
 mod encoded;
-mod path;
 mod rewrite;
 
+pub use crate::paths::{
+    normalize_path, template_params, BadPath, PathPattern, PatternError, Segment,
+};
 pub use encoded::{encoded_in, refusal_message, EncodedSet};
-pub use path::{normalize_path, template_params, BadPath, PathPattern, PatternError, Segment};
-pub use rewrite::{parse_date, DateError, Rewrite, RewriteError};
+pub use rewrite::{Rewrite, RewriteError};
 
 use crate::config::MatchConfig;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};

@@ -2,7 +2,6 @@
 
 use super::{template_params, Params, PathPattern};
 use crate::config::RewriteConfig;
-use std::time::SystemTime;
 
 /// Why a `rewrite` does not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -10,15 +9,6 @@ pub enum RewriteError {
     /// The template names a parameter the route's path does not have.
     #[error("`{{{0}}}` is not a parameter of `match.path`")]
     UnknownParam(String),
-}
-
-/// Why a deprecation date is refused.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("`{input}` is not a date (write `2026-12-31` or an RFC 3339 date-time): {source}")]
-pub struct DateError {
-    pub input: String,
-    #[source]
-    pub source: humantime::TimestampError,
 }
 
 /// A compiled `rewrite`.
@@ -122,17 +112,4 @@ impl Rewrite {
         }
         out
     }
-}
-
-/// `2026-01-01` or an RFC 3339 date-time.
-pub fn parse_date(s: &str) -> Result<SystemTime, DateError> {
-    let full = if s.len() == 10 {
-        format!("{s}T00:00:00Z")
-    } else {
-        s.to_string()
-    };
-    humantime::parse_rfc3339(&full).map_err(|source| DateError {
-        input: s.to_string(),
-        source,
-    })
 }

@@ -1,4 +1,6 @@
-//! Path normalisation (RFC 3986 §6.2.2) and route path patterns.
+//! Path syntax, shared by the validator (`config`) and the router, and depending on
+//! neither: request path normalisation (RFC 3986 §6.2.2), route path patterns and the
+//! parameters of rewrite templates.
 
 use std::borrow::Cow;
 use std::fmt::Write;
