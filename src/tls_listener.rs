@@ -11,7 +11,7 @@
 //! `client_crl` files ([`ClientVerifier::reload`]): a new CRL applies to the next
 //! handshakes without a restart.
 
-pub use crate::config::{crl_path, load_crls, TlsFileError};
+pub use crate::config::{crl_path, load_crls, FileProblem, TlsFileError};
 use crate::config::{ClientAuth, TlsConfig};
 use crate::gateway::Gateway;
 use arc_swap::ArcSwap;
@@ -161,23 +161,24 @@ fn build(
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsFileError> {
     pingora_core::tls::install_default_crypto_provider();
     let mut roots = RootCertStore::empty();
-    let pem = std::fs::read(ca_file).map_err(|source| TlsFileError::Read {
-        field: "client_ca",
-        path: ca_file.to_path_buf(),
-        source,
+    let pem = std::fs::read(ca_file).map_err(|source| {
+        TlsFileError::ca(FileProblem::Read {
+            path: ca_file.to_path_buf(),
+            source,
+        })
     })?;
+    let bad_ca = |detail: String| {
+        TlsFileError::ca(FileProblem::BadCa {
+            path: ca_file.to_path_buf(),
+            detail,
+        })
+    };
     for c in CertificateDer::pem_slice_iter(&pem) {
-        let c = c.map_err(|e| TlsFileError::BadCa {
-            path: ca_file.to_path_buf(),
-            detail: format!("not PEM: {e}"),
-        })?;
-        roots.add(c).map_err(|e| TlsFileError::BadCa {
-            path: ca_file.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+        let c = c.map_err(|e| bad_ca(format!("not PEM: {e}")))?;
+        roots.add(c).map_err(|e| bad_ca(e.to_string()))?;
     }
     if roots.is_empty() {
-        return Err(TlsFileError::NoCa(ca_file.to_path_buf()));
+        return Err(TlsFileError::ca(FileProblem::NoCa(ca_file.to_path_buf())));
     }
     let mut b = WebPkiClientVerifier::builder(Arc::new(roots));
     if let Some(f) = crl_file {
@@ -190,11 +191,11 @@ fn build(
         ClientAuth::Required => b,
     };
     b.build().map_err(|e| match crl_file {
-        Some(f) => TlsFileError::BadCrl {
+        Some(f) => TlsFileError::crl(FileProblem::BadCrl {
             path: f.to_path_buf(),
             detail: e.to_string(),
-        },
-        None => TlsFileError::Verifier(e.to_string()),
+        }),
+        None => TlsFileError::verifier(e.to_string()),
     })
 }
 

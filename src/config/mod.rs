@@ -14,7 +14,7 @@ mod upstream_tls;
 mod validate;
 mod validate_flows;
 
-pub use client_ca::{crl_path, load_crls, TlsFileError};
+pub use client_ca::{crl_path, load_crls, FileProblem, TlsFileError};
 pub use edge::{EncodedChar, UnderscoreHeaders};
 pub(crate) use env::apply_env_overrides;
 pub use env::{parse_target_url, TargetUrlError};

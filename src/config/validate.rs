@@ -51,9 +51,7 @@ pub(super) fn validate(c: &Config, base_dir: &std::path::Path, errs: &mut Errors
                     "`client_crl` needs `client_ca` (the CAs whose revocations it lists)",
                 );
             } else if let Err(e) = super::load_crls(&crl) {
-                let msg = e.to_string();
-                let msg = msg.trim_start_matches("server.tls.client_crl: ");
-                errs.push("server.tls.client_crl", msg.to_string());
+                errs.push("server.tls.client_crl", e.problem.to_string());
             }
         }
     }
