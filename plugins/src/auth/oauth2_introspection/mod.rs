@@ -30,7 +30,6 @@ use prometheus::IntCounter;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Duration;
 
 const NAME: &str = "oauth2_introspection";
 
@@ -101,15 +100,6 @@ fn default_timeout() -> String {
     "2s".into()
 }
 
-fn duration(field: &str, s: &str) -> Result<Duration, SettingsError> {
-    let s = s.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| SettingsError::at(field, format!("`{s}` is not a duration ({e})")))
-}
-
 struct Counters {
     requests: IntCounter,
     missing: IntCounter,
@@ -155,8 +145,8 @@ impl Introspection {
             }
         }
         let secret = cx.secret("client_secret_env", &s.client_secret_env)?;
-        let cache_ttl = duration("cache_ttl", &s.cache_ttl)?;
-        let timeout = duration("timeout", &s.timeout)?;
+        let cache_ttl = crate::auth::parse_duration("cache_ttl", &s.cache_ttl)?;
+        let timeout = crate::auth::parse_duration("timeout", &s.timeout)?;
         if timeout.is_zero() {
             return Err(SettingsError::at("timeout", "must be more than 0s"));
         }
