@@ -54,29 +54,30 @@ enum Cmd {
     },
 }
 
+/// Validates and builds the table in `path` as a reload would, dry (no connection is
+/// opened): a table that validates must also build (names resolve, files exist, plugin
+/// settings hold).
+fn build_dry(path: &std::path::Path) -> Result<runtime::Runtime, config::ConfigErrors> {
+    let parsed = config::load_file_located(path)?;
+    runtime::Runtime::build(
+        parsed,
+        &upstream::Registry::new(),
+        &gateway_plugins::Shared::dry(),
+    )
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Cmd::Serve { upgrade: false }) {
         Cmd::Check { file } => {
             let path = file.unwrap_or(cli.config);
-            // a table that validates must also build: names resolve, files exist,
-            // plugin settings hold (built dry: nothing connects)
-            let built = config::load_file_located(&path).and_then(|parsed| {
-                let summary = (parsed.config.routes.len(), parsed.config.upstreams.len());
-                runtime::Runtime::build(
-                    parsed,
-                    &upstream::Registry::new(),
-                    &gateway_plugins::Shared::dry(),
-                )
-                .map(|_| summary)
-            });
-            match built {
-                Ok((routes, upstreams)) => {
+            match build_dry(&path) {
+                Ok(rt) => {
                     println!(
                         "ok: {}: {} routes, {} upstreams",
                         path.display(),
-                        routes,
-                        upstreams
+                        rt.routes.len(),
+                        rt.config.upstreams.len()
                     );
                     ExitCode::SUCCESS
                 }
@@ -88,10 +89,10 @@ fn main() -> ExitCode {
         }
         Cmd::Openapi { file } => {
             let path = file.unwrap_or(cli.config);
-            match config::load_file(&path) {
-                Ok(c) => {
+            match build_dry(&path) {
+                Ok(rt) => {
                     let base = config::base_dir(&path.display().to_string()).to_path_buf();
-                    let doc = api_gateway::openapi::document(&c, &base);
+                    let doc = api_gateway::openapi::document(&rt.config, &base);
                     match serde_json::to_string_pretty(&doc) {
                         Ok(s) => {
                             println!("{s}");
