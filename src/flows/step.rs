@@ -5,8 +5,7 @@
 //! `tls:` material applies as for proxied requests: the client certificate (upstream
 //! mTLS), the CAs, and the name verified (`host` when set, else the address).
 
-use crate::config::{RetryKind, RetryOn};
-use crate::upstream::{backoff, NoTarget, Outcome, Pool};
+use crate::upstream::{backoff, Failed, NoTarget, Outcome, Pool, RetryPolicy};
 use bytes::Bytes;
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -143,7 +142,8 @@ impl StepError {
 /// Calls the step, retrying as the pool's policy allows.
 pub async fn call(clients: &Clients, c: Call<'_>) -> Result<Answer, StepError> {
     let cfg = &c.pool.config;
-    let attempts = cfg.retry.as_ref().map_or(1, |r| r.attempts.max(1));
+    let policy = RetryPolicy::new(cfg.retry.as_ref());
+    let attempts = policy.attempts();
     let t = &cfg.timeouts;
     let scheme = if cfg.tls.enabled() { "https" } else { "http" };
     let name = tls_name(c.pool);
@@ -151,21 +151,14 @@ pub async fn call(clients: &Clients, c: Call<'_>) -> Result<Answer, StepError> {
     let mut last = StepError::Other("not tried".into());
     for attempt in 0..attempts {
         if attempt > 0 {
-            let retry_ok = match &last {
-                StepError::Connect(_) => true,
-                StepError::Timeout => {
-                    c.retry_unsafe
-                        && retry_on(cfg.retry.as_ref(), RetryOn::Kind(RetryKind::Timeout))
-                }
-                StepError::Status(s, _) => {
-                    c.retry_unsafe && retry_on(cfg.retry.as_ref(), RetryOn::Status(*s))
-                }
-                StepError::Other(_) => {
-                    c.retry_unsafe && retry_on(cfg.retry.as_ref(), RetryOn::Kind(RetryKind::Reset))
-                }
-                StepError::NoTarget(_) => false,
+            let failed = match &last {
+                StepError::Connect(_) => Failed::Connect,
+                StepError::Timeout => Failed::Timeout,
+                StepError::Status(s, _) => Failed::Status(*s),
+                StepError::Other(_) => Failed::Reset,
+                StepError::NoTarget(_) => break,
             };
-            if !retry_ok || !c.pool.try_retry() {
+            if !policy.retries(failed, c.retry_unsafe) || !c.pool.try_retry() {
                 break;
             }
             if let Some(r) = &cfg.retry {
@@ -249,8 +242,4 @@ pub async fn call(clients: &Clients, c: Call<'_>) -> Result<Answer, StepError> {
         }
     }
     Err(last)
-}
-
-fn retry_on(r: Option<&crate::config::RetryConfig>, what: RetryOn) -> bool {
-    r.is_some_and(|r| r.on.contains(&what))
 }

@@ -4,22 +4,21 @@
 //! sets `retry_non_idempotent`.
 
 use super::ctx::{Ctx, Failure};
-use crate::config::{HashOn, HashOnSimple, RetryConfig, RetryKind, RetryOn};
+use crate::config::{HashOn, HashOnSimple, RetryConfig};
 use crate::router::normalize_path;
-use crate::upstream::{self, Pool};
+use crate::upstream::{self, Failed, Pool, RetryPolicy};
 use pingora_error::{Error, ErrorSource, ErrorType, RetryType};
 use pingora_proxy::Session;
 use std::borrow::Cow;
 use std::net::IpAddr;
 
 fn tries_left(ctx: &Ctx) -> bool {
-    let attempts = ctx
-        .route
-        .as_ref()
-        .and_then(|r| r.pool.as_ref())
-        .and_then(|p| p.config.retry.as_ref())
-        .map_or(1, |r| r.attempts);
-    ctx.tries < attempts
+    ctx.tries < policy(ctx).attempts()
+}
+
+/// The route's pool's retry policy.
+fn policy(ctx: &Ctx) -> RetryPolicy<'_> {
+    RetryPolicy::new(retry_cfg(ctx))
 }
 
 fn method_ok(ctx: &Ctx, session: &Session) -> bool {
@@ -60,10 +59,7 @@ pub fn may_retry(ctx: &Ctx, session: &Session, connect: bool) -> bool {
 
 /// Whether a response status should be retried rather than passed on.
 pub fn should_retry_status(ctx: &Ctx, session: &Session, status: u16) -> bool {
-    let Some(cfg) = retry_cfg(ctx) else {
-        return false;
-    };
-    cfg.on.contains(&RetryOn::Status(status)) && may_retry(ctx, session, false)
+    policy(ctx).lists(Failed::Status(status)) && may_retry(ctx, session, false)
 }
 
 /// Whether an error after connecting is retried.
@@ -79,13 +75,13 @@ pub fn retry_after_error(
         RetryType::Decided(b) => b,
         RetryType::ReusedOnly => client_reused,
     };
-    let Some(cfg) = retry_cfg(ctx) else {
+    if retry_cfg(ctx).is_none() {
         // no retry policy: only pingora's safe case, a stale reused connection
         return pingora_says && method_ok(ctx, session) && tries_left_default(ctx);
-    };
+    }
+    let policy = policy(ctx);
     if timeout {
-        return cfg.on.contains(&RetryOn::Kind(RetryKind::Timeout))
-            && may_retry(ctx, session, false);
+        return policy.lists(Failed::Timeout) && may_retry(ctx, session, false);
     }
     // the connection broke before any response: a stale keep-alive connection, or a
     // target that died mid-request
@@ -97,7 +93,7 @@ pub fn retry_after_error(
             | ErrorType::H2Error
             | ErrorType::InvalidHTTPHeader
     ) && e.esource() == &ErrorSource::Upstream;
-    let reset_ok = cfg.on.contains(&RetryOn::Kind(RetryKind::Reset));
+    let reset_ok = policy.lists(Failed::Reset);
     // like nginx's default `proxy_next_upstream error`: a connection that broke before
     // any response byte (the keep-alive race when a target dies) is retried for
     // idempotent methods whatever `retry.on` lists; the target never answered

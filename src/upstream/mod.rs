@@ -30,6 +30,7 @@ pub mod metrics;
 mod pool;
 mod registry;
 mod retry;
+mod retry_policy;
 mod target;
 pub mod tls;
 
@@ -41,6 +42,7 @@ pub use metrics::UpstreamMetrics;
 pub use pool::{Members, NoTarget, Pool, Target};
 pub use registry::{PoolError, Registry};
 pub use retry::{backoff, RetryBudget};
+pub use retry_policy::{Failed, RetryPolicy};
 pub use target::{HealthRecord, Outcome, Pick, TargetState};
 
 use crate::config::split_host_port;
