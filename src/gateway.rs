@@ -43,22 +43,16 @@ pub enum ReloadOutcome {
 pub enum StartError {
     #[error("cannot register plugin metrics: {0}")]
     PluginMetrics(#[source] prometheus::Error),
-    #[error("{}: cannot read file: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The first route table is refused (every error, located).
+    /// The first route table is refused, as a reload would refuse it.
     #[error(transparent)]
-    Config(#[from] ConfigErrors),
+    Table(#[from] ReloadError),
     #[error(transparent)]
     Jobs(#[from] crate::flows::jobs::JobsError),
     #[error(transparent)]
     Otel(#[from] crate::observability::otel::OtelError),
 }
 
-/// Why a reload was refused; the live table keeps serving.
+/// Why a route table was refused (at a reload, the live table keeps serving).
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     #[error("{}: cannot read file: {source}", path.display())]
@@ -148,13 +142,13 @@ impl Gateway {
             gateway_plugins::PluginMetrics::register(&metrics.registry)
                 .map_err(StartError::PluginMetrics)?,
         );
-        let text = std::fs::read(&config_path).map_err(|source| StartError::Read {
+        let text = std::fs::read(&config_path).map_err(|source| ReloadError::Read {
             path: config_path.clone(),
             source,
         })?;
-        let parsed = parse_bytes(&text, &config_path)?;
+        let parsed = parse_bytes(&text, &config_path).map_err(ReloadError::from)?;
         crate::reload::watch_config_files(&parsed.config, parsed.base_dir(), &plugins);
-        let rt = Runtime::build(parsed, &registry, &plugins)?;
+        let rt = Runtime::build(parsed, &registry, &plugins).map_err(ReloadError::from)?;
         rt.resolve_metrics(&metrics);
         let fp = fingerprint(&text, &plugins);
         metrics.routes_loaded.set(rt.routes.len() as i64);

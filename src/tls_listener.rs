@@ -161,12 +161,7 @@ fn build(
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsFileError> {
     pingora_core::tls::install_default_crypto_provider();
     let mut roots = RootCertStore::empty();
-    let pem = std::fs::read(ca_file).map_err(|source| {
-        TlsFileError::ca(FileProblem::Read {
-            path: ca_file.to_path_buf(),
-            source,
-        })
-    })?;
+    let pem = crate::config::client_ca::read(ca_file, TlsFileError::ca)?;
     let bad_ca = |detail: String| {
         TlsFileError::ca(FileProblem::BadCa {
             path: ca_file.to_path_buf(),

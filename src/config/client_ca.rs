@@ -67,15 +67,21 @@ pub fn crl_path(tls: &TlsConfig, base: &Path) -> Option<PathBuf> {
     tls.client_crl.as_deref().map(|f| base.join(f))
 }
 
-/// The CRLs of a PEM file, each checked to parse as a CRL (`check` and the listener).
-pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsFileError> {
-    use x509_parser::prelude::FromDer;
-    let pem = std::fs::read(path).map_err(|source| {
-        TlsFileError::crl(FileProblem::Read {
+/// The bytes of a client CA or CRL file; `field` says which ([`TlsFileError::ca`],
+/// [`TlsFileError::crl`]).
+pub fn read(path: &Path, field: fn(FileProblem) -> TlsFileError) -> Result<Vec<u8>, TlsFileError> {
+    std::fs::read(path).map_err(|source| {
+        field(FileProblem::Read {
             path: path.to_path_buf(),
             source,
         })
-    })?;
+    })
+}
+
+/// The CRLs of a PEM file, each checked to parse as a CRL (`check` and the listener).
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsFileError> {
+    use x509_parser::prelude::FromDer;
+    let pem = read(path, TlsFileError::crl)?;
     let bad = |detail: String| {
         TlsFileError::crl(FileProblem::BadCrl {
             path: path.to_path_buf(),

@@ -1,7 +1,7 @@
 //! routes.yaml: types, loading with every error located, semantic validation and the
 //! environment overrides of the seed's Deployment.
 
-mod client_ca;
+pub mod client_ca;
 mod edge;
 mod env;
 mod locate;
