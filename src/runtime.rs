@@ -166,9 +166,22 @@ impl Runtime {
                 base_dir,
                 route: Some(&r.name),
             };
+            let mut identity_set = false;
             for entry in chain {
                 match gateway_plugins::build(&entry.config.name, &entry.config.settings, &cx) {
-                    Ok(p) => chain_built.push(p),
+                    Ok(p) => {
+                        if p.needs_identity() && !identity_set {
+                            errors.push(
+                                entry.path.clone(),
+                                format!(
+                                    "`{}` works on the identity an authentication plugin sets: put one before it in the chain (global plugins run first)",
+                                    p.name()
+                                ),
+                            );
+                        }
+                        identity_set |= p.sets_identity();
+                        chain_built.push(p);
+                    }
                     Err(e) => plugin_error(&entry.path, &e, &mut errors),
                 }
             }

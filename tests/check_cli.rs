@@ -116,3 +116,41 @@ fn check_accepts_a_tls_redis_url() {
     assert!(err.contains("redis_url_env"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
 }
+
+#[test]
+fn a_plugin_that_needs_an_identity_must_follow_an_auth_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("order.yaml");
+    std::fs::write(
+        &f,
+        "version: 1\nupstreams:\n  a: { targets: [{ addr: \"127.0.0.1:9\" }] }\nroutes:\n  - name: admin\n    match: { path_prefix: /admin }\n    upstream: a\n    plugins:\n      - { name: rbac, any_roles: [admin] }\n      - { name: jwt, secret_env: JWT_SECRET }\n",
+    )
+    .unwrap();
+    let check = || {
+        Command::new(common::gateway_bin())
+            .arg("check")
+            .arg(&f)
+            .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 9") && err.contains("routes[0].plugins[0]") && err.contains("`rbac`"),
+        "{err}"
+    );
+    // in the right order it passes
+    std::fs::write(
+        &f,
+        "version: 1\nupstreams:\n  a: { targets: [{ addr: \"127.0.0.1:9\" }] }\nroutes:\n  - name: admin\n    match: { path_prefix: /admin }\n    upstream: a\n    plugins:\n      - { name: jwt, secret_env: JWT_SECRET }\n      - { name: rbac, any_roles: [admin] }\n",
+    )
+    .unwrap();
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -194,6 +194,10 @@ fn without_param(query: &str, name: &str) -> String {
 
 #[async_trait]
 impl Plugin for ApiKey {
+    fn sets_identity(&self) -> bool {
+        true
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -191,6 +191,10 @@ impl BasicAuth {
 
 #[async_trait]
 impl Plugin for BasicAuth {
+    fn sets_identity(&self) -> bool {
+        true
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -181,6 +181,10 @@ fn unauthorized(message: String) -> Flow {
 
 #[async_trait]
 impl Plugin for Mtls {
+    fn sets_identity(&self) -> bool {
+        true
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

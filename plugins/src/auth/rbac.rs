@@ -100,6 +100,10 @@ pub struct Rbac {
 
 #[async_trait]
 impl Plugin for Rbac {
+    fn needs_identity(&self) -> bool {
+        true
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

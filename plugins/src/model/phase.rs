@@ -91,6 +91,17 @@ pub trait Plugin: Send + Sync + 'static {
         false
     }
 
+    /// Whether this plugin authenticates: on success it sets [`PluginCtx::identity`].
+    fn sets_identity(&self) -> bool {
+        false
+    }
+
+    /// Whether this plugin works on the identity an earlier plugin set (`rbac`,
+    /// `token`): the gateway refuses a chain where no plugin before it sets one.
+    fn needs_identity(&self) -> bool {
+        false
+    }
+
     /// Whether this plugin reads the whole request body (the gateway then buffers it,
     /// bounded by the route's body limit).
     fn wants_body(&self) -> bool {

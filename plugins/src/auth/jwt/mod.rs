@@ -70,6 +70,10 @@ fn bearer(req: &RequestHeader) -> Option<&str> {
 
 #[async_trait]
 impl Plugin for Jwt {
+    fn sets_identity(&self) -> bool {
+        true
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -270,6 +270,10 @@ fn refuse(status: u16, error: Option<&str>, message: &str, scope: Option<String>
 
 #[async_trait]
 impl Plugin for Introspection {
+    fn sets_identity(&self) -> bool {
+        true
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -232,6 +232,10 @@ fn uuid_like() -> String {
 
 #[async_trait]
 impl Plugin for Token {
+    fn needs_identity(&self) -> bool {
+        true
+    }
+
     fn wants_body(&self) -> bool {
         true
     }
