@@ -84,7 +84,10 @@ async fn a_stream_joins_into_the_unstreamed_answer() {
     // 12 pauses of 40 ms: the first event came long before the stream ended
     let first = first_event_at.expect("an event");
     assert!(total >= Duration::from_millis(400), "{total:?}");
-    assert!(first + Duration::from_millis(300) < total, "{first:?} / {total:?}");
+    assert!(
+        first + Duration::from_millis(300) < total,
+        "{first:?} / {total:?}"
+    );
 }
 
 #[tokio::test]
