@@ -238,11 +238,16 @@ pub fn start(stack: &'static str) -> Upstream {
         }
         _ => panic!("unknown stack {stack}"),
     };
+    // not the test's own stderr: Node (libuv) makes an inherited pipe non-blocking, and
+    // the open file description it shares with the test's stdout then fails println!
+    // (EAGAIN) under a slow reader; the stack's messages go to a file instead
+    let log = std::fs::File::create(target_dir().join(format!("split-view-{stack}.log")))
+        .unwrap_or_else(|e| panic!("{stack}: cannot create its log: {e}"));
     let child = cmd
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("{stack}: cannot start: {e}"));
     let mut up = Upstream {
