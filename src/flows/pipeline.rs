@@ -97,6 +97,19 @@ pub struct Origin<'a> {
     pub traceparent: Option<&'a str>,
 }
 
+/// The client's body without `"stream"`: the steps answer JSON, which the pipeline
+/// combines (token streams through a pipeline are not available yet); other bodies as
+/// they are.
+pub fn without_stream(body: Bytes) -> Bytes {
+    let Ok(Value::Object(mut o)) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    if o.remove("stream").is_none() {
+        return body;
+    }
+    serde_json::to_vec(&o).map_or(body, Bytes::from)
+}
+
 /// Runs the steps in order.
 pub async fn run_steps(
     clients: &Clients,
@@ -248,6 +261,7 @@ impl RunError {
 impl Pipeline {
     /// Runs the pipeline for one request, within the route's total time.
     pub async fn handle(&self, clients: &Clients, body: Bytes, origin: Origin<'_>) -> FlowAnswer {
+        let body = without_stream(body);
         let current = Current::default();
         let run = run_steps(
             clients,

@@ -39,12 +39,13 @@ pub fn answers(
         RouteAnswers::Upstream => {
             match op {
                 Some(o) => {
-                    a.add(
-                        "200",
-                        "The backend's answer.",
-                        Body::Json(reference(o.response)),
-                        &[],
-                    );
+                    let answer = reference(o.response);
+                    let body = if o.streams {
+                        Body::JsonOrEvents(answer)
+                    } else {
+                        Body::Json(answer)
+                    };
+                    a.add("200", "The backend's answer.", body, &[]);
                     for s in o.errors {
                         let h: &[&'static str] = if *s == 503 { &["Retry-After"] } else { &[] };
                         a.add(
@@ -106,6 +107,11 @@ pub fn answers(
         );
     }
     a.error(431, "The request head is too large.", &[]);
+    a.error(
+        400,
+        "Refused at the edge: the path carries an encoded character upstreams read differently, or reaches another route without case (`ambiguous_path`), or the request is malformed (`bad_request`).",
+        &[],
+    );
     if let Some(Deprecation::Details(_) | Deprecation::Flag(true)) = &r.deprecated {
         a.everywhere.insert("Deprecation");
         if let Some(Deprecation::Details(d)) = &r.deprecated {

@@ -77,6 +77,8 @@ pub enum Body {
     BackendError,
     /// A JSON body with this schema.
     Json(Value),
+    /// A JSON body with this schema, or with `"stream": true` Server-Sent Events.
+    JsonOrEvents(Value),
     /// A body of this content type, any content.
     Raw(String),
     /// Any body the upstream sends.
@@ -139,7 +141,17 @@ impl Responses {
                 );
             }
             let mut r = json!({ "description": e.descriptions.join(" ") });
+            if let Body::JsonOrEvents(s) = &e.body {
+                r["content"] = json!({
+                    "application/json": { "schema": s },
+                    "text/event-stream": { "schema": event_schema() },
+                });
+                r["headers"] = Value::Object(headers);
+                out.insert(status.clone(), r);
+                continue;
+            }
             let content = match &e.body {
+                Body::JsonOrEvents(_) => None,
                 Body::GatewayError => Some(("application/json", reference("Error"))),
                 Body::BackendError => Some(("application/json", reference("BackendError"))),
                 Body::Json(s) => Some(("application/json", s.clone())),
@@ -154,6 +166,30 @@ impl Responses {
         }
         Value::Object(out)
     }
+}
+
+/// One event of a token stream, as Server-Sent Events parsers hand it over: `data` is
+/// JSON, a piece of the text or, last, the usage.
+fn event_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "With `\"stream\": true`: one event per token, then a last one with `done: true` and the usage.",
+        "required": ["data"],
+        "properties": {
+            "event": { "type": "string" },
+            "id": { "type": "string" },
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": { "oneOf": [
+                    { "type": "object", "required": ["text"], "properties": { "text": { "type": "string" } } },
+                    { "type": "object", "required": ["done", "tokens", "model", "seed", "duration_ms"], "properties": {
+                        "done": { "const": true }, "tokens": { "type": "integer" }, "model": { "type": "string" },
+                        "seed": { "type": "integer" }, "duration_ms": { "type": "number" }, "cached": { "type": "boolean" } } }
+                ] }
+            }
+        }
+    })
 }
 
 fn merge(a: &Body, b: &Body) -> Body {

@@ -26,18 +26,22 @@ pub struct BackendOp {
     pub response: &'static str,
     /// Error statuses the backend itself answers (its `{error, message}` body).
     pub errors: &'static [u16],
+    /// It answers a token stream (`text/event-stream`) when the body asks for one.
+    pub streams: bool,
 }
 
 const GENERATE: BackendOp = BackendOp {
     request: "GenerateRequest",
     response: "GenerateResponse",
     errors: &[400, 413, 415, 422, 503],
+    streams: true,
 };
 
 const ENRICH: BackendOp = BackendOp {
     request: "DocumentIn",
     response: "EnrichedDocument",
     errors: &[400, 413, 415, 422],
+    streams: false,
 };
 
 /// The backend operation behind `POST <path>` on `upstream`: api-generation's

@@ -245,6 +245,10 @@ impl Jobs {
                 )
             }
         };
+        // a job's stages answer JSON: a token stream cannot be stored (yet)
+        if let Some(o) = request.as_object_mut() {
+            o.remove("stream");
+        }
         let callback = match request
             .as_object_mut()
             .and_then(|o| o.remove("callback_url"))
