@@ -60,6 +60,13 @@ async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
+/// A gateway whose one route sends everything to `addr` through `plugin`.
+fn gateway(addr: std::net::SocketAddr, plugin: &str) -> Gateway {
+    Gateway::start(&format!(
+        "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{addr}\" }}] }}\nroutes:\n  - name: c\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{plugin}]\n"
+    ))
+}
+
 fn decode(encoding: &str, bytes: &[u8]) -> String {
     let mut out = String::new();
     match encoding {
@@ -87,17 +94,7 @@ fn header(r: &reqwest::Response, name: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_are_compressed_by_accept_encoding() {
     let (addr, _task) = upstream().await;
-    let gw = Gateway::start(&format!(
-        r#"version: 1
-upstreams:
-  u: {{ targets: [{{ addr: "{addr}" }}] }}
-routes:
-  - name: c
-    match: {{ path_prefix: / }}
-    upstream: u
-    plugins: [{{ name: compress }}]
-"#
-    ));
+    let gw = gateway(addr, "{ name: compress }");
     // no automatic decompression: the raw coding is what is checked
     let c = reqwest::Client::builder().build().unwrap();
     let get = |path: &str, accept: &str| {
@@ -164,17 +161,7 @@ routes:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_is_compressed_chunk_by_chunk() {
     let (addr, _task) = upstream().await;
-    let gw = Gateway::start(&format!(
-        r#"version: 1
-upstreams:
-  u: {{ targets: [{{ addr: "{addr}" }}] }}
-routes:
-  - name: c
-    match: {{ path_prefix: / }}
-    upstream: u
-    plugins: [{{ name: compress, algorithms: [gzip] }}]
-"#
-    ));
+    let gw = gateway(addr, "{ name: compress, algorithms: [gzip] }");
     let c = reqwest::Client::new();
     let start = Instant::now();
     let r = c

@@ -9,12 +9,12 @@ use common::*;
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_stream_through_the_gateway() {
+/// The real api-generation in this process, its events `delay` apart.
+async fn generation(delay: Duration) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = api_generation::Config {
-        token_delay: Duration::from_millis(50),
+        token_delay: delay,
         ..api_generation::Config::default()
     };
     tokio::spawn(api_generation::serve(
@@ -22,18 +22,20 @@ async fn tokens_stream_through_the_gateway() {
         config,
         std::future::pending::<()>(),
     ));
-    let gw = Gateway::start(&format!(
-        r#"version: 1
-upstreams:
-  generation: {{ targets: [{{ addr: "{addr}" }}] }}
-routes:
-  - name: generate-v2
-    match: {{ path: /api/v2/generate, methods: [POST] }}
-    upstream: generation
-    rewrite: {{ strip_prefix: /api/v2 }}
-    plugins: [{{ name: compress }}]
-"#
-    ));
+    addr
+}
+
+/// A gateway with the stack's `generate-v2` route to `addr`, through `plugin`.
+fn gateway(addr: std::net::SocketAddr, plugin: &str) -> Gateway {
+    Gateway::start(&format!(
+        "version: 1\nupstreams:\n  generation: {{ targets: [{{ addr: \"{addr}\" }}] }}\nroutes:\n  - name: generate-v2\n    match: {{ path: /api/v2/generate, methods: [POST] }}\n    upstream: generation\n    rewrite: {{ strip_prefix: /api/v2 }}\n    plugins: [{plugin}]\n"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_stream_through_the_gateway() {
+    let addr = generation(Duration::from_millis(50)).await;
+    let gw = gateway(addr, "{ name: compress }");
     let c = reqwest::Client::new();
     let body = serde_json::json!({"prompt": "Once upon a time", "max_tokens": 10, "seed": 3});
     let plain: serde_json::Value = c
@@ -92,25 +94,11 @@ routes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_budget_is_charged_from_the_stream() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(api_generation::serve(
-        listener,
-        api_generation::Config::default(),
-        std::future::pending::<()>(),
-    ));
-    let gw = Gateway::start(&format!(
-        r#"version: 1
-upstreams:
-  generation: {{ targets: [{{ addr: "{addr}" }}] }}
-routes:
-  - name: generate-v2
-    match: {{ path: /api/v2/generate, methods: [POST] }}
-    upstream: generation
-    rewrite: {{ strip_prefix: /api/v2 }}
-    plugins: [{{ name: token_limit, tokens: 15, period: 1h, key: route }}]
-"#
-    ));
+    let addr = generation(Duration::ZERO).await;
+    let gw = gateway(
+        addr,
+        "{ name: token_limit, tokens: 15, period: 1h, key: route }",
+    );
     let c = reqwest::Client::new();
     let ask = |stream: bool| {
         c.post(gw.url("/api/v2/generate"))
