@@ -33,6 +33,10 @@ mod client;
 mod common;
 #[path = "split_view/corpus.rs"]
 mod corpus;
+#[path = "split_view/heads.rs"]
+mod heads;
+#[path = "split_view/paths.rs"]
+mod paths;
 #[path = "split_view/report.rs"]
 mod report;
 #[path = "split_view/stacks.rs"]
