@@ -100,7 +100,12 @@ async fn a_budget_is_charged_from_answers_and_streams() {
     let (s, h, body) = send(&c, &gw, "/t/json", "alice", 60).await;
     assert_eq!(s, 200);
     assert_eq!(body, "{\"text\":\"x\",\"tokens\":60}");
-    assert_eq!(h["ratelimit-policy"], "\"t\";q=100;w=3600");
+    let policy = h["ratelimit-policy"].to_str().unwrap();
+    assert!(policy.starts_with("\"t\";q=100;w=3600;pk=:"), "{policy}");
+    assert!(
+        !policy.contains("alice"),
+        "the partition key is hashed: {policy}"
+    );
     assert!(
         h["ratelimit"]
             .to_str()

@@ -203,8 +203,8 @@ pub struct TokenLimit {
     proxies: TrustedProxies,
     charge_from: ChargeFrom,
     refuse_over_budget: bool,
-    /// `RateLimit-Policy`, and the `"name"` of `RateLimit`.
-    policy_header: HeaderValue,
+    /// `RateLimit-Policy` without its `pk`, and the `"name"` of `RateLimit`.
+    policy: String,
     name: String,
 }
 
@@ -212,14 +212,21 @@ const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 impl TokenLimit {
-    fn headers(&self, remaining: u64, left: Duration) -> [(HeaderName, HeaderValue); 2] {
-        let rl = HeaderValue::from_str(&format!(
-            "{};r={remaining};t={}",
-            self.name,
-            secs_ceil(left)
-        ))
-        .unwrap_or_else(|_| HeaderValue::from_static("\"tokens\""));
-        [(POLICY, self.policy_header.clone()), (RATELIMIT, rl)]
+    /// `RateLimit-Policy` (with `pk`, the key's partition: the first 12 bytes of its
+    /// SHA-256, so the header names no consumer or address) and `RateLimit`.
+    fn headers(&self, key: &str, remaining: u64, left: Duration) -> [(HeaderName, HeaderValue); 2] {
+        use base64::Engine;
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(key.as_bytes());
+        let pk = base64::engine::general_purpose::STANDARD.encode(&digest[..12]);
+        let value = |s: String| {
+            HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("\"tokens\""))
+        };
+        let rl = format!("{};r={remaining};t={}", self.name, secs_ceil(left));
+        [
+            (POLICY, value(format!("{};pk=:{pk}:", self.policy))),
+            (RATELIMIT, value(rl)),
+        ]
     }
 
     fn spent(&self, message: String, left: Duration) -> Flow {
@@ -247,8 +254,11 @@ impl Plugin for TokenLimit {
             Seen::Deny => (self.budget.tokens, Duration::from_secs(1)),
         };
         let remaining = self.budget.tokens.saturating_sub(used);
-        ctx.response_headers
-            .extend(self.headers(remaining, left.max(Duration::from_secs(1))));
+        ctx.response_headers.extend(self.headers(
+            &key,
+            remaining,
+            left.max(Duration::from_secs(1)),
+        ));
         if remaining == 0 {
             return Ok(self.spent("the token budget is spent; retry later".into(), left));
         }
@@ -417,8 +427,7 @@ impl Factory for TokenLimit {
         };
         let name = format!("\"{}\"", label.replace(['"', '\\'], "_"));
         let w = secs_ceil(s.period.0).max(1);
-        let policy_header = HeaderValue::from_str(&format!("{name};q={};w={w}", s.tokens))
-            .unwrap_or_else(|_| HeaderValue::from_static("\"tokens\""));
+        let policy = format!("{name};q={};w={w}", s.tokens);
         Ok(Arc::new(TokenLimit {
             budget: Arc::new(Budget {
                 tokens: s.tokens,
@@ -437,7 +446,7 @@ impl Factory for TokenLimit {
             proxies,
             charge_from,
             refuse_over_budget: s.refuse_over_budget,
-            policy_header,
+            policy,
             name,
         }))
     }
