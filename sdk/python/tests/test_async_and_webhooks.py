@@ -103,3 +103,12 @@ def test_webhook_from_the_gateway_verifies(gateway_url: str) -> None:
     assert json.loads(hook["body"])["status"] == "done"
     assert not verify_webhook_signature(hook["body"] + b" ", hook["sig"], secret)
     assert not verify_webhook_signature(hook["body"], hook["sig"], secret + "x")
+
+
+@pytest.mark.anyio
+async def test_async_generate_stream(gateway_url: str) -> None:
+    async with AsyncClient(gateway_url) as gw:
+        plain = await gw.generate("The fox and the", max_tokens=8, seed=3)
+        events = [e async for e in gw.generate_stream("The fox and the", max_tokens=8, seed=3)]
+    assert "".join(e.text for e in events if not e.done) == plain.text
+    assert events[-1].done and events[-1].tokens == 8

@@ -104,3 +104,27 @@ def test_a_failed_job_raises_job_failed_error_or_is_returned(gw: Client) -> None
     assert e.value.request_id
     job = gw.wait_for_job(sub.job_id, timeout=20, raise_on_failure=False)
     assert job.status == "failed" and job.result is None and "failed" in job.stages
+
+
+def test_generate_stream_yields_the_pieces_then_the_usage(gw: Client) -> None:
+    plain = gw.generate("Once upon a time", max_tokens=12, seed=5)
+    events = list(gw.generate_stream("Once upon a time", max_tokens=12, seed=5))
+    assert len(events) == 13
+    assert all(not e.done for e in events[:-1])
+    assert "".join(e.text for e in events[:-1]) == plain.text
+    last = events[-1]
+    assert last.done and last.tokens == 12 and last.seed == 5 and last.model == plain.model
+
+
+def test_generate_stream_stops_when_the_caller_does(gw: Client) -> None:
+    stream = gw.generate_stream("The wolf", max_tokens=50, seed=1)
+    first = next(stream)
+    assert first.text and not first.done
+    stream.close()  # closes the connection; the backend stops sending
+    # the client is still usable
+    assert gw.generate("The wolf", max_tokens=3, seed=1).tokens == 3
+
+
+def test_generate_stream_raises_before_streaming(gw: Client) -> None:
+    with pytest.raises(ValidationError):
+        list(gw.generate_stream(" ", max_tokens=3))

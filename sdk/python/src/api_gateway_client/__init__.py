@@ -23,7 +23,7 @@ from .errors import (
     UpstreamError,
     ValidationError,
 )
-from .types import Enrichment, Generation, Job, JobCallback, JobSubmission, Keyword, PipelineResult, Step
+from .types import Enrichment, Generation, Job, JobCallback, JobSubmission, Keyword, PipelineResult, Step, TokenEvent
 from .webhooks import SIGNATURE_HEADER, sign_webhook, verify_webhook_signature
 
 __all__ = [
@@ -33,5 +33,6 @@ __all__ = [
     "UpstreamError", "ServiceUnavailableError", "GatewayTimeoutError", "ServerError", "TransportError",
     "JobFailedError", "JobTimeoutError",
     "Enrichment", "Generation", "Job", "JobCallback", "JobSubmission", "Keyword", "PipelineResult", "Step",
+    "TokenEvent",
     "SIGNATURE_HEADER", "sign_webhook", "verify_webhook_signature",
 ]

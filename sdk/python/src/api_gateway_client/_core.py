@@ -3,9 +3,10 @@ retry decision."""
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import httpx
 
@@ -150,3 +151,42 @@ def job_path(job: Any) -> str:
     from urllib.parse import quote
 
     return f"/api/v1/jobs/{quote(str(job_id), safe='')}"
+
+
+class SseParser:
+    """Server-Sent Events, line by line: ``feed`` returns the JSON ``data`` of an event
+    once its blank line comes (comments and other fields skipped, a multi-line ``data``
+    joined with newlines); ``end`` returns an event left without its blank line."""
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> Optional[Any]:
+        if line == "":
+            return self.end()
+        if line.startswith("data:"):
+            self._data.append(line[5:].lstrip(" "))
+        return None
+
+    def end(self) -> Optional[Any]:
+        if not self._data:
+            return None
+        data, self._data = "\n".join(self._data), []
+        return json.loads(data)
+
+
+def sse_data(lines: Iterable[str]) -> Iterator[Any]:
+    """The JSON ``data`` of each Server-Sent Event in ``lines``."""
+    p = SseParser()
+    for line in lines:
+        d = p.feed(line)
+        if d is not None:
+            yield d
+    d = p.end()
+    if d is not None:
+        yield d
+
+
+def is_event_stream(resp: httpx.Response) -> bool:
+    return resp.headers.get("content-type", "").startswith("text/event-stream")
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Optional, Union
+from typing import Any, AsyncIterator, Iterator, Mapping, Optional, Union
 
 import anyio
 import httpx
@@ -11,7 +11,7 @@ import httpx
 from . import _core
 from ._core import RetryPolicy
 from .errors import JobFailedError, JobTimeoutError, TransportError
-from .types import Enrichment, Generation, Job, JobSubmission, PipelineResult
+from .types import Enrichment, Generation, Job, JobSubmission, PipelineResult, TokenEvent
 
 JobRef = Union[str, JobSubmission]
 
@@ -89,6 +89,29 @@ class Client(_Base):
         """``POST /api/v2/generate``."""
         d, m = self.request("POST", GENERATE, _core.generation_body(prompt, max_tokens, seed, priority), request_id=request_id)
         return Generation.from_json(d or {}, **m)
+
+    def generate_stream(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                        priority: Optional[str] = None, request_id: Optional[str] = None) -> Iterator[TokenEvent]:
+        """``POST /api/v2/generate`` with ``"stream": true``: the pieces of the text as they
+        are made, then one event with ``done`` and the usage. Stopping the iteration (or
+        closing it) closes the connection, which stops the generation. An error before
+        the stream starts raises the typed ``GatewayError``; nothing is retried."""
+        body = _core.generation_body(prompt, max_tokens, seed, priority, {"stream": True})
+        req = _core.build_request(self._http, "POST", GENERATE, body, request_id)
+        try:
+            resp = self._http.send(req, stream=True)
+        except httpx.TransportError as e:
+            raise TransportError(f"POST {GENERATE}: {e}") from e
+        try:
+            if not (resp.is_success and _core.is_event_stream(resp)):
+                resp.read()
+                d = _core.parse(resp)
+                yield TokenEvent.from_json({**(d or {}), "done": True})
+                return
+            for d in _core.sse_data(resp.iter_lines()):
+                yield TokenEvent.from_json(d)
+        finally:
+            resp.close()
 
     def enrich(self, text: str, *, id: Optional[str] = None, title: Optional[str] = None,
                metadata: Optional[Mapping[str, Any]] = None, request_id: Optional[str] = None) -> Enrichment:
@@ -174,6 +197,32 @@ class AsyncClient(_Base):
                        priority: Optional[str] = None, request_id: Optional[str] = None) -> Generation:
         d, m = await self.request("POST", GENERATE, _core.generation_body(prompt, max_tokens, seed, priority), request_id=request_id)
         return Generation.from_json(d or {}, **m)
+
+    async def generate_stream(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                              priority: Optional[str] = None, request_id: Optional[str] = None) -> AsyncIterator[TokenEvent]:
+        """The async ``generate_stream``: an async iterator of ``TokenEvent``."""
+        body = _core.generation_body(prompt, max_tokens, seed, priority, {"stream": True})
+        req = _core.build_request(self._http, "POST", GENERATE, body, request_id)
+        try:
+            resp = await self._http.send(req, stream=True)
+        except httpx.TransportError as e:
+            raise TransportError(f"POST {GENERATE}: {e}") from e
+        try:
+            if not (resp.is_success and _core.is_event_stream(resp)):
+                await resp.aread()
+                d = _core.parse(resp)
+                yield TokenEvent.from_json({**(d or {}), "done": True})
+                return
+            parser = _core.SseParser()
+            async for line in resp.aiter_lines():
+                d = parser.feed(line)
+                if d is not None:
+                    yield TokenEvent.from_json(d)
+            d = parser.end()
+            if d is not None:
+                yield TokenEvent.from_json(d)
+        finally:
+            await resp.aclose()
 
     async def enrich(self, text: str, *, id: Optional[str] = None, title: Optional[str] = None,
                      metadata: Optional[Mapping[str, Any]] = None, request_id: Optional[str] = None) -> Enrichment:

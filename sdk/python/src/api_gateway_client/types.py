@@ -197,3 +197,31 @@ class Job(Meta):
             raw=d,
             **meta,
         )
+
+
+@dataclass(kw_only=True)
+class TokenEvent:
+    """One event of ``generate_stream``: a piece of the text, or (``done``) the usage.
+
+    The pieces joined are the ``text`` of ``generate`` for the same seed."""
+
+    text: str = ""
+    done: bool = False
+    tokens: Optional[int] = None
+    model: Optional[str] = None
+    seed: Optional[int] = None
+    duration_ms: Optional[float] = None
+    cached: Optional[bool] = None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "TokenEvent":
+        return cls(
+            text=d.get("text", ""),
+            done=bool(d.get("done", False)),
+            tokens=d.get("tokens"),
+            model=d.get("model"),
+            seed=d.get("seed"),
+            duration_ms=d.get("duration_ms"),
+            cached=d.get("cached"),
+        )
+
