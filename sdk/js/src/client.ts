@@ -5,7 +5,7 @@ import { parseRateLimit, parseRetryAfter } from "./ratelimit.js";
 import { DEFAULT_RETRY, delayOnNetworkError, delayOnStatus, sleep, type RetryPolicy } from "./retry.js";
 import type {
   EnrichOptions, Enrichment, Generation, GenerateOptions, Job, JobSubmission, Meta,
-  PipelineResult, RequestOptions, SubmitJobOptions, WaitOptions,
+  PipelineResult, RequestOptions, SubmitJobOptions, TokenEvent, WaitOptions,
 } from "./types.js";
 
 export const VERSION = "0.1.0";
@@ -42,6 +42,12 @@ function generationBody(prompt: string, o: GenerateOptions): Record<string, unkn
   if (o.seed !== undefined) b.seed = o.seed;
   if (o.priority !== undefined) b.priority = o.priority;
   return b;
+}
+
+/** A token stream event's JSON `data`. */
+function toEvent(data: string): TokenEvent {
+  const d = JSON.parse(data) as Partial<TokenEvent>;
+  return { ...d, text: d.text ?? "", done: d.done ?? false };
 }
 
 function jobPath(job: JobRef): string {
@@ -115,6 +121,62 @@ export class GatewayClient {
   /** `POST /api/v2/generate`. */
   generate(prompt: string, options: GenerateOptions = {}): Promise<Generation> {
     return this.request(...post(GENERATE, generationBody(prompt, options), options));
+  }
+
+  /** `POST /api/v2/generate` with `"stream": true`: an async iterator of the pieces of
+   * the text as they are made, then one event with `done` and the usage. Breaking out of
+   * the loop (or `options.signal`) closes the connection, which stops the generation. An
+   * error before the stream starts throws the typed `GatewayError`; nothing is retried. */
+  async *generateStream(prompt: string, options: GenerateOptions = {}): AsyncGenerator<TokenEvent> {
+    const headers: Record<string, string> = {
+      ...this.#headers, accept: "text/event-stream", "content-type": "application/json",
+    };
+    if (options.requestId) headers["x-request-id"] = options.requestId;
+    const abort = new AbortController();
+    const onAbort = () => abort.abort();
+    options.signal?.addEventListener("abort", onAbort);
+    let resp: Response;
+    try {
+      resp = await this.#fetch(this.baseUrl + GENERATE, {
+        method: "POST", headers, signal: abort.signal,
+        body: JSON.stringify({ ...generationBody(prompt, options), stream: true }),
+      });
+    } catch (e) {
+      options.signal?.removeEventListener("abort", onAbort);
+      throw new TransportError(`POST ${GENERATE}: ${(e as Error)?.message ?? e}`, { cause: e });
+    }
+    try {
+      const type = resp.headers.get("content-type") ?? "";
+      if (!resp.ok || !type.startsWith("text/event-stream") || !resp.body) {
+        const text = await resp.text();
+        let json: unknown = undefined;
+        try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+        if (!resp.ok) throw errorFromResponse(resp.status, resp.headers, json, text);
+        yield { ...(json as object), text: "", done: true } as TokenEvent;
+        return;
+      }
+      const decoder = new TextDecoder();
+      let buffer = "";
+      let data: string[] = [];
+      for await (const chunk of resp.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, nl).replace(/\r$/, "");
+          buffer = buffer.slice(nl + 1);
+          if (line === "") {
+            if (data.length) yield toEvent(data.join("\n"));
+            data = [];
+          } else if (line.startsWith("data:")) {
+            data.push(line.slice(5).replace(/^ /, ""));
+          }
+        }
+      }
+      if (data.length) yield toEvent(data.join("\n"));
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+      abort.abort();
+    }
   }
 
   /** `POST /api/v2/enrich`. */

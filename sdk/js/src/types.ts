@@ -81,6 +81,18 @@ export type PipelineResult = PipelineBody & Meta;
 export type JobSubmission = JobSubmissionBody & Meta;
 export type Job = JobBody & Meta;
 
+/** One event of `generateStream`: a piece of the text, or (`done`) the usage. The
+ * pieces joined are the `text` of `generate` for the same seed. */
+export interface TokenEvent {
+  text: string;
+  done: boolean;
+  tokens?: number;
+  model?: string;
+  seed?: number;
+  duration_ms?: number;
+  cached?: boolean;
+}
+
 /** Parameters of a generation (also of `process` and `submitJob`). */
 export interface GenerateOptions {
   maxTokens?: number;

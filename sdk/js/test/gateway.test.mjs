@@ -97,3 +97,23 @@ test("a failed job throws JobFailedError, or is returned", async () => {
   assert.equal(job.result, undefined);
   assert.ok(job.stages.failed);
 });
+
+test("generateStream yields the pieces, then the usage; breaking out closes it", async () => {
+  const plain = await gw.generate("Once upon a time", { maxTokens: 12, seed: 5 });
+  const events = [];
+  for await (const e of gw.generateStream("Once upon a time", { maxTokens: 12, seed: 5 })) events.push(e);
+  assert.equal(events.length, 13);
+  assert.equal(events.slice(0, -1).map((e) => e.text).join(""), plain.text);
+  const last = events.at(-1);
+  assert.equal(last.done, true);
+  assert.equal(last.tokens, 12);
+  assert.equal(last.seed, 5);
+  for await (const e of gw.generateStream("The wolf", { maxTokens: 50, seed: 1 })) {
+    assert.ok(e.text && !e.done);
+    break;
+  }
+  await assert.rejects(
+    async () => { for await (const _ of gw.generateStream(" ", { maxTokens: 3 })) { /* nothing */ } },
+    ValidationError,
+  );
+});
