@@ -15,14 +15,7 @@ fn table(addr: std::net::SocketAddr, tag: &str) -> String {
 }
 
 async fn tag(c: &reqwest::Client, gw: &Gateway) -> String {
-    match c.get(gw.url("/x")).send().await {
-        Ok(r) => r
-            .headers()
-            .get("x-table")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+    header_of(c, &gw.url("/x"), "x-table").await
 }
 
 async fn expect_tag(c: &reqwest::Client, gw: &Gateway, want: &str) -> Duration {

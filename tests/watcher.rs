@@ -95,14 +95,7 @@ fn write(path: &Path, text: &str, older: &str, way: Way) {
 }
 
 async fn tag(c: &reqwest::Client, gw: &Gateway) -> String {
-    match c.get(gw.url("/r")).send().await {
-        Ok(r) => r
-            .headers()
-            .get("x-table")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+    header_of(c, &gw.url("/r"), "x-table").await
 }
 
 async fn key_status(c: &reqwest::Client, gw: &Gateway, key: &str) -> u16 {

@@ -328,6 +328,19 @@ pub fn raw_json(resp: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
 }
 
+/// The value of response header `name` of `GET url` (empty when the request fails or
+/// the answer has none), for tests that tell route tables apart by a header.
+pub async fn header_of(c: &reqwest::Client, url: &str, name: &str) -> String {
+    match c.get(url).send().await {
+        Ok(r) => r
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
 /// Polls `f` until it returns true or `timeout` passes; returns the time it took.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> Option<Duration>
 where

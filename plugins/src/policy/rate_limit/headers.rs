@@ -18,7 +18,7 @@ pub fn secs_ceil(d: Duration) -> u64 {
 
 /// A structured-field string (`"name"`), quotes and backslashes escaped; characters
 /// outside printable ASCII become `_`.
-fn sf_string(s: &str) -> String {
+pub(crate) fn sf_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -14,7 +14,7 @@ mod meter;
 mod window;
 
 use crate::policy::client_addr::TrustedProxies;
-use crate::policy::rate_limit::headers::secs_ceil;
+use crate::policy::rate_limit::headers::{secs_ceil, sf_string};
 use crate::policy::rate_limit::redis_store::RedisStore;
 use crate::policy::rate_limit::{key_of, parse_key, redis_store, KeyKind, OnStoreError, StoreKind};
 use crate::policy::units::Period;
@@ -425,7 +425,7 @@ impl Factory for TokenLimit {
                 redis_store("token_limit", &s.redis_url_env, s.store_timeout.0, cx)?
             }
         };
-        let name = format!("\"{}\"", label.replace(['"', '\\'], "_"));
+        let name = sf_string(label);
         let w = secs_ceil(s.period.0).max(1);
         let policy = format!("{name};q={};w={w}", s.tokens);
         Ok(Arc::new(TokenLimit {
