@@ -61,6 +61,8 @@ pub enum ServeError {
     Listener(#[from] crate::tls_listener::ListenerError),
     #[error(transparent)]
     Watch(#[from] crate::reload::WatchError),
+    #[error("cannot start the dashboard's series sampler: {0}")]
+    Sampler(std::io::Error),
 }
 
 fn env_num<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ServeError> {
@@ -167,7 +169,19 @@ pub fn serve(settings: Settings) -> Result<(), ServeError> {
                 .l4_buffer(L4BufferSettings::default().read(TLS_READ_BUFFER)),
         );
     }
-    let mut admin = Service::new("admin".to_string(), AdminApp { gw: gw.clone() });
+    let series = std::sync::Arc::new(crate::observability::series::Series::new(
+        std::time::Duration::from_millis(env_num("SERIES_INTERVAL_MS", 5000)?),
+    ));
+    series
+        .spawn(gw.metrics.registry.clone())
+        .map_err(ServeError::Sampler)?;
+    let mut admin = Service::new(
+        "admin".to_string(),
+        AdminApp {
+            gw: gw.clone(),
+            series,
+        },
+    );
     admin.add_tcp(&join(&settings.bind, settings.metrics_port));
 
     server.add_service(proxy);

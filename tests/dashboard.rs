@@ -13,10 +13,13 @@ fn headless(args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_live_values_in_a_browser() {
     let up = Echo::start("u").await;
-    let gw = Gateway::start(&format!(
-        "version: 1\nupstreams:\n  echo: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n  - {{ name: api-v1, match: {{ path_prefix: /api/v1 }}, upstream: echo }}\n",
-        up.addr
-    ));
+    let gw = Gateway::start_with(
+        &format!(
+            "version: 1\nupstreams:\n  echo: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n  - {{ name: api-v1, match: {{ path_prefix: /api/v1 }}, upstream: echo }}\n",
+            up.addr
+        ),
+        &[("SERIES_INTERVAL_MS", "200")],
+    );
     for _ in 0..17 {
         assert_eq!(
             reqwest::get(gw.url("/api/v1/x")).await.unwrap().status(),
@@ -55,6 +58,31 @@ async fn dashboard_shows_live_values_in_a_browser() {
     assert!(route["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
     assert_eq!(s["reload"]["result"], "success");
     assert_eq!(s["blocked"]["no_route"], 1);
+
+    // the charts' series: points of 200 ms, one of which saw the route's requests
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let series: serde_json::Value = c
+        .get(gw.metrics_url("/admin/series"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(series["interval_ms"], 200);
+    let points = series["points"].as_array().unwrap();
+    let busy = points
+        .iter()
+        .filter_map(|p| p["routes"]["api-v1"]["rps"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(busy > 0.0, "{series}");
+    assert!(
+        points
+            .iter()
+            .any(|p| p["upstreams"]["echo"]["p50_ms"].as_f64().is_some()),
+        "{series}"
+    );
 
     let url = gw.metrics_url(&format!("/dashboard#token={ADMIN_TOKEN}"));
     let dom = headless(&["--dump-dom", &url]);

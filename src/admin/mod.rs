@@ -2,7 +2,8 @@
 //! comes from the admin API), and the admin API, which needs
 //! `Authorization: Bearer $ADMIN_TOKEN` and is disabled when `ADMIN_TOKEN` is unset:
 //! `POST /admin/reload`, `GET /admin/upstreams`, `GET /admin/routes`,
-//! `GET /admin/config` (secrets redacted), `GET /admin/summary` (the dashboard's view),
+//! `GET /admin/config` (secrets redacted), `GET /admin/summary` (the dashboard's view), `GET /admin/series` (its charts: the
+//! last 15 minutes in points of `SERIES_INTERVAL_MS`),
 //! `GET /admin/jobs/{id}` (a job's whole record, whoever owns it).
 
 mod jobs;
@@ -10,6 +11,7 @@ mod redact;
 mod summary;
 
 use crate::gateway::{Gateway, ReloadOutcome, Trigger};
+use crate::observability::series::Series;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
@@ -18,6 +20,8 @@ use std::sync::Arc;
 
 pub struct AdminApp {
     pub gw: Arc<Gateway>,
+    /// the dashboard's charts: the last 15 minutes, sampled in the gateway
+    pub series: Arc<Series>,
 }
 
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Vec<u8>> {
@@ -169,7 +173,7 @@ impl ServeHttp for AdminApp {
             (
                 _,
                 "/admin/reload" | "/admin/upstreams" | "/admin/routes" | "/admin/config"
-                | "/admin/summary",
+                | "/admin/summary" | "/admin/series",
             ) => {
                 if let Err(r) = self.authorize(session) {
                     return *r;
@@ -180,6 +184,14 @@ impl ServeHttp for AdminApp {
                     ("GET", "/admin/routes") => self.routes(),
                     ("GET", "/admin/config") => self.config(),
                     ("GET", "/admin/summary") => json(StatusCode::OK, summary::summary(&self.gw)),
+                    ("GET", "/admin/series") => json(
+                        StatusCode::OK,
+                        serde_json::json!({
+                            "interval_ms": self.series.interval().as_millis() as u64,
+                            "window_s": crate::observability::series::WINDOW.as_secs(),
+                            "points": self.series.points(),
+                        }),
+                    ),
                     _ => err(
                         StatusCode::METHOD_NOT_ALLOWED,
                         "method_not_allowed",

@@ -3,6 +3,7 @@
 //! breaker state, blocked requests by reason, and the last reload's result.
 
 use crate::gateway::Gateway;
+use crate::observability::series::{label, quantile};
 use prometheus::proto::{MetricFamily, MetricType};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -15,36 +16,6 @@ struct RouteStats {
     buckets: Vec<(f64, u64)>,
     count: u64,
     sum: f64,
-}
-
-fn label<'a>(m: &'a prometheus::proto::Metric, name: &str) -> &'a str {
-    m.get_label()
-        .iter()
-        .find(|l| l.name() == name)
-        .map_or("", |l| l.value())
-}
-
-/// The `q` quantile of a cumulative histogram, interpolated inside its bucket.
-fn quantile(buckets: &[(f64, u64)], count: u64, q: f64) -> Option<f64> {
-    if count == 0 {
-        return None;
-    }
-    let rank = q * count as f64;
-    let (mut lo, mut below) = (0.0, 0u64);
-    for &(le, cum) in buckets {
-        if cum as f64 >= rank {
-            let inside = (cum - below) as f64;
-            let frac = if inside > 0.0 {
-                (rank - below as f64) / inside
-            } else {
-                1.0
-            };
-            return Some(lo + (le - lo) * frac);
-        }
-        lo = le;
-        below = cum;
-    }
-    Some(lo)
 }
 
 fn routes(families: &[MetricFamily], names: &[String]) -> Vec<Value> {
@@ -143,18 +114,4 @@ fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quantile;
-
-    #[test]
-    fn quantile_interpolates_inside_a_bucket() {
-        let b = [(0.1, 50), (0.2, 100), (f64::INFINITY, 100)];
-        assert_eq!(quantile(&b, 100, 0.5), Some(0.1));
-        let q = quantile(&b, 100, 0.75).unwrap();
-        assert!((q - 0.15).abs() < 1e-9, "{q}");
-        assert_eq!(quantile(&b, 0, 0.5), None);
-    }
 }

@@ -4,6 +4,7 @@ pub mod access;
 pub mod logging;
 pub mod metrics;
 pub mod otel;
+pub mod series;
 pub mod trace;
 
 pub use metrics::Metrics;
