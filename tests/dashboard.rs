@@ -6,6 +6,19 @@
 mod common;
 use common::*;
 
+/// An admin endpoint's JSON, with the admin token.
+async fn admin_json(gw: &Gateway, path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(gw.metrics_url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn headless(args: &[&str]) -> String {
     common::browser::headless("1280,900", 6000, args)
 }
@@ -39,15 +52,7 @@ async fn dashboard_shows_live_values_in_a_browser() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let s: serde_json::Value = c
-        .get(gw.metrics_url("/admin/summary"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = admin_json(&gw, "/admin/summary").await;
     let route = s["routes"]
         .as_array()
         .unwrap()
@@ -61,15 +66,7 @@ async fn dashboard_shows_live_values_in_a_browser() {
 
     // the charts' series: points of 200 ms, one of which saw the route's requests
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    let series: serde_json::Value = c
-        .get(gw.metrics_url("/admin/series"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let series = admin_json(&gw, "/admin/series").await;
     assert_eq!(series["interval_ms"], 200);
     let points = series["points"].as_array().unwrap();
     let busy = points
