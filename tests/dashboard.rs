@@ -133,16 +133,7 @@ async fn admin_config_redacts_secrets() {
     let gw = Gateway::start(
         "version: 1\nupstreams:\n  u: { targets: [{ addr: \"127.0.0.1:9\" }] }\nroutes:\n  - { name: r, match: { path_prefix: /r }, upstream: u, plugins: [{ name: request_headers, set: { x-api-token: \"inline-value\" } }] }\n",
     );
-    let c = reqwest::Client::new();
-    let v: serde_json::Value = c
-        .get(gw.metrics_url("/admin/config"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = admin_json(&gw, "/admin/config").await;
     assert_eq!(v["routes"][0]["name"], "r");
     // process metrics beside the gateway's own
     assert!(gw.metric("process_resident_memory_bytes").await.unwrap() > 0.0);

@@ -3,7 +3,7 @@
 //! breaker state, blocked requests by reason, and the last reload's result.
 
 use crate::gateway::Gateway;
-use crate::observability::series::{label, quantile};
+use crate::observability::series::{is_server_error, label, quantile};
 use prometheus::proto::{MetricFamily, MetricType};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -30,10 +30,11 @@ fn routes(families: &[MetricFamily], names: &[String]) -> Vec<Value> {
                     let s = stats.entry(label(m, "route").to_string()).or_default();
                     let n = m.get_counter().value() as u64;
                     s.requests += n;
-                    match label(m, "status").parse::<u16>() {
-                        Ok(500..) | Ok(0) => s.errors_5xx += n,
-                        Ok(400..=499) => s.client_errors += n,
-                        _ => {}
+                    let status = label(m, "status");
+                    if is_server_error(status) {
+                        s.errors_5xx += n;
+                    } else if matches!(status.parse::<u16>(), Ok(400..=499)) {
+                        s.client_errors += n;
                     }
                 }
             }

@@ -116,6 +116,12 @@ pub fn label<'a>(m: &'a prometheus::proto::Metric, name: &str) -> &'a str {
         .map_or("", |l| l.value())
 }
 
+/// A `status` label of `http_requests_total` that counts as a server error: 5xx, or 0
+/// (the request ended before any answer was written).
+pub fn is_server_error(status: &str) -> bool {
+    matches!(status.parse::<u16>(), Ok(500..) | Ok(0))
+}
+
 fn read(families: &[MetricFamily], at_ms: u64) -> Read {
     let mut r = Read {
         at_ms,
@@ -129,7 +135,7 @@ fn read(families: &[MetricFamily], at_ms: u64) -> Read {
                 ("http_requests_total", MetricType::COUNTER) => {
                     let t = r.routes.entry(label(m, "route").to_string()).or_default();
                     t.requests += count();
-                    if matches!(label(m, "status").parse::<u16>(), Ok(500..) | Ok(0)) {
+                    if is_server_error(label(m, "status")) {
                         t.errors += count();
                     }
                 }
