@@ -1,10 +1,11 @@
-//! The metrics port: `GET /metrics` (open), `GET /dashboard` (a static page; its data
-//! comes from the admin API), and the admin API, which needs
-//! `Authorization: Bearer $ADMIN_TOKEN` and is disabled when `ADMIN_TOKEN` is unset:
-//! `POST /admin/reload`, `GET /admin/upstreams`, `GET /admin/routes`,
-//! `GET /admin/config` (secrets redacted), `GET /admin/summary` (the dashboard's view), `GET /admin/series` (its charts: the
-//! last 15 minutes in points of `SERIES_INTERVAL_MS`),
-//! `GET /admin/jobs/{id}` (a job's whole record, whoever owns it).
+//! The metrics port: `GET /metrics` (open), `GET /dashboard` (a static page and its
+//! chart script `/dashboard/charts.js`; its data comes from the admin API), and the
+//! admin API, which needs `Authorization: Bearer $ADMIN_TOKEN` and is disabled when
+//! `ADMIN_TOKEN` is unset: `POST /admin/reload`, `GET /admin/upstreams`,
+//! `GET /admin/routes`, `GET /admin/config` (secrets redacted), `GET /admin/summary`
+//! (the dashboard's view), `GET /admin/series` (its charts: the last 15 minutes in
+//! points of `SERIES_INTERVAL_MS`), `GET /admin/jobs/{id}` (a job's whole record,
+//! whoever owns it).
 
 mod jobs;
 mod redact;
@@ -39,6 +40,23 @@ fn err(status: StatusCode, kind: &str, message: &str) -> Response<Vec<u8>> {
         status,
         serde_json::json!({"error": kind, "message": message}),
     )
+}
+
+/// A file of the dashboard, built into the binary: no CDN, no external asset; scripts
+/// only from this origin or inline.
+fn page(content_type: &str, text: &str) -> Response<Vec<u8>> {
+    let body = text.as_bytes().to_vec();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .header("cache-control", "no-store")
+        .header(
+            "content-security-policy",
+            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'",
+        )
+        .body(body)
+        .unwrap_or_default()
 }
 
 /// Compares without an early exit, so timing does not tell how much of a token matched.
@@ -157,18 +175,10 @@ impl ServeHttp for AdminApp {
             }
             ("GET", "/health") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
             ("GET", "/dashboard" | "/dashboard/") => {
-                let body = include_str!("dashboard.html").as_bytes().to_vec();
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .header("content-type", "text/html; charset=utf-8")
-                    .header("content-length", body.len())
-                    .header("cache-control", "no-store")
-                    .header(
-                        "content-security-policy",
-                        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'",
-                    )
-                    .body(body)
-                    .unwrap_or_default()
+                page("text/html; charset=utf-8", include_str!("dashboard.html"))
+            }
+            ("GET", "/dashboard/charts.js") => {
+                page("text/javascript; charset=utf-8", include_str!("charts.js"))
             }
             (
                 _,
