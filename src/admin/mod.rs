@@ -5,8 +5,10 @@
 //! `GET /admin/routes`, `GET /admin/config` (secrets redacted), `GET /admin/summary`
 //! (the dashboard's view), `GET /admin/series` (its charts: the last 15 minutes in
 //! points of `SERIES_INTERVAL_MS`), `GET /admin/jobs/{id}` (a job's whole record,
-//! whoever owns it).
+//! whoever owns it), `/admin/plugins/{plugin}/{action}` (actions plugins offer, e.g.
+//! a cache purge: see `actions`).
 
+mod actions;
 mod jobs;
 mod redact;
 mod summary;
@@ -208,6 +210,12 @@ impl ServeHttp for AdminApp {
                         "wrong method for this endpoint",
                     ),
                 }
+            }
+            (_, p) if p.starts_with(actions::PREFIX) => {
+                if let Err(r) = self.authorize(session) {
+                    return *r;
+                }
+                actions::run(&self.gw, session, &p[actions::PREFIX.len()..]).await
             }
             (_, p) if p.starts_with("/admin/jobs/") => {
                 if let Err(r) = self.authorize(session) {

@@ -3,6 +3,7 @@
 //! state that outlives reloads ([`Shared`]), and how a plugin is declared and built
 //! from its settings ([`PluginSpec`]).
 
+mod admin_action;
 mod api_doc;
 mod background;
 mod ctx;
@@ -13,6 +14,7 @@ mod reply;
 mod shared;
 mod spec;
 
+pub use admin_action::{AdminAction, AdminActionError, AdminRequest};
 pub use api_doc::{
     bearer_with_scopes, component_key, ApiAnswer, ApiDoc, ApiEndpoint, AUTH_ANSWERS,
     DEPENDENCY_ANSWER, POLICY_ANSWER,

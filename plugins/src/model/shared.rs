@@ -7,9 +7,10 @@
 //! A *dry* `Shared` is used by `check` and by validation: plugins built with it must
 //! not open a connection, start a task or read anything but their own files.
 
+use super::admin_action::AdminAction;
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +29,12 @@ pub struct PluginMetrics {
     /// `gateway_tokens_total{route,consumer}`: generation tokens charged by
     /// `token_limit` (consumer: a configured name, else `anonymous`).
     pub tokens: IntCounterVec,
+    /// `gateway_cache_requests_total{route,status}`: GET and HEAD requests seen by
+    /// `cache`, one status each (`hit`, `stale`, `miss`, `bypass`).
+    pub cache_requests: IntCounterVec,
+    /// `gateway_cache_stores_total{route,outcome}`: answers `cache` considered storing
+    /// (`stored`, `not_cacheable`, `too_large`).
+    pub cache_stores: IntCounterVec,
 }
 
 impl PluginMetrics {
@@ -64,6 +71,16 @@ impl PluginMetrics {
                 "Generation tokens charged by token_limit, by route and consumer",
                 &["route", "consumer"],
             )?,
+            cache_requests: counter(
+                "gateway_cache_requests_total",
+                "Requests seen by the response cache, by route and status (hit, stale, miss, bypass)",
+                &["route", "status"],
+            )?,
+            cache_stores: counter(
+                "gateway_cache_stores_total",
+                "Answers the response cache considered storing, by route and outcome",
+                &["route", "outcome"],
+            )?,
         })
     }
 
@@ -86,6 +103,8 @@ pub struct Shared {
     /// Files plugins read at build (key files, htpasswd): the gateway reloads when one
     /// of them changes, as when routes.yaml does.
     watched: Mutex<BTreeSet<PathBuf>>,
+    /// Admin actions by (plugin, action); see [`Shared::register_admin_action`].
+    actions: Mutex<BTreeMap<(&'static str, &'static str), AdminAction>>,
 }
 
 impl Shared {
@@ -97,6 +116,7 @@ impl Shared {
             env: Box::new(|k| std::env::var(k).ok()),
             state: Mutex::new(HashMap::new()),
             watched: Mutex::new(BTreeSet::new()),
+            actions: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -108,6 +128,7 @@ impl Shared {
             env: Box::new(|k| std::env::var(k).ok()),
             state: Mutex::new(HashMap::new()),
             watched: Mutex::new(BTreeSet::new()),
+            actions: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -122,6 +143,7 @@ impl Shared {
             env: Box::new(env),
             state: Mutex::new(HashMap::new()),
             watched: Mutex::new(BTreeSet::new()),
+            actions: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -149,6 +171,29 @@ impl Shared {
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let w = self.watched.lock().unwrap_or_else(|e| e.into_inner());
         w.iter().cloned().collect()
+    }
+
+    /// Offers `action` of `plugin` on the admin API
+    /// (`/admin/plugins/{plugin}/{action}`); a later registration under the same names
+    /// replaces it. Ignored by dry builds.
+    pub fn register_admin_action(
+        &self,
+        plugin: &'static str,
+        action: &'static str,
+        handler: AdminAction,
+    ) {
+        if !self.dry {
+            let mut a = self.actions.lock().unwrap_or_else(|e| e.into_inner());
+            a.insert((plugin, action), handler);
+        }
+    }
+
+    /// The admin action `action` of `plugin`, if one was registered.
+    pub fn admin_action(&self, plugin: &str, action: &str) -> Option<AdminAction> {
+        let a = self.actions.lock().unwrap_or_else(|e| e.into_inner());
+        a.iter()
+            .find(|((p, n), _)| *p == plugin && *n == action)
+            .map(|(_, h)| h.clone())
     }
 
     /// The value of type `T` under `key`, made by `init` the first time. The same

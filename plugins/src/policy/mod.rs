@@ -3,6 +3,7 @@
 //! compression.
 
 pub mod body_limit;
+pub mod cache;
 pub mod client_addr;
 pub mod compress;
 pub mod concurrency;
