@@ -1,6 +1,7 @@
 //! The plugin model: phases ([`Plugin`]), per-request state ([`PluginCtx`]), the
 //! request's [`Identity`], answers ([`Reply`]) and typed failures ([`PluginFailure`]),
-//! state that outlives reloads ([`Shared`]), and how a plugin is declared and built
+//! state that outlives reloads ([`Shared`]), calls to upstream pools ([`UpstreamCalls`]),
+//! and how a plugin is declared and built
 //! from its settings ([`PluginSpec`]).
 
 mod admin_action;
@@ -13,6 +14,7 @@ mod phase;
 mod reply;
 mod shared;
 mod spec;
+mod upstream_calls;
 
 pub use admin_action::{AdminAction, AdminActionError, AdminRequest};
 pub use api_doc::{
@@ -27,3 +29,7 @@ pub use phase::{ClientCert, Flow, Plugin, RequestInfo, San};
 pub use reply::{FailureKind, PluginFailure, Reply, ReplyBody};
 pub use shared::{PluginMetrics, Shared};
 pub use spec::{parse as parse_settings, BuildCtx, Factory, PluginSpec, SettingsError};
+pub use upstream_calls::{
+    NoUpstreamCalls, UpstreamCallError, UpstreamCalls, UpstreamRef, UpstreamRequest,
+    UpstreamResponse,
+};
