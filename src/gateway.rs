@@ -85,6 +85,8 @@ pub struct Gateway {
     pub registry: Arc<Registry>,
     /// Plugin state that outlives reloads (clients, caches, rate-limit buckets).
     pub plugins: Arc<gateway_plugins::Shared>,
+    /// The plugins' calls to the live table's pools (installed in `plugins`).
+    pub upstream_calls: Arc<crate::upstream::PoolCalls>,
     pub metrics: Metrics,
     /// Async jobs: store, queue and step clients (outlive reloads).
     pub jobs: Arc<crate::flows::jobs::Jobs>,
@@ -142,6 +144,8 @@ impl Gateway {
             gateway_plugins::PluginMetrics::register(&metrics.registry)
                 .map_err(StartError::PluginMetrics)?,
         );
+        let upstream_calls = crate::upstream::PoolCalls::new();
+        plugins.set_upstream_calls(upstream_calls.clone());
         let text = std::fs::read(&config_path).map_err(|source| ReloadError::Read {
             path: config_path.clone(),
             source,
@@ -150,6 +154,7 @@ impl Gateway {
         crate::reload::watch_config_files(&parsed.config, parsed.base_dir(), &plugins);
         let rt = Runtime::build(parsed, &registry, &plugins).map_err(ReloadError::from)?;
         rt.resolve_metrics(&metrics);
+        upstream_calls.set_pools(&rt.pools);
         let fp = fingerprint(&text, &plugins);
         metrics.routes_loaded.set(rt.routes.len() as i64);
         metrics.last_reload_success.set(1);
@@ -160,6 +165,7 @@ impl Gateway {
             registry,
             jobs,
             plugins,
+            upstream_calls,
             metrics,
             config_path,
             admin_token: std::env::var("ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
@@ -230,7 +236,9 @@ impl Gateway {
         }
         rt.resolve_metrics(&self.metrics);
         let routes = rt.routes.len();
+        let pools = rt.pools.clone();
         self.live.store(Arc::new(rt));
+        self.upstream_calls.set_pools(&pools);
         *last = (fp, true);
         let millis = started.elapsed().as_millis() as u64;
         let m = &self.metrics;

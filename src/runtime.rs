@@ -180,6 +180,12 @@ impl Runtime {
                             );
                         }
                         identity_set |= p.sets_identity();
+                        crate::config::check_plugin_upstreams(
+                            &p,
+                            &entry.path,
+                            &config,
+                            &mut errors,
+                        );
                         chain_built.push(p);
                     }
                     Err(e) => plugin_error(&entry.path, &e, &mut errors),
@@ -226,7 +232,11 @@ impl Runtime {
         let mut unmatched = Vec::with_capacity(config.plugins.len());
         for (j, g) in config.plugins.iter().enumerate().filter(|(_, g)| g.enabled) {
             match gateway_plugins::build(&g.name, &g.settings, &cx) {
-                Ok(p) => unmatched.push(p),
+                Ok(p) => {
+                    let path = format!("plugins[{j}]");
+                    crate::config::check_plugin_upstreams(&p, &path, &config, &mut errors);
+                    unmatched.push(p)
+                }
                 Err(e) => plugin_error(&format!("plugins[{j}]"), &e, &mut errors),
             }
         }

@@ -60,6 +60,38 @@ pub(crate) fn plugin_error(entry: &str, e: &gateway_plugins::PluginError, errs: 
     errs.push(option_path(entry, e.path()), e.to_string());
 }
 
+/// Refuses a plugin that calls a pool the table does not define
+/// ([`gateway_plugins::Plugin::upstreams`]), at the option that names it.
+pub(crate) fn check_plugin_upstreams(
+    p: &gateway_plugins::Instance,
+    entry: &str,
+    c: &Config,
+    errs: &mut Errors,
+) {
+    for r in p.upstreams() {
+        if !c.upstreams.contains_key(&r.upstream) {
+            let defined = c
+                .upstreams
+                .keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            errs.push(
+                option_path(entry, &r.option),
+                format!(
+                    "unknown upstream `{}` (defined: {})",
+                    r.upstream,
+                    if defined.is_empty() {
+                        "none".into()
+                    } else {
+                        defined
+                    }
+                ),
+            );
+        }
+    }
+}
+
 /// Refuses `enabled: false` where it means nothing: on a global plugin, or on a route
 /// entry whose name no global plugin has. Building the plugins (which checks their
 /// settings) is [`crate::runtime::Runtime::build`]'s.
@@ -97,8 +129,9 @@ pub(super) fn build_dry(c: &Config, base: &Path, errs: &mut Errors) {
             base_dir: base,
             route,
         };
-        if let Err(e) = gateway_plugins::build(&p.name, &p.settings, &cx) {
-            plugin_error(path, &e, errs);
+        match gateway_plugins::build(&p.name, &p.settings, &cx) {
+            Ok(built) => check_plugin_upstreams(&built, path, c, errs),
+            Err(e) => plugin_error(path, &e, errs),
         }
     };
     for (j, g) in c.plugins.iter().enumerate().filter(|(_, g)| g.enabled) {

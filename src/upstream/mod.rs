@@ -16,11 +16,15 @@
 //!   [`Pick`] → `pick.finish(outcome)`; before a retry `pool.try_retry()` and
 //!   [`backoff`]; `NoTarget::AllDown { retry_after }` → 503 with `Retry-After`;
 //! - readiness: `pool.has_available_target()`; admin: `pool.snapshot()`;
-//! - metrics: [`metrics::register`] then [`Registry::with_metrics`].
+//! - metrics: [`metrics::register`] then [`Registry::with_metrics`];
+//! - the gateway's own calls (flow steps, plugins): [`call::call`], and [`PoolCalls`]
+//!   for the plugins' [`gateway_plugins::UpstreamCalls`].
 
 mod background;
 pub mod balance;
 mod breaker;
+pub mod call;
+pub mod calls;
 mod clock;
 pub mod conns;
 pub mod discovery;
@@ -37,6 +41,7 @@ pub mod tls;
 pub use background::{add_background_services, UpstreamBackground};
 pub use balance::BackendSelection;
 pub use breaker::BreakerState;
+pub use calls::PoolCalls;
 pub use discovery::{DnsDiscovery, ServiceDiscovery, StaticDiscovery};
 pub use metrics::UpstreamMetrics;
 pub use pool::{Members, NoTarget, Pool, Target};

@@ -1,6 +1,6 @@
 //! The [`Plugin`] trait: the phases a plugin can take part in, in request order.
 
-use super::{Identity, PluginCtx, PluginFailure, Reply};
+use super::{Identity, PluginCtx, PluginFailure, Reply, UpstreamRef};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -100,6 +100,13 @@ pub trait Plugin: Send + Sync + 'static {
     /// `token`): the gateway refuses a chain where no plugin before it sets one.
     fn needs_identity(&self) -> bool {
         false
+    }
+
+    /// The pools of routes.yaml this plugin calls ([`crate::UpstreamCalls`]), each with
+    /// the option that names it: the gateway refuses a table where one is not defined,
+    /// at that option's line (`check` too).
+    fn upstreams(&self) -> Vec<UpstreamRef> {
+        Vec::new()
     }
 
     /// Whether this plugin reads the whole request body (the gateway then buffers it,

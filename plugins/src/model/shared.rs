@@ -12,7 +12,9 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::{NoUpstreamCalls, UpstreamCalls};
 
 /// Metrics the plugins count, registered in the gateway's registry.
 #[derive(Clone)]
@@ -105,6 +107,8 @@ pub struct Shared {
     watched: Mutex<BTreeSet<PathBuf>>,
     /// Admin actions by (plugin, action); see [`Shared::register_admin_action`].
     actions: Mutex<BTreeMap<(&'static str, &'static str), AdminAction>>,
+    /// The gateway's calls to its pools, installed once by a serving gateway.
+    upstream_calls: OnceLock<Arc<dyn UpstreamCalls>>,
 }
 
 impl Shared {
@@ -117,6 +121,7 @@ impl Shared {
             state: Mutex::new(HashMap::new()),
             watched: Mutex::new(BTreeSet::new()),
             actions: Mutex::new(BTreeMap::new()),
+            upstream_calls: OnceLock::new(),
         })
     }
 
@@ -129,6 +134,7 @@ impl Shared {
             state: Mutex::new(HashMap::new()),
             watched: Mutex::new(BTreeSet::new()),
             actions: Mutex::new(BTreeMap::new()),
+            upstream_calls: OnceLock::new(),
         })
     }
 
@@ -144,6 +150,7 @@ impl Shared {
             state: Mutex::new(HashMap::new()),
             watched: Mutex::new(BTreeSet::new()),
             actions: Mutex::new(BTreeMap::new()),
+            upstream_calls: OnceLock::new(),
         })
     }
 
@@ -194,6 +201,24 @@ impl Shared {
         a.iter()
             .find(|((p, n), _)| *p == plugin && *n == action)
             .map(|(_, h)| h.clone())
+    }
+
+    /// Installs the gateway's calls to its pools (once, by a serving gateway; later
+    /// calls are ignored). Ignored by dry builds, whose calls always refuse.
+    pub fn set_upstream_calls(&self, calls: Arc<dyn UpstreamCalls>) {
+        if !self.dry {
+            let _ = self.upstream_calls.set(calls);
+        }
+    }
+
+    /// The calls to the pools of routes.yaml: the gateway's on a serving gateway, calls
+    /// that refuse ([`super::UpstreamCallError::Unavailable`]) on a dry build or before
+    /// the gateway installed them.
+    pub fn upstream_calls(&self) -> Arc<dyn UpstreamCalls> {
+        match self.upstream_calls.get() {
+            Some(c) => c.clone(),
+            None => Arc::new(NoUpstreamCalls),
+        }
     }
 
     /// The value of type `T` under `key`, made by `init` the first time. The same

@@ -37,6 +37,13 @@ impl BuildCtx<'_> {
         path
     }
 
+    /// The gateway's calls to the pools of routes.yaml (see [`super::UpstreamCalls`]):
+    /// refusing ones on a dry build. A plugin that calls pools names them in
+    /// [`super::Plugin::upstreams`], so that a table naming an unknown pool is refused.
+    pub fn upstreams(&self) -> Arc<dyn super::UpstreamCalls> {
+        self.shared.upstream_calls()
+    }
+
     /// A secret named by `field` (e.g. `secret_env`): the environment variable must be
     /// set and not empty when serving. A dry build (`check`, validation) does not need
     /// the secret itself: deploy pipelines check files without production secrets.
