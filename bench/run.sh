@@ -332,6 +332,7 @@ start_caddy() {
 #   {{UPSTREAM_ADDR}}      host:port of the fixed upstream (chosen at run time)
 #   {{RELOAD_ROUTE_NAME}}  name of a second, never-hit route; the reload test
 #                          alternates it between reload-a and reload-b
+#   {{BENCH_DIR}}          this directory (files the routes name: wasm filters)
 # To add one: pass KEY=value to render below and write {{KEY}} in a template.
 # The environment is the SPEC's: PORT, METRICS_PORT, GATEWAY_WORKERS,
 # LOG_LEVEL, ADMIN_TOKEN (+ JWT_SECRET for `jwt`, REDIS_URL for `redis`).
@@ -341,7 +342,7 @@ ADMIN_TOKEN_VALUE="bench-admin-$RANDOM$RANDOM"
 
 render_gateway_config() {  # TARGET RELOAD_ROUTE_NAME
     render "$BENCH_DIR/${T_CONF[$1]}" "${T_CFG[$1]}" \
-        UPSTREAM_ADDR="127.0.0.1:$UP_PORT" RELOAD_ROUTE_NAME="$2"
+        UPSTREAM_ADDR="127.0.0.1:$UP_PORT" RELOAD_ROUTE_NAME="$2" BENCH_DIR="$BENCH_DIR"
 }
 
 start_gateway() {

@@ -91,6 +91,10 @@ split_view_deps() {
 }
 split_view_deps
 
+# tests/wasm_sdk.rs: proxy-wasm filters built with the AssemblyScript SDK (npm, into
+# target/wasm-sdk; the filters into target/wasm-filters); node and npm come from sdk_deps
+plugins/wasm-examples/build.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

@@ -11,6 +11,7 @@ pub mod auth;
 mod model;
 pub mod policy;
 pub mod registry;
+pub mod wasm;
 
 pub use auth::api_key::ApiKey;
 pub use auth::basic::BasicAuth;

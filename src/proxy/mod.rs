@@ -81,6 +81,7 @@ impl ProxyHttp for GatewayProxy {
             Some(v) if headers::valid_request_id(v) => v.clone(),
             _ => headers::new_request_id(),
         };
+        ctx.plugin.request_id = Some(ctx.request_id.clone());
         if let Err(r) = edge::check_host(req) {
             return self.refuse_with(session, ctx, r).await;
         }

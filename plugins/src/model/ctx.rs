@@ -8,6 +8,8 @@ use http::{HeaderName, HeaderValue};
 pub struct PluginCtx {
     /// The authenticated identity, once an auth plugin has found one.
     pub identity: Option<Identity>,
+    /// The request's id (`X-Request-Id`, the client's when valid, else the gateway's).
+    pub request_id: Option<http::HeaderValue>,
     /// Headers added to the response whatever it is (proxied, or written by the
     /// gateway: an error, a plugin reply, a fallback), e.g. rate-limit headers.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,

@@ -37,6 +37,8 @@ pub struct PluginMetrics {
     /// `gateway_cache_stores_total{route,outcome}`: answers `cache` considered storing
     /// (`stored`, `not_cacheable`, `too_large`).
     pub cache_stores: IntCounterVec,
+    /// The gateway's registry, for metrics plugins define at run time (wasm filters').
+    pub registry: Registry,
 }
 
 impl PluginMetrics {
@@ -83,6 +85,7 @@ impl PluginMetrics {
                 "Answers the response cache considered storing, by route and outcome",
                 &["route", "outcome"],
             )?,
+            registry: registry.clone(),
         })
     }
 

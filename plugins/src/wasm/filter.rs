@@ -1,0 +1,350 @@
+//! The plugin phases of a filter, in Envoy's order: `proxy_on_context_create`,
+//! `proxy_on_request_headers`, `proxy_on_request_body` (whole, when the filter exports
+//! it), `proxy_on_response_headers`, `proxy_on_response_body` (each chunk, when
+//! exported), `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
+//!
+//! `Pause` (any action but Continue): in the request phases the request waits for the
+//! filter's HTTP calls and their callbacks, then goes on unless the filter answered
+//! (`proxy_send_local_response`); a pause with no call pending goes on at once. In
+//! `proxy_on_response_body`, `Pause` before the last chunk holds the bytes back: the
+//! next call sees them and the new chunk together (Envoy's StopIterationAndBuffer).
+//! Response headers cannot wait: a pause there goes on.
+
+use super::abi::{Action, BufferType};
+use super::request::{ReqProps, WasmReq, WasmReqs};
+use super::vm::{Effects, Fault, Lend, Vm};
+use crate::{Flow, Plugin, PluginCtx, PluginFailure, RequestInfo};
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::sync::Arc;
+
+/// Which phases the filter takes part in (from its exports).
+#[derive(Debug, Clone, Copy)]
+pub struct Exports {
+    pub request_body: bool,
+    pub response_body: bool,
+    pub tick: bool,
+}
+
+impl Exports {
+    pub fn of(m: &wasmtime::Module) -> Self {
+        let has = |n: &str| m.get_export(n).is_some();
+        Self {
+            request_body: has("proxy_on_request_body"),
+            response_body: has("proxy_on_response_body"),
+            tick: has("proxy_on_tick"),
+        }
+    }
+}
+
+/// A `wasm` entry: its instances (none in a dry build).
+pub struct WasmFilter {
+    vm: Option<Arc<Vm>>,
+    exports: Exports,
+}
+
+/// Whether a request has no body (`end_of_stream` of the headers callback).
+fn no_body(req: &RequestHeader) -> bool {
+    let h = &req.headers;
+    !h.contains_key(http::header::TRANSFER_ENCODING)
+        && h.get(http::header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+}
+
+impl WasmFilter {
+    pub fn dry(exports: Exports) -> Self {
+        Self { vm: None, exports }
+    }
+
+    pub fn live(vm: Arc<Vm>, exports: Exports) -> Self {
+        Self {
+            vm: Some(vm),
+            exports,
+        }
+    }
+
+    /// A fault in a request phase: 503, or on with `fail: open`.
+    fn failed(vm: &Vm, f: &Fault) -> Result<Flow, PluginFailure> {
+        if vm.fail_open {
+            Ok(Flow::Continue)
+        } else {
+            Err(PluginFailure::unavailable(
+                "wasm",
+                format!(
+                    "filter `{}` failed ({}): {}",
+                    vm.filter.name, f.reason, f.message
+                ),
+            ))
+        }
+    }
+
+    /// The request's decision after a request-phase callback and its HTTP calls.
+    async fn decide(
+        vm: &Vm,
+        w: &mut WasmReq,
+        req: Option<&mut RequestHeader>,
+        r: Result<Option<(i32, Effects)>, Fault>,
+    ) -> Result<Flow, PluginFailure> {
+        let effects = match r {
+            Err(f) => {
+                w.over = true;
+                return Self::failed(vm, &f);
+            }
+            Ok(None) => return Ok(Flow::Continue),
+            Ok(Some((action, e))) => {
+                if Action::of(action) == Action::Pause && e.calls.is_empty() && e.local.is_none() {
+                    tracing::debug!(plugin = "wasm", filter = %vm.filter.name,
+                        "pause with no http call pending: the request goes on");
+                }
+                e
+            }
+        };
+        let effects = if effects.calls.is_empty() {
+            effects
+        } else {
+            match vm
+                .settle(w.slot, w.gen, w.ctx, req, &mut w.props, effects)
+                .await
+            {
+                Ok(e) => e,
+                Err(f) => {
+                    w.over = true;
+                    return Self::failed(vm, &f);
+                }
+            }
+        };
+        Ok(match effects.local {
+            Some(reply) => {
+                w.answered = true;
+                Flow::Respond(reply)
+            }
+            None => Flow::Continue,
+        })
+    }
+}
+
+/// The request's wasm contexts (made on first use).
+fn reqs(ctx: &mut PluginCtx) -> WasmReqs {
+    if let Some(r) = ctx.extensions.get::<WasmReqs>() {
+        return r.clone();
+    }
+    let r = WasmReqs::default();
+    ctx.extensions.insert(r.clone());
+    r
+}
+
+#[async_trait]
+impl Plugin for WasmFilter {
+    async fn on_request(
+        &self,
+        req: &mut RequestHeader,
+        info: &RequestInfo<'_>,
+        ctx: &mut PluginCtx,
+    ) -> Result<Flow, PluginFailure> {
+        let Some(vm) = &self.vm else {
+            return Ok(Flow::Continue);
+        };
+        let slot = vm.pick();
+        let (gen, id) = match vm.create_context(slot) {
+            Ok(c) => c,
+            Err(f) => return Self::failed(vm, &f),
+        };
+        let mut w = WasmReq {
+            vm: vm.clone(),
+            slot,
+            gen,
+            ctx: id,
+            props: ReqProps {
+                request_id: ctx.request_id.clone(),
+                client_ip: info.client_ip,
+                path: req
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| info.path.to_string(), |p| p.as_str().to_string()),
+                method: req.method.clone(),
+                tls: info.tls,
+                status: 0,
+                custom: Vec::new(),
+            },
+            held: BytesMut::new(),
+            over: false,
+            answered: false,
+        };
+        let n = req.headers.len() as i32 + 4;
+        let eos = i32::from(no_body(req));
+        let lend = Lend {
+            req: Some(&mut *req),
+            req_mut: true,
+            props: Some(&mut w.props),
+            ..Default::default()
+        };
+        let r = vm.call(slot, gen, id, lend, |cb, st| {
+            cb.request_headers
+                .as_ref()
+                .map(|f| f.call(st, (id, n, eos)))
+        });
+        let flow = Self::decide(vm, &mut w, Some(req), r).await;
+        reqs(ctx).put(w);
+        flow
+    }
+
+    fn wants_body(&self) -> bool {
+        self.exports.request_body
+    }
+
+    async fn on_request_body(
+        &self,
+        body: &Bytes,
+        req: &RequestHeader,
+        _info: &RequestInfo<'_>,
+        ctx: &mut PluginCtx,
+    ) -> Result<Flow, PluginFailure> {
+        let Some(vm) = &self.vm else {
+            return Ok(Flow::Continue);
+        };
+        let all = reqs(ctx);
+        let Some(mut w) = all.take(vm) else {
+            return Ok(Flow::Continue);
+        };
+        if w.over {
+            all.put(w);
+            return Ok(Flow::Continue);
+        }
+        // the head is read-only here: the filter reads a copy
+        let mut head = req.clone();
+        let mut chunk = body.clone();
+        let (slot, gen, id, len) = (w.slot, w.gen, w.ctx, body.len() as i32);
+        let lend = Lend {
+            req: Some(&mut head),
+            body: Some((BufferType::RequestBody, &mut chunk)),
+            props: Some(&mut w.props),
+            ..Default::default()
+        };
+        let r = vm.call(slot, gen, id, lend, |cb, st| {
+            cb.request_body.as_ref().map(|f| f.call(st, (id, len, 1)))
+        });
+        let flow = Self::decide(vm, &mut w, None, r).await;
+        all.put(w);
+        flow
+    }
+
+    fn on_response(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {
+        let Some(vm) = &self.vm else { return };
+        let Some(all) = ctx.extensions.get::<WasmReqs>().cloned() else {
+            return;
+        };
+        all.with(vm, |w| {
+            if w.over || w.answered {
+                return;
+            }
+            w.props.status = resp.status.as_u16();
+            let (slot, gen, id) = (w.slot, w.gen, w.ctx);
+            let n = resp.headers.len() as i32 + 1;
+            let lend = Lend {
+                resp: Some(resp),
+                props: Some(&mut w.props),
+                ..Default::default()
+            };
+            let r = vm.call(slot, gen, id, lend, |cb, st| {
+                cb.response_headers.as_ref().map(|f| f.call(st, (id, n, 0)))
+            });
+            match r {
+                Err(_) => w.over = true,
+                Ok(Some((_, e))) if e.local.is_some() => {
+                    tracing::warn!(plugin = "wasm", filter = %vm.filter.name,
+                        "a local response from the response phase is ignored (the answer has started)");
+                }
+                _ => {}
+            }
+        });
+    }
+
+    fn wants_response_body(&self) -> bool {
+        self.exports.response_body
+    }
+
+    fn on_response_body(&self, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut PluginCtx) {
+        let Some(vm) = &self.vm else { return };
+        let Some(all) = ctx.extensions.get::<WasmReqs>().cloned() else {
+            return;
+        };
+        all.with(vm, |w| {
+            if w.over || w.answered {
+                return;
+            }
+            let mut chunk = match (body.take(), w.held.is_empty()) {
+                (Some(b), true) => b,
+                (b, _) => {
+                    if let Some(b) = b {
+                        w.held.extend_from_slice(&b);
+                    }
+                    w.held.split().freeze()
+                }
+            };
+            let (slot, gen, id, len) = (w.slot, w.gen, w.ctx, chunk.len() as i32);
+            let eos = i32::from(end_of_stream);
+            let lend = Lend {
+                body: Some((BufferType::ResponseBody, &mut chunk)),
+                props: Some(&mut w.props),
+                ..Default::default()
+            };
+            let r = vm.call(slot, gen, id, lend, |cb, st| {
+                cb.response_body
+                    .as_ref()
+                    .map(|f| f.call(st, (id, len, eos)))
+            });
+            match r {
+                Ok(Some((a, _))) if Action::of(a) == Action::Pause && !end_of_stream => {
+                    w.held.extend_from_slice(&chunk);
+                }
+                Err(_) => {
+                    w.over = true;
+                    *body = (!chunk.is_empty()).then_some(chunk);
+                }
+                _ => *body = (!chunk.is_empty()).then_some(chunk),
+            }
+        });
+    }
+
+    fn on_log(&self, status: u16, ctx: &mut PluginCtx) {
+        let Some(vm) = &self.vm else { return };
+        let Some(all) = ctx.extensions.get::<WasmReqs>().cloned() else {
+            return;
+        };
+        let Some(mut w) = all.take(vm) else { return };
+        if !w.over {
+            w.props.status = status;
+            let (slot, gen, id) = (w.slot, w.gen, w.ctx);
+            let lend = Lend {
+                props: Some(&mut w.props),
+                ..Default::default()
+            };
+            let _ = vm.call(slot, gen, id, lend, |cb, st| {
+                cb.log.as_ref().map(|f| f.call(st, id))
+            });
+        }
+        w.end();
+    }
+}
+
+/// Runs the filter's ticks (`proxy_on_tick`) on a thread of its own until the filter
+/// is gone (a reload replaced it).
+pub fn start_ticks(vm: &Arc<Vm>) {
+    let weak = Arc::downgrade(vm);
+    let n = vm.slots();
+    let started =
+        crate::spawn_with_runtime("wasm-tick", "wasm proxy_on_tick", move || async move {
+            let mut due = vec![std::time::Instant::now(); n];
+            loop {
+                let Some(vm) = weak.upgrade() else { break };
+                let period = vm.tick(&mut due);
+                drop(vm);
+                let wait = if period == 0 { 50 } else { period.min(50) };
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(wait))).await;
+            }
+        });
+    if let Err(e) = started {
+        tracing::error!(plugin = "wasm", error = %e, "cannot start the tick thread: proxy_on_tick is not called");
+    }
+}

@@ -1,0 +1,210 @@
+//! The host side of the ABI: the state a filter instance's calls see ([`Host`], the
+//! data of its wasmtime store), guest memory access, and the host functions by group.
+//!
+//! A call into the filter borrows the request's parts by *swapping* them into the
+//! store's [`CallCx`] (a header is moved in, the placeholder out, and back after the
+//! call): no copy, no `unsafe`, and a host function finds them in `caller.data_mut()`.
+
+pub mod buffers;
+pub mod headers;
+pub mod link;
+pub mod misc;
+pub mod properties;
+pub mod shared_data;
+
+use super::abi::{HostResult, Status};
+use super::metrics::{FilterMetric, WasmMetrics};
+use super::request::ReqProps;
+use crate::{Reply, UpstreamCalls};
+use bytes::Bytes;
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::sync::Arc;
+use wasmtime::{Caller, Memory, StoreLimits, TypedFunc};
+
+/// What every instance of one filter (one plugin entry) shares.
+pub struct FilterInfo {
+    /// The `plugin` label of the failure counter and logs: `root_id`, else the module's
+    /// file stem.
+    pub name: String,
+    /// The route of the entry (`None`: a global plugin).
+    pub route: Option<String>,
+    pub root_id: String,
+    pub configuration: Bytes,
+    pub store: Arc<shared_data::SharedStore>,
+    pub metrics: Arc<WasmMetrics>,
+    pub calls: Arc<dyn UpstreamCalls>,
+}
+
+/// An HTTP call the filter made (`proxy_http_call`), sent once the callback returns.
+pub struct PendingCall {
+    pub token: u32,
+    pub upstream: String,
+    pub method: http::Method,
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    pub timeout: std::time::Duration,
+}
+
+/// The answer to an HTTP call, while `proxy_on_http_call_response` runs.
+#[derive(Default)]
+pub struct CallAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, Bytes)>,
+    pub body: Bytes,
+}
+
+/// The request parts and effects of the call running now.
+pub struct CallCx {
+    /// The context the callback runs for (the root context outside requests).
+    pub ctx_id: u32,
+    /// The request head, when swapped in (`has_req`).
+    pub req: RequestHeader,
+    pub has_req: bool,
+    /// The request head may be changed (request headers phase).
+    pub req_mut: bool,
+    pub resp: ResponseHeader,
+    pub has_resp: bool,
+    /// The body chunk of the body phases, and which body it is.
+    pub body: Bytes,
+    pub body_of: Option<super::abi::BufferType>,
+    /// The request's properties (swapped in for a request's callbacks).
+    pub props: ReqProps,
+    /// `proxy_send_local_response`: the answer instead of the upstream's.
+    pub local: Option<Reply>,
+    /// `proxy_http_call`s to send.
+    pub calls: Vec<PendingCall>,
+    /// The answer of the HTTP call whose callback runs now.
+    pub answer: Option<CallAnswer>,
+    /// `proxy_continue_stream` / `proxy_continue_request` was called.
+    pub resumed: bool,
+    /// Shared queues enqueued to during the call (their owners are told afterwards).
+    pub enqueued: Vec<u32>,
+}
+
+/// The data of an instance's store.
+pub struct Host {
+    pub limits: StoreLimits,
+    pub filter: Arc<FilterInfo>,
+    pub memory: Option<Memory>,
+    /// `proxy_on_memory_allocate` (or `malloc`): where returned data is written.
+    pub alloc: Option<TypedFunc<i32, i32>>,
+    pub cx: CallCx,
+    /// Metrics defined by this instance, by id.
+    pub metrics: Vec<FilterMetric>,
+    /// `proxy_set_tick_period_milliseconds` (0: no tick).
+    pub tick_ms: u32,
+    /// The next token of `proxy_http_call`.
+    pub next_token: u32,
+    /// This instance, for the queues it registers.
+    pub owner: Option<shared_data::QueueOwner>,
+}
+
+impl Host {
+    /// `None` only if a placeholder head cannot be built (it always can).
+    pub fn new(filter: Arc<FilterInfo>, limits: StoreLimits) -> Option<Self> {
+        Some(Self {
+            limits,
+            filter,
+            memory: None,
+            alloc: None,
+            cx: CallCx {
+                ctx_id: 0,
+                req: RequestHeader::build("GET", b"/", None).ok()?,
+                has_req: false,
+                req_mut: false,
+                resp: ResponseHeader::build(200, None).ok()?,
+                has_resp: false,
+                body: Bytes::new(),
+                body_of: None,
+                props: ReqProps::default(),
+                local: None,
+                calls: Vec::new(),
+                answer: None,
+                resumed: false,
+                enqueued: Vec::new(),
+            },
+            metrics: Vec::new(),
+            tick_ms: 0,
+            next_token: 1,
+            owner: None,
+        })
+    }
+
+    /// The route and request id for a log line.
+    pub fn log_fields(&self) -> (&str, &str) {
+        let route = self.filter.route.as_deref().unwrap_or("");
+        let id = self
+            .cx
+            .props
+            .request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        (route, id)
+    }
+}
+
+/// The filter's memory.
+fn memory(caller: &mut Caller<'_, Host>) -> Result<Memory, Status> {
+    if let Some(m) = caller.data().memory {
+        return Ok(m);
+    }
+    match caller.get_export("memory") {
+        Some(wasmtime::Extern::Memory(m)) => {
+            caller.data_mut().memory = Some(m);
+            Ok(m)
+        }
+        _ => Err(Status::InternalFailure),
+    }
+}
+
+/// `len` bytes at `ptr` of `data` (guest memory).
+pub fn slice(data: &[u8], ptr: i32, len: i32) -> Result<&[u8], Status> {
+    let (p, l) = (ptr as u32 as usize, len as u32 as usize);
+    data.get(p..p.checked_add(l).ok_or(Status::InvalidMemoryAccess)?)
+        .ok_or(Status::InvalidMemoryAccess)
+}
+
+/// Guest memory and the host data at once.
+pub fn split<'a>(caller: &'a mut Caller<'_, Host>) -> Result<(&'a mut [u8], &'a mut Host), Status> {
+    let m = memory(caller)?;
+    Ok(m.data_and_store_mut(caller))
+}
+
+/// A copy of `len` bytes at `ptr`.
+pub fn read(caller: &mut Caller<'_, Host>, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
+    let (data, _) = split(caller)?;
+    slice(data, ptr, len).map(<[u8]>::to_vec)
+}
+
+/// Writes `bytes` at `ptr`.
+pub fn write(caller: &mut Caller<'_, Host>, ptr: i32, bytes: &[u8]) -> HostResult {
+    let m = memory(caller)?;
+    m.write(caller, ptr as u32 as usize, bytes)
+        .map_err(|_| Status::InvalidMemoryAccess)
+}
+
+pub fn write_u32(caller: &mut Caller<'_, Host>, ptr: i32, v: u32) -> HostResult {
+    write(caller, ptr, &v.to_le_bytes())
+}
+
+/// Hands `bytes` to the filter: memory from its allocator, then the pointer and the
+/// size written at `ptr_ptr` and `size_ptr` (the ABI's way to return data).
+pub fn give(
+    caller: &mut Caller<'_, Host>,
+    bytes: &[u8],
+    ptr_ptr: i32,
+    size_ptr: i32,
+) -> HostResult {
+    let alloc = caller.data().alloc.clone().ok_or(Status::InternalFailure)?;
+    let at = alloc
+        .call(&mut *caller, bytes.len().max(1) as i32)
+        .map_err(|_| Status::InternalFailure)?;
+    if at == 0 {
+        return Err(Status::InternalFailure);
+    }
+    write(caller, at, bytes)?;
+    write_u32(caller, ptr_ptr, at as u32)?;
+    write_u32(caller, size_ptr, bytes.len() as u32)
+}

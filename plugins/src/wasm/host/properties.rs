@@ -1,0 +1,113 @@
+//! Properties: `proxy_get_property` and `proxy_set_property`, with Envoy's names and
+//! encodings (strings as bytes, integers as 8-byte little-endian, maps as header
+//! pairs). A path is its segments joined by NUL bytes (`request\0path`).
+
+use super::{give, slice, split, Host};
+use crate::wasm::abi::{code, encode_pairs, HostResult, Status};
+use wasmtime::Caller;
+
+/// The value of property `path` now.
+fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
+    let cx = &host.cx;
+    let p = &cx.props;
+    let s = |v: &str| Ok(v.as_bytes().to_vec());
+    let req_header = |name: &str| -> Result<Vec<u8>, Status> {
+        if !cx.has_req {
+            return Err(Status::NotFound);
+        }
+        cx.req
+            .headers
+            .get(name)
+            .map(|v| v.as_bytes().to_vec())
+            .ok_or(Status::NotFound)
+    };
+    match path {
+        [b"request", b"path"] => s(&p.path),
+        [b"request", b"url_path"] => s(p.path.split('?').next().unwrap_or("")),
+        [b"request", b"query"] => s(p.path.split_once('?').map(|(_, q)| q).unwrap_or("")),
+        [b"request", b"method"] => s(p.method.as_str()),
+        [b"request", b"scheme"] => s(if p.tls { "https" } else { "http" }),
+        [b"request", b"protocol"] => s("HTTP/1.1"),
+        [b"request", b"id"] => p
+            .request_id
+            .as_ref()
+            .map(|v| v.as_bytes().to_vec())
+            .ok_or(Status::NotFound),
+        [b"request", b"host"] => req_header("host"),
+        [b"request", b"referer"] => req_header("referer"),
+        [b"request", b"useragent"] => req_header("user-agent"),
+        [b"request", b"headers"] if cx.has_req => Ok(encode_pairs(
+            cx.req
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+        )),
+        [b"response", b"code"] if p.status != 0 => Ok(i64::from(p.status).to_le_bytes().to_vec()),
+        [b"response", b"headers"] if cx.has_resp => Ok(encode_pairs(
+            cx.resp
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+        )),
+        [b"source", b"address"] => p
+            .client_ip
+            .map(|ip| ip.to_string().into_bytes())
+            .ok_or(Status::NotFound),
+        [b"connection", b"mtls"] => Ok(vec![u8::from(p.tls)]),
+        [b"route_name"] | [b"xds", b"route_name"] => s(host.filter.route.as_deref().unwrap_or("")),
+        [b"plugin_root_id"] | [b"xds", b"root_id"] => s(&host.filter.root_id),
+        [b"plugin_name"] | [b"xds", b"plugin_name"] => s(&host.filter.name),
+        [b"plugin_vm_id"] | [b"xds", b"vm_id"] => s(""),
+        _ => {
+            let key = path.join(&0u8);
+            p.custom
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+                .ok_or(Status::NotFound)
+        }
+    }
+}
+
+/// Splits a property path at its NUL bytes (a trailing NUL is ignored); a path without
+/// NUL at its dots (`request.path`, as some SDKs write it).
+fn segments(raw: &[u8]) -> Vec<&[u8]> {
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    let sep = if raw.contains(&0) { 0 } else { b'.' };
+    raw.split(|b| *b == sep).collect()
+}
+
+pub fn get(mut c: Caller<'_, Host>, pp: i32, pl: i32, rp: i32, rs: i32) -> i32 {
+    let v = (|| {
+        let (data, host) = split(&mut c)?;
+        let raw = slice(data, pp, pl)?;
+        property(host, &segments(raw))
+    })();
+    code(v.and_then(|v| give(&mut c, &v, rp, rs)))
+}
+
+/// Sets a property of the request (kept for its later callbacks); Envoy's own names
+/// cannot be set.
+fn set(host: &mut Host, path: &[u8], value: &[u8]) -> HostResult {
+    let segs = segments(path);
+    let key = segs.join(&0u8);
+    let ours = host.cx.props.custom.iter().any(|(k, _)| *k == key);
+    if !ours && property(host, &segs).is_ok() {
+        return Err(Status::BadArgument);
+    }
+    let custom = &mut host.cx.props.custom;
+    match custom.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, v)) => *v = value.to_vec(),
+        None => custom.push((key, value.to_vec())),
+    }
+    Ok(())
+}
+
+pub fn set_call(mut c: Caller<'_, Host>, pp: i32, pl: i32, vp: i32, vl: i32) -> i32 {
+    code((|| {
+        let (data, host) = split(&mut c)?;
+        let path = slice(data, pp, pl)?.to_vec();
+        let value = slice(data, vp, vl)?.to_vec();
+        set(host, &path, &value)
+    })())
+}

@@ -1,0 +1,421 @@
+//! A filter's instances: one per worker thread (slots, each behind a mutex; a thread
+//! takes its own slot, so the lock is uncontended), each holding many request
+//! contexts as an Envoy worker's VM does. A request keeps the slot it started on.
+//! Every call is bounded by `max_time` (epoch deadline) and `max_memory` (store
+//! limits); a call that traps, times out or overruns memory is a [`Fault`]: it is
+//! counted, logged, and the instance is replaced by a fresh one (its contexts are
+//! gone: their requests see the filter fail).
+
+use super::abi::BufferType;
+use super::host::shared_data::QueueOwner;
+use super::host::{CallAnswer, FilterInfo, Host, PendingCall};
+use super::instance::{self, Callbacks, Inst, Recipe, StartError, ROOT};
+use super::request::ReqProps;
+use crate::{Reply, UpstreamRequest};
+use bytes::Bytes;
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use wasmtime::{InstancePre, Store, Trap};
+
+/// A call into the filter that failed: `reason` is the failure counter's label.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// `trap`, `timeout` or `memory`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Fault {
+    pub fn of(e: &wasmtime::Error) -> Fault {
+        let message = format!("{e:#}");
+        let reason = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            "timeout"
+        } else if message.contains("growing memory") || message.contains("memory growth") {
+            "memory"
+        } else {
+            "trap"
+        };
+        Fault { reason, message }
+    }
+}
+
+/// One instance and its request contexts.
+pub struct Slot {
+    pub inst: Option<Inst>,
+    /// Bumped when the instance is replaced: contexts of an older one are gone.
+    pub generation: u64,
+    next_ctx: i32,
+}
+
+/// What a call did besides its result.
+#[derive(Default)]
+pub struct Effects {
+    pub local: Option<Reply>,
+    pub calls: Vec<PendingCall>,
+    pub resumed: bool,
+}
+
+/// The request parts a call borrows (swapped into the store for the call).
+#[derive(Default)]
+pub struct Lend<'a> {
+    pub req: Option<&'a mut RequestHeader>,
+    pub req_mut: bool,
+    pub resp: Option<&'a mut ResponseHeader>,
+    pub body: Option<(BufferType, &'a mut Bytes)>,
+    pub props: Option<&'a mut ReqProps>,
+    pub answer: Option<CallAnswer>,
+}
+
+/// A filter's instances.
+pub struct Vm {
+    pub filter: Arc<FilterInfo>,
+    pre: InstancePre<Host>,
+    slots: Box<[Mutex<Slot>]>,
+    /// `max_time` in epoch ticks.
+    ticks: u64,
+    max_memory: usize,
+    pub fail_open: bool,
+    me: Weak<Vm>,
+}
+
+thread_local! {
+    /// This thread's slot hint (threads take slots in turn).
+    static HINT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+static NEXT_HINT: AtomicUsize = AtomicUsize::new(0);
+
+impl Vm {
+    /// A filter with `slots` instances, started now (a filter that fails to start
+    /// refuses the table).
+    pub fn new(
+        filter: Arc<FilterInfo>,
+        pre: InstancePre<Host>,
+        slots: usize,
+        max_time: std::time::Duration,
+        max_memory: usize,
+        fail_open: bool,
+    ) -> Result<Arc<Vm>, StartError> {
+        let ticks = max_time
+            .as_millis()
+            .div_ceil(super::engine::EPOCH_TICK.as_millis()) as u64
+            + 1;
+        let vm = Arc::new_cyclic(|me| Vm {
+            filter,
+            pre,
+            slots: (0..slots.max(1))
+                .map(|_| {
+                    Mutex::new(Slot {
+                        inst: None,
+                        generation: 0,
+                        next_ctx: ROOT + 1,
+                    })
+                })
+                .collect(),
+            ticks,
+            max_memory,
+            fail_open,
+            me: me.clone(),
+        });
+        for i in 0..vm.slots.len() {
+            let inst = vm.start(i)?;
+            vm.lock(i).inst = Some(inst);
+        }
+        Ok(vm)
+    }
+
+    fn start(&self, slot: usize) -> Result<Inst, StartError> {
+        instance::start(&Recipe {
+            pre: &self.pre,
+            filter: &self.filter,
+            max_memory: self.max_memory,
+            start_ticks: self.ticks.max(1000),
+            owner: QueueOwner {
+                vm: self.me.clone(),
+                slot,
+            },
+        })
+    }
+
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn lock(&self, slot: usize) -> MutexGuard<'_, Slot> {
+        self.slots[slot].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The slot of the current thread.
+    pub fn pick(&self) -> usize {
+        let hint = HINT.with(|h| {
+            h.get().unwrap_or_else(|| {
+                let n = NEXT_HINT.fetch_add(1, Ordering::Relaxed);
+                h.set(Some(n));
+                n
+            })
+        });
+        hint % self.slots.len()
+    }
+
+    /// Counts and logs a fault, and replaces the slot's instance.
+    fn fault(&self, s: &mut Slot, slot: usize, fault: &Fault) {
+        let m = &self.filter.metrics.failures;
+        m.with_label_values(&[self.filter.name.as_str(), fault.reason])
+            .inc();
+        tracing::error!(
+            plugin = "wasm",
+            filter = %self.filter.name,
+            route = self.filter.route.as_deref().unwrap_or(""),
+            reason = fault.reason,
+            error = %fault.message,
+            "wasm filter failed; its instance is recreated"
+        );
+        s.generation += 1;
+        s.inst = None;
+        match self.start(slot) {
+            Ok(i) => s.inst = Some(i),
+            Err(e) => tracing::error!(plugin = "wasm", filter = %self.filter.name, error = %e,
+                "wasm filter could not be restarted; next request tries again"),
+        }
+    }
+
+    /// Creates a request context on `slot`: its id and the instance's generation.
+    pub fn create_context(&self, slot: usize) -> Result<(u64, i32), Fault> {
+        let mut s = self.lock(slot);
+        if s.inst.is_none() {
+            match self.start(slot) {
+                Ok(i) => s.inst = Some(i),
+                Err(e) => {
+                    return Err(Fault {
+                        reason: "trap",
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        let id = s.next_ctx;
+        s.next_ctx = if id == i32::MAX { ROOT + 1 } else { id + 1 };
+        let gen = s.generation;
+        let Some(inst) = s.inst.as_mut() else {
+            unreachable!("started above")
+        };
+        let Some(f) = inst.cb.context_create.clone() else {
+            return Ok((gen, id));
+        };
+        inst.store.set_epoch_deadline(self.ticks);
+        match f.call(&mut inst.store, (id, ROOT)) {
+            Ok(()) => Ok((gen, id)),
+            Err(e) => {
+                let fault = Fault::of(&e);
+                self.fault(&mut s, slot, &fault);
+                Err(fault)
+            }
+        }
+    }
+
+    /// Runs `f` on context `ctx` of `slot` with `lend` swapped in. `Ok(None)`: the
+    /// instance was replaced since the context was made (or the callback is not
+    /// exported); the filter has nothing more to say for this request.
+    pub fn call<R>(
+        &self,
+        slot: usize,
+        gen: u64,
+        ctx: i32,
+        mut lend: Lend<'_>,
+        f: impl FnOnce(&Callbacks, &mut Store<Host>) -> Option<wasmtime::Result<R>>,
+    ) -> Result<Option<(R, Effects)>, Fault> {
+        let mut s = self.lock(slot);
+        if s.generation != gen {
+            return Ok(None);
+        }
+        let Some(inst) = s.inst.as_mut() else {
+            return Ok(None);
+        };
+        inst.store.set_epoch_deadline(self.ticks);
+        swap(inst.store.data_mut(), &mut lend, ctx);
+        let out = f(&inst.cb, &mut inst.store);
+        swap(inst.store.data_mut(), &mut lend, ctx);
+        let cx = &mut inst.store.data_mut().cx;
+        cx.answer = None;
+        let effects = Effects {
+            local: cx.local.take(),
+            calls: std::mem::take(&mut cx.calls),
+            resumed: std::mem::take(&mut cx.resumed),
+        };
+        let enqueued = std::mem::take(&mut cx.enqueued);
+        let result = match out {
+            None => Ok(None),
+            Some(Ok(r)) => Ok(Some((r, effects))),
+            Some(Err(e)) => {
+                let fault = Fault::of(&e);
+                self.fault(&mut s, slot, &fault);
+                Err(fault)
+            }
+        };
+        drop(s);
+        if !enqueued.is_empty() {
+            self.notify(enqueued, 0);
+        }
+        result
+    }
+
+    /// Tells the owners of queues that got data (`proxy_on_queue_ready`).
+    fn notify(&self, tokens: Vec<u32>, depth: u32) {
+        if depth > 8 {
+            return;
+        }
+        for t in tokens {
+            let Some(owner) = self.filter.store.owner(t) else {
+                continue;
+            };
+            let Some(vm) = owner.vm.upgrade() else {
+                continue;
+            };
+            let gen = vm.lock(owner.slot).generation;
+            let lend = Lend::default();
+            let _ = vm.call(owner.slot, gen, ROOT, lend, |cb, st| {
+                cb.queue_ready
+                    .as_ref()
+                    .map(|f| f.call(st, (ROOT, t as i32)))
+            });
+        }
+    }
+
+    /// Sends the HTTP calls the filter made and runs `proxy_on_http_call_response`
+    /// for each answer (and for calls those callbacks make) with the request `ctx`'s
+    /// parts lent. The callback gets the root context's id, as Envoy's host does (a
+    /// call belongs to the root context; SDKs find the caller by its token).
+    pub async fn settle(
+        &self,
+        slot: usize,
+        gen: u64,
+        ctx: i32,
+        mut req: Option<&mut RequestHeader>,
+        props: &mut ReqProps,
+        mut effects: Effects,
+    ) -> Result<Effects, Fault> {
+        let mut rounds = 0;
+        while !effects.calls.is_empty() && effects.local.is_none() && rounds < 16 {
+            rounds += 1;
+            for call in std::mem::take(&mut effects.calls) {
+                let answer = self.send(&call).await;
+                let (nh, nb) = (answer.headers.len() as i32, answer.body.len() as i32);
+                let lend = Lend {
+                    req_mut: req.is_some(),
+                    req: req.as_deref_mut(),
+                    props: Some(&mut *props),
+                    answer: Some(answer),
+                    ..Default::default()
+                };
+                let token = call.token as i32;
+                let r = self.call(slot, gen, ctx, lend, |cb, st| {
+                    cb.http_call_response
+                        .as_ref()
+                        .map(|f| f.call(st, (ROOT, token, nh, nb, 0)))
+                })?;
+                if let Some(((), e)) = r {
+                    effects.local = effects.local.or(e.local);
+                    effects.resumed |= e.resumed;
+                    effects.calls.extend(e.calls);
+                }
+            }
+        }
+        Ok(effects)
+    }
+
+    /// Sends one HTTP call; a failed call answers with no headers and no body (as
+    /// Envoy does), so the filter sees no `:status`.
+    async fn send(&self, c: &PendingCall) -> CallAnswer {
+        let mut req = UpstreamRequest::new(c.method.clone(), c.path.clone());
+        req.headers = c.headers.clone();
+        req.body = c.body.clone();
+        req.timeout = c.timeout;
+        match self.filter.calls.call(&c.upstream, req).await {
+            Ok(a) => CallAnswer {
+                status: a.status,
+                headers: a
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), Bytes::copy_from_slice(v.as_bytes())))
+                    .collect(),
+                body: a.body,
+            },
+            Err(e) => {
+                tracing::warn!(plugin = "wasm", filter = %self.filter.name, upstream = %c.upstream,
+                    error = %e, "wasm filter's http call failed");
+                CallAnswer::default()
+            }
+        }
+    }
+
+    /// Runs `proxy_on_tick` on every instance whose tick is due; the smallest period
+    /// asked for (0: none).
+    pub fn tick(&self, due: &mut [std::time::Instant]) -> u32 {
+        let now = std::time::Instant::now();
+        let mut period = 0u32;
+        for (slot, at) in due.iter_mut().enumerate() {
+            let (gen, ms) = {
+                let s = self.lock(slot);
+                let ms = s.inst.as_ref().map(|i| i.store.data().tick_ms).unwrap_or(0);
+                (s.generation, ms)
+            };
+            if ms == 0 {
+                continue;
+            }
+            period = if period == 0 { ms } else { period.min(ms) };
+            if now < *at {
+                continue;
+            }
+            *at = now + std::time::Duration::from_millis(u64::from(ms));
+            let _ = self.call(slot, gen, ROOT, Lend::default(), |cb, st| {
+                cb.tick.as_ref().map(|f| f.call(st, ROOT))
+            });
+        }
+        period
+    }
+
+    /// Ends context `ctx`: `proxy_on_done` then `proxy_on_delete`.
+    pub fn end(&self, slot: usize, gen: u64, ctx: i32, props: &mut ReqProps) {
+        let lend = Lend {
+            props: Some(props),
+            ..Default::default()
+        };
+        let _ = self.call(slot, gen, ctx, lend, |cb, st| {
+            let done = cb.done.as_ref().map(|f| f.call(&mut *st, ctx).map(drop));
+            if let Some(Err(e)) = done {
+                return Some(Err(e));
+            }
+            cb.delete.as_ref().map(|f| f.call(st, ctx))
+        });
+    }
+}
+
+/// Swaps the lent parts into (or back out of) the store's call context.
+fn swap(host: &mut Host, lend: &mut Lend<'_>, ctx: i32) {
+    let cx = &mut host.cx;
+    cx.ctx_id = ctx as u32;
+    if let Some(r) = lend.req.as_deref_mut() {
+        std::mem::swap(&mut cx.req, r);
+        cx.has_req = !cx.has_req;
+        cx.req_mut = cx.has_req && lend.req_mut;
+    }
+    if let Some(r) = lend.resp.as_deref_mut() {
+        std::mem::swap(&mut cx.resp, r);
+        cx.has_resp = !cx.has_resp;
+    }
+    if let Some((kind, b)) = lend.body.as_mut() {
+        std::mem::swap(&mut cx.body, b);
+        cx.body_of = if cx.body_of.is_some() {
+            None
+        } else {
+            Some(*kind)
+        };
+    }
+    if let Some(p) = lend.props.as_deref_mut() {
+        std::mem::swap(&mut cx.props, p);
+    }
+    if let Some(a) = lend.answer.take() {
+        cx.answer = Some(a);
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the AssemblyScript proxy-wasm filters with the real SDK from npm
+# (assemblyscript 0.14 + @solo-io/proxy-runtime, ABI 0.2.0): the examples here and the
+# test filters of tests/wasm_filters/. The SDK is installed once into target/wasm-sdk;
+# a filter is rebuilt only when its source is newer than its .wasm (idempotent).
+#
+#   plugins/wasm-examples/build.sh            # -> target/wasm-filters/<name>.wasm
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+target="${CARGO_TARGET_DIR:-$root/target}"
+sdk="$target/wasm-sdk"
+out="$target/wasm-filters"
+asc="$sdk/node_modules/.bin/asc"
+if [ ! -x "$asc" ] || [ ! -f "$sdk/node_modules/@solo-io/proxy-runtime/package.json" ]; then
+  echo "installing the AssemblyScript proxy-wasm SDK into $sdk (npm)"
+  mkdir -p "$sdk"
+  npm install --prefix "$sdk" --no-audit --no-fund --silent \
+    assemblyscript@0.14.9 @solo-io/proxy-runtime@0.1.8
+fi
+mkdir -p "$out"
+for src in "$root"/plugins/wasm-examples/*/index.ts "$root"/tests/wasm_filters/*/index.ts; do
+  [ -f "$src" ] || continue
+  name=$(basename "$(dirname "$src")")
+  wasm="$out/$name.wasm"
+  if [ -f "$wasm" ] && [ "$wasm" -nt "$src" ]; then
+    continue
+  fi
+  echo "building $name.wasm"
+  "$asc" "$src" -b "$wasm.tmp" --use abort=abort_proc_exit --optimize \
+    --path "$sdk/node_modules" >"$out/$name.log" 2>&1 || { cat "$out/$name.log"; exit 1; }
+  mv "$wasm.tmp" "$wasm"
+done

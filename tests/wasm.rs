@@ -1,0 +1,225 @@
+//! The `wasm` plugin's host functions through a real gateway, with a hand-written
+//! filter (WAT): request headers edited for the upstream (add, replace, remove, pseudo
+//! headers), response headers for the client, a local response the upstream never
+//! sees, the request body read and the response body rewritten, properties as Envoy
+//! names them, shared data (with a refused stale CAS), a metric on /metrics, and the
+//! filter's log line with the route and request id.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod wasm_common;
+use common::*;
+use wasm_common::*;
+
+const HOST_FILTER: &str = r#"
+  (global $mid (mut i32) (i32.const 0))
+  (global $bodyp (mut i32) (i32.const 0))
+  (global $bodyl (mut i32) (i32.const 0))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (drop (call $defm (i32.const 0) @"wat_filter_requests" (i32.const 8)))
+    (global.set $mid (i32.load (i32.const 8)))
+    (i32.const 1))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (drop (call $log (i32.const 2) @"wat filter saw a request"))
+    (if (i32.eqz (call $get (i32.const 0) @"x-wasm-deny" (i32.const 0) (i32.const 4)))
+      (then
+        (drop (call $local (i32.const 418) @"teapot" @"short and stout"
+          @"\01\00\00\00\07\00\00\00\01\00\00\00x-local\001\00" (i32.const 0)))
+        (return (i32.const 1))))
+    (drop (call $add (i32.const 0) @"x-wasm-added" @"yes"))
+    (drop (call $replace (i32.const 0) @"x-wasm-replaced" @"new"))
+    (drop (call $remove (i32.const 0) @"x-wasm-removed"))
+    COPY_METHOD
+    COPY_PSEUDO_PATH
+    COPY_PATH
+    (if (i32.eqz (call $get (i32.const 0) @"x-wasm-share" (i32.const 0) (i32.const 4)))
+      (then
+        (drop (call $sset @"wat_shared" (i32.load (i32.const 0)) (i32.load (i32.const 4)) (i32.const 0)))
+        (if (i32.eq (call $sset @"wat_shared" @"stale" (i32.const 999999)) (i32.const 8))
+          (then (drop (call $add (i32.const 0) @"x-wasm-cas" @"mismatch"))))))
+    (drop (call $incm (global.get $mid) (i64.const 1)))
+    (i32.const 0))
+  (func (export "proxy_on_request_body") (param $ctx i32) (param $len i32) (param i32) (result i32)
+    (if (i32.eqz (call $buf (i32.const 0) (i32.const 0) (local.get $len) (i32.const 0) (i32.const 4)))
+      (then
+        (global.set $bodyp (i32.load (i32.const 0)))
+        (global.set $bodyl (i32.load (i32.const 4)))))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (drop (call $add (i32.const 2) @"x-wasm-response" @"yes"))
+    (drop (call $remove (i32.const 2) @"content-length"))
+    COPY_ROUTE
+    COPY_ID
+    COPY_SOURCE
+    COPY_ROOT
+    COPY_PROP_METHOD
+    COPY_STATUS
+    (if (global.get $bodyl)
+      (then
+        (drop (call $add (i32.const 2) @"x-wasm-body" (global.get $bodyp) (global.get $bodyl)))
+        (global.set $bodyl (i32.const 0))))
+    (if (i32.eqz (call $sget @"wat_shared" (i32.const 0) (i32.const 4) (i32.const 8)))
+      (then (drop (call $add (i32.const 2) @"x-wasm-shared" (i32.load (i32.const 0)) (i32.load (i32.const 4))))))
+    (i32.const 0))
+  (func (export "proxy_on_response_body") (param $ctx i32) (param $len i32) (param $eos i32) (result i32)
+    (if (local.get $eos)
+      (then (drop (call $setbuf (i32.const 1) (local.get $len) (i32.const 0) @"<wasm/>"))))
+    (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param i32))
+"#;
+
+fn host_filter() -> String {
+    HOST_FILTER
+        .replace(
+            "COPY_METHOD",
+            &copy_header(0, ":method", 0, "x-wasm-method"),
+        )
+        .replace(
+            "COPY_PSEUDO_PATH",
+            &copy_header(0, ":path", 0, "x-wasm-pseudo-path"),
+        )
+        .replace(
+            "COPY_PATH",
+            &copy_property("request\\00path", 0, "x-wasm-path"),
+        )
+        .replace(
+            "COPY_ROUTE",
+            &copy_property("route_name", 2, "x-wasm-route"),
+        )
+        .replace("COPY_ID", &copy_property("request\\00id", 2, "x-wasm-id"))
+        .replace(
+            "COPY_SOURCE",
+            &copy_property("source\\00address", 2, "x-wasm-source"),
+        )
+        .replace(
+            "COPY_ROOT",
+            &copy_property("plugin_root_id", 2, "x-wasm-root"),
+        )
+        .replace(
+            "COPY_PROP_METHOD",
+            &copy_property("request.method", 2, "x-wasm-prop-method"),
+        )
+        .replace(
+            "COPY_STATUS",
+            &copy_header(2, ":status", 2, "x-wasm-status"),
+        )
+}
+
+fn gateway(upstream: std::net::SocketAddr) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    write_filter(dir.path(), "host.wasm", &host_filter());
+    let config = dir.path().join("routes.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{upstream}\" }}] }}\nroutes:\n  - name: wasm-route\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins:\n      - {{ name: wasm, module: host.wasm, root_id: host }}\n"
+        ),
+    )
+    .unwrap();
+    Gateway::spawn(dir, config, &[])
+}
+
+#[tokio::test]
+async fn host_functions_through_the_gateway() {
+    let echo = Echo::start("up").await;
+    let gw = gateway(echo.addr);
+    let c = reqwest::Client::new();
+
+    // request headers for the upstream, response headers and properties for the client
+    let r = c
+        .post(gw.url("/things/1?q=2"))
+        .header("x-wasm-replaced", "old")
+        .header("x-wasm-removed", "gone")
+        .header("x-wasm-share", "hello")
+        .body("the request body")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    let text = r.text().await.unwrap();
+    let (json, tail) = text.split_at(text.rfind("<wasm/>").expect("the body was rewritten"));
+    assert_eq!(tail, "<wasm/>");
+    let seen: serde_json::Value = serde_json::from_str(json).unwrap();
+    let up = &seen["headers"];
+    assert_eq!(up["x-wasm-added"], "yes");
+    assert_eq!(up["x-wasm-replaced"], "new");
+    assert!(up.get("x-wasm-removed").is_none(), "{up}");
+    assert_eq!(up["x-wasm-method"], "POST");
+    assert_eq!(up["x-wasm-pseudo-path"], "/things/1?q=2");
+    assert_eq!(up["x-wasm-path"], "/things/1?q=2");
+    assert_eq!(up["x-wasm-cas"], "mismatch");
+    let hv = |n: &str| {
+        h.get(n)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(hv("x-wasm-response"), "yes");
+    assert_eq!(hv("x-wasm-route"), "wasm-route");
+    assert_eq!(hv("x-wasm-id"), hv("x-request-id"));
+    assert!(!hv("x-wasm-id").is_empty());
+    assert_eq!(hv("x-wasm-source"), "127.0.0.1");
+    assert_eq!(hv("x-wasm-root"), "host");
+    assert_eq!(hv("x-wasm-prop-method"), "POST");
+    assert_eq!(hv("x-wasm-status"), "200");
+    assert_eq!(hv("x-wasm-body"), "the request body");
+    assert_eq!(hv("x-wasm-shared"), "hello");
+
+    // shared data outlives the request; a GET has no body for the filter
+    let r = c.get(gw.url("/other")).send().await.unwrap();
+    assert_eq!(r.headers()["x-wasm-shared"], "hello");
+    assert!(r.headers().get("x-wasm-body").is_none());
+
+    // a local response: the filter's status, body and headers; the upstream sees nothing
+    let r = c
+        .get(gw.url("/deny"))
+        .header("x-wasm-deny", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 418);
+    assert_eq!(r.headers()["x-local"], "1");
+    assert_eq!(r.text().await.unwrap(), "short and stout");
+
+    // the filter's counter on /metrics (two requests reached it past the deny check)
+    assert_eq!(gw.metric("wat_filter_requests").await, Some(2.0));
+
+    // the filter's log line carries the route and the request id
+    let logs = gw.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("wat filter saw a request"))
+        .unwrap_or_else(|| panic!("no filter log line in:\n{logs}"));
+    assert!(line.contains("wasm-route"), "{line}");
+    assert!(line.contains("request_id"), "{line}");
+}
+
+/// The benchmark's filters (bench/wasm-*.wasm) are their WAT sources compiled (with
+/// WASM_BENCH_WRITE set, this test writes them), and the headers one edits both ways.
+#[tokio::test]
+async fn bench_filters_match_their_sources() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/bench");
+    for n in ["noop", "headers"] {
+        let wasm = wat::parse_file(format!("{dir}/wasm-{n}.wat")).unwrap();
+        let path = format!("{dir}/wasm-{n}.wasm");
+        if std::env::var_os("WASM_BENCH_WRITE").is_some() {
+            std::fs::write(&path, &wasm).unwrap();
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            wasm,
+            "{path} is stale: run with WASM_BENCH_WRITE=1"
+        );
+    }
+    let echo = Echo::start("up").await;
+    let gw = Gateway::start(&format!(
+        "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n  - name: b\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: \"{dir}/wasm-headers.wasm\" }}]\n",
+        echo.addr
+    ));
+    let r = reqwest::get(gw.url("/h")).await.unwrap();
+    assert_eq!(r.headers()["x-wasm-response"], "1");
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-wasm-request"], "1");
+}
