@@ -217,8 +217,8 @@ mod tests {
     fn stores_outlive_a_rebuild_and_actions_are_offered() {
         let shared = Shared::with_env(false, |_| None);
         let cfg = serde_json::json!({"ttl": "30s"});
-        let _a = build(cfg.clone(), &shared).unwrap();
-        let _b = build(cfg, &shared).unwrap();
+        build(cfg.clone(), &shared).unwrap();
+        build(cfg, &shared).unwrap();
         let stores = shared.state::<Stores>("cache", Stores::default);
         assert_eq!(stores.stats()["caches"].as_array().unwrap().len(), 1);
         let purge = shared.admin_action("cache", "purge").unwrap();
