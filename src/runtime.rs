@@ -9,7 +9,7 @@ pub use crate::flows::RouteKind;
 use crate::flows::{jobs::SubmitRoute, pipeline};
 use crate::observability::metrics::{Metrics, RouteMetrics};
 use crate::router::{EncodedSet, Rewrite, Router};
-use crate::upstream::{Pool, Registry};
+use crate::upstream::{Pool, Registry, Split};
 use bytes::Bytes;
 use gateway_plugins::{BuildCtx, Instance, Shared};
 use http::{HeaderName, HeaderValue};
@@ -43,6 +43,8 @@ pub struct CompiledRoute {
     pub kind: RouteKind,
     /// The pool of a proxied route.
     pub pool: Option<Arc<Pool>>,
+    /// The sides of a split route (`split:`), chosen per request instead of `pool`.
+    pub split: Option<Arc<Split>>,
     pub rewrite: Rewrite,
     pub host_header: HostHeader,
     /// The effective chain: global plugins, then the route's own.
@@ -67,7 +69,9 @@ impl CompiledRoute {
     /// The route's metric handles, resolved once per table.
     pub fn metrics(&self, m: &Metrics) -> &RouteMetrics {
         self.metrics.get_or_init(|| {
+            let sides = self.split.iter().flat_map(|s| s.sides.iter());
             RouteMetrics::new(m, &self.name, self.pool.as_ref().map(|p| p.name.as_str()))
+                .with_sides(m, sides.map(|s| s.name.as_str()))
         })
     }
 }
@@ -206,6 +210,11 @@ impl Runtime {
                 name: r.name.clone(),
                 kind,
                 pool: r.upstream.as_ref().and_then(|u| pools.get(u).cloned()),
+                split: r
+                    .split
+                    .as_ref()
+                    .and_then(|s| Split::build(s, &pools))
+                    .map(Arc::new),
                 rewrite,
                 host_header,
                 needs_body: chain_built.iter().any(|p| p.wants_body()),
@@ -281,6 +290,16 @@ impl Runtime {
             for p in r.pool.iter().chain(r.kind.pools()) {
                 if !p.has_available_target() && !out.contains(&p.name.as_str()) {
                     out.push(&p.name);
+                }
+            }
+            // a split is ready while one of its sides is: the others' share goes there
+            if let Some(s) = r.split.as_ref() {
+                if !s.sides.iter().any(|side| side.pool.has_available_target()) {
+                    for side in &s.sides {
+                        if !out.contains(&side.name.as_str()) {
+                            out.push(&side.name);
+                        }
+                    }
                 }
             }
         }

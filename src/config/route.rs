@@ -14,9 +14,13 @@ pub struct RouteConfig {
     /// What requests this route takes.
     #[serde(rename = "match")]
     pub matcher: MatchConfig,
-    /// The pool that serves it (one of `upstream`, `pipeline`, `async`, `jobs`,
-    /// `fallback`).
+    /// The pool that serves it (one of `upstream`, `split`, `pipeline`, `async`,
+    /// `jobs`, `fallback`).
     pub upstream: Option<String>,
+    /// Several pools sharing the route by weight (canary, blue/green), instead of
+    /// `upstream`: `[{ upstream: blue, weight: 90 }, { upstream: green, weight: 10 }]`,
+    /// or `{ sides: [...], pin: [...], sticky: {...}, side_header: ... }`.
+    pub split: Option<super::SplitConfig>,
     /// Path and host changes on the way to the upstream.
     pub rewrite: Option<RewriteConfig>,
     /// Plugin chain, run in this order.

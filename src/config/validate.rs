@@ -276,7 +276,7 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
         }
     }
     let targets = [
-        r.upstream.is_some(),
+        r.upstream.is_some() || r.split.is_some(),
         r.pipeline.is_some(),
         r.async_job.is_some(),
         r.jobs.is_some(),
@@ -287,13 +287,22 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
     if targets > 1 {
         errs.push(
             p,
-            "give only one of `upstream`, `pipeline`, `async`, `jobs`",
+            "give only one of `upstream`, `split`, `pipeline`, `async`, `jobs`",
         );
+    }
+    if r.upstream.is_some() && r.split.is_some() {
+        errs.push(
+            p,
+            "give only one of `upstream`, `split` (a split names its pools in its sides)",
+        );
+    }
+    if let Some(s) = &r.split {
+        super::split::validate(p, s, c, errs);
     }
     if targets == 0 && r.fallback.is_none() {
         errs.push(
             p,
-            "a route needs `upstream` (or `pipeline`, `async`, `jobs`, or a `fallback` answer)",
+            "a route needs `upstream` (or `split`, `pipeline`, `async`, `jobs`, or a `fallback` answer)",
         );
     }
     if let Some(u) = &r.upstream {

@@ -23,10 +23,7 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
     };
     rm.count(Some(&req.method), status);
     rm.duration.observe(elapsed.as_secs_f64());
-    if let (Some(pool), Some((requests, duration))) = (
-        ctx.route.as_ref().and_then(|r| r.pool.as_ref()),
-        rm.upstream.as_ref(),
-    ) {
+    if let (Some(pool), Some((requests, duration))) = (ctx.pool.as_ref(), rm.backend(ctx.side)) {
         if ctx.tries > 0 {
             requests.inc();
             if let Some(t) = ctx.upstream_time {
@@ -84,6 +81,7 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
             status_code = status,
             route,
             upstream = upstream.as_str(),
+            side = ctx.side_name().unwrap_or(""),
             attempts = ctx.tries,
             bytes_in = session.body_bytes_read(),
             bytes_out = session.body_bytes_sent(),

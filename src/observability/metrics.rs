@@ -175,6 +175,8 @@ pub struct RouteMetrics {
     pub duration: Histogram,
     /// The route's upstream: `gateway_routes_total` and `gateway_route_duration_seconds`.
     pub upstream: Option<(IntCounter, Histogram)>,
+    /// A split route's sides, in order: the same metrics with `backend` the side's pool.
+    pub sides: Vec<(IntCounter, Histogram)>,
 }
 
 impl RouteMetrics {
@@ -193,6 +195,28 @@ impl RouteMetrics {
                     m.route_duration.with_label_values(&[route, b]),
                 )
             }),
+            sides: Vec::new(),
+        }
+    }
+
+    /// Adds the handles of a split route's sides (`backend` = each side's pool).
+    pub fn with_sides<'a>(mut self, m: &Metrics, sides: impl Iterator<Item = &'a str>) -> Self {
+        self.sides = sides
+            .map(|b| {
+                (
+                    m.route_requests.with_label_values(&[&self.route, b]),
+                    m.route_duration.with_label_values(&[&self.route, b]),
+                )
+            })
+            .collect();
+        self
+    }
+
+    /// The upstream handles of a request: its split side's, else the route's pool's.
+    pub fn backend(&self, side: Option<usize>) -> Option<&(IntCounter, Histogram)> {
+        match side {
+            Some(i) => self.sides.get(i),
+            None => self.upstream.as_ref(),
         }
     }
 

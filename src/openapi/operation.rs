@@ -76,7 +76,13 @@ pub fn route(b: &mut Builder, config: &Config, i: usize, r: &RouteConfig, base_d
     } else if r.jobs.is_some() {
         Kind::Jobs
     } else {
-        Kind::Proxy(r.upstream.as_deref().map(|u| (u, upstream_path(r))))
+        // a split's sides serve one API: the first side documents it
+        let split_first = r.split.as_ref().and_then(|s| s.sides().first());
+        let u = r
+            .upstream
+            .as_deref()
+            .or(split_first.map(|s| s.upstream.as_str()));
+        Kind::Proxy(u.map(|u| (u, upstream_path(r))))
     };
     let chain = Chain {
         docs: crate::config::chain(config, i, r)
@@ -186,6 +192,19 @@ fn answers_kind(kind: &Kind<'_>) -> RouteAnswers {
 
 fn summary(r: &RouteConfig, kind: &Kind<'_>) -> String {
     match kind {
+        Kind::Proxy(Some((_, p))) if r.split.is_some() => {
+            let sides: Vec<String> = r
+                .split
+                .iter()
+                .flat_map(|s| s.sides())
+                .map(|s| format!("`{}` ({})", s.upstream, s.weight))
+                .collect();
+            format!(
+                "Route `{}`: split between {} at `{p}`",
+                r.name,
+                sides.join(", ")
+            )
+        }
         Kind::Proxy(Some((u, p))) => format!("Route `{}`: proxied to `{u}` at `{p}`", r.name),
         Kind::Proxy(None) => format!("Route `{}`: a fixed answer", r.name),
         Kind::Pipeline => {

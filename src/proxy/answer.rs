@@ -19,6 +19,12 @@ pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
         for (k, v) in &route.deprecation {
             let _ = resp.insert_header(k.clone(), v.clone());
         }
+        // a split's `side_header`: the side that served (or failed) the request
+        if let (Some(split), Some(side)) = (route.split.as_ref(), ctx.side) {
+            if let Some(h) = &split.side_header {
+                let _ = resp.insert_header(h.clone(), split.sides[side].label.clone());
+            }
+        }
     }
     let added = &ctx.plugin.response_headers;
     for (i, (k, v)) in added.iter().enumerate() {

@@ -3,7 +3,7 @@
 use crate::observability::otel::SpanRecord;
 use crate::observability::trace::TraceContext;
 use crate::runtime::CompiledRoute;
-use crate::upstream::{Outcome, Pick};
+use crate::upstream::{Outcome, Pick, Pool};
 use gateway_plugins::PluginCtx;
 use http::HeaderValue;
 use smallvec::SmallVec;
@@ -53,6 +53,12 @@ pub struct Ctx {
     pub route: Option<Arc<CompiledRoute>>,
     /// Path and query to send upstream when they differ from the client's.
     pub upstream_path: Option<String>,
+    /// The pool of this request: the route's, or the side a split chose.
+    pub pool: Option<Arc<Pool>>,
+    /// The side a split route chose (an index into its sides).
+    pub side: Option<usize>,
+    /// A connect failure moved this split request to another side (once).
+    pub side_switched: bool,
     pub pick: Option<Pick>,
     /// Outcome recorded for the current pick, applied when it is released.
     pub outcome: Option<Outcome>,
@@ -91,6 +97,9 @@ impl Ctx {
             request_id: HeaderValue::from_static(""),
             route: None,
             upstream_path: None,
+            pool: None,
+            side: None,
+            side_switched: false,
             pick: None,
             outcome: None,
             tried: SmallVec::new(),
@@ -142,6 +151,12 @@ impl Ctx {
             }
             p.finish(outcome);
         }
+    }
+
+    /// The name of the split side that served this request, if any.
+    pub fn side_name(&self) -> Option<&str> {
+        let split = self.route.as_ref()?.split.as_ref()?;
+        Some(split.sides.get(self.side?)?.name.as_str())
     }
 
     pub fn route_name(&self) -> &str {

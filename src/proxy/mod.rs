@@ -146,7 +146,8 @@ impl ProxyHttp for GatewayProxy {
         if !matches!(route.kind, crate::runtime::RouteKind::Proxy) {
             return self.flow(session, ctx, &route).await;
         }
-        if route.pool.is_none() {
+        routing::choose_pool(session.req_header(), ctx, &route);
+        if ctx.pool.is_none() {
             if route.needs_body
                 && !ctx.body_checked
                 && self
@@ -244,7 +245,7 @@ impl ProxyHttp for GatewayProxy {
                 HostHeader::Preserve => {}
                 HostHeader::Set(v) => up.insert_header(http::header::HOST, v.clone())?,
                 HostHeader::Upstream => {
-                    let host = route.pool.as_ref().and_then(|p| p.config.host.clone());
+                    let host = ctx.pool.as_ref().and_then(|p| p.config.host.clone());
                     match (host, ctx.pick.as_ref()) {
                         (Some(h), _) => up.insert_header(http::header::HOST, h)?,
                         (None, Some(p)) => {
@@ -333,8 +334,10 @@ impl ProxyHttp for GatewayProxy {
         } else {
             "connect_failure"
         });
-        // nothing reached the target: always safe to retry while tries remain
-        e.set_retry(retry::may_retry(ctx, session, true));
+        // nothing reached the target: always safe to retry while tries remain, and on
+        // a split, once on another side when this side's tries are spent
+        let retry = retry::may_retry(ctx, session, true) || peer::switch_side(ctx, session);
+        e.set_retry(retry);
         e
     }
 
@@ -365,7 +368,8 @@ impl ProxyHttp for GatewayProxy {
         if ctx.error_type.is_none() && e.esource() == &pingora_error::ErrorSource::Upstream {
             ctx.error_type = Some(if timeout { "timeout" } else { "upstream_error" });
         }
-        let retry = retry::retry_after_error(ctx, session, &e, timeout, client_reused);
+        let retry = retry::retry_after_error(ctx, session, &e, timeout, client_reused)
+            || (retry::broke_before_answer(ctx, session, &e) && peer::switch_side(ctx, session));
         e.set_retry(retry);
         e
     }

@@ -15,11 +15,12 @@ pub(super) async fn pick(session: &mut Session, ctx: &mut Ctx) -> Result<Box<Htt
     let Some(route) = ctx.route.clone() else {
         return Error::e_explain(ErrorType::InternalError, "no route for upstream selection");
     };
-    let Some(pool) = route.pool.as_ref() else {
-        return Error::e_explain(ErrorType::InternalError, "route has no upstream");
-    };
     // a retry releases the previous target first
     ctx.release_pick(Outcome::Error);
+    switch_side_if_down(ctx, &route);
+    let Some(pool) = ctx.pool.clone() else {
+        return Error::e_explain(ErrorType::InternalError, "route has no upstream");
+    };
     ctx.upstream_time = None;
     if ctx.tries > 0 {
         if let Some(r) = &pool.config.retry {
@@ -35,7 +36,7 @@ pub(super) async fn pick(session: &mut Session, ctx: &mut Ctx) -> Result<Box<Htt
         }
         remaining = Some(left);
     }
-    let hash = retry::hash_key(pool, session);
+    let hash = retry::hash_key(&pool, session);
     let pick = match pool.select(hash, &ctx.tried) {
         Ok(p) => p,
         Err(NoTarget::AllDown { retry_after }) => {
@@ -64,4 +65,42 @@ pub(super) async fn pick(session: &mut Session, ctx: &mut Ctx) -> Result<Box<Htt
     peer.options.idle_timeout = Some(t.idle.get());
     ctx.pick = Some(pick);
     Ok(Box::new(peer))
+}
+
+/// A split request whose side has no available target left (all down, ejected or
+/// behind open breakers) moves to another side that has one, by weight: the share of a
+/// side that is down goes to the others, retries included.
+fn switch_side_if_down(ctx: &mut Ctx, route: &crate::runtime::CompiledRoute) {
+    let (Some(split), Some(side)) = (route.split.as_ref(), ctx.side) else {
+        return;
+    };
+    if split.sides[side].pool.has_available_target() {
+        return;
+    }
+    if let Some(other) = split.other_than(side) {
+        super::routing::set_side(ctx, split, other);
+        ctx.tried.clear();
+    }
+}
+
+/// After a connect failure with no try left on its side: moves a split request to
+/// another side that has an available target, once (nothing was sent, so the request
+/// is safe to send again). `true`: retry there.
+pub(super) fn switch_side(ctx: &mut Ctx, session: &Session) -> bool {
+    if ctx.side_switched || session.response_written().is_some() {
+        return false;
+    }
+    let (Some(route), Some(side)) = (ctx.route.clone(), ctx.side) else {
+        return false;
+    };
+    let Some(split) = route.split.as_ref() else {
+        return false;
+    };
+    let Some(other) = split.other_than(side) else {
+        return false;
+    };
+    super::routing::set_side(ctx, split, other);
+    ctx.tried.clear();
+    ctx.side_switched = true;
+    true
 }

@@ -36,7 +36,7 @@ fn method_ok(ctx: &Ctx, session: &Session) -> bool {
 }
 
 fn retry_cfg(ctx: &Ctx) -> Option<&RetryConfig> {
-    ctx.route.as_ref()?.pool.as_ref()?.config.retry.as_ref()
+    ctx.pool.as_ref()?.config.retry.as_ref()
 }
 
 /// Whether another try may start (tries left, body still replayable, budget allows).
@@ -51,10 +51,7 @@ pub fn may_retry(ctx: &Ctx, session: &Session, connect: bool) -> bool {
     if !connect && !method_ok(ctx, session) {
         return false;
     }
-    ctx.route
-        .as_ref()
-        .and_then(|r| r.pool.as_ref())
-        .is_some_and(|p| p.try_retry())
+    ctx.pool.as_ref().is_some_and(|p| p.try_retry())
 }
 
 /// Whether a response status should be retried rather than passed on.
@@ -99,6 +96,18 @@ pub fn retry_after_error(
     // idempotent methods whatever `retry.on` lists; the target never answered
     let before_response = broken && ctx.upstream_time.is_none();
     (pingora_says || (broken && reset_ok) || before_response) && may_retry(ctx, session, false)
+}
+
+/// Whether an idempotent request's connection broke before any answer byte (the
+/// target died mid-request): a split may then send it to another side.
+pub fn broke_before_answer(ctx: &Ctx, session: &Session, e: &Error) -> bool {
+    matches!(
+        e.etype(),
+        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+    ) && e.esource() == &ErrorSource::Upstream
+        && ctx.upstream_time.is_none()
+        && method_ok(ctx, session)
+        && !session.as_ref().retry_buffer_truncated()
 }
 
 fn tries_left_default(ctx: &Ctx) -> bool {

@@ -1,6 +1,7 @@
 //! The routing step of the request phase: refuse ambiguous paths, normalise, match,
 //! plan the rewrite.
 
+use super::Ctx;
 use crate::router::{encoded_in, normalize_path, refusal_message, request_host, Routed};
 use crate::runtime::{CompiledRoute, Runtime};
 use http::HeaderValue;
@@ -171,4 +172,25 @@ pub(super) fn preflight_method(req: &RequestHeader) -> Option<http::Method> {
         .headers
         .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)?;
     http::Method::from_bytes(asked.as_bytes()).ok()
+}
+
+/// The pool of a proxied request: the route's, or the side its split chooses (after the
+/// plugins' request phase, so that a sticky split sees the consumer). The side's label
+/// goes to `side_header` and a new sticky cookie to the answer, whatever it is.
+pub(super) fn choose_pool(req: &RequestHeader, ctx: &mut Ctx, route: &CompiledRoute) {
+    let Some(split) = route.split.as_ref() else {
+        ctx.pool = route.pool.clone();
+        return;
+    };
+    let choice = split.choose(&req.headers, ctx.plugin.consumer());
+    if let Some(v) = choice.set_cookie {
+        ctx.plugin.add_response_header(http::header::SET_COOKIE, v);
+    }
+    set_side(ctx, split, choice.side);
+}
+
+/// Puts the request on side `side` of `split`.
+pub(super) fn set_side(ctx: &mut Ctx, split: &crate::upstream::Split, side: usize) {
+    ctx.side = Some(side);
+    ctx.pool = Some(split.sides[side].pool.clone());
 }

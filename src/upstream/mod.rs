@@ -35,6 +35,7 @@ mod pool;
 mod registry;
 mod retry;
 mod retry_policy;
+pub mod split;
 mod target;
 pub mod tls;
 
@@ -48,6 +49,7 @@ pub use pool::{Members, NoTarget, Pool, Target};
 pub use registry::{PoolError, Registry};
 pub use retry::{backoff, RetryBudget};
 pub use retry_policy::{Failed, RetryPolicy};
+pub use split::Split;
 pub use target::{HealthRecord, Outcome, Pick, TargetState};
 
 use crate::config::split_host_port;
