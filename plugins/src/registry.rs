@@ -25,6 +25,7 @@ pub const BUILT_IN: &[PluginSpec] = &[
     PluginSpec::of::<crate::Rbac>(),
     PluginSpec::of::<crate::policy::compress::Compress>(),
     PluginSpec::of::<crate::policy::token_limit::TokenLimit>(),
+    PluginSpec::of::<crate::policy::mirror::Mirror>(),
     PluginSpec::of::<crate::wasm::Wasm>(),
     PluginSpec::of::<crate::policy::cache::Cache>(),
 ];

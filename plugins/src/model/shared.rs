@@ -31,6 +31,9 @@ pub struct PluginMetrics {
     /// `gateway_tokens_total{route,consumer}`: generation tokens charged by
     /// `token_limit` (consumer: a configured name, else `anonymous`).
     pub tokens: IntCounterVec,
+    /// `gateway_mirror_requests_total{route,outcome}`: copies sent by `mirror`, by
+    /// outcome (`2xx`..`5xx`, `error`, `timeout`, `no_target`, `dropped`, `too_large`).
+    pub mirror_requests: IntCounterVec,
     /// `gateway_cache_requests_total{route,status}`: GET and HEAD requests seen by
     /// `cache`, one status each (`hit`, `stale`, `miss`, `bypass`).
     pub cache_requests: IntCounterVec,
@@ -74,6 +77,11 @@ impl PluginMetrics {
                 "gateway_tokens_total",
                 "Generation tokens charged by token_limit, by route and consumer",
                 &["route", "consumer"],
+            )?,
+            mirror_requests: counter(
+                "gateway_mirror_requests_total",
+                "Request copies sent by mirror, by route and outcome",
+                &["route", "outcome"],
             )?,
             cache_requests: counter(
                 "gateway_cache_requests_total",
