@@ -170,20 +170,11 @@ impl Runtime {
                 base_dir,
                 route: Some(&r.name),
             };
-            let mut identity_set = false;
+            let mut order = crate::config::ChainOrder::default();
             for entry in chain {
                 match gateway_plugins::build(&entry.config.name, &entry.config.settings, &cx) {
                     Ok(p) => {
-                        if p.needs_identity() && !identity_set {
-                            errors.push(
-                                entry.path.clone(),
-                                format!(
-                                    "`{}` works on the identity an authentication plugin sets: put one before it in the chain (global plugins run first)",
-                                    p.name()
-                                ),
-                            );
-                        }
-                        identity_set |= p.sets_identity();
+                        order.check(&p, &entry.path, &mut errors);
                         crate::config::check_plugin_upstreams(
                             &p,
                             &entry.path,

@@ -41,7 +41,7 @@ fn check_reports_every_error_with_line_and_column() {
         "{err}"
     );
     assert!(
-        err.contains("line 11") && err.contains("unknown field `methdos`"),
+        err.contains("line 12") && err.contains("unknown field `methdos`"),
         "{err}"
     );
     // the later semantic pass runs once types are right: fix the type errors only
@@ -145,6 +145,52 @@ fn a_plugin_that_needs_an_identity_must_follow_an_auth_plugin() {
     std::fs::write(
         &f,
         "version: 1\nupstreams:\n  a: { targets: [{ addr: \"127.0.0.1:9\" }] }\nroutes:\n  - name: admin\n    match: { path_prefix: /admin }\n    upstream: a\n    plugins:\n      - { name: jwt, secret_env: JWT_SECRET }\n      - { name: rbac, any_roles: [admin] }\n",
+    )
+    .unwrap();
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_cache_before_a_plugin_that_guards_access_is_refused() {
+    // stored answers would reach callers the later plugin refuses: a cached 200 for a
+    // request without a key
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("order.yaml");
+    let table = |plugins: &str| {
+        format!("version: 1\nupstreams:\n  a: {{ targets: [{{ addr: \"127.0.0.1:9\" }}] }}\nplugins:\n  - {{ name: ip_filter, deny: [\"192.0.2.0/24\"] }}\nroutes:\n  - name: items\n    match: {{ path_prefix: /items }}\n    upstream: a\n    plugins:\n{plugins}")
+    };
+    let check = || {
+        Command::new(common::gateway_bin())
+            .arg("check")
+            .arg(&f)
+            .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
+            .output()
+            .unwrap()
+    };
+    std::fs::write(
+        &f,
+        table("      - { name: cache, ttl: 30s }\n      - { name: jwt, secret_env: JWT_SECRET }\n"),
+    )
+    .unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 12")
+            && err.contains("routes[0].plugins[1]")
+            && err
+                .contains("`jwt` (authenticate stage) comes after `cache` (routes[0].plugins[0])"),
+        "{err}"
+    );
+    // after the guards, and with a limit after it (hits not counted: a choice), it passes
+    std::fs::write(
+        &f,
+        table("      - { name: jwt, secret_env: JWT_SECRET }\n      - { name: cache, ttl: 30s }\n      - { name: rate_limit, average: 10, period: 1s }\n"),
     )
     .unwrap();
     let out = check();

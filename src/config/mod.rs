@@ -20,7 +20,7 @@ pub use edge::{EncodedChar, UnderscoreHeaders};
 pub(crate) use env::apply_env_overrides;
 pub use env::{parse_target_url, TargetUrlError};
 pub use locate::{Locations, Pos};
-pub use plugins::{base_dir, chain, option_path, ChainEntry};
+pub use plugins::{base_dir, chain, option_path, ChainEntry, ChainOrder};
 pub(crate) use plugins::{check_plugin_upstreams, plugin_error};
 pub use route::*;
 pub use split::{PinRule, SplitConfig, SplitRules, SplitSide, StickyConfig};

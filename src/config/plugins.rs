@@ -2,7 +2,7 @@
 //! `enabled`, and the location of a plugin's build error (a bad option at its own path).
 
 use super::{Config, Errors, PluginConfig, RouteConfig};
-use gateway_plugins::{BuildCtx, Shared};
+use gateway_plugins::{BuildCtx, Instance, Shared, Stage};
 use std::path::Path;
 
 /// One plugin of a route's effective chain, with the config path of its entry.
@@ -34,6 +34,42 @@ pub fn chain<'a>(c: &'a Config, index: usize, r: &'a RouteConfig) -> Vec<ChainEn
         }
     }
     out
+}
+
+/// The order checks of a chain, fed each plugin as it is built, in chain order: a
+/// plugin that works on an identity needs one that sets it before it, and a plugin that
+/// answers from stored responses ([`Stage::Serve`]) must come after every plugin that
+/// guards access (else a stored answer reaches a caller that plugin refuses). The chain
+/// runs as listed; these checks refuse an order that opens a hole, at the later entry.
+#[derive(Debug, Default)]
+pub struct ChainOrder {
+    identity_set: bool,
+    /// The first plugin that serves stored answers, and its entry's path.
+    serving: Option<(&'static str, String)>,
+}
+
+impl ChainOrder {
+    /// Checks `p` (at `path`) against the plugins before it.
+    pub fn check(&mut self, p: &Instance, path: &str, errors: &mut Errors) {
+        let name = p.name();
+        if p.needs_identity() && !self.identity_set {
+            errors.push(
+                path,
+                format!("`{name}` works on the identity an authentication plugin sets: put one before it in the chain (global plugins run first)"),
+            );
+        }
+        self.identity_set |= p.sets_identity();
+        let stage = p.stage();
+        if let (true, Some((server, at))) = (stage.guards_access(), &self.serving) {
+            errors.push(
+                path,
+                format!("`{name}` ({} stage) comes after `{server}` ({at}), which answers from stored responses: a stored answer would reach callers `{name}` refuses; put `{server}` after it (global plugins run first)", stage.as_str()),
+            );
+        }
+        if stage == Stage::Serve && self.serving.is_none() {
+            self.serving = Some((name, path.to_string()));
+        }
+    }
 }
 
 /// Joins a plugin entry's path and an option path inside it (`algorithms[1]`).

@@ -14,6 +14,7 @@ mod phase;
 mod reply;
 mod shared;
 mod spec;
+mod stage;
 mod upstream_calls;
 
 pub use admin_action::{AdminAction, AdminActionError, AdminRequest};
@@ -28,6 +29,7 @@ pub use instance::Instance;
 pub use phase::{ClientCert, Flow, Plugin, RequestInfo, San};
 pub use reply::{FailureKind, PluginFailure, Reply, ReplyBody};
 pub use shared::{PluginMetrics, Shared};
+pub use stage::Stage;
 pub use spec::{parse as parse_settings, BuildCtx, Factory, PluginSpec, SettingsError};
 pub use upstream_calls::{
     NoUpstreamCalls, UpstreamCallError, UpstreamCalls, UpstreamRef, UpstreamRequest,

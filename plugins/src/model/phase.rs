@@ -1,6 +1,6 @@
 //! The [`Plugin`] trait: the phases a plugin can take part in, in request order.
 
-use super::{Identity, PluginCtx, PluginFailure, Reply, UpstreamRef};
+use super::{Identity, PluginCtx, PluginFailure, Reply, Stage, UpstreamRef};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -107,6 +107,21 @@ pub trait Plugin: Send + Sync + 'static {
     /// at that option's line (`check` too).
     fn upstreams(&self) -> Vec<UpstreamRef> {
         Vec::new()
+    }
+
+    /// Where this plugin belongs in a chain (Kong's `PRIORITY`, pingora's
+    /// `HttpModule::order`): the chain runs as listed, and the gateway refuses an order
+    /// that opens a hole (a [`Stage::Serve`] plugin before one that guards access).
+    /// Default: `Authenticate` for a plugin that sets the identity, `Authorize` for one
+    /// that needs it, else `Transform`.
+    fn stage(&self) -> Stage {
+        if self.sets_identity() {
+            Stage::Authenticate
+        } else if self.needs_identity() {
+            Stage::Authorize
+        } else {
+            Stage::Transform
+        }
     }
 
     /// Whether this plugin reads the whole request body (the gateway then buffers it,

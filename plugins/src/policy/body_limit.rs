@@ -28,6 +28,10 @@ pub struct BodyLimit {
 
 #[async_trait]
 impl Plugin for BodyLimit {
+    fn stage(&self) -> crate::Stage {
+        crate::Stage::Limit
+    }
+
     fn body_limit(&self) -> Option<u64> {
         Some(self.max)
     }

@@ -132,6 +132,10 @@ impl ConcurrencyLimit {
 
 #[async_trait]
 impl Plugin for ConcurrencyLimit {
+    fn stage(&self) -> crate::Stage {
+        crate::Stage::Limit
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -214,6 +214,10 @@ impl Cors {
 
 #[async_trait]
 impl Plugin for Cors {
+    fn stage(&self) -> crate::Stage {
+        crate::Stage::Admit
+    }
+
     fn answers_preflight(&self) -> bool {
         true
     }

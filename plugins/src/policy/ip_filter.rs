@@ -72,6 +72,10 @@ impl IpFilter {
 
 #[async_trait]
 impl Plugin for IpFilter {
+    fn stage(&self) -> crate::Stage {
+        crate::Stage::Admit
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -218,6 +218,10 @@ impl Cache {
 
 #[async_trait]
 impl Plugin for Cache {
+    fn stage(&self) -> crate::Stage {
+        crate::Stage::Serve
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -351,6 +351,10 @@ pub(crate) fn redis_store(
 
 #[async_trait]
 impl Plugin for RateLimit {
+    fn stage(&self) -> crate::Stage {
+        crate::Stage::Limit
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,

@@ -241,6 +241,10 @@ impl TokenLimit {
 
 #[async_trait]
 impl Plugin for TokenLimit {
+    fn stage(&self) -> crate::Stage {
+        crate::Stage::Limit
+    }
+
     async fn on_request(
         &self,
         req: &mut RequestHeader,
