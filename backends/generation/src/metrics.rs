@@ -8,6 +8,9 @@
 //!   cacheable requests (those with a `seed`).
 //! - `generation_queue_size{priority}`: requests waiting for a slot, per priority.
 //! - `generation_queue_wait_time_seconds`: time from arrival to admission.
+//! - `generation_stream_events_total`: token stream events sent (pieces and the last).
+//! - `generation_streams_total{outcome}`: token streams ended, `completed` or
+//!   `cancelled` (the client went away before the last event).
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -33,6 +36,10 @@ pub struct GenerationMetrics {
     pub cache_misses: IntCounter,
     /// Queue gauges and wait histogram, shared with the admission gate.
     pub queue: QueueMetrics,
+    /// `generation_stream_events_total`.
+    pub stream_events: IntCounter,
+    /// `generation_streams_total{outcome}`.
+    pub streams: IntCounterVec,
 }
 
 /// The admission queue's collectors.
@@ -70,7 +77,23 @@ impl GenerationMetrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(cache_hits.clone()))?;
         registry.register(Box::new(cache_misses.clone()))?;
+        let stream_events =
+            IntCounter::new("generation_stream_events_total", "Token stream events sent")?;
+        let streams = IntCounterVec::new(
+            Opts::new(
+                "generation_streams_total",
+                "Token streams ended: completed, or cancelled by the client going away",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(stream_events.clone()))?;
+        registry.register(Box::new(streams.clone()))?;
+        for outcome in ["completed", "cancelled"] {
+            streams.with_label_values(&[outcome]).inc_by(0);
+        }
         Ok(Self {
+            stream_events,
+            streams,
             requests,
             duration,
             cache_hits,

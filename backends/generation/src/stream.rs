@@ -2,33 +2,40 @@
 //! per token whose JSON `data` is `{"text": <piece>}` (the pieces joined are the
 //! unstreamed answer's `text` for the same seed), then one `{"done": true, "tokens",
 //! "model", "seed", "duration_ms", "cached"}`. `GENERATION_TOKEN_DELAY_MS` paces the
-//! events. A client that goes away ends the stream: nothing more is sent, and the log
-//! says how far it got.
+//! events. A client that goes away ends the stream: nothing more is sent, the log
+//! says how far it got, and `generation_streams_total{outcome="cancelled"}` counts it
+//! (`generation_stream_events_total` counts the events sent).
 
 use crate::api::GenerateResponse;
 use crate::app::AppState;
+use crate::metrics::GenerationMetrics;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Logs a stream that ended before its last event (the client went away).
+/// Logs and counts a stream that ended before its last event (the client went away).
 struct Progress {
     sent: Arc<AtomicUsize>,
     total: usize,
+    metrics: GenerationMetrics,
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
         let sent = self.sent.load(Ordering::Relaxed);
-        if sent < self.total {
+        let outcome = if sent < self.total {
             tracing::info!(
                 sent,
                 total = self.total,
                 "token stream cancelled: the client went away"
             );
-        }
+            "cancelled"
+        } else {
+            "completed"
+        };
+        self.metrics.streams.with_label_values(&[outcome]).inc();
     }
 }
 
@@ -44,6 +51,7 @@ pub fn events(
     let progress = Progress {
         sent: sent.clone(),
         total,
+        metrics: state.metrics().clone(),
     };
     let last = serde_json::json!({
         "done": true,
@@ -76,6 +84,7 @@ fn async_stream(
             tokio::time::sleep(delay).await;
         }
         sent.fetch_add(1, Ordering::Relaxed);
+        progress.metrics.stream_events.inc();
         let event = Event::default().data(item.to_string());
         Some((Ok(event), (it, sent, progress, false)))
     })
