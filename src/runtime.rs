@@ -57,6 +57,9 @@ pub struct CompiledRoute {
     pub deprecation: Vec<(HeaderName, HeaderValue)>,
     pub fallback: Option<Fallback>,
     pub timeout: Option<Duration>,
+    /// `stream_idle_timeout`: the upstream's per-read limit, instead of `timeout` and
+    /// the pool's `timeouts.read`, so that a stream whose events flow stays open.
+    pub stream_idle_timeout: Option<Duration>,
     pub max_body: u64,
     pub retry_non_idempotent: bool,
     /// Encoded path characters this route takes (its own and the server's).
@@ -213,6 +216,7 @@ impl Runtime {
                 deprecation: deprecation(r.deprecated.as_ref()),
                 fallback,
                 timeout: r.timeout.map(|d| d.get()),
+                stream_idle_timeout: r.stream_idle_timeout.map(|d| d.get()),
                 // a body_limit plugin lowers the route's limit, enforced in one place
                 max_body: chain_built
                     .iter()
@@ -319,6 +323,7 @@ fn route_kind(r: &crate::config::RouteConfig, pools: &BTreeMap<String, Arc<Pool>
             steps: built,
             timeout: r.timeout.map(|d| d.get()),
             retry_unsafe: r.retry_non_idempotent,
+            stream_idle_timeout: r.stream_idle_timeout.map(|d| d.get()),
         }));
     }
     if let Some(a) = &r.async_job {
@@ -331,7 +336,11 @@ fn route_kind(r: &crate::config::RouteConfig, pools: &BTreeMap<String, Arc<Pool>
         return RouteKind::AsyncJob(Arc::new(SubmitRoute::new(&r.name, a, g.clone(), e.clone())));
     }
     if r.jobs.is_some() {
-        return RouteKind::JobStatus;
+        return if r.is_job_events() {
+            RouteKind::JobEvents
+        } else {
+            RouteKind::JobStatus
+        };
     }
     RouteKind::Proxy
 }

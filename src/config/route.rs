@@ -32,7 +32,8 @@ pub struct RouteConfig {
     #[serde(rename = "async")]
     pub async_job: Option<AsyncConfig>,
     /// Answer `GET` for the async jobs' status: `jobs: {}` on a route whose
-    /// `match.path` ends in `/{job_id}`.
+    /// `match.path` ends in `/{job_id}`; on one ending in `/{job_id}/events`, the job's
+    /// state changes as Server-Sent Events.
     pub jobs: Option<JobsConfig>,
     /// Marks a deprecated API version: `true`, or details.
     pub deprecated: Option<Deprecation>,
@@ -42,6 +43,10 @@ pub struct RouteConfig {
     pub fallback: Option<FallbackConfig>,
     /// Total time for the request, retries included (default: none) → 504.
     pub timeout: Option<Dur>,
+    /// A streamed answer (`text/event-stream`, or a streamed pipeline's first step)
+    /// silent this long is ended; while events flow it stays open past `timeout`
+    /// (default: the upstream's `timeouts.read`).
+    pub stream_idle_timeout: Option<Dur>,
     /// Largest request body (default: `server.max_body_size`).
     pub max_body_size: Option<ByteSize>,
     /// Allow retries of non-idempotent methods (POST, PATCH) on statuses and timeouts
@@ -53,6 +58,19 @@ pub struct RouteConfig {
     /// forwarded as received. Matching stays on the normalised path.
     #[serde(default)]
     pub allow_encoded: Vec<super::EncodedChar>,
+}
+
+impl RouteConfig {
+    /// A `jobs:` route that streams a job's state changes: its `match.path` ends in
+    /// `/{job_id}/events`.
+    pub fn is_job_events(&self) -> bool {
+        self.jobs.is_some()
+            && self
+                .matcher
+                .path
+                .as_deref()
+                .is_some_and(|p| p.ends_with("/{job_id}/events"))
+    }
 }
 
 /// Match conditions; all given ones must hold. Exactly one of `path`, `path_prefix`

@@ -19,10 +19,10 @@ pub(super) fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
             .path
             .as_deref()
             .is_some_and(|path| path.ends_with("/{job_id}"));
-        if !ends_with_id {
+        if !ends_with_id && !r.is_job_events() {
             errs.push(
                 format!("{p}.match"),
-                "a `jobs` route needs `match.path` ending in `/{job_id}` (e.g. `/api/v1/jobs/{job_id}`)",
+                "a `jobs` route needs `match.path` ending in `/{job_id}` (e.g. `/api/v1/jobs/{job_id}`), or in `/{job_id}/events` for the job's events",
             );
         }
     }

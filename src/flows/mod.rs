@@ -7,7 +7,9 @@
 
 pub mod jobs;
 pub mod pipeline;
+pub mod sse;
 pub mod step;
+pub mod stream;
 
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -23,6 +25,8 @@ pub enum RouteKind {
     AsyncJob(Arc<jobs::SubmitRoute>),
     /// Answer a job's state.
     JobStatus,
+    /// Stream a job's state changes (`jobs:` on a path ending in `/{job_id}/events`).
+    JobEvents,
 }
 
 impl RouteKind {
@@ -31,7 +35,7 @@ impl RouteKind {
         match self {
             RouteKind::Pipeline(p) => p.steps.iter().map(|s| &s.pool).collect(),
             RouteKind::AsyncJob(a) => vec![&a.generation.pool, &a.enrichment.pool],
-            RouteKind::Proxy | RouteKind::JobStatus => Vec::new(),
+            RouteKind::Proxy | RouteKind::JobStatus | RouteKind::JobEvents => Vec::new(),
         }
     }
 }

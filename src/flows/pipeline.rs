@@ -28,6 +28,9 @@ pub struct Pipeline {
     pub timeout: Option<Duration>,
     /// Steps may be retried on statuses and timeouts (`retry_non_idempotent`).
     pub retry_unsafe: bool,
+    /// A streamed first step silent this long fails the stream (`stream_idle_timeout`;
+    /// default: the pool's `timeouts.read`).
+    pub stream_idle_timeout: Option<Duration>,
 }
 
 /// What one step did: an entry of the answer's `steps`.
@@ -43,7 +46,7 @@ pub struct StepReport {
     pub duration_ms: f64,
 }
 
-fn report(s: &Step, status: Option<u16>, took: Duration) -> Value {
+pub(super) fn report(s: &Step, status: Option<u16>, took: Duration) -> Value {
     let r = StepReport {
         name: s.name.clone(),
         upstream: s.upstream.clone(),
@@ -97,9 +100,9 @@ pub struct Origin<'a> {
     pub traceparent: Option<&'a str>,
 }
 
-/// The client's body without `"stream"`: the steps answer JSON, which the pipeline
-/// combines (token streams through a pipeline are not available yet); other bodies as
-/// they are.
+/// The client's body without `"stream"` (a value that is not `true`), for runs whose
+/// steps answer JSON; other bodies as they are. A streamed pipeline is
+/// [`Pipeline::stream`].
 pub fn without_stream(body: Bytes) -> Bytes {
     let Ok(Value::Object(mut o)) = serde_json::from_slice::<Value>(&body) else {
         return body;
@@ -188,6 +191,41 @@ pub async fn run_steps(
 }
 
 impl RunError {
+    /// A failure of the steps after the first (run on their own by a streamed
+    /// pipeline), numbered and reported as in the whole pipeline.
+    pub(super) fn after_first(self, first: Value) -> Self {
+        match self {
+            RunError::Step {
+                index,
+                name,
+                upstream,
+                error,
+                mut steps,
+            } => {
+                steps.insert(0, first);
+                RunError::Step {
+                    index: index + 1,
+                    name,
+                    upstream,
+                    error,
+                    steps,
+                }
+            }
+            RunError::BadAnswer {
+                name,
+                message,
+                mut steps,
+            } => {
+                steps.insert(0, first);
+                RunError::BadAnswer {
+                    name,
+                    message,
+                    steps,
+                }
+            }
+        }
+    }
+
     /// The client's answer for a failed run: a step's 4xx on the first step is the
     /// client's request refused (its status passed on); any other failure is 502
     /// (503 when no target could take it).

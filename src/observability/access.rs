@@ -23,6 +23,9 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &Ctx) {
     };
     rm.count(Some(&req.method), status);
     rm.duration.observe(elapsed.as_secs_f64());
+    if let Some(t) = ctx.first_byte {
+        rm.ttfb.observe(t.as_secs_f64());
+    }
     if let (Some(pool), Some((requests, duration))) = (ctx.pool.as_ref(), rm.backend(ctx.side)) {
         if ctx.tries > 0 {
             requests.inc();

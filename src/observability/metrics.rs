@@ -14,6 +14,8 @@ pub struct Metrics {
     pub registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    /// `gateway_time_to_first_byte_seconds{route}`.
+    pub ttfb: HistogramVec,
     pub route_requests: IntCounterVec,
     pub route_duration: HistogramVec,
     pub route_errors: IntCounterVec,
@@ -75,6 +77,11 @@ impl Metrics {
             http_duration: histo(
                 "http_request_duration_seconds",
                 "Time from request to the end of the response",
+                &["route"],
+            )?,
+            ttfb: histo(
+                "gateway_time_to_first_byte_seconds",
+                "Time from request to the first byte of the answer's body (its head, for an answer without one): a stream's first event",
                 &["route"],
             )?,
             route_requests: counter(
@@ -173,6 +180,8 @@ pub struct RouteMetrics {
     by_status: Box<[OnceLock<IntCounter>]>,
     /// `http_request_duration_seconds{route}`.
     pub duration: Histogram,
+    /// `gateway_time_to_first_byte_seconds{route}`.
+    pub ttfb: Histogram,
     /// The route's upstream: `gateway_routes_total` and `gateway_route_duration_seconds`.
     pub upstream: Option<(IntCounter, Histogram)>,
     /// A split route's sides, in order: the same metrics with `backend` the side's pool.
@@ -189,6 +198,7 @@ impl RouteMetrics {
                 .map(|_| OnceLock::new())
                 .collect(),
             duration: m.http_duration.with_label_values(&[route]),
+            ttfb: m.ttfb.with_label_values(&[route]),
             upstream: backend.map(|b| {
                 (
                     m.route_requests.with_label_values(&[route, b]),

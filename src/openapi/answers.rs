@@ -17,6 +17,8 @@ pub enum RouteAnswers {
     Pipeline,
     Async,
     Jobs,
+    /// A job's state changes as events.
+    JobEvents,
 }
 
 /// What the plugins of a chain say of themselves, in chain order.
@@ -41,7 +43,7 @@ pub fn answers(
                 Some(o) => {
                     let answer = reference(o.response);
                     let body = if o.streams {
-                        Body::JsonOrEvents(answer)
+                        Body::JsonOrEvents(answer, super::responses::token_events())
                     } else {
                         Body::Json(answer)
                     };
@@ -82,6 +84,16 @@ pub fn answers(
             );
             a.error(400, "The body is not a JSON object (`bad_request`), or the `callback_url` is refused (`invalid_callback_url`).", &[]);
             a.error(503, "The job queue is full (`queue_full`), or the job store cannot be reached (`job_store_unavailable`); nothing was accepted.", &["Retry-After"]);
+        }
+        RouteAnswers::JobEvents => {
+            a.add(
+                "200",
+                "The job's state changes as Server-Sent Events, until it is final.",
+                Body::Events(super::responses::job_events(job_schema(config))),
+                &[],
+            );
+            a.error(404, "No such job (or not yours, or a malformed id).", &[]);
+            a.error(503, "The job store cannot be reached.", &[]);
         }
         RouteAnswers::Jobs => {
             a.add("200", "The job.", Body::Json(job_schema(config)), &[]);
@@ -137,12 +149,17 @@ fn pipeline_answers(r: &RouteConfig, a: &mut Responses) {
             )
         })
         .collect();
-    a.add(
-        "200",
-        "Every step answered 2xx.",
-        Body::Json(schemas::pipeline_answer(&shapes)),
-        &[],
-    );
+    let answer = schemas::pipeline_answer(&shapes);
+    let streams = steps
+        .first()
+        .and_then(|s| backend_op(&s.upstream, &s.path))
+        .is_some_and(|o| o.streams);
+    let body = if streams {
+        Body::JsonOrEvents(answer.clone(), super::responses::pipeline_events(answer))
+    } else {
+        Body::Json(answer)
+    };
+    a.add("200", "Every step answered 2xx.", body, &[]);
     let rejected = "The first step refused the request (`step_rejected`): its status, and its answer in `upstream_error`.";
     match steps.first().and_then(|s| backend_op(&s.upstream, &s.path)) {
         Some(o) => {

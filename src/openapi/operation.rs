@@ -167,7 +167,14 @@ pub fn route(b: &mut Builder, config: &Config, i: usize, r: &RouteConfig, base_d
                 op.insert("requestBody".into(), body);
             }
         }
-        let resp = answers::answers(config, r, answers_kind(&kind), op_backend, &chain, m);
+        let resp = answers::answers(
+            config,
+            r,
+            answers_kind(&kind, r.is_job_events()),
+            op_backend,
+            &chain,
+            m,
+        );
         op.insert("responses".into(), resp.render());
         if let Some(s) = &security {
             op.insert("security".into(), s.clone());
@@ -180,12 +187,13 @@ pub fn route(b: &mut Builder, config: &Config, i: usize, r: &RouteConfig, base_d
     }
 }
 
-fn answers_kind(kind: &Kind<'_>) -> RouteAnswers {
+fn answers_kind(kind: &Kind<'_>, events: bool) -> RouteAnswers {
     match kind {
         Kind::Proxy(Some(_)) => RouteAnswers::Upstream,
         Kind::Proxy(None) => RouteAnswers::Fixed,
         Kind::Pipeline => RouteAnswers::Pipeline,
         Kind::Async => RouteAnswers::Async,
+        Kind::Jobs if events => RouteAnswers::JobEvents,
         Kind::Jobs => RouteAnswers::Jobs,
     }
 }
@@ -217,6 +225,12 @@ fn summary(r: &RouteConfig, kind: &Kind<'_>) -> String {
             format!("Route `{}`: pipeline {}", r.name, steps.join(" → "))
         }
         Kind::Async => format!("Route `{}`: submit an async job (202 + job id)", r.name),
+        Kind::Jobs if r.is_job_events() => {
+            format!(
+                "Route `{}`: an async job's state changes (Server-Sent Events)",
+                r.name
+            )
+        }
         Kind::Jobs => format!("Route `{}`: read an async job", r.name),
     }
 }

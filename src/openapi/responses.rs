@@ -77,8 +77,11 @@ pub enum Body {
     BackendError,
     /// A JSON body with this schema.
     Json(Value),
-    /// A JSON body with this schema, or with `"stream": true` Server-Sent Events.
-    JsonOrEvents(Value),
+    /// A JSON body with this schema (first), or with `"stream": true` Server-Sent
+    /// Events, each of this schema (second).
+    JsonOrEvents(Value, Value),
+    /// Server-Sent Events only, each of this schema.
+    Events(Value),
     /// A body of this content type, any content.
     Raw(String),
     /// Any body the upstream sends.
@@ -141,17 +144,18 @@ impl Responses {
                 );
             }
             let mut r = json!({ "description": e.descriptions.join(" ") });
-            if let Body::JsonOrEvents(s) = &e.body {
+            if let Body::JsonOrEvents(s, events) = &e.body {
                 r["content"] = json!({
                     "application/json": { "schema": s },
-                    "text/event-stream": { "schema": event_schema() },
+                    "text/event-stream": { "schema": events },
                 });
                 r["headers"] = Value::Object(headers);
                 out.insert(status.clone(), r);
                 continue;
             }
             let content = match &e.body {
-                Body::JsonOrEvents(_) => None,
+                Body::JsonOrEvents(..) => None,
+                Body::Events(s) => Some(("text/event-stream", s.clone())),
                 Body::GatewayError => Some(("application/json", reference("Error"))),
                 Body::BackendError => Some(("application/json", reference("BackendError"))),
                 Body::Json(s) => Some(("application/json", s.clone())),
@@ -168,28 +172,71 @@ impl Responses {
     }
 }
 
-/// One event of a token stream, as Server-Sent Events parsers hand it over: `data` is
-/// JSON, a piece of the text or, last, the usage.
-fn event_schema() -> Value {
+/// One Server-Sent Event as parsers hand it over: `event` (its name), `data` (JSON of
+/// one of `data`).
+fn sse_event(description: &str, names: Option<Value>, data: Vec<Value>) -> Value {
+    let event = match names {
+        Some(n) => json!({ "type": "string", "enum": n }),
+        None => json!({ "type": "string" }),
+    };
     json!({
         "type": "object",
-        "description": "With `\"stream\": true`: one event per token, then a last one with `done: true` and the usage.",
+        "description": description,
         "required": ["data"],
         "properties": {
-            "event": { "type": "string" },
+            "event": event,
             "id": { "type": "string" },
             "data": {
                 "type": "string",
                 "contentMediaType": "application/json",
-                "contentSchema": { "oneOf": [
-                    { "type": "object", "required": ["text"], "properties": { "text": { "type": "string" } } },
-                    { "type": "object", "required": ["done", "tokens", "model", "seed", "duration_ms"], "properties": {
-                        "done": { "const": true }, "tokens": { "type": "integer" }, "model": { "type": "string" },
-                        "seed": { "type": "integer" }, "duration_ms": { "type": "number" }, "cached": { "type": "boolean" } } }
-                ] }
+                "contentSchema": { "oneOf": data }
             }
         }
     })
+}
+
+fn token_piece() -> Value {
+    json!({ "type": "object", "required": ["text"], "properties": { "text": { "type": "string" } } })
+}
+
+fn token_usage() -> Value {
+    json!({ "type": "object", "required": ["done", "tokens", "model", "seed", "duration_ms"], "properties": {
+        "done": { "const": true }, "tokens": { "type": "integer" }, "model": { "type": "string" },
+        "seed": { "type": "integer" }, "duration_ms": { "type": "number" }, "cached": { "type": "boolean" } } })
+}
+
+/// One event of a token stream: a piece of the text or, last, the usage.
+pub fn token_events() -> Value {
+    sse_event(
+        "With `\"stream\": true`: one event per token, then a last one with `done: true` and the usage.",
+        None,
+        vec![token_piece(), token_usage()],
+    )
+}
+
+/// One event of a streamed pipeline: the first step's token events, then `event:
+/// result` with the pipeline's answer (`result_schema`), or `event: error` with the
+/// gateway's JSON error.
+pub fn pipeline_events(result_schema: Value) -> Value {
+    sse_event(
+        "With `\"stream\": true`: the first step's events as they come (one per token, then its usage), then `event: result` with the pipeline's whole answer (the JSON answer's shape). A failure after the stream started is `event: error` with the JSON error, and the stream ends.",
+        None,
+        vec![token_piece(), token_usage(), result_schema, super::schemas::reference("Error")],
+    )
+}
+
+/// One event of a job's state changes.
+pub fn job_events(job_schema: Value) -> Value {
+    sse_event(
+        "One event per state the job entered, named after it (`queued`, `generating`, `enriching`, then `done` or `failed`, after which the stream ends). A non-final event's data is `{job_id, status, at}`; the final one's the whole job. `event: error` (the JSON error) if the job store fails or the job expires mid-stream. Comment lines (`: keep-alive`) every 15 s while nothing changes.",
+        Some(json!(["queued", "generating", "enriching", "done", "failed", "error"])),
+        vec![
+            json!({ "type": "object", "required": ["job_id", "status", "at"], "properties": {
+                "job_id": { "type": "string" }, "status": { "type": "string" }, "at": { "type": "string" } } }),
+            job_schema,
+            super::schemas::reference("Error"),
+        ],
+    )
 }
 
 fn merge(a: &Body, b: &Body) -> Body {

@@ -56,6 +56,8 @@ impl GatewayProxy {
         let mut resp = respond::head(status, content_type, body.len(), extra)?;
         response_phase(&mut resp, ctx);
         ctx.answered = Some(status);
+        let now = ctx.start.elapsed();
+        ctx.first_byte.get_or_insert(now);
         respond::write(session, resp, body).await
     }
 

@@ -88,6 +88,9 @@ pub struct Ctx {
     pub spans: Option<Vec<SpanRecord>>,
     /// The global plugins, for a request that matched no route (404, 405).
     pub unmatched: Option<Arc<[gateway_plugins::Instance]>>,
+    /// When the answer's first body byte (or its head, for an answer without a body)
+    /// was handed to the client, for `gateway_time_to_first_byte_seconds`.
+    pub first_byte: Option<Duration>,
 }
 
 impl Ctx {
@@ -118,6 +121,7 @@ impl Ctx {
             answered: None,
             spans: None,
             unmatched: None,
+            first_byte: None,
         }
     }
 

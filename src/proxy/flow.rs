@@ -3,7 +3,10 @@
 //! plugins see it, the flow module answers, and the answer is written through the
 //! gateway's answer path (response phase, `X-Request-ID`, logging).
 
+use super::flow_stream::SessionSink;
 use super::{respond, Ctx, GatewayProxy};
+use crate::flows::jobs::events::Watched;
+use crate::flows::stream::{self, Ended};
 use crate::flows::{AnswerBody, FlowAnswer, RouteKind};
 use crate::runtime::CompiledRoute;
 use bytes::Bytes;
@@ -27,6 +30,7 @@ impl GatewayProxy {
                 let id = path.rsplit('/').next().unwrap_or_default().to_string();
                 self.gw.jobs.status(&id, ctx.plugin.consumer()).await
             }
+            RouteKind::JobEvents => return self.job_events(session, ctx).await,
             RouteKind::Pipeline(p) => {
                 let Some(body) = self.read_checked_body(session, ctx, route).await? else {
                     return Ok(true);
@@ -36,6 +40,9 @@ impl GatewayProxy {
                     request_id: &rid,
                     traceparent: tp.as_deref(),
                 };
+                if stream::wants_stream(&body) {
+                    return self.stream_pipeline(session, ctx, p, body, origin).await;
+                }
                 p.handle(&self.gw.jobs.clients, body, origin).await
             }
             RouteKind::AsyncJob(a) => {
@@ -49,6 +56,69 @@ impl GatewayProxy {
             }
         };
         self.write_flow(session, ctx, answer).await?;
+        Ok(true)
+    }
+
+    /// A pipeline asked for a stream: its events as they come (see
+    /// [`crate::flows::stream`]); an error before the stream is a JSON answer.
+    async fn stream_pipeline(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        p: &crate::flows::pipeline::Pipeline,
+        body: Bytes,
+        origin: crate::flows::pipeline::Origin<'_>,
+    ) -> Result<bool> {
+        let mut sink = SessionSink {
+            session,
+            ctx,
+            proxy: self,
+        };
+        match p
+            .stream(&self.gw.jobs.clients, body, origin, &mut sink)
+            .await
+        {
+            Ended::Answer(a) => {
+                let SessionSink { session, ctx, .. } = sink;
+                self.write_flow(session, ctx, a).await?;
+            }
+            Ended::Streamed { error_type } => {
+                sink.finish().await;
+                if let Some(t) = error_type {
+                    sink.ctx.error_type.get_or_insert(t);
+                }
+            }
+            Ended::Gone => {
+                sink.ctx.error_type = Some("client_gone");
+            }
+        }
+        Ok(true)
+    }
+
+    /// A job's state changes as events (see [`crate::flows::jobs::events`]).
+    async fn job_events(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let path = session.req_header().uri.path();
+        let id = path
+            .trim_end_matches("/events")
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let consumer = ctx.plugin.consumer().map(str::to_owned);
+        let jobs = self.gw.jobs.clone();
+        let mut sink = SessionSink {
+            session,
+            ctx,
+            proxy: self,
+        };
+        match jobs.watch(&id, consumer.as_deref(), &mut sink).await {
+            Watched::Answer(a) => {
+                let SessionSink { session, ctx, .. } = sink;
+                self.write_flow(session, ctx, a).await?;
+            }
+            Watched::Streamed => sink.finish().await,
+            Watched::Gone => sink.ctx.error_type = Some("client_gone"),
+        }
         Ok(true)
     }
 

@@ -7,6 +7,7 @@ mod client_cert;
 mod ctx;
 mod edge;
 mod flow;
+mod flow_stream;
 mod headers;
 mod openapi;
 mod peer;
@@ -305,6 +306,11 @@ impl ProxyHttp for GatewayProxy {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
+        if ctx.first_byte.is_none()
+            && (end_of_stream || body.as_ref().is_some_and(|b| !b.is_empty()))
+        {
+            ctx.first_byte = Some(ctx.start.elapsed());
+        }
         let Some(route) = ctx.route.clone() else {
             return Ok(None);
         };

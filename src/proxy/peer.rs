@@ -60,7 +60,12 @@ pub(super) async fn pick(session: &mut Session, ctx: &mut Ctx) -> Result<Box<Htt
     let cap = |d: Duration| Some(remaining.map_or(d, |r| r.min(d)));
     peer.options.connection_timeout = cap(t.connect.get());
     peer.options.total_connection_timeout = cap(t.connect.get());
-    peer.options.read_timeout = cap(t.read.get());
+    // a stream may outlive the route's timeout while its events flow: each read waits
+    // at most `stream_idle_timeout`
+    peer.options.read_timeout = match route.stream_idle_timeout {
+        Some(idle) => Some(idle),
+        None => cap(t.read.get()),
+    };
     peer.options.write_timeout = cap(t.write.get());
     peer.options.idle_timeout = Some(t.idle.get());
     ctx.pick = Some(pick);

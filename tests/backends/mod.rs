@@ -34,12 +34,21 @@ fn bind() -> std::net::TcpListener {
 
 impl Backend {
     pub fn generation() -> Backend {
+        Backend::generation_paced(std::time::Duration::ZERO)
+    }
+
+    /// api-generation whose token streams send an event every `delay`
+    /// (`GENERATION_TOKEN_DELAY_MS`).
+    pub fn generation_paced(delay: std::time::Duration) -> Backend {
         let rt = runtime();
         let l = bind();
         let addr = l.local_addr().unwrap();
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(l).unwrap();
-            let cfg = api_generation::Config::default();
+            let cfg = api_generation::Config {
+                token_delay: delay,
+                ..api_generation::Config::default()
+            };
             let _ = api_generation::serve(listener, cfg, std::future::pending()).await;
         });
         Backend { addr, rt: Some(rt) }

@@ -9,12 +9,16 @@
 //! Kafka mode (`KAFKA_BOOTSTRAP_SERVERS` set): the job is published instead of queued
 //! ([`kafka`]), the backends run the stages, and [`tracker`] records them.
 //!
+//! A job's state changes are also streamed ([`events`]: `GET .../{job_id}/events`).
+//!
 //! Environment: `JOB_WORKERS` (jobs run at once, default 64), `JOB_QUEUE_LIMIT` (jobs
 //! waiting before submits answer 503 `queue_full`, default 10000), `JOB_TTL_SECONDS`
 //! (how long a job is kept, default 86400), `REDIS_URL` (Redis store, see [`store`]),
-//! `JOB_LEASE_SECONDS` and `JOB_RECOVERY_SECONDS` (Redis store, see [`worker`]).
+//! `JOB_LEASE_SECONDS` and `JOB_RECOVERY_SECONDS` (Redis store, see [`worker`]),
+//! `JOB_EVENTS_POLL_MS` (see [`events`]).
 
 pub mod callback;
+pub mod events;
 pub mod kafka;
 pub mod metrics;
 pub mod store;
@@ -142,6 +146,10 @@ pub struct Jobs {
     pub recovery: Duration,
     /// Kafka mode: jobs are published and run by the backends (`None`: embedded).
     pub kafka: Option<Arc<kafka::Bus>>,
+    /// Woken after each job state this gateway writes (the job events' watchers).
+    pub changed: tokio::sync::Notify,
+    /// How often a job events watcher reads the store (`JOB_EVENTS_POLL_MS`).
+    pub events_poll: Duration,
 }
 
 /// Why the job service cannot start from the environment.
@@ -182,6 +190,8 @@ impl Jobs {
         jobs.lease = Duration::from_secs(env_usize("JOB_LEASE_SECONDS", 60)?.max(1) as u64);
         jobs.recovery = Duration::from_secs(env_usize("JOB_RECOVERY_SECONDS", 10)?.max(1) as u64);
         jobs.kafka = kafka::Bus::from_env()?;
+        jobs.events_poll =
+            Duration::from_millis(env_usize("JOB_EVENTS_POLL_MS", 100)?.max(1) as u64);
         Ok(Arc::new(jobs))
     }
 
@@ -199,6 +209,8 @@ impl Jobs {
             limit,
             workers,
             kafka: None,
+            changed: tokio::sync::Notify::new(),
+            events_poll: Duration::from_millis(100),
         }
     }
 

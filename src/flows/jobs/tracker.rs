@@ -154,6 +154,7 @@ async fn apply(jobs: &Arc<Jobs>, bus: &Bus, m: &OwnedMessage) {
         }
     };
     if let Progress::Moved(callback) = progress {
+        jobs.changed.notify_waiters();
         if u.status.is_final() {
             let outcome = if u.status == Status::Done {
                 "done"

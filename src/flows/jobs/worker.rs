@@ -171,7 +171,10 @@ impl StepHook for Stages<'_> {
 async fn record(jobs: &Jobs, id: &str, s: Status, result: Option<&Value>, error: Option<&str>) {
     for attempt in 0..5u32 {
         match jobs.store.advance(id, s, result, error).await {
-            Ok(()) => return,
+            Ok(()) => {
+                jobs.changed.notify_waiters();
+                return;
+            }
             Err(e) => {
                 tracing::warn!(job_id = id, status = s.as_str(), attempt, error = %e, "cannot record the job's state");
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;

@@ -1,0 +1,107 @@
+//! Writing a streamed flow answer (`text/event-stream`): the head goes through the
+//! response phase like any answer, each event through the plugins' response-body
+//! phase (so `compress` and `token_limit` see it as they see a proxied stream) and is
+//! written at once; an error after the head is an `event: error` with the JSON error.
+
+use super::{respond, Ctx, GatewayProxy};
+use crate::flows::sse::{self, EventSink, Gone};
+use crate::flows::{AnswerBody, FlowAnswer};
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+/// A [`EventSink`] on the client's session.
+pub(super) struct SessionSink<'a> {
+    pub session: &'a mut Session,
+    pub ctx: &'a mut Ctx,
+    pub proxy: &'a GatewayProxy,
+}
+
+impl SessionSink<'_> {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), Gone> {
+        let mut body = Some(chunk);
+        if let Some(route) = self.ctx.route.clone() {
+            if route.edits_response_body {
+                for p in route.plugins.iter().filter(|p| p.wants_response_body()) {
+                    p.on_response_body(&mut body, false, &mut self.ctx.plugin);
+                }
+            }
+        }
+        let Some(b) = body.filter(|b| !b.is_empty()) else {
+            return Ok(());
+        };
+        if self.ctx.first_byte.is_none() {
+            self.ctx.first_byte = Some(self.ctx.start.elapsed());
+        }
+        self.session
+            .write_response_body(Some(b), false)
+            .await
+            .map_err(|_| Gone)
+    }
+
+    /// Ends the body (the plugins' last call, then the end of the chunked body).
+    pub async fn finish(&mut self) {
+        let mut body = None;
+        if let Some(route) = self.ctx.route.clone() {
+            if route.edits_response_body {
+                for p in route.plugins.iter().filter(|p| p.wants_response_body()) {
+                    p.on_response_body(&mut body, true, &mut self.ctx.plugin);
+                }
+            }
+        }
+        let _ = self.session.write_response_body(body, true).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSink for SessionSink<'_> {
+    async fn open(&mut self) -> Result<(), Gone> {
+        let mut resp = ResponseHeader::build(200, Some(4)).map_err(|_| Gone)?;
+        let _ = resp.insert_header(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        let _ = resp.insert_header(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+        super::answer::response_phase(&mut resp, self.ctx);
+        self.ctx.answered = Some(200);
+        self.session
+            .write_response_header(Box::new(resp), false)
+            .await
+            .map_err(|_| Gone)
+    }
+
+    async fn event(&mut self, event: Bytes) -> Result<(), Gone> {
+        self.write(event).await
+    }
+
+    async fn fail(&mut self, a: FlowAnswer) -> Result<(), Gone> {
+        if let Some(kind) = a.error_type {
+            self.ctx.error_type = Some(kind);
+            if let Some(backend) = &a.backend {
+                self.proxy
+                    .gw
+                    .metrics
+                    .route_errors
+                    .with_label_values(&[self.ctx.route_name(), backend, kind])
+                    .inc();
+            }
+        }
+        let data = match a.body {
+            AnswerBody::Json(v) => Bytes::from(v.to_string()),
+            AnswerBody::Error {
+                kind,
+                message,
+                details,
+            } => {
+                let rid = self.ctx.request_id.to_str().unwrap_or_default().to_string();
+                respond::error_body(kind, &message, &rid, details.as_ref())
+            }
+        };
+        let text = String::from_utf8_lossy(&data);
+        self.write(sse::event(Some("error"), &text)).await
+    }
+}
