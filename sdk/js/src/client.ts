@@ -4,8 +4,8 @@ import { errorFromResponse, JobFailedError, JobTimeoutError, TransportError } fr
 import { parseRateLimit, parseRetryAfter } from "./ratelimit.js";
 import { DEFAULT_RETRY, delayOnNetworkError, delayOnStatus, sleep, type RetryPolicy } from "./retry.js";
 import type {
-  EnrichOptions, Enrichment, Generation, GenerateOptions, Job, JobSubmission, Meta,
-  PipelineResult, RequestOptions, SubmitJobOptions, TokenEvent, WaitOptions,
+  EnrichOptions, Enrichment, Generation, GenerateOptions, Job, JobBody, JobEvent, JobStatus,
+  JobSubmission, Meta, PipelineResult, RequestOptions, SubmitJobOptions, TokenEvent, WaitOptions,
 } from "./types.js";
 
 export const VERSION = "0.1.0";
@@ -48,6 +48,33 @@ function generationBody(prompt: string, o: GenerateOptions): Record<string, unkn
 function toEvent(data: string): TokenEvent {
   const d = JSON.parse(data) as Partial<TokenEvent>;
   return { ...d, text: d.text ?? "", done: d.done ?? false };
+}
+
+/** The Server-Sent Events of a body: each event's name (`event:`) and `data` lines
+ * joined; comments and events without data are skipped. */
+async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event?: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let data: string[] = [];
+  let event: string | undefined;
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, nl).replace(/\r$/, "");
+      buffer = buffer.slice(nl + 1);
+      if (line === "") {
+        if (data.length) yield { event, data: data.join("\n") };
+        data = [];
+        event = undefined;
+      } else if (line.startsWith("data:")) {
+        data.push(line.slice(5).replace(/^ /, ""));
+      } else if (line.startsWith("event:")) {
+        event = line.slice(6).trim();
+      }
+    }
+  }
+  if (data.length) yield { event, data: data.join("\n") };
 }
 
 function jobPath(job: JobRef): string {
@@ -155,24 +182,7 @@ export class GatewayClient {
         yield { ...(json as object), text: "", done: true } as TokenEvent;
         return;
       }
-      const decoder = new TextDecoder();
-      let buffer = "";
-      let data: string[] = [];
-      for await (const chunk of resp.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl).replace(/\r$/, "");
-          buffer = buffer.slice(nl + 1);
-          if (line === "") {
-            if (data.length) yield toEvent(data.join("\n"));
-            data = [];
-          } else if (line.startsWith("data:")) {
-            data.push(line.slice(5).replace(/^ /, ""));
-          }
-        }
-      }
-      if (data.length) yield toEvent(data.join("\n"));
+      for await (const e of sseEvents(resp.body)) yield toEvent(e.data);
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
       abort.abort();
@@ -193,6 +203,55 @@ export class GatewayClient {
     const b = generationBody(prompt, options);
     if (options.callbackUrl) b.callback_url = options.callbackUrl;
     return this.request(...post(SUBMIT, b, options));
+  }
+
+  /** `GET /api/v1/jobs/{job_id}/events`: each state the job enters, as it happens (those
+   * it already passed first), ending with the final one, whose `job` has the result or
+   * error. Breaking out of the loop, or `signal`, closes the connection. An unknown id
+   * throws `NotFoundError` before the first event; an `event: error` mid-stream throws
+   * its typed error. */
+  async *watchJob(job: JobRef, options: RequestOptions = {}): AsyncGenerator<JobEvent> {
+    const path = `${jobPath(job)}/events`;
+    const headers: Record<string, string> = { ...this.#headers, accept: "text/event-stream" };
+    if (options.requestId) headers["x-request-id"] = options.requestId;
+    const abort = new AbortController();
+    const onAbort = () => abort.abort();
+    options.signal?.addEventListener("abort", onAbort);
+    let resp: Response;
+    try {
+      resp = await this.#fetch(this.baseUrl + path, { method: "GET", headers, signal: abort.signal });
+    } catch (e) {
+      options.signal?.removeEventListener("abort", onAbort);
+      throw new TransportError(`GET ${path}: ${(e as Error)?.message ?? e}`, { cause: e });
+    }
+    try {
+      const type = resp.headers.get("content-type") ?? "";
+      if (!resp.ok || !type.startsWith("text/event-stream") || !resp.body) {
+        const text = await resp.text();
+        let json: unknown = undefined;
+        try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+        throw errorFromResponse(resp.ok ? 502 : resp.status, resp.headers, json, text);
+      }
+      for await (const e of sseEvents(resp.body)) {
+        const d = JSON.parse(e.data) as Record<string, unknown>;
+        if (e.event === "error") {
+          throw errorFromResponse(d.error === "not_found" ? 404 : 503, new Headers(), d, e.data);
+        }
+        const status = (d.status ?? e.event) as JobStatus;
+        const final = status === "done" || status === "failed";
+        const body = d as unknown as JobBody;
+        yield {
+          job_id: String(d.job_id ?? ""),
+          status,
+          at: (d.at as string | undefined) ?? (final ? body.stages?.[status] : undefined),
+          ...(final ? { job: body } : {}),
+        };
+        if (final) return;
+      }
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+      abort.abort();
+    }
   }
 
   /** `GET /api/v1/jobs/{job_id}`; `NotFoundError` for an unknown id. */

@@ -93,6 +93,15 @@ export interface TokenEvent {
   cached?: boolean;
 }
 
+/** One event of `watchJob`: a state the job entered, and when (`at`). The last one
+ * (`done` or `failed`) carries the whole `job` (its `result` or `error`). */
+export interface JobEvent {
+  job_id: string;
+  status: JobStatus;
+  at?: string;
+  job?: JobBody;
+}
+
 /** Parameters of a generation (also of `process` and `submitJob`). */
 export interface GenerateOptions {
   maxTokens?: number;

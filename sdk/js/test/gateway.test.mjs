@@ -117,3 +117,22 @@ test("generateStream yields the pieces, then the usage; breaking out closes it",
     ValidationError,
   );
 });
+
+test("watchJob follows each state to the result; breaking out closes it; unknown ids throw", async () => {
+  const sub = await gw.submitJob("Once upon a time", { maxTokens: 10, seed: 4 });
+  const events = [];
+  for await (const e of gw.watchJob(sub)) events.push(e);
+  assert.deepEqual(events.map((e) => e.status), ["queued", "generating", "enriching", "done"]);
+  assert.ok(events.every((e) => e.job_id === sub.job_id && e.at));
+  const last = events.at(-1);
+  assert.equal(last.job.status, "done");
+  assert.equal(last.job.result.generation.tokens, 10);
+  for await (const e of gw.watchJob(sub.job_id)) {
+    assert.equal(e.status, "queued");
+    break;
+  }
+  await assert.rejects(
+    async () => { for await (const _ of gw.watchJob(randomUUID())) { /* nothing */ } },
+    NotFoundError,
+  );
+});

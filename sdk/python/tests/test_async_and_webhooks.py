@@ -112,3 +112,12 @@ async def test_async_generate_stream(gateway_url: str) -> None:
         events = [e async for e in gw.generate_stream("The fox and the", max_tokens=8, seed=3)]
     assert "".join(e.text for e in events if not e.done) == plain.text
     assert events[-1].done and events[-1].tokens == 8
+
+
+@pytest.mark.anyio
+async def test_async_watch_job(gateway_url: str) -> None:
+    async with AsyncClient(gateway_url) as gw:
+        sub = await gw.submit_job("The fox and the", max_tokens=6)
+        events = [e async for e in gw.watch_job(sub)]
+    assert [e.status for e in events] == ["queued", "generating", "enriching", "done"]
+    assert events[-1].job is not None and events[-1].job.status == "done"

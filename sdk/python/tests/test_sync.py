@@ -128,3 +128,23 @@ def test_generate_stream_stops_when_the_caller_does(gw: Client) -> None:
 def test_generate_stream_raises_before_streaming(gw: Client) -> None:
     with pytest.raises(ValidationError):
         list(gw.generate_stream(" ", max_tokens=3))
+
+
+def test_watch_job_follows_each_state_to_the_result(gw: Client) -> None:
+    sub = gw.submit_job("Once upon a time", max_tokens=10, seed=4)
+    events = list(gw.watch_job(sub))
+    assert [e.status for e in events] == ["queued", "generating", "enriching", "done"]
+    assert all(e.job_id == sub.job_id and e.at for e in events)
+    last = events[-1]
+    assert last.is_final and last.job is not None and last.job.result is not None
+    assert last.job.result.generation.tokens == 10
+
+
+def test_watch_job_stops_when_the_caller_does_and_refuses_unknown_ids(gw: Client) -> None:
+    sub = gw.submit_job("The wolf", max_tokens=5)
+    stream = gw.watch_job(sub.job_id)
+    assert next(stream).status == "queued"
+    stream.close()  # closes the connection
+    assert gw.get_job(sub).job_id == sub.job_id
+    with pytest.raises(NotFoundError):
+        list(gw.watch_job(str(uuid.uuid4())))

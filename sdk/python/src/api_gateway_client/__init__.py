@@ -23,7 +23,9 @@ from .errors import (
     UpstreamError,
     ValidationError,
 )
-from .types import Enrichment, Generation, Job, JobCallback, JobSubmission, Keyword, PipelineResult, Step, TokenEvent
+from .types import (
+    Enrichment, Generation, Job, JobCallback, JobEvent, JobSubmission, Keyword, PipelineResult, Step, TokenEvent,
+)
 from .webhooks import SIGNATURE_HEADER, sign_webhook, verify_webhook_signature
 
 __all__ = [
@@ -33,6 +35,6 @@ __all__ = [
     "UpstreamError", "ServiceUnavailableError", "GatewayTimeoutError", "ServerError", "TransportError",
     "JobFailedError", "JobTimeoutError",
     "Enrichment", "Generation", "Job", "JobCallback", "JobSubmission", "Keyword", "PipelineResult", "Step",
-    "TokenEvent",
+    "TokenEvent", "JobEvent",
     "SIGNATURE_HEADER", "sign_webhook", "verify_webhook_signature",
 ]

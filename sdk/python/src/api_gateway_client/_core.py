@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional
 
 import httpx
+
+if TYPE_CHECKING:
+    from .types import JobEvent
 
 from ._ratelimit import parse_rate_limit, parse_retry_after
 from .errors import error_from_response
@@ -156,22 +159,29 @@ def job_path(job: Any) -> str:
 class SseParser:
     """Server-Sent Events, line by line: ``feed`` returns the JSON ``data`` of an event
     once its blank line comes (comments and other fields skipped, a multi-line ``data``
-    joined with newlines); ``end`` returns an event left without its blank line."""
+    joined with newlines); ``end`` returns an event left without its blank line.
+    ``event`` is the name (``event:`` field) of the event last returned, or ``None``."""
 
     def __init__(self) -> None:
         self._data: list[str] = []
+        self._event: Optional[str] = None
+        self.event: Optional[str] = None
 
     def feed(self, line: str) -> Optional[Any]:
         if line == "":
             return self.end()
         if line.startswith("data:"):
             self._data.append(line[5:].lstrip(" "))
+        elif line.startswith("event:"):
+            self._event = line[6:].strip()
         return None
 
     def end(self) -> Optional[Any]:
         if not self._data:
+            self._event = None
             return None
         data, self._data = "\n".join(self._data), []
+        self.event, self._event = self._event, None
         return json.loads(data)
 
 
@@ -185,6 +195,21 @@ def sse_data(lines: Iterable[str]) -> Iterator[Any]:
     d = p.end()
     if d is not None:
         yield d
+
+
+def job_events_path(job: Any) -> str:
+    """``/api/v1/jobs/<id>/events`` for a job id or a submission."""
+    return job_path(job) + "/events"
+
+
+def job_event(name: Optional[str], data: Any) -> "JobEvent":
+    """One event of a job's events stream; an ``error`` event raises its typed error."""
+    from .types import JobEvent
+
+    if name == "error":
+        status = 404 if isinstance(data, dict) and data.get("error") == "not_found" else 503
+        raise error_from_response(status, {}, data, json.dumps(data))
+    return JobEvent.from_json(name, data if isinstance(data, dict) else {})
 
 
 def is_event_stream(resp: httpx.Response) -> bool:

@@ -11,7 +11,7 @@ import httpx
 from . import _core
 from ._core import RetryPolicy
 from .errors import JobFailedError, JobTimeoutError, TransportError
-from .types import Enrichment, Generation, Job, JobSubmission, PipelineResult, TokenEvent
+from .types import Enrichment, Generation, Job, JobEvent, JobSubmission, PipelineResult, TokenEvent
 
 JobRef = Union[str, JobSubmission]
 
@@ -132,6 +132,35 @@ class Client(_Base):
         d, m = self.request("GET", _core.job_path(job), request_id=request_id)
         return Job.from_json(d or {}, **m)
 
+    def watch_job(self, job: JobRef, *, request_id: Optional[str] = None) -> Iterator[JobEvent]:
+        """``GET /api/v1/jobs/{job_id}/events``: each state the job enters, as it happens
+        (those it already passed first), ending with the final one, whose ``job`` has the
+        result or error. Stopping the iteration (or closing it) closes the connection. An
+        unknown id raises ``NotFoundError`` before the first event; an ``event: error``
+        mid-stream raises its typed error."""
+        path = _core.job_events_path(job)
+        req = _core.build_request(self._http, "GET", path, None, request_id)
+        req.headers["accept"] = "text/event-stream"
+        try:
+            resp = self._http.send(req, stream=True)
+        except httpx.TransportError as e:
+            raise TransportError(f"GET {path}: {e}") from e
+        try:
+            if not (resp.is_success and _core.is_event_stream(resp)):
+                resp.read()
+                _core.parse(resp)
+                return
+            parser = _core.SseParser()
+            for line in resp.iter_lines():
+                d = parser.feed(line)
+                if d is not None:
+                    event = _core.job_event(parser.event, d)
+                    yield event
+                    if event.is_final:
+                        return
+        finally:
+            resp.close()
+
     def wait_for_job(self, job: JobRef, *, timeout: float = 60.0, interval: float = 0.25,
                      raise_on_failure: bool = True) -> Job:
         """Polls until the job is ``done`` (returned) or ``failed`` (``JobFailedError``,
@@ -239,6 +268,31 @@ class AsyncClient(_Base):
     async def get_job(self, job: JobRef, *, request_id: Optional[str] = None) -> Job:
         d, m = await self.request("GET", _core.job_path(job), request_id=request_id)
         return Job.from_json(d or {}, **m)
+
+    async def watch_job(self, job: JobRef, *, request_id: Optional[str] = None) -> AsyncIterator[JobEvent]:
+        """The async ``watch_job``: an async iterator of ``JobEvent``."""
+        path = _core.job_events_path(job)
+        req = _core.build_request(self._http, "GET", path, None, request_id)
+        req.headers["accept"] = "text/event-stream"
+        try:
+            resp = await self._http.send(req, stream=True)
+        except httpx.TransportError as e:
+            raise TransportError(f"GET {path}: {e}") from e
+        try:
+            if not (resp.is_success and _core.is_event_stream(resp)):
+                await resp.aread()
+                _core.parse(resp)
+                return
+            parser = _core.SseParser()
+            async for line in resp.aiter_lines():
+                d = parser.feed(line)
+                if d is not None:
+                    event = _core.job_event(parser.event, d)
+                    yield event
+                    if event.is_final:
+                        return
+        finally:
+            await resp.aclose()
 
     async def wait_for_job(self, job: JobRef, *, timeout: float = 60.0, interval: float = 0.25,
                            raise_on_failure: bool = True) -> Job:

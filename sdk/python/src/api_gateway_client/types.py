@@ -225,3 +225,28 @@ class TokenEvent:
             cached=d.get("cached"),
         )
 
+
+
+@dataclass(kw_only=True)
+class JobEvent:
+    """One event of ``watch_job``: a state the job entered (``queued``, ``generating``,
+    ``enriching``, then ``done`` or ``failed``), and when (``at``). The last one
+    (``is_final``) carries the whole ``job`` (its ``result`` or ``error``)."""
+
+    job_id: str
+    status: JobStatus
+    at: Optional[str] = None
+    job: Optional[Job] = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @classmethod
+    def from_json(cls, name: Optional[str], d: dict[str, Any]) -> "JobEvent":
+        status = d.get("status") or name or "queued"
+        job = Job.from_json(d) if status in FINAL_STATUSES else None
+        at = d.get("at")
+        if at is None and job is not None:
+            at = job.stages.get(status)
+        return cls(job_id=str(d.get("job_id", "")), status=status, at=at, job=job)
