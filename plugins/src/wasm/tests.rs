@@ -172,3 +172,54 @@ async fn phases_run_on_a_live_instance() {
     assert_eq!(resp.headers["x-resp"], "1");
     p.on_log(200, &mut ctx);
 }
+
+/// What instance-per-request would cost against the kept per-thread instances: the time
+/// to make and start an instance of a filter, and the time of a whole request's
+/// callbacks on a kept one. Prints both (`--ignored --nocapture`).
+#[tokio::test]
+#[ignore]
+async fn wasm_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/wasm-headers.wasm");
+    std::fs::copy(headers, dir.path().join("f.wasm")).unwrap();
+    let shared = Shared::with_env(false, |_| None);
+    let n = 2000u32;
+    let began = std::time::Instant::now();
+    for _ in 0..200 {
+        build(
+            &shared,
+            dir.path(),
+            serde_json::json!({ "module": "f.wasm" }),
+        )
+        .unwrap();
+    }
+    let slots = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as u32;
+    let per_instance = began.elapsed() / (200 * slots);
+    let p = build(
+        &shared,
+        dir.path(),
+        serde_json::json!({ "module": "f.wasm" }),
+    )
+    .unwrap();
+    let info = RequestInfo {
+        route: "r",
+        client_ip: None,
+        path: "/a",
+        query: None,
+        tls: false,
+        client_cert: None,
+    };
+    let began = std::time::Instant::now();
+    for _ in 0..n {
+        let mut req = RequestHeader::build("GET", b"/a", None).unwrap();
+        let mut ctx = PluginCtx::default();
+        p.on_request(&mut req, &info, &mut ctx).await.unwrap();
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        p.on_response(&mut resp, &mut ctx);
+        p.on_log(200, &mut ctx);
+    }
+    let per_request = began.elapsed() / n;
+    println!("wasm_cost: instantiate+start {per_instance:?} per instance; a request's callbacks on a kept instance {per_request:?}");
+}
