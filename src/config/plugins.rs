@@ -50,7 +50,7 @@ pub struct ChainOrder {
 
 impl ChainOrder {
     /// Checks `p` (at `path`) against the plugins before it.
-    pub fn check(&mut self, p: &Instance, path: &str, errors: &mut Errors) {
+    pub(crate) fn check(&mut self, p: &Instance, path: &str, errors: &mut Errors) {
         let name = p.name();
         if p.needs_identity() && !self.identity_set {
             errors.push(
