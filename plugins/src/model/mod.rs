@@ -29,8 +29,8 @@ pub use instance::Instance;
 pub use phase::{ClientCert, Flow, Plugin, RequestInfo, San};
 pub use reply::{FailureKind, PluginFailure, Reply, ReplyBody};
 pub use shared::{PluginMetrics, Shared};
-pub use stage::Stage;
 pub use spec::{parse as parse_settings, BuildCtx, Factory, PluginSpec, SettingsError};
+pub use stage::Stage;
 pub use upstream_calls::{
     NoUpstreamCalls, UpstreamCallError, UpstreamCalls, UpstreamRef, UpstreamRequest,
     UpstreamResponse,
