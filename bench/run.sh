@@ -188,7 +188,7 @@ ensure_tools() {
 # targets
 # --------------------------------------------------------------------------
 TARGETS=()                     # active targets, in file order
-declare -A T_KIND T_CONF T_OPTS T_PORT T_PID T_CFG T_HDR T_MPORT T_LOG
+declare -A T_KIND T_CONF T_OPTS T_PORT T_PID T_CFG T_HDR T_MPORT T_LOG T_PATH
 SKIPPED_FILE=""
 
 skip() {  # skip TARGET REASON...
@@ -213,6 +213,7 @@ read_targets() {
         T_CONF[$name]=$conf
         T_OPTS[$name]=${opts:--}
         T_HDR[$name]=""
+        T_PATH[$name]=/
     done <"$TARGETS_FILE"
     ((${#TARGETS[@]})) || die "no targets selected (BENCH_ONLY='$ONLY')"
 }
@@ -251,9 +252,18 @@ wait_port() {  # wait_port PORT PID: until something accepts on PORT
 
 render() { python3 "$LIB" render "$@"; }
 
+# The upstream's /json: a 10 KB JSON document (option `json`: gw-compress, nginx-gzip).
+write_json_body() {
+    python3 -c 'import json, sys
+items = [{"id": i, "name": "item %d" % i, "tags": ["alpha", "beta"], "price": i * 1.25,
+          "in_stock": i % 3 != 0} for i in range(110)]
+sys.stdout.write(json.dumps(items))' >"$RUN_DIR/tmp/bench.json"
+}
+
 UP_PORT="" UP_PID=""
 start_upstream() {
     next_port; UP_PORT=$PORT
+    write_json_body
     local conf="$RUN_DIR/conf/upstream.nginx.conf"
     render "$BENCH_DIR/conf/upstream.nginx.conf" "$conf" RUN_DIR="$RUN_DIR" \
         PORT="$UP_PORT" WORKERS="$UPSTREAM_WORKERS" WORKER_CONNECTIONS="$WORKER_CONNECTIONS"
@@ -411,6 +421,7 @@ start_target() {  # returns 1 (after skip) if the target cannot serve
             return 1
         fi
     fi
+    if has_opt "$t" json; then T_HDR[$t]="Accept-Encoding: gzip"; T_PATH[$t]=/json; fi
     next_port; T_PORT[$t]=$PORT
     case ${T_KIND[$t]} in
         nginx) start_nginx_proxy "$t" ;;
@@ -434,7 +445,21 @@ start_target() {  # returns 1 (after skip) if the target cannot serve
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:${T_PORT[$t]}/" || true)
         [[ $code == 401 ]] || warn "$t: a request without a token got $code, not 401: is jwt active?"
     fi
+    check_feature "$t"
     log "$t (${T_KIND[$t]}) on 127.0.0.1:${T_PORT[$t]} (pid ${T_PID[$t]})"
+}
+
+check_feature() {  # TARGET: options `json` and `cache` must show, or the row measures nothing
+    local t=$1 url="http://127.0.0.1:${T_PORT[$1]}${T_PATH[$1]}" head
+    if has_opt "$t" json; then
+        head=$(curl -s -D - -o /dev/null --max-time 2 -H "Accept-Encoding: gzip" "$url" || true)
+        grep -qi '^content-encoding: gzip' <<<"$head" || warn "$t: $url is not answered with gzip: is compression active?"
+    fi
+    if has_opt "$t" cache; then
+        curl -s -o /dev/null --max-time 2 "$url" || true
+        head=$(curl -s -D - -o /dev/null --max-time 2 "$url" || true)
+        grep -qi '^cache-status: .*hit' <<<"$head" || warn "$t: a second GET $url is not a cache hit: is the cache active?"
+    fi
 }
 
 # --------------------------------------------------------------------------
@@ -462,7 +487,7 @@ bench_one() {  # TARGET CONNS REP
     children_cpu; w0=$CHILDREN_MS
     # In the background and waited for, so that a signal is handled at once.
     "${PIN_LOAD[@]}" wrk -t1 -c"$c" -d"$DURATION" --latency "${HDR[@]}" \
-        "http://127.0.0.1:${T_PORT[$t]}/" >"$out" 2>&1 &
+        "http://127.0.0.1:${T_PORT[$t]}${T_PATH[$t]}" >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || warn "wrk exited non-zero ($out)"
     WRK_PID=""
@@ -495,7 +520,7 @@ run_benchmarks() {
     for t in "${TARGETS[@]}"; do
         hdr_args "$t"
         "${PIN_LOAD[@]}" wrk -t1 -c"${CONNS[0]}" -d"$WARMUP" "${HDR[@]}" \
-            "http://127.0.0.1:${T_PORT[$t]}/" >/dev/null 2>&1 || true
+            "http://127.0.0.1:${T_PORT[$t]}${T_PATH[$t]}" >/dev/null 2>&1 || true
     done
     for ((rep = 1; rep <= REPEATS; rep++)); do
         wait_quiet
@@ -565,7 +590,7 @@ reload_one() {  # TARGET: failed requests while reloading RELOADS times under lo
         trigger="nginx -s reload"
     fi
     "${PIN_LOAD[@]}" wrk -t1 -c"${CONNS[0]}" -d"${secs}s" --latency "${HDR[@]}" \
-        "http://127.0.0.1:${T_PORT[$t]}/" >"$out" 2>&1 &
+        "http://127.0.0.1:${T_PORT[$t]}${T_PATH[$t]}" >"$out" 2>&1 &
     wpid=$!; PIDS+=("$wpid")
     sleep 1
     for ((i = 1; i <= RELOADS; i++)); do
