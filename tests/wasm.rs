@@ -41,10 +41,13 @@ const HOST_FILTER: &str = r#"
     (drop (call $incm (global.get $mid) (i64.const 1)))
     (i32.const 0))
   (func (export "proxy_on_request_body") (param $ctx i32) (param $len i32) (param i32) (result i32)
-    (if (i32.eqz (call $buf (i32.const 0) (i32.const 0) (local.get $len) (i32.const 0) (i32.const 4)))
+    ;; an empty body writes nothing back (as in Envoy): read only a non-empty one
+    (if (local.get $len)
       (then
-        (global.set $bodyp (i32.load (i32.const 0)))
-        (global.set $bodyl (i32.load (i32.const 4)))))
+        (if (i32.eqz (call $buf (i32.const 0) (i32.const 0) (local.get $len) (i32.const 0) (i32.const 4)))
+          (then
+            (global.set $bodyp (i32.load (i32.const 0)))
+            (global.set $bodyl (i32.load (i32.const 4)))))))
     (i32.const 0))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
     (drop (call $add (i32.const 2) @"x-wasm-response" @"yes"))
