@@ -16,7 +16,8 @@ use crate::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY,
+    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
+    TRANSFER_ENCODING, VARY,
 };
 use http::HeaderValue;
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -307,6 +308,10 @@ impl Plugin for Compress {
             Ok(e) => {
                 let _ = resp.insert_header(CONTENT_ENCODING, HeaderValue::from_static(a.token()));
                 resp.remove_header(&CONTENT_LENGTH);
+                // HTTP/1.1 framing for a body of unknown length: without it the answer
+                // is close-delimited and every compressed answer closes the client's
+                // connection (HTTP/2 drops the field)
+                let _ = resp.insert_header(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
                 weaken_etag(resp);
                 ctx.extensions.insert(Encoding(Arc::new(Mutex::new(e))));
             }
