@@ -271,10 +271,21 @@ async fn jobs_reach_done_once_through_a_generation_kill() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), n, "every job's webhook delivered");
-    assert!(
-        seen.values().all(|&k| k == 1),
-        "a job was delivered twice: {seen:?}"
-    );
+    // webhooks are at-least-once (docs/flows.md): a try whose answer is lost (timeout,
+    // reset) is tried again, so a receiver may count a job twice; then the job's record
+    // must show those tries. A job finished twice would show one try per webhook.
+    for (id, &k) in seen.iter().filter(|(_, &k)| k > 1) {
+        let (_, j) = job(&c, &gw, ALICE, id).await;
+        let tries = j["callback"]["attempts"].as_u64().unwrap_or(0);
+        println!(
+            "job {id}: {k} deliveries, {tries} tries recorded: {}",
+            j["callback"]
+        );
+        assert!(
+            tries >= k as u64,
+            "job {id} delivered {k} times with {tries} tries: finished twice? {j}"
+        );
+    }
     assert_eq!(
         gw.metric("gateway_jobs_total{status=\"done\"}").await,
         Some(n as f64)
