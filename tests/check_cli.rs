@@ -41,7 +41,7 @@ fn check_reports_every_error_with_line_and_column() {
         "{err}"
     );
     assert!(
-        err.contains("line 12") && err.contains("unknown field `methdos`"),
+        err.contains("line 11, column 24") && err.contains("unknown field `methdos`"),
         "{err}"
     );
     // the later semantic pass runs once types are right: fix the type errors only

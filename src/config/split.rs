@@ -278,7 +278,7 @@ mod tests {
             "{e}"
         );
         assert!(
-            e.contains("line 10, column 9: routes[0].split[1].upstream: unknown upstream `nope`"),
+            e.contains("line 10, column 11: routes[0].split[1].upstream: unknown upstream `nope`"),
             "{e}"
         );
         let both =
