@@ -2,7 +2,8 @@
 //! `Accept-Encoding` (decoded here to the upstream's exact bytes), identity when the
 //! client accepts neither, for small answers, incompressible types and answers the
 //! upstream encoded already; a streamed answer arrives compressed chunk by chunk, before
-//! the upstream has finished.
+//! the upstream has finished; a 50 MB answer streams through without the gateway's
+//! memory growing with it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -21,7 +22,35 @@ fn big_json() -> String {
     format!("[{}]", items.join(","))
 }
 
-/// `/json` (large JSON), `/small`, `/png`, `/encoded` (already gzip) and `/stream`
+/// Chunks of the `/big` answer: 800 x 64 KiB = 50 MiB.
+const BIG_CHUNKS: usize = 800;
+
+/// Chunk `i` of `/big`: NDJSON-like lines that differ from chunk to chunk.
+fn big_chunk(i: usize) -> bytes::Bytes {
+    let mut out = String::with_capacity(65536);
+    let mut j = 0;
+    while out.len() < 65536 - 80 {
+        out.push_str(&format!(
+            "{{\"chunk\":{i},\"line\":{j},\"text\":\"lazy dog {}\"}}\n",
+            i * 7919 + j
+        ));
+        j += 1;
+    }
+    while out.len() < 65536 {
+        out.push(' ');
+    }
+    bytes::Bytes::from(out)
+}
+
+/// The gateway's resident memory (VmRSS), in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// `/big` (50 MiB of JSON, streamed), `/json` (large JSON), `/small`, `/png`, `/encoded` (already gzip) and `/stream`
 /// (three NDJSON lines, 400 ms apart).
 async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let app = axum::Router::new().fallback(|req: Request| async move {
@@ -34,6 +63,11 @@ async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
         };
         match req.uri().path() {
             "/json" => answer("application/json", Body::from(big_json())),
+            "/big" => {
+                let chunks = futures::stream::iter(0..BIG_CHUNKS)
+                    .map(|i| Ok::<_, std::io::Error>(big_chunk(i)));
+                answer("application/json", Body::from_stream(chunks))
+            }
             "/small" => answer("application/json", Body::from("{\"ok\":true}")),
             "/png" => answer("image/png", Body::from(vec![7u8; 5000])),
             "/encoded" => Response::builder()
@@ -192,5 +226,80 @@ async fn a_stream_is_compressed_chunk_by_chunk() {
     assert_eq!(
         decode("gzip", &all),
         "{\"token\":0}\n{\"token\":1}\n{\"token\":2}\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_50_mb_answer_streams_through_compression_without_memory_growth() {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let (addr, _task) = upstream().await;
+    let gw = gateway(addr, "{ name: compress, algorithms: [gzip] }");
+    let c = reqwest::Client::new();
+    // warm up: the first request allocates what every request will reuse
+    let r = c
+        .get(gw.url("/json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    let before = rss(gw.pid());
+    let r = c
+        .get(gw.url("/big"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "content-encoding").as_deref(), Some("gzip"));
+    assert!(header(&r, "content-length").is_none());
+    /// Decoded bytes, hashed and counted as they come.
+    struct Sink(Sha256, usize);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.update(b);
+            self.1 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut decoder = flate2::write::GzDecoder::new(Sink(Sha256::new(), 0));
+    let (mut wire, mut peak, mut n) = (0usize, before, 0usize);
+    let mut stream = r.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        wire += chunk.len();
+        decoder.write_all(&chunk).unwrap();
+        n += 1;
+        if n % 16 == 0 {
+            peak = peak.max(rss(gw.pid()));
+        }
+    }
+    let sink = decoder.finish().unwrap();
+    let mut want = Sha256::new();
+    for i in 0..BIG_CHUNKS {
+        want.update(big_chunk(i));
+    }
+    assert_eq!(sink.1, BIG_CHUNKS * 65536, "every byte decoded");
+    assert_eq!(
+        sink.0.finalize(),
+        want.finalize(),
+        "decoded = the upstream's bytes"
+    );
+    let growth = peak.saturating_sub(before);
+    println!(
+        "50 MiB through compress: {wire} bytes on the wire, gateway RSS {} -> peak {} KiB (+{} KiB)",
+        before / 1024,
+        peak / 1024,
+        growth / 1024
+    );
+    // buffering the answer would grow it by 50 MiB; streaming keeps it to buffers
+    assert!(
+        growth < 16 << 20,
+        "gateway RSS grew by {} KiB",
+        growth / 1024
     );
 }
