@@ -122,7 +122,7 @@ impl RedisCache {
         let mut conn = match self.inner.manager() {
             Ok(c) => c,
             Err(e) => {
-                self.inner.failed(&e);
+                self.inner.failed(&e.to_string());
                 return Lookup::Error;
             }
         };
@@ -173,7 +173,7 @@ impl RedisCache {
         let mut conn = match self.inner.manager() {
             Ok(c) => c,
             Err(e) => {
-                self.inner.failed(&e);
+                self.inner.failed(&e.to_string());
                 return false;
             }
         };
@@ -199,7 +199,7 @@ impl RedisCache {
 }
 
 impl Inner {
-    fn manager(&self) -> Result<ConnectionManager, String> {
+    fn manager(&self) -> Result<ConnectionManager, redis::RedisError> {
         if let Some(c) = self.conn.get() {
             return Ok(c.clone());
         }
@@ -208,8 +208,7 @@ impl Inner {
             .set_response_timeout(Some(CALL_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), cfg)
-            .map_err(|e| e.to_string())?;
+        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), cfg)?;
         Ok(self.conn.get_or_init(|| m).clone())
     }
 

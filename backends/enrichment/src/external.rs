@@ -21,6 +21,21 @@ pub struct ExternalSource {
     timeout: Duration,
 }
 
+/// Why a call to the source failed (the reason an [`Outcome::Failed`] carries).
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("connection failed")]
+    Connect(#[source] reqwest::Error),
+    #[error("{0}")]
+    Other(#[source] reqwest::Error),
+    #[error("external source answered HTTP {0}")]
+    Status(u16),
+    #[error("external source answered invalid JSON: {0}")]
+    Json(#[source] Box<CallError>),
+}
+
 /// Result of one call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -54,38 +69,36 @@ impl ExternalSource {
         let started = Instant::now();
         let outcome = match self.call(payload).await {
             Ok(value) => Outcome::Ok(value),
-            Err(reason) => Outcome::Failed(reason),
+            Err(reason) => Outcome::Failed(reason.to_string()),
         };
         (outcome, started.elapsed())
     }
 
-    async fn call(&self, payload: &Value) -> Result<Value, String> {
+    async fn call(&self, payload: &Value) -> Result<Value, CallError> {
         let response = self
             .client
             .post(&self.url)
             .json(payload)
             .send()
             .await
-            .map_err(|e| self.describe(&e))?;
+            .map_err(|e| self.classify(e))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("external source answered HTTP {}", status.as_u16()));
+            return Err(CallError::Status(status.as_u16()));
         }
-        response.json::<Value>().await.map_err(|e| {
-            format!(
-                "external source answered invalid JSON: {}",
-                self.describe(&e)
-            )
-        })
+        response
+            .json::<Value>()
+            .await
+            .map_err(|e| CallError::Json(Box::new(self.classify(e))))
     }
 
-    fn describe(&self, error: &reqwest::Error) -> String {
+    fn classify(&self, error: reqwest::Error) -> CallError {
         if error.is_timeout() {
-            format!("timed out after {:?}", self.timeout)
+            CallError::Timeout(self.timeout)
         } else if error.is_connect() {
-            "connection failed".to_owned()
+            CallError::Connect(error)
         } else {
-            error.to_string()
+            CallError::Other(error)
         }
     }
 }
