@@ -222,22 +222,7 @@ impl Split {
     /// nginx's smooth weighted round robin over the sides `eligible` admits.
     fn wrr(&self, eligible: impl Fn(usize) -> bool) -> Option<usize> {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        let mut total = 0i64;
-        let mut best: Option<usize> = None;
-        for (i, s) in self.sides.iter().enumerate() {
-            if !eligible(i) {
-                continue;
-            }
-            let w = i64::from(s.weight);
-            cur[i] += w;
-            total += w;
-            if best.is_none_or(|b| cur[i] > cur[b]) {
-                best = Some(i);
-            }
-        }
-        let b = best?;
-        cur[b] -= total;
-        Some(b)
+        super::balance::smooth_pick(&mut cur, |i| eligible(i).then_some(self.sides[i].weight))
     }
 }
 

@@ -15,7 +15,7 @@ pub use least_request::LeastRequest;
 pub use maglev::Maglev;
 pub use peak_ewma::PeakEwmaP2c;
 pub use random::WeightedRandom;
-pub use wrr::SmoothWeightedRoundRobin;
+pub use wrr::{smooth_pick, SmoothWeightedRoundRobin};
 
 use super::Target;
 use crate::config::{Balance, UpstreamConfig};

@@ -29,23 +29,33 @@ impl BackendSelection for SmoothWeightedRoundRobin {
         if cur.len() != targets.len() {
             cur.resize(targets.len(), 0);
         }
-        let mut total = 0i64;
-        let mut best: Option<usize> = None;
-        for (i, t) in targets.iter().enumerate() {
-            if t.weight == 0 || !eligible(i) {
-                continue;
-            }
-            let w = i64::from(t.weight);
-            cur[i] += w;
-            total += w;
-            if best.is_none_or(|b| cur[i] > cur[b]) {
-                best = Some(i);
-            }
-        }
-        let b = best?;
-        cur[b] -= total;
-        Some(b)
+        smooth_pick(&mut cur, |i| {
+            let w = targets[i].weight;
+            (w > 0 && eligible(i)).then_some(w)
+        })
     }
+}
+
+/// One pick of nginx's smooth weighted round robin over `current` (a score per
+/// candidate): `weight(i)` is candidate `i`'s weight, `None` when it is not eligible.
+/// Shared by the pool balancer and a route's `split` sides.
+pub fn smooth_pick(current: &mut [i64], weight: impl Fn(usize) -> Option<u32>) -> Option<usize> {
+    let mut total = 0i64;
+    let mut best: Option<usize> = None;
+    for i in 0..current.len() {
+        let Some(w) = weight(i) else {
+            continue;
+        };
+        let w = i64::from(w);
+        current[i] += w;
+        total += w;
+        if best.is_none_or(|b| current[i] > current[b]) {
+            best = Some(i);
+        }
+    }
+    let b = best?;
+    current[b] -= total;
+    Some(b)
 }
 
 #[cfg(test)]
