@@ -187,15 +187,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn build(v: serde_json::Value, shared: &Arc<Shared>) -> Result<(), String> {
+    fn build(v: serde_json::Value, shared: &Arc<Shared>) -> Result<(), crate::PluginError> {
         let cx = BuildCtx {
             shared,
             base_dir: std::path::Path::new("."),
             route: Some("r"),
         };
-        crate::registry::build("cache", v.as_object().unwrap(), &cx)
-            .map(|_| ())
-            .map_err(|e| e.path().to_string())
+        crate::registry::build("cache", v.as_object().unwrap(), &cx).map(|_| ())
     }
 
     #[test]
@@ -206,11 +204,11 @@ mod tests {
             serde_json::json!({"max_size": "1KiB", "max_entry_size": "1MiB"}),
             &shared,
         );
-        assert_eq!(e.err().as_deref(), Some("max_entry_size"));
+        assert_eq!(e.unwrap_err().path(), "max_entry_size");
         let e = build(serde_json::json!({"status_name": "a b"}), &shared);
-        assert_eq!(e.err().as_deref(), Some("status_name"));
+        assert_eq!(e.unwrap_err().path(), "status_name");
         let e = build(serde_json::json!({"ttl": "30"}), &shared);
-        assert_eq!(e.err().as_deref(), Some("ttl"));
+        assert_eq!(e.unwrap_err().path(), "ttl");
     }
 
     #[test]
