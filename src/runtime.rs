@@ -60,6 +60,9 @@ pub struct CompiledRoute {
     /// `stream_idle_timeout`: the upstream's per-read limit, instead of `timeout` and
     /// the pool's `timeouts.read`, so that a stream whose events flow stays open.
     pub stream_idle_timeout: Option<Duration>,
+    /// `sse_keepalive`: a `text/event-stream` answer idle this long gets a
+    /// `: keep-alive` comment (between two events).
+    pub sse_keepalive: Option<Duration>,
     pub max_body: u64,
     pub retry_non_idempotent: bool,
     /// Encoded path characters this route takes (its own and the server's).
@@ -217,6 +220,7 @@ impl Runtime {
                 fallback,
                 timeout: r.timeout.map(|d| d.get()),
                 stream_idle_timeout: r.stream_idle_timeout.map(|d| d.get()),
+                sse_keepalive: r.sse_keepalive.map(|d| d.get()),
                 // a body_limit plugin lowers the route's limit, enforced in one place
                 max_body: chain_built
                     .iter()

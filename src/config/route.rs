@@ -47,6 +47,12 @@ pub struct RouteConfig {
     /// silent this long is ended; while events flow it stays open past `timeout`
     /// (default: the upstream's `timeouts.read`).
     pub stream_idle_timeout: Option<Dur>,
+    /// Send `: keep-alive` comment lines to the client while a `text/event-stream`
+    /// answer has been idle this long (only between two events; default: none). Proxied
+    /// streams and the pipeline's stream; job events streams send them every 15 s
+    /// unless this sets another interval. Keep-alives are not upstream activity: they do
+    /// not hold off `stream_idle_timeout`, which must be longer.
+    pub sse_keepalive: Option<Dur>,
     /// Largest request body (default: `server.max_body_size`).
     pub max_body_size: Option<ByteSize>,
     /// Allow retries of non-idempotent methods (POST, PATCH) on statuses and timeouts

@@ -156,3 +156,26 @@ fn the_build_checks_plugin_settings_and_locates_its_errors() {
     assert_eq!(e.lines()[0], "t.yaml: 1 error");
     assert!(e.lines()[1].starts_with("  t.yaml: line 5, column "), "{e}");
 }
+
+#[test]
+fn sse_keepalive_must_be_shorter_than_stream_idle_timeout() {
+    let table = |fields: &str| {
+        format!("version: 1\nupstreams:\n  a: {{ targets: [{{addr: '127.0.0.1:1'}}] }}\nroutes:\n  - name: r\n    match: {{ path: /x }}\n    upstream: a\n{fields}")
+    };
+    let ok = "    sse_keepalive: 15s\n    stream_idle_timeout: 60s\n";
+    assert!(parse(&table(ok), "t.yaml", &env_none).is_ok());
+    for (fields, want) in [
+        (
+            "    sse_keepalive: 60s\n    stream_idle_timeout: 60s\n",
+            "shorter than `stream_idle_timeout`",
+        ),
+        ("    sse_keepalive: 0s\n", "more than 0s"),
+    ] {
+        let e = parse(&table(fields), "t.yaml", &env_none).unwrap_err();
+        let err = e
+            .errors
+            .iter()
+            .find(|e| e.path == "routes[0].sse_keepalive");
+        assert!(err.is_some_and(|e| e.message.contains(want)), "{e}");
+    }
+}

@@ -290,6 +290,15 @@ fn route(p: &str, r: &RouteConfig, c: &Config, errs: &mut Errors) {
             "give only one of `upstream`, `split`, `pipeline`, `async`, `jobs`",
         );
     }
+    if let Some(every) = r.sse_keepalive {
+        let sp = format!("{p}.sse_keepalive");
+        if every.get().is_zero() {
+            errs.push(sp, "must be more than 0s");
+        } else if r.stream_idle_timeout.is_some_and(|idle| every >= idle) {
+            // keep-alives are not upstream activity: the stream would end first
+            errs.push(sp, "must be shorter than `stream_idle_timeout`");
+        }
+    }
     if r.upstream.is_some() && r.split.is_some() {
         errs.push(
             p,

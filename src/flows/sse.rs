@@ -19,7 +19,13 @@ pub trait EventSink: Send {
     async fn event(&mut self, event: Bytes) -> Result<(), Gone>;
     /// Writes `event: error` with the JSON error of `answer`.
     async fn fail(&mut self, answer: FlowAnswer) -> Result<(), Gone>;
+    /// The route's `sse_keepalive`: how long the stream may be idle before a
+    /// [`KEEP_ALIVE`] comment is written.
+    fn keepalive(&self) -> Option<std::time::Duration>;
 }
+
+/// A comment line that keeps an idle stream open (proxies and clients see traffic).
+pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
 /// The longest event kept while incomplete; beyond, the stream is refused.
 pub const MAX_EVENT: usize = 1 << 20;

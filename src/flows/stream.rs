@@ -13,7 +13,7 @@ use super::step::{self, Call, Clients, Opened, StepError};
 use super::FlowAnswer;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How a streamed run ended.
 pub enum Ended {
@@ -62,6 +62,38 @@ fn stream_failed(p: &Pipeline, message: String, error_type: &'static str) -> Flo
     )
     .with_error_type(error_type)
     .with_backend(upstream)
+}
+
+/// Runs `work` within `limit` (none: no limit; `Ok(None)`: it ran out), writing
+/// keep-alives to `sink` meanwhile when the route asks for them.
+async fn keeping_alive<F: std::future::Future>(
+    sink: &mut dyn EventSink,
+    limit: Option<Duration>,
+    work: F,
+) -> Result<Option<F::Output>, Gone> {
+    let Some(every) = sink.keepalive() else {
+        return Ok(match limit {
+            Some(t) => tokio::time::timeout(t, work).await.ok(),
+            None => Some(work.await),
+        });
+    };
+    tokio::pin!(work);
+    let deadline = limit.map(|t| tokio::time::Instant::now() + t);
+    let ran_out = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(ran_out);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            out = &mut work => return Ok(Some(out)),
+            () = &mut ran_out => return Ok(None),
+            _ = tick.tick() => sink.event(Bytes::from_static(sse::KEEP_ALIVE)).await?,
+        }
+    }
 }
 
 /// What reading the first step's stream gave.
@@ -158,10 +190,20 @@ impl Pipeline {
         let idle = self
             .stream_idle_timeout
             .unwrap_or_else(|| self.steps[0].pool.config.timeouts.read.get());
+        let keepalive = sink.keepalive();
         let mut splitter = Splitter::default();
         let mut pieces = String::new();
+        // the upstream's last bytes (its silence is bounded by `idle`) and the client's
+        // (a keep-alive is due after `keepalive` of it; events are only written whole,
+        // so a keep-alive is always between two events)
+        let mut heard = Instant::now();
+        let mut wrote = Instant::now();
         loop {
-            let chunk = match tokio::time::timeout(idle, resp.chunk()).await {
+            let idle_left = idle.saturating_sub(heard.elapsed());
+            let wait = keepalive.map_or(idle_left, |k| {
+                idle_left.min(k.saturating_sub(wrote.elapsed()))
+            });
+            let chunk = match tokio::time::timeout(wait, resp.chunk()).await {
                 Ok(Ok(Some(c))) => c,
                 Ok(Ok(None)) => {
                     return Read::Failed(stream_failed(
@@ -177,6 +219,17 @@ impl Pipeline {
                         "upstream_error",
                     ))
                 }
+                Err(_) if heard.elapsed() < idle => {
+                    if sink
+                        .event(Bytes::from_static(sse::KEEP_ALIVE))
+                        .await
+                        .is_err()
+                    {
+                        return Read::Gone;
+                    }
+                    wrote = Instant::now();
+                    continue;
+                }
                 Err(_) => {
                     return Read::Failed(stream_failed(
                         self,
@@ -188,6 +241,7 @@ impl Pipeline {
                     ))
                 }
             };
+            heard = Instant::now();
             let events = match splitter.feed(&chunk) {
                 Ok(e) => e,
                 Err(e) => {
@@ -198,6 +252,7 @@ impl Pipeline {
                 if sink.event(e.raw.clone()).await.is_err() {
                     return Read::Gone;
                 }
+                wrote = Instant::now();
                 if e.name.as_deref() == Some("error") {
                     return Read::UpstreamError;
                 }
@@ -234,9 +289,8 @@ impl Pipeline {
         let input = Bytes::from(json!({ "text": text }).to_string());
         let rest = &self.steps[1..];
         let run = run_steps(clients, rest, input, origin, self.retry_unsafe, &NoHook);
-        let res = match self.timeout {
-            Some(t) => tokio::time::timeout(t, run).await.ok(),
-            None => Some(run.await),
+        let Ok(res) = keeping_alive(sink, self.timeout, run).await else {
+            return Ended::Gone;
         };
         let first_name = self.steps[0].name.clone();
         let out = match res {

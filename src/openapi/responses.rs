@@ -228,7 +228,7 @@ pub fn pipeline_events(result_schema: Value) -> Value {
 /// One event of a job's state changes.
 pub fn job_events(job_schema: Value) -> Value {
     sse_event(
-        "One event per state the job entered, named after it (`queued`, `generating`, `enriching`, then `done` or `failed`, after which the stream ends). A non-final event's data is `{job_id, status, at}`; the final one's the whole job. `event: error` (the JSON error) if the job store fails or the job expires mid-stream. Comment lines (`: keep-alive`) every 15 s while nothing changes.",
+        "One event per state the job entered, named after it (`queued`, `generating`, `enriching`, then `done` or `failed`, after which the stream ends). A non-final event's data is `{job_id, status, at}`; the final one's the whole job. `event: error` (the JSON error) if the job store fails or the job expires mid-stream. Comment lines (`: keep-alive`) every 15 s while nothing changes (the route's `sse_keepalive` sets another interval).",
         Some(json!(["queued", "generating", "enriching", "done", "failed", "error"])),
         vec![
             json!({ "type": "object", "required": ["job_id", "status", "at"], "properties": {

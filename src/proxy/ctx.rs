@@ -91,6 +91,8 @@ pub struct Ctx {
     /// When the answer's first body byte (or its head, for an answer without a body)
     /// was handed to the client, for `gateway_time_to_first_byte_seconds`.
     pub first_byte: Option<Duration>,
+    /// A proxied event stream of a route with `sse_keepalive`.
+    pub sse: Option<super::sse_keepalive::SseKeepalive>,
 }
 
 impl Ctx {
@@ -122,6 +124,7 @@ impl Ctx {
             spans: None,
             unmatched: None,
             first_byte: None,
+            sse: None,
         }
     }
 

@@ -78,6 +78,10 @@ impl EventSink for SessionSink<'_> {
         self.write(event).await
     }
 
+    fn keepalive(&self) -> Option<std::time::Duration> {
+        self.ctx.route.as_ref().and_then(|r| r.sse_keepalive)
+    }
+
     async fn fail(&mut self, a: FlowAnswer) -> Result<(), Gone> {
         if let Some(kind) = a.error_type {
             self.ctx.error_type = Some(kind);

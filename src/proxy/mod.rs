@@ -14,6 +14,7 @@ mod peer;
 mod respond;
 mod retry;
 mod routing;
+mod sse_keepalive;
 
 mod phases;
 
@@ -295,6 +296,9 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<()> {
         headers::strip_response(resp);
         answer::response_phase(resp, ctx);
+        if let Some(route) = &ctx.route {
+            ctx.sse = sse_keepalive::start(resp, route);
+        }
         Ok(())
     }
 
@@ -311,6 +315,9 @@ impl ProxyHttp for GatewayProxy {
         {
             ctx.first_byte = Some(ctx.start.elapsed());
         }
+        if let (Some(k), Some(b)) = (ctx.sse.as_mut(), body.as_ref()) {
+            k.saw(b);
+        }
         let Some(route) = ctx.route.clone() else {
             return Ok(None);
         };
@@ -320,6 +327,17 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         Ok(None)
+    }
+
+    /// A proxied event stream of a route with `sse_keepalive` (pingora's idle timer,
+    /// vendor patch 0011).
+    fn upstream_idle_interval(&self, _session: &Session, ctx: &Ctx) -> Option<Duration> {
+        ctx.sse.as_ref().map(|k| k.every)
+    }
+
+    /// `: keep-alive` when the stream stands between two events.
+    fn upstream_idle_body(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Option<Bytes>> {
+        Ok(sse_keepalive::due(ctx))
     }
 
     fn fail_to_connect(

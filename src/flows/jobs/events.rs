@@ -30,8 +30,9 @@ const ORDER: [Status; 5] = [
     Status::Failed,
 ];
 
-/// A comment sent while nothing changes, so that idle connections stay open.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long nothing changes before a keep-alive comment is sent, so that idle
+/// connections stay open (the route's `sse_keepalive` sets another interval).
+const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
 
 /// How a watch ended.
 pub enum Watched {
@@ -112,6 +113,7 @@ impl Jobs {
             return Watched::Gone;
         }
         let mut sent = 0;
+        let keepalive = sink.keepalive().unwrap_or(KEEP_ALIVE_EVERY);
         let mut quiet_since = Instant::now();
         loop {
             for e in new_events(&job.view, job.state, &mut sent) {
@@ -142,10 +144,13 @@ impl Jobs {
                 }
                 Err(a) => return self.end_with(sink, a).await,
             }
-            let _ = tokio::time::timeout(self.events_poll, changed).await;
-            if quiet_since.elapsed() >= KEEP_ALIVE {
+            let wait = self
+                .events_poll
+                .min(keepalive.saturating_sub(quiet_since.elapsed()));
+            let _ = tokio::time::timeout(wait, changed).await;
+            if quiet_since.elapsed() >= keepalive {
                 if sink
-                    .event(bytes::Bytes::from_static(b": keep-alive\n\n"))
+                    .event(bytes::Bytes::from_static(sse::KEEP_ALIVE))
                     .await
                     .is_err()
                 {

@@ -17,6 +17,8 @@ use pingora_core::protocols::http::authority::{raw_target_authority, RawTargetAu
 use pingora_core::upstreams::peer::{H1UpgradePolicy, HttpUpstreamRequestPolicy};
 use pingora_error::{Error, ErrorType::InvalidHTTPHeader, OrErr, Result};
 use pingora_http::RequestHeader;
+use std::pin::Pin;
+use std::time::Duration;
 
 const MAX_CONNECTION_NOMINATIONS: usize = 10;
 pub(crate) const KEEP_ALIVE: &str = "keep-alive";
@@ -891,5 +893,38 @@ mod tests {
         ds.reset(); // must not overwrite Errored
         assert!(ds.is_errored());
         assert!(!ds.can_poll());
+    }
+}
+
+/// The timer of `ProxyHttp::upstream_idle_interval`: armed after each upstream task
+/// written downstream, for the interval the proxy asks; disarmed (and nothing
+/// allocated) for answers without one. (api-gateway patch 0011)
+#[derive(Default)]
+pub(crate) struct UpstreamIdleTimer(Option<Pin<Box<tokio::time::Sleep>>>);
+
+impl UpstreamIdleTimer {
+    /// Fires `after` from now; `None` disarms it.
+    pub(crate) fn arm(&mut self, after: Option<Duration>) {
+        let Some(after) = after else {
+            self.0 = None;
+            return;
+        };
+        let at = tokio::time::Instant::now() + after;
+        match self.0.as_mut() {
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.0 = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+
+    pub(crate) fn is_armed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Resolves when the armed timer fires; never when disarmed.
+    pub(crate) async fn fired(&mut self) {
+        match self.0.as_mut() {
+            Some(sleep) => sleep.as_mut().await,
+            None => std::future::pending().await,
+        }
     }
 }

@@ -506,6 +506,7 @@ where
         let mut range_body_filter = proxy_cache::range_filter::RangeBodyFilter::new();
 
         let mut next_upstream_task: Option<HttpTask> = None;
+        let mut upstream_idle = UpstreamIdleTimer::default(); // api-gateway patch 0011
 
         /* duplex mode without caching
          * Read body from downstream while reading response from upstream
@@ -633,6 +634,7 @@ where
                             continue;
                         };
                         response_state.maybe_set_upstream_done(response_done);
+                        upstream_idle.arm(self.inner.upstream_idle_interval(session, ctx));
                         // unsuccessful upgrade response may force the request done
                         downstream_state.maybe_finished(session.is_body_done());
                     } else {
@@ -665,6 +667,7 @@ where
                             downstream_state.reset();
                         }
                         response_state.maybe_set_upstream_done(response_done);
+                        upstream_idle.arm(self.inner.upstream_idle_interval(session, ctx));
                         // unsuccessful upgrade response (or end of upstream upgraded conn,
                         // which forces the body reader to complete) may force the request done
                         downstream_state.maybe_finished(session.is_body_done());
@@ -672,6 +675,19 @@ where
                         debug!("empty upstream event");
                         response_state.maybe_set_upstream_done(true);
                     }
+                },
+
+                // the upstream was silent for the proxy's interval: the proxy may send
+                // something downstream meanwhile (api-gateway patch 0011)
+                _ = upstream_idle.fired(),
+                    if upstream_idle.is_armed()
+                        && !response_state.upstream_done()
+                        && !downstream_state.is_errored()
+                        && next_upstream_task.is_none() => {
+                    if let Some(b) = self.inner.upstream_idle_body(session, ctx)? {
+                        session.write_response_tasks(vec![HttpTask::Body(Some(b), false)]).await?;
+                    }
+                    upstream_idle.arm(self.inner.upstream_idle_interval(session, ctx));
                 },
 
                 task = serve_from_cache.next_http_task(&mut session.cache, &mut range_body_filter, upgraded),

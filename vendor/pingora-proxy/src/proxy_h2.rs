@@ -547,6 +547,7 @@ where
         let mut range_body_filter = proxy_cache::range_filter::RangeBodyFilter::new();
 
         let mut next_upstream_task: Option<HttpTask> = None;
+        let mut upstream_idle = UpstreamIdleTimer::default(); // api-gateway patch 0011
 
         /* duplex mode
          * see the Same function for h1 for more comments
@@ -670,6 +671,7 @@ where
                             return Error::e_explain(H2Error, "upgraded while proxying to h2 session");
                         }
                         response_state.maybe_set_upstream_done(response_done);
+                        upstream_idle.arm(self.inner.upstream_idle_interval(session, ctx));
                     } else {
                         debug!("empty upstream event");
                         response_state.maybe_set_upstream_done(true);
@@ -697,10 +699,24 @@ where
                             return Error::e_explain(H2Error, "upgraded while proxying to h2 session");
                         }
                         response_state.maybe_set_upstream_done(response_done);
+                        upstream_idle.arm(self.inner.upstream_idle_interval(session, ctx));
                     } else {
                         debug!("empty upstream event");
                         response_state.maybe_set_upstream_done(true);
                     }
+                },
+
+                // the upstream was silent for the proxy's interval: the proxy may send
+                // something downstream meanwhile (api-gateway patch 0011)
+                _ = upstream_idle.fired(),
+                    if upstream_idle.is_armed()
+                        && !response_state.upstream_done()
+                        && !downstream_state.is_errored()
+                        && next_upstream_task.is_none() => {
+                    if let Some(b) = self.inner.upstream_idle_body(session, ctx)? {
+                        session.write_response_tasks(vec![HttpTask::Body(Some(b), false)]).await?;
+                    }
+                    upstream_idle.arm(self.inner.upstream_idle_interval(session, ctx));
                 },
 
                 task = serve_from_cache.next_http_task(&mut session.cache, &mut range_body_filter, upgraded),

@@ -482,6 +482,30 @@ pub trait ProxyHttp {
         Ok(None)
     }
 
+    /// How long the upstream may stay silent, mid-response, before
+    /// [Self::upstream_idle_body()] is asked for bytes to send downstream (e.g. a
+    /// Server-Sent Events keep-alive comment on an idle stream). Asked after each
+    /// upstream task written downstream (the response header, each body chunk) and
+    /// after each call of [Self::upstream_idle_body()]; `None` (the default) arms no
+    /// timer. The timer runs in the downstream half of the proxy: bytes sent on it are
+    /// not upstream activity (the upstream's `read_timeout` still applies to it).
+    /// (api-gateway patch 0011)
+    fn upstream_idle_interval(&self, _session: &Session, _ctx: &Self::CTX) -> Option<Duration> {
+        None
+    }
+
+    /// Bytes written downstream as response body when the upstream has been silent
+    /// for [Self::upstream_idle_interval()]; `Ok(None)`: nothing this time. They do not
+    /// go through [Self::response_body_filter()]: the filter is the place to track
+    /// where the upstream's body stands (e.g. between two events). An error ends the
+    /// request as a downstream error. (api-gateway patch 0011)
+    fn upstream_idle_body(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<Option<Bytes>>
+    where
+        Self::CTX: Send + Sync,
+    {
+        Ok(None)
+    }
+
     /// Similar to [Self::response_filter()] but for response trailers.
     /// Note, returning an Ok(Some(Bytes)) will result in the downstream response
     /// trailers being written to the response body.
