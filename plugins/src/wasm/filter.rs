@@ -158,6 +158,7 @@ impl Plugin for WasmFilter {
             props: ReqProps {
                 request_id: ctx.request_id.clone(),
                 client_ip: info.client_ip,
+                client_port: ctx.client_addr.map(|a| a.port()),
                 path: req
                     .uri
                     .path_and_query()

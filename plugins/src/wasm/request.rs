@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 pub struct ReqProps {
     pub request_id: Option<HeaderValue>,
     pub client_ip: Option<IpAddr>,
+    /// The client's port (`source.address` is `ip:port`, as in Envoy).
+    pub client_port: Option<u16>,
     /// Path and query as the client sent them.
     pub path: String,
     pub method: http::Method,

@@ -1,17 +1,21 @@
 //! The WASI preview 1 functions SDKs' runtimes import, under both
 //! `wasi_snapshot_preview1` and `wasi_unstable`: `fd_write` to stdout/stderr goes to the
 //! log, `proc_exit` ends the call (a trap), clocks, `random_get`, and empty arguments
-//! and environment. Every other preview 1 function exists and answers `ENOSYS`: no
-//! file system, no network.
+//! and environment; the standard streams as character devices and no preopened
+//! directory (what Go's and wasi-libc's start-up ask, see [`stdio`]). Every other
+//! preview 1 function exists and answers `ENOSYS`: no file system, no network.
 
 use super::host::{misc, read, slice, split, write, write_u32, Host};
 use wasmtime::{Caller, Linker};
+
+mod stdio;
 
 /// `errno` values.
 const ESUCCESS: i32 = 0;
 const EBADF: i32 = 8;
 const EINVAL: i32 = 28;
 pub const ENOSYS: i32 = 52;
+const ESPIPE: i32 = 70;
 
 /// The module names of WASI preview 1.
 pub const MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wasi_unstable"];
@@ -77,6 +81,13 @@ pub const IMPLEMENTED: &[&str] = &[
     "environ_get",
     "sched_yield",
     "proc_exit",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_prestat_get",
+    "fd_prestat_dir_name",
+    "fd_close",
+    "fd_seek",
+    "poll_oneoff",
 ];
 
 /// A filter called `proc_exit`: its call ends there.
@@ -174,5 +185,5 @@ pub fn define(linker: &mut Linker<Host>, module: &str) -> wasmtime::Result<()> {
             Err(wasmtime::Error::new(ProcExit(code)))
         },
     )?;
-    Ok(())
+    stdio::define(linker, module)
 }

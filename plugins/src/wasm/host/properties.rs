@@ -51,7 +51,14 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
         )),
         [b"source", b"address"] => p
             .client_ip
-            .map(|ip| ip.to_string().into_bytes())
+            .map(|ip| match p.client_port {
+                Some(port) => std::net::SocketAddr::new(ip, port).to_string().into_bytes(),
+                None => ip.to_string().into_bytes(),
+            })
+            .ok_or(Status::NotFound),
+        [b"source", b"port"] => p
+            .client_port
+            .map(|port| i64::from(port).to_le_bytes().to_vec())
             .ok_or(Status::NotFound),
         [b"connection", b"mtls"] => Ok(vec![u8::from(p.tls)]),
         [b"route_name"] | [b"xds", b"route_name"] => s(host.filter.route.as_deref().unwrap_or("")),

@@ -1,0 +1,3 @@
+module github.com/proxy-wasm/proxy-wasm-go-sdk
+
+go 1.24

@@ -1,0 +1,31 @@
+// Copyright 2020-2024 Tetrate
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+// http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package internal
+
+import "time"
+
+//go:wasmexport proxy_on_queue_ready
+func proxyOnQueueReady(contextID, queueID uint32) {
+	if recordTiming {
+		defer logTiming("proxyOnQueueReady", time.Now())
+	}
+	ctx, ok := currentState.pluginContexts[contextID]
+	if !ok {
+		panic("invalid context")
+	}
+
+	currentState.setActiveContextID(contextID)
+	ctx.context.OnQueueReady(queueID)
+}

