@@ -3,7 +3,9 @@
 //! with one result and one webhook, through a SIGKILL of api-generation; a gateway
 //! restarted mid-run with the Redis store loses no job; a poison job ends `failed` and
 //! in the dead-letter topic; another consumer cannot read a job; with the broker down
-//! a submit answers 503 `queue_unavailable` and nothing is recorded.
+//! a submit answers 503 `queue_unavailable` and nothing is recorded; the job events
+//! stream (`GET /api/v1/jobs/{id}/events`) sends each state of a Kafka job as the
+//! stages move it, and ends after the final one.
 //! Without `tansu` the tests fail, unless `SKIP_KAFKA_TESTS=1` (then skipped with a
 //! notice). They run one at a time (`ONE_AT_A_TIME`).
 #![allow(clippy::unwrap_used)]
@@ -60,6 +62,10 @@ routes:
       callback: { allow_hosts: ["127.0.0.1"], allow_private_networks: true, attempts: 5, backoff: 50ms, max_backoff: 500ms, timeout: 2s }
   - name: jobs-v1
     match: { path: "/api/v1/jobs/{job_id}", methods: [GET] }
+    plugins: [{ name: api_key, keys_file: keys.yaml }]
+    jobs: {}
+  - name: job-events-v1
+    match: { path: "/api/v1/jobs/{job_id}/events", methods: [GET] }
     plugins: [{ name: api_key, keys_file: keys.yaml }]
     jobs: {}
 "#
@@ -410,6 +416,81 @@ async fn poison_jobs_fail_into_the_dead_letter_topic_and_a_down_broker_refuses_s
         gw.metric("gateway_jobs_total{status=\"accepted\"}").await,
         Some(1.0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_events_follow_a_kafka_job_as_the_stages_move_it() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker.bootstrap();
+    let kafka = [("KAFKA_BOOTSTRAP_SERVERS", b.as_str())];
+    // no enrichment consumer yet: the job stops at `enriching`
+    let _gen = Service::start("generation", &kafka, dir.path());
+    let gw = gateway(&broker, &[]);
+    let c = reqwest::Client::new();
+    let (st, v) = submit(
+        &c,
+        &gw,
+        ALICE,
+        json!({"prompt": "The fox", "max_tokens": 16}),
+    )
+    .await;
+    assert_eq!(st, 202, "{v}");
+    let id = v["job_id"].as_str().unwrap().to_string();
+    let mut events = common::jobs::events(&c, &gw, &id, Some(ALICE)).await;
+    let wait = Duration::from_secs(60);
+    for state in ["queued", "generating", "enriching"] {
+        let e = events.expect(wait).await;
+        assert_eq!(e.name.as_deref(), Some(state), "{e:?}");
+        assert_eq!(e.data["status"], state);
+        assert_eq!(e.data["job_id"], id.as_str());
+        assert!(e.data["at"].is_string(), "{e:?}");
+    }
+    // the stream stays open while the job waits for its enrichment stage
+    let more = tokio::time::timeout(Duration::from_secs(1), events.next()).await;
+    assert!(more.is_err(), "nothing after `enriching` yet: {more:?}");
+    let _enr = Service::start("enrichment", &kafka, dir.path());
+    let done = events.expect(wait).await;
+    assert_eq!(done.name.as_deref(), Some("done"), "{done:?}");
+    assert_eq!(done.data["status"], "done");
+    assert_eq!(done.data["result"]["generation"]["tokens"], 16);
+    assert!(done.data["result"]["result"].is_object(), "{done:?}");
+    let (_, polled) = job(&c, &gw, ALICE, &id).await;
+    assert_eq!(done.data["result"], polled["result"]);
+    // and the stream ends after the final event
+    let end = tokio::time::timeout(Duration::from_secs(10), events.next()).await;
+    assert!(matches!(end, Ok(None)), "{end:?}");
+
+    // a job generation refuses: dead-lettered, its stream ends with `failed`
+    let (st, v) = submit(&c, &gw, ALICE, json!({"prompt": "   "})).await;
+    assert_eq!(st, 202, "{v}");
+    let id = v["job_id"].as_str().unwrap().to_string();
+    let mut events = common::jobs::events(&c, &gw, &id, Some(ALICE)).await;
+    let mut names = Vec::new();
+    let last = loop {
+        let e = events.expect(wait).await;
+        names.push(e.name.clone().unwrap());
+        if e.data["status"] == "failed" {
+            break e;
+        }
+    };
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("queued"),
+        "{names:?}"
+    );
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("failed"),
+        "{names:?}"
+    );
+    let err = last.data["error"].as_str().unwrap();
+    assert!(err.contains("422"), "{err}");
+    let end = tokio::time::timeout(Duration::from_secs(10), events.next()).await;
+    assert!(matches!(end, Ok(None)), "{end:?}");
 }
 
 /// The job hashes in Redis.

@@ -1,6 +1,6 @@
 //! Async job helpers shared by the embedded-mode and Kafka-mode job tests: a job's
-//! status (with an API key when the job routes are authenticated) and polling until a
-//! set of jobs is final.
+//! status (with an API key when the job routes are authenticated), polling until a
+//! set of jobs is final, and a job's events stream read event by event.
 
 use super::Gateway;
 use serde_json::Value;
@@ -48,5 +48,78 @@ pub async fn wait_final(
         }
         assert!(Instant::now() < deadline, "{left} jobs not final in time");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `GET /api/v1/jobs/{id}/events`: checked to be a 200 event stream, read event by event.
+pub async fn events(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    id: &str,
+    api_key: Option<&str>,
+) -> EventReader {
+    let mut req = c.get(gw.url(&format!("/api/v1/jobs/{id}/events")));
+    if let Some(key) = api_key {
+        req = req.header("x-api-key", key);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap();
+    assert!(ct.starts_with("text/event-stream"), "{ct}");
+    EventReader::new(r)
+}
+
+/// A `text/event-stream` answer read event by event (comment-only events skipped).
+pub struct EventReader {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+/// One event: its `event:` name and its `data:` as JSON (`Null` if not JSON).
+#[derive(Debug)]
+pub struct Event {
+    pub name: Option<String>,
+    pub data: Value,
+}
+
+impl EventReader {
+    pub fn new(r: reqwest::Response) -> Self {
+        EventReader {
+            body: Box::pin(r.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// The next event; `None` when the stream ended (or broke).
+    pub async fn next(&mut self) -> Option<Event> {
+        use futures::StreamExt;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let raw: String = self.buf.drain(..end + 2).collect();
+                let mut name = None;
+                let mut data = None;
+                for line in raw.lines() {
+                    if let Some(n) = line.strip_prefix("event:") {
+                        name = Some(n.trim().to_string());
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data = Some(d.trim().to_string());
+                    }
+                }
+                if let Some(d) = data {
+                    let data = serde_json::from_str(&d).unwrap_or(Value::Null);
+                    return Some(Event { name, data });
+                }
+            }
+            let chunk = self.body.next().await?.ok()?;
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// The next event within `limit`; panics when none came.
+    pub async fn expect(&mut self, limit: Duration) -> Event {
+        tokio::time::timeout(limit, self.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream went on")
     }
 }
