@@ -3,7 +3,7 @@
 //! functions), which answer `Unimplemented` with whatever signature the filter
 //! declares. Any other import is refused when the module is loaded.
 
-use super::{buffers, headers, misc, properties, shared_data, Host};
+use super::{buffers, configuration, headers, misc, properties, shared_data, Host};
 use crate::wasm::abi::Status;
 use crate::wasm::wasi;
 use wasmtime::{Caller, ExternType, InstancePre, Linker, Module, Val};
@@ -16,8 +16,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "proxy_grpc_cancel",
     "proxy_grpc_close",
     "proxy_call_foreign_function",
-    "proxy_get_status",
-    "proxy_get_configuration",
     "proxy_get_downstream_data",
     "proxy_get_upstream_data",
 ];
@@ -68,6 +66,8 @@ const PROXY: &[&str] = &[
     "proxy_increment_metric",
     "proxy_record_metric",
     "proxy_get_metric",
+    "proxy_get_configuration",
+    "proxy_get_status",
 ];
 
 /// Why the imports of a module cannot be satisfied.
@@ -139,6 +139,12 @@ fn define_proxy(l: &mut Linker<Host>) -> wasmtime::Result<()> {
     l.func_wrap(m, "proxy_increment_metric", misc::increment_metric)?;
     l.func_wrap(m, "proxy_record_metric", misc::record_metric)?;
     l.func_wrap(m, "proxy_get_metric", misc::get_metric)?;
+    l.func_wrap(
+        m,
+        "proxy_get_configuration",
+        configuration::get_configuration,
+    )?;
+    l.func_wrap(m, "proxy_get_status", configuration::get_status)?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! call): no copy, no `unsafe`, and a host function finds them in `caller.data_mut()`.
 
 pub mod buffers;
+pub mod configuration;
 pub mod headers;
 pub mod link;
 pub mod misc;
