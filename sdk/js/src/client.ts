@@ -5,7 +5,8 @@ import { parseRateLimit, parseRetryAfter } from "./ratelimit.js";
 import { DEFAULT_RETRY, delayOnNetworkError, delayOnStatus, sleep, type RetryPolicy } from "./retry.js";
 import type {
   EnrichOptions, Enrichment, Generation, GenerateOptions, Job, JobBody, JobEvent, JobStatus,
-  JobSubmission, Meta, PipelineResult, RequestOptions, SubmitJobOptions, TokenEvent, WaitOptions,
+  JobSubmission, Meta, PipelineBody, PipelineResult, ProcessEvent, RequestOptions, SubmitJobOptions,
+  TokenEvent, WaitOptions,
 } from "./types.js";
 
 export const VERSION = "0.1.0";
@@ -43,6 +44,12 @@ function generationBody(prompt: string, o: GenerateOptions): Record<string, unkn
   if (o.priority !== undefined) b.priority = o.priority;
   return b;
 }
+
+/** The status of the answer an `event: error` of the pipeline's stream stands for (an
+ * error the first step sent itself: 502). */
+const STREAM_ERROR_STATUS: Record<string, number> = {
+  step_rejected: 422, step_failed: 502, step_unavailable: 503, gateway_timeout: 504,
+};
 
 /** A token stream event's JSON `data`. */
 function toEvent(data: string): TokenEvent {
@@ -155,6 +162,43 @@ export class GatewayClient {
    * the loop (or `options.signal`) closes the connection, which stops the generation. An
    * error before the stream starts throws the typed `GatewayError`; nothing is retried. */
   async *generateStream(prompt: string, options: GenerateOptions = {}): AsyncGenerator<TokenEvent> {
+    for await (const e of this.#postStream(GENERATE, generationBody(prompt, options), options)) {
+      if ("json" in e) yield { ...(e.json as object), text: "", done: true } as TokenEvent;
+      else yield toEvent(e.data);
+    }
+  }
+
+  /** `POST /api/v1/process` with `"stream": true`: an async iterator of the generation's
+   * pieces as they are made, its usage (`done`), then one last event whose `result` is
+   * the pipeline's whole answer (what `process` returns). Breaking out of the loop (or
+   * `options.signal`) closes the connection, which stops the generation. An error before
+   * the stream throws the typed `GatewayError`; an `event: error` in it (e.g. the
+   * enrichment step failed) throws its typed error; nothing is retried. */
+  async *processStream(prompt: string, options: GenerateOptions = {}): AsyncGenerator<ProcessEvent> {
+    for await (const e of this.#postStream(PROCESS, generationBody(prompt, options), options)) {
+      if ("json" in e) {
+        yield { text: "", done: false, result: e.json as PipelineBody };
+        return;
+      }
+      if (e.event === "error") {
+        const d = JSON.parse(e.data) as Record<string, unknown>;
+        const status = STREAM_ERROR_STATUS[String(d.error)] ?? 502;
+        throw errorFromResponse(status, new Headers(), d, e.data);
+      }
+      if (e.event === "result") {
+        yield { text: "", done: false, result: JSON.parse(e.data) as PipelineBody };
+        return;
+      }
+      yield toEvent(e.data);
+    }
+  }
+
+  /** POSTs `body` with `"stream": true` to `path`: the answer's events as they come, or
+   * a 2xx answer that is not a stream as its JSON, once. Ending the iteration (or
+   * `options.signal`) closes the connection; an error status throws the typed error. */
+  async *#postStream(
+    path: string, body: Record<string, unknown>, options: GenerateOptions,
+  ): AsyncGenerator<{ event?: string; data: string } | { json: unknown }> {
     const headers: Record<string, string> = {
       ...this.#headers, accept: "text/event-stream", "content-type": "application/json",
     };
@@ -164,13 +208,12 @@ export class GatewayClient {
     options.signal?.addEventListener("abort", onAbort);
     let resp: Response;
     try {
-      resp = await this.#fetch(this.baseUrl + GENERATE, {
-        method: "POST", headers, signal: abort.signal,
-        body: JSON.stringify({ ...generationBody(prompt, options), stream: true }),
+      resp = await this.#fetch(this.baseUrl + path, {
+        method: "POST", headers, signal: abort.signal, body: JSON.stringify({ ...body, stream: true }),
       });
     } catch (e) {
       options.signal?.removeEventListener("abort", onAbort);
-      throw new TransportError(`POST ${GENERATE}: ${(e as Error)?.message ?? e}`, { cause: e });
+      throw new TransportError(`POST ${path}: ${(e as Error)?.message ?? e}`, { cause: e });
     }
     try {
       const type = resp.headers.get("content-type") ?? "";
@@ -179,10 +222,10 @@ export class GatewayClient {
         let json: unknown = undefined;
         try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
         if (!resp.ok) throw errorFromResponse(resp.status, resp.headers, json, text);
-        yield { ...(json as object), text: "", done: true } as TokenEvent;
+        yield { json };
         return;
       }
-      for await (const e of sseEvents(resp.body)) yield toEvent(e.data);
+      yield* sseEvents(resp.body);
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
       abort.abort();

@@ -93,6 +93,13 @@ export interface TokenEvent {
   cached?: boolean;
 }
 
+/** One event of `processStream`: a piece of the generated text (`text`), the
+ * generation's usage (`done`), then, last, the pipeline's whole answer (`result`: what
+ * `process` answers, the enrichment of the joined text included). */
+export interface ProcessEvent extends TokenEvent {
+  result?: PipelineBody;
+}
+
 /** One event of `watchJob`: a state the job entered, and when (`at`). The last one
  * (`done` or `failed`) carries the whole `job` (its `result` or `error`). */
 export interface JobEvent {

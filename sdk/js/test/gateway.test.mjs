@@ -2,8 +2,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { GatewayClient, GatewayError, JobFailedError, NotFoundError, ValidationError } from "../dist/index.js";
-import { GATEWAY_URL } from "./helpers.mjs";
+import {
+  GatewayClient, GatewayError, JobFailedError, NotFoundError, ServiceUnavailableError, ValidationError,
+} from "../dist/index.js";
+import { GATEWAY_URL, scripted } from "./helpers.mjs";
 
 const gw = new GatewayClient({ baseUrl: GATEWAY_URL });
 const FOX = "The quick brown fox jumps over the lazy dog. It was not amused.";
@@ -116,6 +118,45 @@ test("generateStream yields the pieces, then the usage; breaking out closes it",
     async () => { for await (const _ of gw.generateStream(" ", { maxTokens: 3 })) { /* nothing */ } },
     ValidationError,
   );
+});
+
+test("processStream yields the pieces, the usage, then the pipeline's answer; breaking out closes it", async () => {
+  const plain = await gw.process("The fox and the", { maxTokens: 12, seed: 9 });
+  const events = [];
+  for await (const e of gw.processStream("The fox and the", { maxTokens: 12, seed: 9 })) events.push(e);
+  assert.equal(events.length, 14);
+  const pieces = events.slice(0, 12);
+  assert.ok(pieces.every((e) => !e.done && e.result === undefined));
+  assert.equal(pieces.map((e) => e.text).join(""), plain.generation.text);
+  assert.equal(events[12].done, true);
+  assert.equal(events[12].tokens, 12);
+  const last = events[13].result;
+  assert.equal(last.generation.text, plain.generation.text);
+  assert.deepEqual(last.steps.map((s) => s.name), ["generation", "enrichment"]);
+  assert.deepEqual(last.result.keywords, plain.result.keywords);
+  for await (const e of gw.processStream("The wolf", { maxTokens: 200, seed: 1 })) {
+    assert.ok(e.text && !e.done);
+    break;
+  }
+  await assert.rejects(
+    async () => { for await (const _ of gw.processStream(" ", { maxTokens: 3 })) { /* nothing */ } },
+    ValidationError,
+  );
+});
+
+test("processStream throws an error event typed", async () => {
+  // a step failing after the stream started (scripted: the real stack's enrichment does
+  // not fail on demand)
+  const body = 'data: {"text":"The"}\n\nevent: error\ndata: {"error":"step_unavailable","message":"no target","request_id":"r-1"}\n\n';
+  const s = await scripted([[200, { "content-type": "text/event-stream" }, body]]);
+  const c = new GatewayClient({ baseUrl: s.url });
+  const seen = [];
+  await assert.rejects(
+    async () => { for await (const e of c.processStream("The fox")) seen.push(e.text); },
+    (e) => e instanceof ServiceUnavailableError && e.error === "step_unavailable" && e.requestId === "r-1",
+  );
+  assert.deepEqual(seen, ["The"]);
+  await s.close();
 });
 
 test("watchJob follows each state to the result; breaking out closes it; unknown ids throw", async () => {

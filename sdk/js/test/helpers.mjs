@@ -4,7 +4,8 @@ import http from "node:http";
 
 export const GATEWAY_URL = process.env.GATEWAY_URL ?? "http://127.0.0.1:8080";
 
-/** Answers each request with the next [status, headers, body]; the last repeats. */
+/** Answers each request with the next [status, headers, body] (JSON, or a string sent
+ * as it is); the last repeats. */
 export async function scripted(answers) {
   const requests = [];
   const server = http.createServer((req, res) => {
@@ -14,7 +15,7 @@ export async function scripted(answers) {
       requests.push({ method: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
       const [status, headers, body] = answers[Math.min(requests.length, answers.length) - 1];
       res.writeHead(status, { "content-type": "application/json", "x-request-id": `scripted-${requests.length}`, ...headers });
-      res.end(JSON.stringify(body));
+      res.end(typeof body === "string" ? body : JSON.stringify(body)); // a string as it is
     });
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));

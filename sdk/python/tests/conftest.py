@@ -28,7 +28,8 @@ def anyio_backend() -> str:
 
 class Scripted:
     """A local HTTP server answering each request with the next scripted
-    ``(status, headers, body)``; the last one repeats. Records what it received."""
+    ``(status, headers, body)`` (a JSON value, or bytes sent as they are); the last one
+    repeats. Records what it received."""
 
     def __init__(self, answers: list[tuple[int, dict[str, str], Any]]) -> None:
         self.answers = answers
@@ -41,13 +42,15 @@ class Scripted:
                 body = self.rfile.read(n) if n else b""
                 outer.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
                 status, headers, payload = outer.answers[min(len(outer.requests), len(outer.answers)) - 1]
-                data = json.dumps(payload).encode()
+                # bytes are sent as they are (e.g. an event stream), anything else as JSON
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", headers.get("content-type", "application/json"))
                 self.send_header("content-length", str(len(data)))
                 self.send_header("x-request-id", f"scripted-{len(outer.requests)}")
                 for k, v in headers.items():
-                    self.send_header(k, v)
+                    if k != "content-type":
+                        self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
 

@@ -121,3 +121,16 @@ async def test_async_watch_job(gateway_url: str) -> None:
         events = [e async for e in gw.watch_job(sub)]
     assert [e.status for e in events] == ["queued", "generating", "enriching", "done"]
     assert events[-1].job is not None and events[-1].job.status == "done"
+
+
+@pytest.mark.anyio
+async def test_async_process_stream(gateway_url: str) -> None:
+    async with AsyncClient(gateway_url) as gw:
+        plain = await gw.process("The fox and the", max_tokens=8, seed=3)
+        events = [e async for e in gw.process_stream("The fox and the", max_tokens=8, seed=3)]
+    pieces = [e for e in events if not e.done and e.result is None]
+    assert "".join(e.text for e in pieces) == plain.generation.text
+    assert events[-2].done and events[-2].tokens == 8
+    last = events[-1].result
+    assert last is not None and last.generation.text == plain.generation.text
+    assert last.result.word_count == plain.result.word_count

@@ -12,6 +12,7 @@ from api_gateway_client import (
     JobFailedError,
     JobSubmission,
     NotFoundError,
+    ServiceUnavailableError,
     ValidationError,
 )
 
@@ -148,3 +149,46 @@ def test_watch_job_stops_when_the_caller_does_and_refuses_unknown_ids(gw: Client
     assert gw.get_job(sub).job_id == sub.job_id
     with pytest.raises(NotFoundError):
         list(gw.watch_job(str(uuid.uuid4())))
+
+
+def test_process_stream_yields_the_pieces_the_usage_then_the_pipelines_answer(gw: Client) -> None:
+    plain = gw.process("The fox and the", max_tokens=12, seed=9)
+    events = list(gw.process_stream("The fox and the", max_tokens=12, seed=9))
+    assert len(events) == 14
+    pieces, usage, last = events[:12], events[12], events[13]
+    assert all(not e.done and e.result is None for e in pieces)
+    assert "".join(e.text for e in pieces) == plain.generation.text
+    assert usage.done and usage.tokens == 12 and usage.seed == 9 and usage.result is None
+    r = last.result
+    assert r is not None and r.request_id and r.status_code == 200
+    assert r.generation.text == plain.generation.text and r.generation.tokens == 12
+    assert [s.name for s in r.steps] == ["generation", "enrichment"]
+    # the same enrichment of the same text
+    assert r.result.text == plain.result.text and r.result.word_count == plain.result.word_count
+    assert r.result.keywords == plain.result.keywords
+
+
+def test_process_stream_stops_when_the_caller_does_and_raises_before_streaming(gw: Client) -> None:
+    stream = gw.process_stream("The wolf", max_tokens=200, seed=1)
+    first = next(stream)
+    assert first.text and not first.done and first.result is None
+    stream.close()  # closes the connection: the generation stops
+    with pytest.raises(ValidationError) as e:
+        list(gw.process_stream(" ", max_tokens=3))
+    assert e.value.error == "step_rejected"
+
+
+def test_process_stream_raises_an_error_event_typed(scripted) -> None:
+    # a step failing after the stream started (a scripted server: the real stack's
+    # enrichment does not fail on demand)
+    body = (
+        b'data: {"text":"The"}\n\n'
+        b'event: error\ndata: {"error":"step_unavailable","message":"no target","request_id":"r-1"}\n\n'
+    )
+    s = scripted([(200, {"content-type": "text/event-stream"}, body)])
+    with Client(s.url) as gw:
+        stream = gw.process_stream("The fox")
+        assert next(stream).text == "The"
+        with pytest.raises(ServiceUnavailableError) as e:
+            next(stream)
+    assert e.value.error == "step_unavailable" and e.value.request_id == "r-1"

@@ -24,7 +24,8 @@ from .errors import (
     ValidationError,
 )
 from .types import (
-    Enrichment, Generation, Job, JobCallback, JobEvent, JobSubmission, Keyword, PipelineResult, Step, TokenEvent,
+    Enrichment, Generation, Job, JobCallback, JobEvent, JobSubmission, Keyword, PipelineResult, ProcessEvent, Step,
+    TokenEvent,
 )
 from .webhooks import SIGNATURE_HEADER, sign_webhook, verify_webhook_signature
 
@@ -35,6 +36,6 @@ __all__ = [
     "UpstreamError", "ServiceUnavailableError", "GatewayTimeoutError", "ServerError", "TransportError",
     "JobFailedError", "JobTimeoutError",
     "Enrichment", "Generation", "Job", "JobCallback", "JobSubmission", "Keyword", "PipelineResult", "Step",
-    "TokenEvent", "JobEvent",
+    "TokenEvent", "ProcessEvent", "JobEvent",
     "SIGNATURE_HEADER", "sign_webhook", "verify_webhook_signature",
 ]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional
 import httpx
 
 if TYPE_CHECKING:
-    from .types import JobEvent
+    from .types import JobEvent, ProcessEvent
 
 from ._ratelimit import parse_rate_limit, parse_retry_after
 from .errors import error_from_response
@@ -210,6 +210,22 @@ def job_event(name: Optional[str], data: Any) -> "JobEvent":
         status = 404 if isinstance(data, dict) and data.get("error") == "not_found" else 503
         raise error_from_response(status, {}, data, json.dumps(data))
     return JobEvent.from_json(name, data if isinstance(data, dict) else {})
+
+
+# the status of the answer an ``event: error`` of the pipeline's stream stands for
+STREAM_ERROR_STATUS = {"step_rejected": 422, "step_failed": 502, "step_unavailable": 503, "gateway_timeout": 504}
+
+
+def process_event(name: Optional[str], data: Any, meta: Mapping[str, Any]) -> "ProcessEvent":
+    """One event of the pipeline's stream (``meta``: the stream's, given to the result);
+    an ``error`` event raises its typed error (an error the first step sent itself
+    counts as a 502)."""
+    from .types import ProcessEvent
+
+    d = data if isinstance(data, dict) else {}
+    if name == "error":
+        raise error_from_response(STREAM_ERROR_STATUS.get(str(d.get("error")), 502), {}, data, json.dumps(data))
+    return ProcessEvent.of(name, d, **meta)
 
 
 def is_event_stream(resp: httpx.Response) -> bool:

@@ -11,7 +11,7 @@ import httpx
 from . import _core
 from ._core import RetryPolicy
 from .errors import JobFailedError, JobTimeoutError, TransportError
-from .types import Enrichment, Generation, Job, JobEvent, JobSubmission, PipelineResult, TokenEvent
+from .types import Enrichment, Generation, Job, JobEvent, JobSubmission, PipelineResult, ProcessEvent, TokenEvent
 
 JobRef = Union[str, JobSubmission]
 
@@ -83,6 +83,37 @@ class Client(_Base):
         """``POST /api/v1/process``: generation, then enrichment of the generated text."""
         d, m = self.request("POST", PROCESS, _core.generation_body(prompt, max_tokens, seed, priority), request_id=request_id)
         return PipelineResult.from_json(d or {}, **m)
+
+    def process_stream(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                       priority: Optional[str] = None, request_id: Optional[str] = None) -> Iterator[ProcessEvent]:
+        """``POST /api/v1/process`` with ``"stream": true``: the generation's pieces as they
+        are made, its usage (``done``), then one last event whose ``result`` is the
+        pipeline's whole answer (what ``process`` returns). Stopping the iteration (or
+        closing it) closes the connection, which stops the generation. An error before
+        the stream raises the typed ``GatewayError``; an ``event: error`` in it (e.g. the
+        enrichment step failed) raises its typed error; nothing is retried."""
+        body = _core.generation_body(prompt, max_tokens, seed, priority, {"stream": True})
+        req = _core.build_request(self._http, "POST", PROCESS, body, request_id)
+        try:
+            resp = self._http.send(req, stream=True)
+        except httpx.TransportError as e:
+            raise TransportError(f"POST {PROCESS}: {e}") from e
+        try:
+            if not (resp.is_success and _core.is_event_stream(resp)):
+                resp.read()
+                yield ProcessEvent(result=PipelineResult.from_json(_core.parse(resp) or {}, **_core.meta_of(resp)))
+                return
+            meta = _core.meta_of(resp)
+            parser = _core.SseParser()
+            for line in resp.iter_lines():
+                d = parser.feed(line)
+                if d is not None:
+                    event = _core.process_event(parser.event, d, meta)
+                    yield event
+                    if event.result is not None:
+                        return
+        finally:
+            resp.close()
 
     def generate(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
                  priority: Optional[str] = None, request_id: Optional[str] = None) -> Generation:
@@ -221,6 +252,32 @@ class AsyncClient(_Base):
                       priority: Optional[str] = None, request_id: Optional[str] = None) -> PipelineResult:
         d, m = await self.request("POST", PROCESS, _core.generation_body(prompt, max_tokens, seed, priority), request_id=request_id)
         return PipelineResult.from_json(d or {}, **m)
+
+    async def process_stream(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                             priority: Optional[str] = None, request_id: Optional[str] = None) -> AsyncIterator[ProcessEvent]:
+        """The async ``process_stream``: an async iterator of ``ProcessEvent``."""
+        body = _core.generation_body(prompt, max_tokens, seed, priority, {"stream": True})
+        req = _core.build_request(self._http, "POST", PROCESS, body, request_id)
+        try:
+            resp = await self._http.send(req, stream=True)
+        except httpx.TransportError as e:
+            raise TransportError(f"POST {PROCESS}: {e}") from e
+        try:
+            if not (resp.is_success and _core.is_event_stream(resp)):
+                await resp.aread()
+                yield ProcessEvent(result=PipelineResult.from_json(_core.parse(resp) or {}, **_core.meta_of(resp)))
+                return
+            meta = _core.meta_of(resp)
+            parser = _core.SseParser()
+            async for line in resp.aiter_lines():
+                d = parser.feed(line)
+                if d is not None:
+                    event = _core.process_event(parser.event, d, meta)
+                    yield event
+                    if event.result is not None:
+                        return
+        finally:
+            await resp.aclose()
 
     async def generate(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
                        priority: Optional[str] = None, request_id: Optional[str] = None) -> Generation:

@@ -5,7 +5,7 @@ headers (``rate_limit``, ``None`` when the route has no limit) and the parsed JS
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Optional
 
 from ._ratelimit import RateLimit
@@ -225,6 +225,21 @@ class TokenEvent:
             cached=d.get("cached"),
         )
 
+
+
+@dataclass(kw_only=True)
+class ProcessEvent(TokenEvent):
+    """One event of ``process_stream``: a piece of the generated text (``text``), the
+    generation's usage (``done``), then, last, the pipeline's whole answer (``result``:
+    what ``process`` returns, the enrichment of the joined text included)."""
+
+    result: Optional[PipelineResult] = None
+
+    @classmethod
+    def of(cls, name: Optional[str], d: dict[str, Any], **meta: Any) -> "ProcessEvent":
+        if name == "result":
+            return cls(result=PipelineResult.from_json(d, **meta))
+        return cls(**asdict(TokenEvent.from_json(d)))
 
 
 @dataclass(kw_only=True)
