@@ -5,7 +5,9 @@ connection per stream). Reports time to first token (first `data:` byte, from th
 request's send) p50/p99, whole-stream time (read to the connection's close: the
 request says `Connection: close`), events received, and, for a watched
 process (`--pid`), its CPU seconds over the run and its peak RSS while the streams are
-open. Prints one JSON line.
+open; with `--others PID,...` (the stack's processes), the CPU the rest of the machine
+used during the run (`other_cpu_pct`, % of one CPU: busy time from /proc/stat less those
+processes and this client) and the time the hypervisor took (`steal_pct`). Prints one JSON line.
 
 Usage: stream.py --url http://127.0.0.1:19080/api/v1/generate --clients 500 --tokens 200 [--pid N]
 """
@@ -27,6 +29,14 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, steal): CPU time of all CPUs spent running (user, nice, system, irq,
+    softirq), and stolen by the hypervisor (/proc/stat)."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f.readline().split()[1:9])
+    return (user + nice + system + irq + softirq) / TICK, steal / TICK
 
 
 def rss_bytes(pid: int) -> int:
@@ -75,6 +85,7 @@ async def main() -> None:
     ap.add_argument("--pid", type=int)
     ap.add_argument("--label", default="")
     ap.add_argument("--expect", type=int, help="events in a whole stream (default tokens + 1)")
+    ap.add_argument("--others", default="", help="PID,...: the stack's processes (for other_cpu_pct)")
     a = ap.parse_args()
     u = urlsplit(a.url)
     body = json.dumps({"prompt": "The fox and the", "max_tokens": a.tokens, "stream": True}).encode()
@@ -88,6 +99,9 @@ async def main() -> None:
     ]
     await asyncio.sleep(0.5)  # connections opened
     peak = rss0
+    stack = [int(p) for p in a.others.split(",") if p]
+    (busy0, steal0), own0 = machine_cpu_seconds(), time.process_time()
+    stack0 = sum(cpu_seconds(p) for p in stack)
     t0 = time.perf_counter()
     started.set()
     while not all(t.done() for t in tasks):
@@ -95,6 +109,9 @@ async def main() -> None:
             peak = max(peak, rss_bytes(a.pid))
         await asyncio.sleep(0.05)
     wall = time.perf_counter() - t0
+    busy1, steal1 = machine_cpu_seconds()
+    busy, steal = busy1 - busy0, steal1 - steal0
+    ours = sum(cpu_seconds(p) for p in stack) - stack0 + time.process_time() - own0
     for t in tasks:
         t.result()
     firsts = [f for f, _, _ in out if f is not None]
@@ -110,6 +127,10 @@ async def main() -> None:
         "ttft_p99_ms": round(pct(firsts, 99) * 1000, 2),
         "stream_p50_ms": round(pct([t for _, t, _ in out], 50) * 1000, 1),
     }
+    if stack:
+        res["client_cpu_s"] = round(time.process_time() - own0, 2)
+        res["other_cpu_pct"] = round(max(busy - ours, 0.0) / wall * 100, 1)
+        res["steal_pct"] = round(steal / wall * 100, 1)
     if a.pid:
         cpu = cpu_seconds(a.pid) - cpu0
         res["cpu_s"] = round(cpu, 3)
