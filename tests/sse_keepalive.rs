@@ -6,7 +6,8 @@
 //! route's `timeout`; keep-alives are not upstream activity, so `stream_idle_timeout`
 //! still ends a silent upstream's stream; without `sse_keepalive` nothing is added. The
 //! gateway's own streams follow the setting: the streamed pipeline (while its first
-//! step is silent) and job events (while a stage runs).
+//! step is silent) and job events (while a stage runs). An HTTP/2 (h2c) client gets them
+//! too.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -226,11 +227,27 @@ async fn keepalives_flow_between_events_while_the_upstream_is_silent() {
     let gw = Gateway::start(&table(up));
     let c = reqwest::Client::new();
     let get = |p: &str| c.get(gw.url(p)).send();
-    let (ka, plain, ndjson) =
-        tokio::join!(get("/ka/paced"), get("/plain/paced"), get("/ka/ndjson"));
-    let (ka, plain, ndjson) = (ka.unwrap(), plain.unwrap(), ndjson.unwrap());
+    // the same stream to an HTTP/2 client too (h2c)
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let (ka, plain, ndjson, over_h2) = tokio::join!(
+        get("/ka/paced"),
+        get("/plain/paced"),
+        get("/ka/ndjson"),
+        h2.get(gw.url("/ka/paced")).send()
+    );
+    let (ka, plain, ndjson, over_h2) = (
+        ka.unwrap(),
+        plain.unwrap(),
+        ndjson.unwrap(),
+        over_h2.unwrap(),
+    );
     assert_eq!(ka.status(), 200);
-    let (ka, plain, ndjson) = tokio::join!(read(ka), read(plain), read(ndjson));
+    assert_eq!(over_h2.version(), reqwest::Version::HTTP_2);
+    let (ka, plain, ndjson, over_h2) =
+        tokio::join!(read(ka), read(plain), read(ndjson), read(over_h2));
 
     // the events intact, in order, the stream ended cleanly past the route's 300 ms timeout
     assert!(ka.clean, "{:?}", ka.text);
@@ -269,6 +286,14 @@ async fn keepalives_flow_between_events_while_the_upstream_is_silent() {
         first_ka < arrived(two),
         "the first keep-alive at {first_ka:?}, `two` at {:?}",
         arrived(two)
+    );
+
+    assert!(over_h2.clean, "{:?}", over_h2.text);
+    assert_eq!(without_comments(&over_h2.text), without_comments(&ka.text));
+    assert!(
+        comments_between_events(&over_h2.text).len() >= 2,
+        "{:?}",
+        over_h2.text
     );
 
     // without sse_keepalive, and on an answer that is not an event stream: nothing added
