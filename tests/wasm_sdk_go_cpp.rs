@@ -6,8 +6,9 @@
 //! each filter's header edits reach the upstream and the client, its local response
 //! keeps the request from the upstream, the properties it reads (path, client address
 //! with port, root id, route, status) come back, its shared-data count and metric
-//! count every request, its log line is in the gateway's log, and its HTTP call to an
-//! auth pool decides the request.
+//! count every request, its log line is in the gateway's log, its HTTP call to an
+//! auth pool decides the request, and a fault of its runtime (a Go panic, a C++ abort)
+//! is a counted 503 after which a fresh instance serves.
 //!
 //! A missing build output fails these tests, unless SKIP_WASM_SDK_TESTS is set.
 #![allow(clippy::unwrap_used)]
@@ -184,8 +185,24 @@ async fn exercise(name: &str, p: &str, lang: &str) {
     assert_eq!(r.text().await.unwrap(), "auth refused (403)");
     assert_eq!(upstream_seen.load(Ordering::SeqCst), 3);
 
+    // a fault (a Go panic, a C++ abort) is a 503, counted; the instance is replaced and
+    // the next request served, the shared count going on (it belongs to the process)
+    let r = c
+        .get(gw.url("/sdk/fault"))
+        .header(format!("x-{p}-panic"), "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let failures = format!("gateway_wasm_failures_total{{plugin=\"{name}\",reason=\"trap\"}}");
+    assert_eq!(gw.metric(&failures).await, Some(1.0));
+    let r = c.get(gw.url("/sdk/after")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
+    assert_eq!(hv(&r, &format!("x-{p}-hits")), "5");
+    assert_eq!(upstream_seen.load(Ordering::SeqCst), 4);
+
     // every request counted by the filter's metric; its log line carries the route
-    assert_eq!(gw.metric(&format!("{name}_requests")).await, Some(5.0));
+    assert_eq!(gw.metric(&format!("{name}_requests")).await, Some(7.0));
     let logs = gw.logs();
     let line = logs
         .lines()
@@ -193,6 +210,13 @@ async fn exercise(name: &str, p: &str, lang: &str) {
         .unwrap_or_else(|| panic!("no log line of the filter:\n{logs}"));
     assert!(line.contains(r#""route":"sdk""#), "{line}");
     assert!(line.contains(&format!(r#""filter":"{name}""#)), "{line}");
+    // what the runtime said as it failed (Go's panic on stderr, the C++ SDK's critical
+    // log line) is in the log
+    let said = format!(
+        "{lang} filter {} as asked",
+        if lang == "go" { "panics" } else { "aborts" }
+    );
+    assert!(logs.contains(&said), "no `{said}` in the log:\n{logs}");
 }
 
 #[tokio::test]

@@ -2,7 +2,9 @@
 // protobuf), compiled to wasm32-wasi as a reactor by clang (zig c++). It runs unchanged
 // in Envoy.
 //
-// Request: a request with `x-cpp-deny` gets a local 403 (the upstream never sees it).
+// Request: a request with `x-cpp-deny` gets a local 403 (the upstream never sees it);
+// one with `x-cpp-panic` aborts (`logAbort`: a critical log line, then a trap; the
+// gateway answers 503 and starts a fresh instance).
 // Otherwise the upstream sees `x-cpp-request: 1`, the plugin configuration in
 // `x-cpp-config`, `x-cpp-replace` replaced by `replaced` and `x-cpp-remove` removed. A
 // request with `x-cpp-call: <token>` waits for an HTTP call to the `auth` pool
@@ -103,6 +105,9 @@ static uint64_t countHit() {
 FilterHeadersStatus FilterContext::onRequestHeaders(uint32_t, bool) {
   auto *root = filterRoot();
   proxy_increment_metric(root->requests_, 1);
+  if (getRequestHeader("x-cpp-panic")->size() > 0) {
+    logAbort("cpp filter aborts as asked");
+  }
   if (getRequestHeader("x-cpp-deny")->size() > 0) {
     deny("denied by the cpp filter");
     return FilterHeadersStatus::StopIteration;

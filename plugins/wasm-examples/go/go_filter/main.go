@@ -2,7 +2,9 @@
 // `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared`), a port of the AssemblyScript
 // examples' work to Go. It runs unchanged in Envoy.
 //
-// Request: a request with `x-go-deny` gets a local 403 (the upstream never sees it).
+// Request: a request with `x-go-deny` gets a local 403 (the upstream never sees it);
+// one with `x-go-panic` panics (a fault: the gateway answers 503 and starts a fresh
+// instance).
 // Otherwise the upstream sees `x-go-request: 1`, the plugin configuration in
 // `x-go-config`, `x-go-replace` replaced by `replaced` and `x-go-remove` removed. A
 // request with `x-go-call: <token>` waits for an HTTP call to the `auth` pool
@@ -114,6 +116,9 @@ func deny(reason string) {
 
 func (c *httpContext) OnHttpRequestHeaders(numHeaders int, endOfStream bool) types.Action {
 	c.plugin.requests.Increment(1)
+	if _, err := proxywasm.GetHttpRequestHeader("x-go-panic"); err == nil {
+		panic("go filter panics as asked")
+	}
 	if _, err := proxywasm.GetHttpRequestHeader("x-go-deny"); err == nil {
 		deny("denied by the go filter")
 		return types.ActionPause
