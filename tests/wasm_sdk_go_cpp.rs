@@ -116,10 +116,12 @@ async fn exercise(name: &str, p: &str, lang: &str) {
     let gw = Gateway::spawn(dir, config, &[]);
     let c = reqwest::Client::new();
     for round in 1..=2u32 {
+        // a body too: both SDKs export the body callbacks, so the gateway buffers it
         let r = c
-            .get(gw.url("/sdk/path?x=1"))
+            .post(gw.url("/sdk/path?x=1"))
             .header(format!("x-{p}-replace"), "old")
             .header(format!("x-{p}-remove"), "bye")
+            .body("twelve bytes")
             .send()
             .await
             .unwrap();
@@ -144,6 +146,7 @@ async fn exercise(name: &str, p: &str, lang: &str) {
         assert_eq!(h[format!("x-{p}-replace")], "replaced");
         assert!(h.get(format!("x-{p}-remove")).is_none(), "{seen}");
         assert_eq!(seen["path"], "/sdk/path?x=1");
+        assert_eq!(seen["body_len"], 12);
     }
     assert_eq!(upstream_seen.load(Ordering::SeqCst), 2);
 
@@ -206,17 +209,37 @@ async fn exercise(name: &str, p: &str, lang: &str) {
     let logs = gw.logs();
     let line = logs
         .lines()
-        .find(|l| l.contains(&format!("{lang} filter: GET /sdk/path?x=1 from 127.0.0.1:")))
+        .find(|l| {
+            l.contains(&format!(
+                "{lang} filter: POST /sdk/path?x=1 from 127.0.0.1:"
+            ))
+        })
         .unwrap_or_else(|| panic!("no log line of the filter:\n{logs}"));
     assert!(line.contains(r#""route":"sdk""#), "{line}");
     assert!(line.contains(&format!(r#""filter":"{name}""#)), "{line}");
     // what the runtime said as it failed (Go's panic on stderr, the C++ SDK's critical
     // log line) is in the log
+    if lang == "go" {
+        go_queue_and_ticks(&gw, &c).await;
+    }
     let said = format!(
         "{lang} filter {} as asked",
         if lang == "go" { "panics" } else { "aborts" }
     );
     assert!(logs.contains(&said), "no `{said}` in the log:\n{logs}");
+}
+
+/// The Go filter's shared queue (its `OnQueueReady` keeps the last path enqueued, before
+/// the enqueuing request answers) and ticks (`OnTick` on the gateway's tick thread).
+async fn go_queue_and_ticks(gw: &Gateway, c: &reqwest::Client) {
+    let r = c.get(gw.url("/sdk/queued?q=7")).send().await.unwrap();
+    assert_eq!(hv(&r, "x-go-last"), "/sdk/queued?q=7");
+    let ticked = wait_until(std::time::Duration::from_secs(10), || async {
+        let r = c.get(gw.url("/sdk/tick")).send().await.unwrap();
+        hv(&r, "x-go-ticks").parse::<u64>().unwrap() > 0
+    })
+    .await;
+    assert!(ticked.is_some(), "proxy_on_tick never ran:\n{}", gw.logs());
 }
 
 #[tokio::test]

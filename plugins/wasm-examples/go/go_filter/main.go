@@ -16,6 +16,11 @@
 // `x-go-hits`, a count kept in shared data (compare-and-swap) across every instance.
 // Every request also increments the counter metric `go_filter_requests` and writes a
 // log line.
+//
+// Go only: every request enqueues its path on the shared queue `go_filter.paths`; the
+// registering instance, told by `OnQueueReady`, keeps the last one in shared data and
+// the answer carries it in `x-go-last`. A tick every 20 ms counts into shared data,
+// shown in `x-go-ticks`.
 package main
 
 import (
@@ -45,6 +50,8 @@ type pluginContext struct {
 	types.DefaultPluginContext
 	config   string
 	requests proxywasm.MetricCounter
+	queue    uint32
+	ticks    uint64
 }
 
 func (p *pluginContext) OnPluginStart(size int) types.OnPluginStartStatus {
@@ -57,7 +64,36 @@ func (p *pluginContext) OnPluginStart(size int) types.OnPluginStartStatus {
 		p.config = string(data)
 	}
 	p.requests = proxywasm.DefineCounterMetric("go_filter_requests")
+	queue, err := proxywasm.RegisterSharedQueue("go_filter.paths")
+	if err != nil {
+		proxywasm.LogCriticalf("cannot register the queue: %v", err)
+		return types.OnPluginStartStatusFailed
+	}
+	p.queue = queue
+	if err := proxywasm.SetTickPeriodMilliSeconds(20); err != nil {
+		proxywasm.LogCriticalf("cannot set the tick: %v", err)
+		return types.OnPluginStartStatusFailed
+	}
 	return types.OnPluginStartStatusOK
+}
+
+// OnTick counts this instance's ticks into shared data (`x-go-ticks`).
+func (p *pluginContext) OnTick() {
+	p.ticks++
+	buf := make([]byte, 8)
+	binary.LittleEndian.PutUint64(buf, p.ticks)
+	must(proxywasm.SetSharedData("go_filter.ticks", buf, 0))
+}
+
+// OnQueueReady keeps the last path a request enqueued (`x-go-last`).
+func (p *pluginContext) OnQueueReady(queueID uint32) {
+	for {
+		data, err := proxywasm.DequeueSharedQueue(queueID)
+		if err != nil {
+			return
+		}
+		must(proxywasm.SetSharedData("go_filter.last", data, 0))
+	}
 }
 
 func (p *pluginContext) NewHttpContext(contextID uint32) types.HttpContext {
@@ -126,6 +162,7 @@ func (c *httpContext) OnHttpRequestHeaders(numHeaders int, endOfStream bool) typ
 	c.path = property("request", "path")
 	c.source = property("source", "address")
 	c.hits = countHit()
+	must(proxywasm.EnqueueSharedQueue(c.plugin.queue, []byte(c.path)))
 	method := property("request", "method")
 	proxywasm.LogInfof("go filter: %s %s from %s", method, c.path, c.source)
 	must(proxywasm.AddHttpRequestHeader("x-go-request", "1"))
@@ -171,6 +208,14 @@ func (c *httpContext) OnHttpResponseHeaders(numHeaders int, endOfStream bool) ty
 	must(proxywasm.AddHttpResponseHeader("x-go-root", property("plugin_root_id")))
 	must(proxywasm.AddHttpResponseHeader("x-go-route", property("route_name")))
 	must(proxywasm.AddHttpResponseHeader("x-go-hits", strconv.FormatUint(c.hits, 10)))
+	if last, _, err := proxywasm.GetSharedData("go_filter.last"); err == nil {
+		must(proxywasm.AddHttpResponseHeader("x-go-last", string(last)))
+	}
+	var ticks uint64
+	if data, _, err := proxywasm.GetSharedData("go_filter.ticks"); err == nil && len(data) == 8 {
+		ticks = binary.LittleEndian.Uint64(data)
+	}
+	must(proxywasm.AddHttpResponseHeader("x-go-ticks", strconv.FormatUint(ticks, 10)))
 	if code, err := proxywasm.GetProperty([]string{"response", "code"}); err == nil && len(code) == 8 {
 		status := int64(binary.LittleEndian.Uint64(code))
 		must(proxywasm.AddHttpResponseHeader("x-go-status", strconv.FormatInt(status, 10)))
