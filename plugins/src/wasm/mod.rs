@@ -114,4 +114,6 @@ fn min_memory(module: &wasmtime::Module) -> u64 {
 }
 
 #[cfg(test)]
+mod sdk_cost;
+#[cfg(test)]
 mod tests;

@@ -1,0 +1,90 @@
+//! What filters built with the real SDKs cost (`--ignored --nocapture`, after
+//! `plugins/wasm-examples/build.sh`): making and starting one instance, and a whole
+//! request's callbacks on a kept instance, for the Go, C++ and AssemblyScript filters
+//! beside the benchmark's WAT headers filter. Printed, not asserted (a measure).
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::{PluginCtx, RequestInfo, Shared};
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::path::PathBuf;
+
+fn filters() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
+        .join("wasm-filters")
+}
+
+async fn cost(file: PathBuf, root_id: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, dir.path().join("f.wasm")).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run plugins/wasm-examples/build.sh)",
+            file.display()
+        )
+    });
+    let shared = Shared::with_env(false, |_| None);
+    let settings = serde_json::json!({ "module": "f.wasm", "root_id": root_id, "max_time": "1s" });
+    let build = || {
+        let cx = BuildCtx {
+            shared: &shared,
+            base_dir: dir.path(),
+            route: Some("r"),
+        };
+        Wasm::build(crate::parse_settings(&settings).unwrap(), &cx).unwrap()
+    };
+    let began = std::time::Instant::now();
+    let p = build();
+    let first = began.elapsed();
+    let builds = 10u32;
+    let began = std::time::Instant::now();
+    for _ in 0..builds {
+        build();
+    }
+    let slots = std::thread::available_parallelism()
+        .map(|n| n.get().min(16))
+        .unwrap_or(1) as u32;
+    let per_instance = began.elapsed() / (builds * slots);
+    let info = RequestInfo {
+        route: "r",
+        client_ip: Some([127, 0, 0, 1].into()),
+        path: "/a",
+        query: None,
+        tls: false,
+        client_cert: None,
+    };
+    let n = 2000u32;
+    let began = std::time::Instant::now();
+    for _ in 0..n {
+        let mut req = RequestHeader::build("GET", b"/a", None).unwrap();
+        let mut ctx = PluginCtx {
+            request_id: Some(http::HeaderValue::from_static("id-1")),
+            client_addr: Some(([127, 0, 0, 1], 40000).into()),
+            ..Default::default()
+        };
+        p.on_request(&mut req, &info, &mut ctx).await.unwrap();
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        p.on_response(&mut resp, &mut ctx);
+        p.on_log(200, &mut ctx);
+    }
+    let per_request = began.elapsed() / n;
+    let size = std::fs::metadata(&file).unwrap().len() / 1024;
+    println!(
+        "sdk_cost {root_id}: {size} KiB; first build (compile + {slots} instances) {first:?}; instantiate+start {per_instance:?} per instance; a request's callbacks {per_request:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore]
+async fn sdk_cost() {
+    let f = filters();
+    let bench = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bench/wasm-headers.wasm"
+    ));
+    cost(bench, "wat_headers").await;
+    cost(f.join("correlation.wasm"), "correlation").await;
+    cost(f.join("cpp_filter.wasm"), "cpp_filter").await;
+    cost(f.join("go_filter.wasm"), "go_filter").await;
+}
