@@ -12,6 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 target="${CARGO_TARGET_DIR:-$root/target}"
+mkdir -p "$target" && target=$(cd "$target" && pwd)   # the Go build runs in go/
 venv="$target/wasm-venv"
 out="$target/wasm-filters"
 if [ ! -x "$venv/bin/go" ] || ! "$venv/bin/python" -c 'import ziglang' 2>/dev/null; then
