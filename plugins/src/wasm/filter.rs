@@ -146,8 +146,35 @@ impl Plugin for WasmFilter {
             return Ok(Flow::Continue);
         };
         let slot = vm.pick();
-        let (gen, id) = match vm.create_context(slot) {
-            Ok(c) => c,
+        let mut props = ReqProps {
+            request_id: ctx.request_id.clone(),
+            client_ip: info.client_ip,
+            client_port: ctx.client_addr.map(|a| a.port()),
+            path: req
+                .uri
+                .path_and_query()
+                .map_or_else(|| info.path.to_string(), |p| p.as_str().to_string()),
+            method: req.method.clone(),
+            tls: info.tls,
+            status: 0,
+            custom: Vec::new(),
+        };
+        let n = req.headers.len() as i32 + 4;
+        let eos = i32::from(no_body(req));
+        let lend = Lend {
+            req: Some(&mut *req),
+            req_mut: true,
+            props: Some(&mut props),
+            ..Default::default()
+        };
+        // the context is made and its request headers seen under one lock
+        let (gen, id, out) = match vm.open(slot, lend, |cb, st, id| {
+            cb.request_headers
+                .as_ref()
+                .map(|f| f.call(st, (id, n, eos)))
+        }) {
+            Ok(opened) => opened,
+            // the instance was replaced: no context is left to end
             Err(f) => return Self::failed(vm, &f),
         };
         let mut w = WasmReq {
@@ -155,37 +182,12 @@ impl Plugin for WasmFilter {
             slot,
             gen,
             ctx: id,
-            props: ReqProps {
-                request_id: ctx.request_id.clone(),
-                client_ip: info.client_ip,
-                client_port: ctx.client_addr.map(|a| a.port()),
-                path: req
-                    .uri
-                    .path_and_query()
-                    .map_or_else(|| info.path.to_string(), |p| p.as_str().to_string()),
-                method: req.method.clone(),
-                tls: info.tls,
-                status: 0,
-                custom: Vec::new(),
-            },
+            props,
             held: BytesMut::new(),
             over: false,
             answered: false,
         };
-        let n = req.headers.len() as i32 + 4;
-        let eos = i32::from(no_body(req));
-        let lend = Lend {
-            req: Some(&mut *req),
-            req_mut: true,
-            props: Some(&mut w.props),
-            ..Default::default()
-        };
-        let r = vm.call(slot, gen, id, lend, |cb, st| {
-            cb.request_headers
-                .as_ref()
-                .map(|f| f.call(st, (id, n, eos)))
-        });
-        let flow = Self::decide(vm, &mut w, Some(req), r).await;
+        let flow = Self::decide(vm, &mut w, Some(req), Ok(out)).await;
         reqs(ctx).put(w);
         flow
     }
@@ -314,18 +316,8 @@ impl Plugin for WasmFilter {
             return;
         };
         let Some(mut w) = all.take(vm) else { return };
-        if !w.over {
-            w.props.status = status;
-            let (slot, gen, id) = (w.slot, w.gen, w.ctx);
-            let lend = Lend {
-                props: Some(&mut w.props),
-                ..Default::default()
-            };
-            let _ = vm.call(slot, gen, id, lend, |cb, st| {
-                cb.log.as_ref().map(|f| f.call(st, id))
-            });
-        }
-        w.end();
+        w.props.status = status;
+        w.end(true);
     }
 }
 

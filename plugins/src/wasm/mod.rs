@@ -87,14 +87,17 @@ impl Factory for Wasm {
             // `check`: compiled and linked; nothing runs
             return Ok(Arc::new(filter::WasmFilter::dry(exports)));
         }
-        modules.start_ticker();
+        let clock = modules.start_ticker();
         let slots = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .min(MAX_SLOTS);
-        let fail_open = s.fail == FailMode::Open;
-        let vm = vm::Vm::new(filter, pre, slots, s.max_time.0, max_memory, fail_open)
-            .map_err(|e| at_module(&e))?;
+        let limits = vm::Limits {
+            max_time: s.max_time.0,
+            max_memory,
+            fail_open: s.fail == FailMode::Open,
+        };
+        let vm = vm::Vm::new(filter, pre, slots, limits, clock).map_err(|e| at_module(&e))?;
         if exports.tick {
             filter::start_ticks(&vm);
         }

@@ -42,18 +42,20 @@ pub struct WasmReq {
 }
 
 impl WasmReq {
-    /// Ends the context once (`proxy_on_done`, `proxy_on_delete`).
-    pub fn end(&mut self) {
+    /// Ends the context once (`proxy_on_log` when `log`, `proxy_on_done`,
+    /// `proxy_on_delete`).
+    pub fn end(&mut self, log: bool) {
         if !self.over {
             self.over = true;
-            self.vm.end(self.slot, self.gen, self.ctx, &mut self.props);
+            self.vm
+                .end(self.slot, self.gen, self.ctx, &mut self.props, log);
         }
     }
 }
 
 impl Drop for WasmReq {
     fn drop(&mut self) {
-        self.end();
+        self.end(false);
     }
 }
 

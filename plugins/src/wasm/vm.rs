@@ -7,6 +7,7 @@
 //! gone: their requests see the filter fail).
 
 use super::abi::BufferType;
+use super::engine::Clock;
 use super::host::shared_data::QueueOwner;
 use super::host::{CallAnswer, FilterInfo, Host, PendingCall};
 use super::instance::{self, Callbacks, Inst, Recipe, StartError, ROOT};
@@ -68,13 +69,26 @@ pub struct Lend<'a> {
     pub answer: Option<CallAnswer>,
 }
 
+/// A context made by [`Vm::open`]: the instance's generation, the context's id, and
+/// what the first callback did.
+pub type Opened<R> = (u64, i32, Option<(R, Effects)>);
+
+/// What bounds a filter's calls.
+pub struct Limits {
+    pub max_time: std::time::Duration,
+    pub max_memory: usize,
+    /// `fail: open`: a fault skips the filter instead of answering 503.
+    pub fail_open: bool,
+}
+
 /// A filter's instances.
 pub struct Vm {
     pub filter: Arc<FilterInfo>,
     pre: InstancePre<Host>,
     slots: Box<[Mutex<Slot>]>,
-    /// `max_time` in epoch ticks.
-    ticks: u64,
+    /// Each call's bound.
+    max_time: std::time::Duration,
+    clock: Arc<Clock>,
     max_memory: usize,
     pub fail_open: bool,
     me: Weak<Vm>,
@@ -87,20 +101,22 @@ thread_local! {
 static NEXT_HINT: AtomicUsize = AtomicUsize::new(0);
 
 impl Vm {
-    /// A filter with `slots` instances, started now (a filter that fails to start
-    /// refuses the table).
+    /// A filter with up to `slots` instances. The first is started now (a filter
+    /// that fails to start refuses the table); the others when a thread first needs
+    /// one, so a route's filter holds as many instances as threads serve it.
     pub fn new(
         filter: Arc<FilterInfo>,
         pre: InstancePre<Host>,
         slots: usize,
-        max_time: std::time::Duration,
-        max_memory: usize,
-        fail_open: bool,
+        limits: Limits,
+        clock: Arc<Clock>,
     ) -> Result<Arc<Vm>, StartError> {
-        let ticks = max_time
-            .as_millis()
-            .div_ceil(super::engine::EPOCH_TICK.as_millis()) as u64
-            + 1;
+        let Limits {
+            max_time,
+            max_memory,
+            fail_open,
+        } = limits;
+        clock.fit(max_time);
         let vm = Arc::new_cyclic(|me| Vm {
             filter,
             pre,
@@ -113,15 +129,14 @@ impl Vm {
                     })
                 })
                 .collect(),
-            ticks,
+            max_time,
+            clock,
             max_memory,
             fail_open,
             me: me.clone(),
         });
-        for i in 0..vm.slots.len() {
-            let inst = vm.start(i)?;
-            vm.lock(i).inst = Some(inst);
-        }
+        let first = vm.start(0)?;
+        vm.lock(0).inst = Some(first);
         Ok(vm)
     }
 
@@ -130,12 +145,19 @@ impl Vm {
             pre: &self.pre,
             filter: &self.filter,
             max_memory: self.max_memory,
-            start_ticks: self.ticks.max(1000),
+            start_ticks: self
+                .deadline()
+                .max(self.clock.deadline(std::time::Duration::from_secs(1))),
             owner: QueueOwner {
                 vm: self.me.clone(),
                 slot,
             },
         })
+    }
+
+    /// This call's epoch deadline.
+    fn deadline(&self) -> u64 {
+        self.clock.deadline(self.max_time)
     }
 
     pub fn slots(&self) -> usize {
@@ -180,8 +202,15 @@ impl Vm {
         }
     }
 
-    /// Creates a request context on `slot`: its id and the instance's generation.
-    pub fn create_context(&self, slot: usize) -> Result<(u64, i32), Fault> {
+    /// Creates a request context on `slot` (starting the slot's instance when it has
+    /// none yet) and runs `f` on it with `lend` swapped in, under one lock: the
+    /// context's generation and id, and what `f` did.
+    pub fn open<R>(
+        &self,
+        slot: usize,
+        lend: Lend<'_>,
+        f: impl FnOnce(&Callbacks, &mut Store<Host>, i32) -> Option<wasmtime::Result<R>>,
+    ) -> Result<Opened<R>, Fault> {
         let mut s = self.lock(slot);
         if s.inst.is_none() {
             match self.start(slot) {
@@ -197,21 +226,24 @@ impl Vm {
         let id = s.next_ctx;
         s.next_ctx = if id == i32::MAX { ROOT + 1 } else { id + 1 };
         let gen = s.generation;
+        let deadline = self.deadline();
         let Some(inst) = s.inst.as_mut() else {
             unreachable!("started above")
         };
-        let Some(f) = inst.cb.context_create.clone() else {
-            return Ok((gen, id));
-        };
-        inst.store.set_epoch_deadline(self.ticks);
-        match f.call(&mut inst.store, (id, ROOT)) {
-            Ok(()) => Ok((gen, id)),
-            Err(e) => {
-                let fault = Fault::of(&e);
-                self.fault(&mut s, slot, &fault);
-                Err(fault)
+        let created = match &inst.cb.context_create {
+            Some(create) => {
+                inst.store.set_epoch_deadline(deadline);
+                create.call(&mut inst.store, (id, ROOT))
             }
+            None => Ok(()),
+        };
+        if let Err(e) = created {
+            let fault = Fault::of(&e);
+            self.fault(&mut s, slot, &fault);
+            return Err(fault);
         }
+        let out = self.run(s, slot, id, lend, |cb, st| f(cb, st, id))?;
+        Ok((gen, id, out))
     }
 
     /// Runs `f` on context `ctx` of `slot` with `lend` swapped in. `Ok(None)`: the
@@ -222,17 +254,30 @@ impl Vm {
         slot: usize,
         gen: u64,
         ctx: i32,
-        mut lend: Lend<'_>,
+        lend: Lend<'_>,
         f: impl FnOnce(&Callbacks, &mut Store<Host>) -> Option<wasmtime::Result<R>>,
     ) -> Result<Option<(R, Effects)>, Fault> {
-        let mut s = self.lock(slot);
+        let s = self.lock(slot);
         if s.generation != gen {
             return Ok(None);
         }
+        self.run(s, slot, ctx, lend, f)
+    }
+
+    /// [`Vm::call`] on a locked slot.
+    fn run<R>(
+        &self,
+        mut s: MutexGuard<'_, Slot>,
+        slot: usize,
+        ctx: i32,
+        mut lend: Lend<'_>,
+        f: impl FnOnce(&Callbacks, &mut Store<Host>) -> Option<wasmtime::Result<R>>,
+    ) -> Result<Option<(R, Effects)>, Fault> {
+        let deadline = self.deadline();
         let Some(inst) = s.inst.as_mut() else {
             return Ok(None);
         };
-        inst.store.set_epoch_deadline(self.ticks);
+        inst.store.set_epoch_deadline(deadline);
         swap(inst.store.data_mut(), &mut lend, ctx);
         let out = f(&inst.cb, &mut inst.store);
         swap(inst.store.data_mut(), &mut lend, ctx);
@@ -375,13 +420,19 @@ impl Vm {
         period
     }
 
-    /// Ends context `ctx`: `proxy_on_done` then `proxy_on_delete`.
-    pub fn end(&self, slot: usize, gen: u64, ctx: i32, props: &mut ReqProps) {
+    /// Ends context `ctx`: `proxy_on_log` (when `log`), `proxy_on_done`, then
+    /// `proxy_on_delete`, in one call.
+    pub fn end(&self, slot: usize, gen: u64, ctx: i32, props: &mut ReqProps, log: bool) {
         let lend = Lend {
             props: Some(props),
             ..Default::default()
         };
         let _ = self.call(slot, gen, ctx, lend, |cb, st| {
+            if log {
+                if let Some(Err(e)) = cb.log.as_ref().map(|f| f.call(&mut *st, ctx)) {
+                    return Some(Err(e));
+                }
+            }
             let done = cb.done.as_ref().map(|f| f.call(&mut *st, ctx).map(drop));
             if let Some(Err(e)) = done {
                 return Some(Err(e));
