@@ -11,7 +11,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus::Registry;
@@ -68,19 +67,18 @@ pub struct AppState {
 struct Shared {
     enricher: Enricher,
     metrics: EnrichmentMetrics,
-    registry: Registry,
 }
 
 impl AppState {
     /// Builds the state from the configuration.
-    pub fn new(config: &Config, registry: Registry) -> Result<Self, StartupError> {
+    pub fn new(config: &Config, registry: &Registry) -> Result<Self, StartupError> {
         let external = config
             .external_url
             .clone()
             .map(|url| ExternalSource::new(url, config.external_timeout))
             .transpose()
             .map_err(StartupError::Client)?;
-        let metrics = EnrichmentMetrics::new(&registry).map_err(StartupError::Metrics)?;
+        let metrics = EnrichmentMetrics::new(registry).map_err(StartupError::Metrics)?;
         let workers = Workers::new(config.workers).map_err(StartupError::Workers)?;
         let cache = config
             .redis_url
@@ -99,7 +97,6 @@ impl AppState {
                     cache,
                 },
                 metrics,
-                registry,
             }),
         })
     }
@@ -109,7 +106,7 @@ impl AppState {
 pub fn router(config: &Config) -> Result<Router, StartupError> {
     let registry = Registry::new();
     let observer = HttpObserver::new(SERVICE, &registry).map_err(StartupError::Metrics)?;
-    let state = AppState::new(config, registry)?;
+    let state = AppState::new(config, &registry)?;
     tracing::info!(
         service = SERVICE,
         operation = "startup",
@@ -127,13 +124,13 @@ pub fn router(config: &Config) -> Result<Router, StartupError> {
     );
     let routes = Router::new()
         .route("/enrich", post(enrich))
-        .route("/health", get(|| async { crate::http::health(SERVICE) }))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
         .with_state(state);
-    Ok(crate::http::finish(
+    Ok(crate::http::finish_service(
+        SERVICE,
         routes,
-        Arc::new(observer),
+        registry,
+        observer,
         config.body_limit,
     ))
 }
@@ -181,8 +178,4 @@ async fn ready(State(state): State<AppState>) -> Json<serde_json::Value> {
         "workers": enricher.workers.threads(),
         "cache": if enricher.cache.is_some() { "redis" } else { "off" },
     }))
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    crate::http::metrics(&state.inner.registry).into_response()
 }

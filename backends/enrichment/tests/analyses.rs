@@ -2,51 +2,24 @@
 //! Unicode and HTML cleaning, on the real server bound to 127.0.0.1:0.
 #![allow(clippy::unwrap_used)]
 
-use api_enrichment::{serve, Config};
+use api_enrichment::{serve, Config, StartupError};
+use backend_common::testing::InProcess;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
-struct Server {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
+type Server = InProcess<StartupError>;
+
+async fn start() -> Server {
+    let config = Config {
+        workers: 2,
+        ..Config::default()
+    };
+    InProcess::start(|listener, shutdown| serve(listener, config, shutdown)).await
 }
 
-impl Server {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let config = Config {
-            workers: 2,
-            ..Config::default()
-        };
-        tokio::spawn(serve(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            base,
-            stop: Some(stop),
-        }
-    }
-
-    async fn enrich(&self, text: &str) -> Value {
-        let response = reqwest::Client::new()
-            .post(format!("{}/enrich", self.base))
-            .json(&json!({ "text": text }))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
-        response.json().await.unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+async fn enrich(server: &Server, text: &str) -> Value {
+    let (status, doc) = server.post_json("/enrich", &json!({ "text": text })).await;
+    assert!(status.is_success(), "{status}");
+    doc
 }
 
 fn source_status(doc: &Value, name: &str) -> String {
@@ -61,34 +34,36 @@ fn source_status(doc: &Value, name: &str) -> String {
 
 #[tokio::test]
 async fn sentiment_of_known_sentences() {
-    let server = Server::start().await;
-    let happy = server
-        .enrich("I love this wonderful city. The food was great and the people were kind.")
-        .await;
+    let server = start().await;
+    let happy = enrich(
+        &server,
+        "I love this wonderful city. The food was great and the people were kind.",
+    )
+    .await;
     assert_eq!(happy["sentiment"]["label"], "positive", "{happy}");
     assert!(happy["sentiment"]["score"].as_f64().unwrap() > 0.5);
     assert!(happy["sentiment"]["positive_words"].as_u64().unwrap() >= 3);
 
-    let angry = server
-        .enrich(
-            "The service was terrible and the staff were rude. I hate waiting, what an awful mess.",
-        )
-        .await;
+    let angry = enrich(
+        &server,
+        "The service was terrible and the staff were rude. I hate waiting, what an awful mess.",
+    )
+    .await;
     assert_eq!(angry["sentiment"]["label"], "negative", "{angry}");
     assert!(angry["sentiment"]["score"].as_f64().unwrap() < -0.5);
 
-    let negated = server.enrich("The film was not good at all.").await;
+    let negated = enrich(&server, "The film was not good at all.").await;
     assert_eq!(negated["sentiment"]["label"], "negative", "{negated}");
 
-    let flat = server
-        .enrich("The train leaves at nine from platform two.")
-        .await;
+    let flat = enrich(&server, "The train leaves at nine from platform two.").await;
     assert_eq!(flat["sentiment"]["label"], "neutral", "{flat}");
 
     // The lexicon is English: French text is not scored.
-    let french = server
-        .enrich("Le chat est sur la table et il dort dans la maison avec les enfants.")
-        .await;
+    let french = enrich(
+        &server,
+        "Le chat est sur la table et il dort dans la maison avec les enfants.",
+    )
+    .await;
     assert_eq!(french["language"], "fr");
     assert_eq!(french["sentiment"], Value::Null);
     assert_eq!(source_status(&french, "sentiment"), "skipped");
@@ -96,13 +71,13 @@ async fn sentiment_of_known_sentences() {
 
 #[tokio::test]
 async fn entities_of_known_sentences() {
-    let server = Server::start().await;
-    let doc = server
-        .enrich(
-            "Engineers from Microsoft met the United Nations in Geneva. Later they flew \
+    let server = start().await;
+    let doc = enrich(
+        &server,
+        "Engineers from Microsoft met the United Nations in Geneva. Later they flew \
              to Tokyo, Japan, where Microsoft opened an office. Ada Lovelace would have liked it.",
-        )
-        .await;
+    )
+    .await;
     assert_eq!(source_status(&doc, "entities"), "ok");
     let entities: Vec<(String, String, u64)> = doc["entities"]
         .as_array()
@@ -134,25 +109,25 @@ async fn entities_of_known_sentences() {
     // in order of first appearance
     assert_eq!(doc["entities"][0]["text"], "Microsoft");
 
-    let none = server.enrich("nothing here names a place or a firm.").await;
+    let none = enrich(&server, "nothing here names a place or a firm.").await;
     assert_eq!(none["entities"], json!([]));
 }
 
 #[tokio::test]
 async fn unicode_nfc_and_stray_html_are_cleaned() {
-    let server = Server::start().await;
+    let server = start().await;
     // "Café" with a combining acute accent (NFD), and "naïve" likewise
-    let doc = server.enrich("Cafe\u{301} for the nai\u{308}ve.").await;
+    let doc = enrich(&server, "Cafe\u{301} for the nai\u{308}ve.").await;
     assert_eq!(doc["text"], "Caf\u{e9} for the na\u{ef}ve.");
     assert_eq!(doc["cleaning"]["unicode_normalized"], true);
     assert_eq!(doc["character_count"], 19);
 
-    let doc = server
-        .enrich(
-            "<div class=\"post\"><h2>Paris &amp; Berlin</h2><p>Tom&#8217;s trip was <b>lovely</b>.\
+    let doc = enrich(
+        &server,
+        "<div class=\"post\"><h2>Paris &amp; Berlin</h2><p>Tom&#8217;s trip was <b>lovely</b>.\
              <script>track()</script></p><!-- ad --><p>Second&nbsp;paragraph.</p></div>",
-        )
-        .await;
+    )
+    .await;
     assert_eq!(
         doc["text"],
         "Paris & Berlin\n\nTom\u{2019}s trip was lovely.\n\nSecond paragraph."
@@ -169,7 +144,7 @@ async fn unicode_nfc_and_stray_html_are_cleaned() {
     assert_eq!(cities, ["Paris", "Berlin"]);
 
     // plain text with angle brackets and ampersands is left as it is
-    let plain = server.enrich("If a<b, AT&T wins; 3 < 5 > 1.").await;
+    let plain = enrich(&server, "If a<b, AT&T wins; 3 < 5 > 1.").await;
     assert_eq!(plain["text"], "If a<b, AT&T wins; 3 < 5 > 1.");
     assert_eq!(plain["cleaning"]["html_removed"], false);
 }

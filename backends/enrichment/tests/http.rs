@@ -7,77 +7,18 @@ use api_enrichment::{serve, Config, StartupError};
 use axum::http::StatusCode as AxumStatus;
 use axum::routing::post;
 use axum::{Json, Router};
+use backend_common::testing::InProcess;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-struct Server {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), StartupError>>,
+type Server = InProcess<StartupError>;
+
+async fn start(config: Config) -> Server {
+    InProcess::start(|listener, shutdown| serve(listener, config, shutdown)).await
 }
 
-impl Server {
-    async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            base,
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn enrich(&self, body: Value) -> (StatusCode, Value) {
-        self.post_raw("application/json", body.to_string()).await
-    }
-
-    async fn post_raw(
-        &self,
-        content_type: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}/enrich", self.base))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status();
-        (status, response.json().await.expect("JSON body"))
-    }
-
-    async fn get_text(&self, path: &str) -> (StatusCode, String) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request");
-        (response.status(), response.text().await.expect("body"))
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("server stops after the shutdown signal")
-            .expect("server task");
-        assert!(result.is_ok(), "serve returned {result:?}");
-    }
+async fn enrich(server: &Server, body: Value) -> (StatusCode, Value) {
+    server.post_json("/enrich", &body).await
 }
 
 fn strict() -> Config {
@@ -126,15 +67,17 @@ async fn fake_external(
 
 #[tokio::test]
 async fn computes_fields_of_a_known_text() {
-    let server = Server::start(Config::default()).await;
-    let (status, doc) = server
-        .enrich(json!({
+    let server = start(Config::default()).await;
+    let (status, doc) = enrich(
+        &server,
+        json!({
             "id": "doc-1",
             "title": "  Cats \n and dogs ",
             "text": "The cat sat on the mat.   The dog ran.",
             "metadata": {"source": "test"}
-        }))
-        .await;
+        }),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{doc}");
     assert_eq!(doc["id"], "doc-1");
     assert_eq!(doc["title"], "Cats and dogs");
@@ -183,10 +126,12 @@ async fn computes_fields_of_a_known_text() {
 
 #[tokio::test]
 async fn cleans_control_characters_and_whitespace() {
-    let server = Server::start(Config::default()).await;
-    let (status, doc) = server
-        .enrich(json!({"text": "\u{feff}  Hello\u{0000},\t world!\r\n\r\n\r\n\u{0007}Bye.  "}))
-        .await;
+    let server = start(Config::default()).await;
+    let (status, doc) = enrich(
+        &server,
+        json!({"text": "\u{feff}  Hello\u{0000},\t world!\r\n\r\n\r\n\u{0007}Bye.  "}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{doc}");
     assert_eq!(doc["text"], "Hello, world!\n\nBye.");
     assert_eq!(doc["cleaning"]["control_chars_removed"], 3);
@@ -197,7 +142,7 @@ async fn cleans_control_characters_and_whitespace() {
 
 #[tokio::test]
 async fn detects_languages_and_skips_readability_outside_english() {
-    let server = Server::start(Config::default()).await;
+    let server = start(Config::default()).await;
     for (text, code) in [
         (
             "Le loup et l'agneau sont dans la forêt avec les bergers.",
@@ -209,7 +154,7 @@ async fn detects_languages_and_skips_readability_outside_english() {
         ),
         ("Der Wolf und das Lamm sind mit dem Hirten im Wald.", "de"),
     ] {
-        let (_, doc) = server.enrich(json!({"text": text})).await;
+        let (_, doc) = enrich(&server, json!({"text": text})).await;
         assert_eq!(doc["language"], code, "{text}");
         assert_eq!(doc["readability"], Value::Null);
         assert_eq!(source(&doc, "readability")["status"], "skipped");
@@ -219,22 +164,22 @@ async fn detects_languages_and_skips_readability_outside_english() {
 
 #[tokio::test]
 async fn strict_mode_refuses_unknown_fields_and_empty_text() {
-    let server = Server::start(strict()).await;
-    let (status, error) = server
-        .enrich(json!({"text": "Fine text.", "colour": "red", "size": 3}))
-        .await;
+    let server = start(strict()).await;
+    let (status, error) = enrich(
+        &server,
+        json!({"text": "Fine text.", "colour": "red", "size": 3}),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert_eq!(error["error"], "validation_error");
     assert_eq!(
         error["message"],
         "unknown fields `colour`, `size` (expected one of text, id, title, metadata)"
     );
-    let (status, error) = server.enrich(json!({"text": " \u{0000}\n\t "})).await;
+    let (status, error) = enrich(&server, json!({"text": " \u{0000}\n\t "})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error["message"], "`text` is empty after cleaning");
-    let (status, _) = server
-        .enrich(json!({"text": "Fine text.", "id": "a"}))
-        .await;
+    let (status, _) = enrich(&server, json!({"text": "Fine text.", "id": "a"})).await;
     assert_eq!(status, StatusCode::OK);
     let (_, ready) = server.get_text("/ready").await;
     assert!(ready.contains("\"strict\":true"), "{ready}");
@@ -243,8 +188,8 @@ async fn strict_mode_refuses_unknown_fields_and_empty_text() {
 
 #[tokio::test]
 async fn lenient_mode_warns_instead() {
-    let server = Server::start(Config::default()).await;
-    let (status, doc) = server.enrich(json!({"text": "", "colour": "red"})).await;
+    let server = start(Config::default()).await;
+    let (status, doc) = enrich(&server, json!({"text": "", "colour": "red"})).await;
     assert_eq!(status, StatusCode::OK, "{doc}");
     assert_eq!(doc["word_count"], 0);
     assert_eq!(doc["sentence_count"], 0);
@@ -263,7 +208,7 @@ async fn lenient_mode_warns_instead() {
 
 #[tokio::test]
 async fn malformed_bodies_get_clear_errors() {
-    let server = Server::start(strict()).await;
+    let server = start(strict()).await;
     for (body, expected) in [
         (
             "{\"text\": 1}",
@@ -283,13 +228,15 @@ async fn malformed_bodies_get_clear_errors() {
         ),
         ("not json", "expected ident at line 1 column 2"),
     ] {
-        let (status, error) = server.post_raw("application/json", body).await;
+        let (status, error) = server.post_raw("/enrich", "application/json", body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(error["error"], "bad_request");
         let message = error["message"].as_str().expect("message");
         assert!(message.contains(expected), "{body}: {message}");
     }
-    let (status, error) = server.post_raw("text/plain", "{\"text\": \"x\"}").await;
+    let (status, error) = server
+        .post_raw("/enrich", "text/plain", "{\"text\": \"x\"}")
+        .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(error["error"], "unsupported_media_type");
     server.stop().await;
@@ -297,9 +244,9 @@ async fn malformed_bodies_get_clear_errors() {
 
 #[tokio::test]
 async fn oversized_body_gets_413_json() {
-    let server = Server::start(Config::default()).await;
+    let server = start(Config::default()).await;
     let body = json!({"text": "word ".repeat(220_000)});
-    let (status, error) = server.enrich(body).await;
+    let (status, error) = enrich(&server, body).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error["error"], "payload_too_large");
     assert_eq!(
@@ -313,14 +260,12 @@ async fn oversized_body_gets_413_json() {
 async fn external_source_result_is_aggregated() {
     let (url, received) =
         fake_external(200, json!({"sentiment": "positive"}), Duration::ZERO).await;
-    let server = Server::start(Config {
+    let server = start(Config {
         external_url: Some(url),
         ..Config::default()
     })
     .await;
-    let (status, doc) = server
-        .enrich(json!({"id": "e1", "text": " Happy  text. "}))
-        .await;
+    let (status, doc) = enrich(&server, json!({"id": "e1", "text": " Happy  text. "})).await;
     assert_eq!(status, StatusCode::OK, "{doc}");
     assert_eq!(doc["external"], json!({"sentiment": "positive"}));
     assert_eq!(source(&doc, "external")["status"], "ok");
@@ -346,13 +291,13 @@ async fn external_failures_degrade_but_never_fail() {
         (slow_url, "timed out after 300ms"),
         (closed, "connection failed"),
     ] {
-        let server = Server::start(Config {
+        let server = start(Config {
             external_url: Some(url),
             external_timeout: Duration::from_millis(300),
             ..Config::default()
         })
         .await;
-        let (status, doc) = server.enrich(json!({"text": "Still enriched."})).await;
+        let (status, doc) = enrich(&server, json!({"text": "Still enriched."})).await;
         assert_eq!(status, StatusCode::OK, "{doc}");
         assert_eq!(doc["degraded"], true);
         assert_eq!(doc["external"], Value::Null);
@@ -374,7 +319,7 @@ async fn external_failures_degrade_but_never_fail() {
 
 #[tokio::test]
 async fn probes_and_metrics() {
-    let server = Server::start(Config::default()).await;
+    let server = start(Config::default()).await;
     let (status, health) = server.get_text("/health").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -384,7 +329,7 @@ async fn probes_and_metrics() {
     let (status, ready) = server.get_text("/ready").await;
     assert_eq!(status, StatusCode::OK);
     assert!(ready.contains("\"status\":\"ready\""), "{ready}");
-    let _ = server.enrich(json!({"text": "One document."})).await;
+    let _ = enrich(&server, json!({"text": "One document."})).await;
     let (status, metrics) = server.get_text("/metrics").await;
     assert_eq!(status, StatusCode::OK);
     assert!(

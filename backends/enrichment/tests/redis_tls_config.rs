@@ -7,13 +7,8 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn a_missing_redis_ca_file_stops_the_start() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_api-enrichment"))
-        .env("PORT", port.to_string())
+        .env("PORT", "0")
         .env("HOST", "127.0.0.1")
         .env("REDIS_URL", "rediss://localhost:6380/")
         .env("REDIS_CA_FILE", "/nonexistent/redis-ca.pem")

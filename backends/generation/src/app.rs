@@ -11,7 +11,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus::Registry;
@@ -66,7 +65,6 @@ struct Shared {
     gate: PriorityGate,
     pool: GenerationPool,
     metrics: GenerationMetrics,
-    registry: Registry,
     token_delay: std::time::Duration,
 }
 
@@ -75,9 +73,9 @@ impl AppState {
     pub fn new(
         config: &Config,
         model: NgramModel,
-        registry: Registry,
+        registry: &Registry,
     ) -> Result<Self, StartupError> {
-        let metrics = GenerationMetrics::new(&registry).map_err(StartupError::Metrics)?;
+        let metrics = GenerationMetrics::new(registry).map_err(StartupError::Metrics)?;
         let gate = PriorityGate::new(
             config.max_concurrent,
             config.max_queue,
@@ -91,7 +89,6 @@ impl AppState {
                 gate,
                 pool,
                 metrics,
-                registry,
                 token_delay: config.token_delay,
             }),
         })
@@ -148,7 +145,7 @@ pub fn load_model(config: &Config) -> Result<NgramModel, StartupError> {
 pub fn router(config: &Config) -> Result<Router, StartupError> {
     let registry = Registry::new();
     let observer = HttpObserver::new(SERVICE, &registry).map_err(StartupError::Metrics)?;
-    let state = AppState::new(config, load_model(config)?, registry)?;
+    let state = AppState::new(config, load_model(config)?, &registry)?;
     tracing::info!(
         service = SERVICE,
         operation = "load_model",
@@ -164,13 +161,13 @@ pub fn router(config: &Config) -> Result<Router, StartupError> {
     );
     let routes = Router::new()
         .route("/generate", post(api::generate))
-        .route("/health", get(|| async { crate::http::health(SERVICE) }))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
         .with_state(state);
-    Ok(crate::http::finish(
+    Ok(crate::http::finish_service(
+        SERVICE,
         routes,
-        Arc::new(observer),
+        registry,
+        observer,
         config.body_limit,
     ))
 }
@@ -199,8 +196,4 @@ async fn ready(State(state): State<AppState>) -> Json<serde_json::Value> {
         "available_slots": state.gate().available(),
         "workers": state.pool().threads(),
     }))
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    crate::http::metrics(&state.inner.registry).into_response()
 }

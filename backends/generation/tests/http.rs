@@ -3,85 +3,18 @@
 use std::time::Duration;
 
 use api_generation::{serve, Config, StartupError};
+use backend_common::testing::{self, InProcess};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-struct Server {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), StartupError>>,
+type Server = InProcess<StartupError>;
+
+async fn start(config: Config) -> Server {
+    InProcess::start(|listener, shutdown| serve(listener, config, shutdown)).await
 }
 
-impl Server {
-    async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            base,
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn generate(&self, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}/generate", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status();
-        (status, response.json().await.expect("JSON body"))
-    }
-
-    async fn post_raw(
-        &self,
-        content_type: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}/generate", self.base))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status();
-        (status, response.json().await.expect("JSON body"))
-    }
-
-    async fn get_text(&self, path: &str) -> (StatusCode, String) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request");
-        (response.status(), response.text().await.expect("body"))
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("server stops after the shutdown signal")
-            .expect("server task");
-        assert!(result.is_ok(), "serve returned {result:?}");
-    }
+async fn generate(server: &Server, body: Value) -> (StatusCode, Value) {
+    server.post_json("/generate", &body).await
 }
 
 fn no_cache() -> Config {
@@ -92,18 +25,16 @@ fn no_cache() -> Config {
 }
 
 fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} not found in\n{text}"))
+    testing::metric(text, name).unwrap_or_else(|| panic!("metric {name} not found in\n{text}"))
 }
 
 #[tokio::test]
 async fn same_seed_same_text_and_other_seeds_differ() {
-    let server = Server::start(no_cache()).await;
+    let server = start(no_cache()).await;
     let request = json!({"prompt": "The Fox and the", "max_tokens": 30, "seed": 7});
-    let (status, first) = server.generate(request.clone()).await;
+    let (status, first) = generate(&server, request.clone()).await;
     assert_eq!(status, StatusCode::OK, "{first}");
-    let (_, second) = server.generate(request).await;
+    let (_, second) = generate(&server, request).await;
     assert_eq!(first["text"], second["text"]);
     assert_eq!(first["cached"], false);
     assert_eq!(second["cached"], false, "cache disabled");
@@ -115,9 +46,11 @@ async fn same_seed_same_text_and_other_seeds_differ() {
 
     let mut others = Vec::new();
     for seed in 8..12 {
-        let (_, other) = server
-            .generate(json!({"prompt": "The Fox and the", "max_tokens": 30, "seed": seed}))
-            .await;
+        let (_, other) = generate(
+            &server,
+            json!({"prompt": "The Fox and the", "max_tokens": 30, "seed": seed}),
+        )
+        .await;
         others.push(other["text"].clone());
     }
     assert!(others.iter().any(|t| *t != first["text"]), "{others:?}");
@@ -126,18 +59,18 @@ async fn same_seed_same_text_and_other_seeds_differ() {
 
 #[tokio::test]
 async fn defaults_and_unseeded_requests() {
-    let server = Server::start(Config::default()).await;
-    let (status, body) = server
-        .generate(json!({"prompt": "wolf", "priority": "high"}))
-        .await;
+    let server = start(Config::default()).await;
+    let (status, body) = generate(&server, json!({"prompt": "wolf", "priority": "high"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["tokens"], 64, "default max_tokens");
     assert!(body["seed"].is_u64());
-    let (_, again) = server.generate(json!({"prompt": "wolf"})).await;
+    let (_, again) = generate(&server, json!({"prompt": "wolf"})).await;
     assert_eq!(again["cached"], false, "unseeded requests are never cached");
-    let (status, big) = server
-        .generate(json!({"prompt": "wolf", "max_tokens": 1024, "seed": 1}))
-        .await;
+    let (status, big) = generate(
+        &server,
+        json!({"prompt": "wolf", "max_tokens": 1024, "seed": 1}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(big["tokens"], 1024);
     server.stop().await;
@@ -145,17 +78,19 @@ async fn defaults_and_unseeded_requests() {
 
 #[tokio::test]
 async fn repeat_with_seed_is_a_cache_hit() {
-    let server = Server::start(Config::default()).await;
+    let server = start(Config::default()).await;
     let request = json!({"prompt": "A Lion", "max_tokens": 12, "seed": 99});
-    let (_, first) = server.generate(request.clone()).await;
-    let (_, second) = server.generate(request).await;
+    let (_, first) = generate(&server, request.clone()).await;
+    let (_, second) = generate(&server, request).await;
     assert_eq!(first["cached"], false);
     assert_eq!(second["cached"], true);
     assert_eq!(first["text"], second["text"]);
     // Another max_tokens is another key.
-    let (_, third) = server
-        .generate(json!({"prompt": "A Lion", "max_tokens": 13, "seed": 99}))
-        .await;
+    let (_, third) = generate(
+        &server,
+        json!({"prompt": "A Lion", "max_tokens": 13, "seed": 99}),
+    )
+    .await;
     assert_eq!(third["cached"], false);
 
     let (_, metrics) = server.get_text("/metrics").await;
@@ -179,7 +114,7 @@ async fn repeat_with_seed_is_a_cache_hit() {
 
 #[tokio::test]
 async fn malformed_bodies_get_400_with_serde_message() {
-    let server = Server::start(Config::default()).await;
+    let server = start(Config::default()).await;
     let cases = [
         (
             "{\"prompt\": \"x\",",
@@ -204,13 +139,15 @@ async fn malformed_bodies_get_400_with_serde_message() {
         ("", "EOF while parsing a value at line 1 column 0"),
     ];
     for (body, expected) in cases {
-        let (status, error) = server.post_raw("application/json", body).await;
+        let (status, error) = server.post_raw("/generate", "application/json", body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {error}");
         assert_eq!(error["error"], "bad_request");
         let message = error["message"].as_str().expect("message");
         assert!(message.contains(expected), "{body}: {message}");
     }
-    let (status, error) = server.post_raw("text/plain", "{\"prompt\": \"x\"}").await;
+    let (status, error) = server
+        .post_raw("/generate", "text/plain", "{\"prompt\": \"x\"}")
+        .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(error["error"], "unsupported_media_type");
     server.stop().await;
@@ -218,7 +155,7 @@ async fn malformed_bodies_get_400_with_serde_message() {
 
 #[tokio::test]
 async fn invalid_values_get_422() {
-    let server = Server::start(Config::default()).await;
+    let server = start(Config::default()).await;
     for (body, expected) in [
         (json!({"prompt": "   "}), "`prompt` must not be empty"),
         (
@@ -230,7 +167,7 @@ async fn invalid_values_get_422() {
             "between 1 and 1024, got 1025",
         ),
     ] {
-        let (status, error) = server.generate(body.clone()).await;
+        let (status, error) = generate(&server, body.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(error["error"], "validation_error");
         assert!(
@@ -246,13 +183,13 @@ async fn invalid_values_get_422() {
 
 #[tokio::test]
 async fn oversized_body_gets_413_json() {
-    let server = Server::start(Config {
+    let server = start(Config {
         body_limit: 1024,
         ..Config::default()
     })
     .await;
     let body = json!({"prompt": "x".repeat(4096)}).to_string();
-    let (status, error) = server.post_raw("application/json", body).await;
+    let (status, error) = server.post_raw("/generate", "application/json", body).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error["error"], "payload_too_large");
     assert_eq!(
@@ -264,19 +201,19 @@ async fn oversized_body_gets_413_json() {
 
 #[tokio::test]
 async fn default_limit_is_one_mebibyte() {
-    let server = Server::start(Config::default()).await;
+    let server = start(Config::default()).await;
     let body = json!({"prompt": "x".repeat(1024 * 1024), "max_tokens": 1}).to_string();
-    let (status, error) = server.post_raw("application/json", body).await;
+    let (status, error) = server.post_raw("/generate", "application/json", body).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
     let fits = json!({"prompt": "x".repeat(1000 * 1000), "max_tokens": 1}).to_string();
-    let (status, _) = server.post_raw("application/json", fits).await;
+    let (status, _) = server.post_raw("/generate", "application/json", fits).await;
     assert_eq!(status, StatusCode::OK);
     server.stop().await;
 }
 
 #[tokio::test]
 async fn probes_metrics_and_request_id() {
-    let server = Server::start(Config::default()).await;
+    let server = start(Config::default()).await;
     let (status, health) = server.get_text("/health").await;
     assert_eq!(status, StatusCode::OK);
     assert!(health.contains("\"status\":\"ok\""), "{health}");
@@ -329,14 +266,16 @@ async fn loads_the_model_file_named_by_generation_model_path() {
     .expect("write");
     let model = dir.join("tiny.model");
     api_generation::cli::train(&corpus, &model, None).expect("trains");
-    let server = Server::start(Config {
+    let server = start(Config {
         model_path: Some(model),
         ..Config::default()
     })
     .await;
-    let (status, body) = server
-        .generate(json!({"prompt": "the cat", "max_tokens": 40, "seed": 3}))
-        .await;
+    let (status, body) = generate(
+        &server,
+        json!({"prompt": "the cat", "max_tokens": 40, "seed": 3}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["model"], "trigram-tiny");
     let vocabulary = ["the", "cat", "sat", "on", "mat", "dog", "log"];

@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-use serde_json::{json, Value};
+use backend_common::testing::Service;
+use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_api-generation");
 
@@ -32,61 +32,8 @@ impl Drop for TempDir {
     }
 }
 
-/// A running binary on a free port; killed on drop.
-struct Service {
-    child: Child,
-    base: String,
-}
-
-impl Service {
-    async fn start(env: &[(&str, &str)]) -> Service {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(BIN)
-            .env("PORT", port.to_string())
-            .env("LOG_LEVEL", "warn")
-            .env("WORKER_PROCESSES", "2")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let service = Service {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if reqwest::get(format!("{}/ready", service.base))
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return service;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("api-generation did not become ready on port {port}");
-    }
-
-    async fn generate(&self, body: Value) -> Value {
-        let response = reqwest::Client::new()
-            .post(format!("{}/generate", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
-        response.json().await.unwrap()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn start(env: &[(&str, &str)]) -> Service {
+    Service::start(BIN, &[&[("WORKER_PROCESSES", "2")], env].concat()).await
 }
 
 fn train(corpus: &Path, model: &Path, extra: &[&str]) -> Output {
@@ -123,11 +70,11 @@ async fn trained_model_file_is_served_and_differs_from_the_default() {
     assert!(stdout.contains("model trigram-robots"), "{stdout}");
     assert!(std::fs::metadata(&model).unwrap().len() > 0);
 
-    let custom = Service::start(&[("GENERATION_MODEL_PATH", model.to_str().unwrap())]).await;
-    let default = Service::start(&[]).await;
+    let custom = start(&[("GENERATION_MODEL_PATH", model.to_str().unwrap())]).await;
+    let default = start(&[]).await;
     let request = json!({"prompt": "The robot", "max_tokens": 40, "seed": 11});
-    let from_file = custom.generate(request.clone()).await;
-    let from_default = default.generate(request).await;
+    let from_file = custom.post_ok("/generate", &request).await;
+    let from_default = default.post_ok("/generate", &request).await;
 
     assert_eq!(from_file["model"], "trigram-robots");
     assert_eq!(from_default["model"], "trigram-aesop");
@@ -142,12 +89,7 @@ async fn trained_model_file_is_served_and_differs_from_the_default() {
         );
     }
     assert_ne!(from_file["text"], from_default["text"]);
-    let ready: Value = reqwest::get(format!("{}/ready", custom.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = custom.get_json("/ready").await;
     assert_eq!(ready["model"], "trigram-robots");
     assert_eq!(ready["workers"], 2);
 }

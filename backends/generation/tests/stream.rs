@@ -5,17 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use api_generation::{serve, Config};
+use api_generation::{serve, Config, StartupError};
+use backend_common::testing::InProcess;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-async fn start(config: Config) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(serve(listener, config, std::future::pending::<()>()));
-    base
+async fn start(config: Config) -> InProcess<StartupError> {
+    InProcess::start(|listener, shutdown| serve(listener, config, shutdown)).await
 }
 
 /// The `data` JSON of each event of an SSE body.
@@ -28,27 +24,20 @@ fn events(body: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_stream_joins_into_the_unstreamed_answer() {
-    let base = start(Config {
+    let server = start(Config {
         token_delay: Duration::from_millis(40),
         ..Config::default()
     })
     .await;
-    let c = reqwest::Client::new();
     let body = json!({"prompt": "The fox and the", "max_tokens": 12, "seed": 7});
-    let plain: Value = c
-        .post(format!("{base}/generate"))
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON");
+    let (status, plain) = server.post_json("/generate", &body).await;
+    assert_eq!(status, 200, "{plain}");
     let mut streamed = body.clone();
     streamed["stream"] = json!(true);
     let start = Instant::now();
-    let r = c
-        .post(format!("{base}/generate"))
+    let r = server
+        .client
+        .post(server.url("/generate"))
         .json(&streamed)
         .send()
         .await
@@ -92,14 +81,10 @@ async fn a_stream_joins_into_the_unstreamed_answer() {
 
 #[tokio::test]
 async fn a_bad_stream_request_is_refused_before_streaming() {
-    let base = start(Config::default()).await;
-    let r = reqwest::Client::new()
-        .post(format!("{base}/generate"))
-        .json(&json!({"prompt": " ", "stream": true}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), 422);
-    let b: Value = r.json().await.expect("JSON");
+    let server = start(Config::default()).await;
+    let (status, b) = server
+        .post_json("/generate", &json!({"prompt": " ", "stream": true}))
+        .await;
+    assert_eq!(status, 422);
     assert_eq!(b["error"], "validation_error");
 }

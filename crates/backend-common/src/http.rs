@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::{middleware, Extension, Json, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::json;
@@ -29,6 +30,28 @@ pub fn finish(router: Router, observer: Arc<HttpObserver>, body_limit: usize) ->
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(BodyLimit(body_limit)))
         .layer(middleware::from_fn_with_state(observer, telemetry::observe))
+}
+
+/// A backend's router: its own `routes` (state applied) and `GET /ready`, plus
+/// `GET /health` for `service` and `GET /metrics` with every collector of `registry`,
+/// finished as [`finish`] does.
+pub fn finish_service(
+    service: &'static str,
+    routes: Router,
+    registry: Registry,
+    observer: HttpObserver,
+    body_limit: usize,
+) -> Router {
+    let routes = routes
+        .route("/health", get(move || async move { health(service) }))
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move { metrics(&registry) }
+            }),
+        );
+    finish(routes, Arc::new(observer), body_limit)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains

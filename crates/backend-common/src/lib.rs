@@ -12,6 +12,7 @@
 //! | [`telemetry`] | JSON logs (`LOG_LEVEL`), per-request access log and HTTP metrics |
 //! | [`shutdown`] | the SIGINT/SIGTERM future |
 //! | [`process`] | a backend's `main` and listening until a signal |
+//! | `testing` | feature `test-support`, for the backends' tests: a backend in process or as a child process, metric reading |
 
 pub mod env;
 pub mod error;
@@ -20,3 +21,5 @@ pub mod json;
 pub mod process;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
