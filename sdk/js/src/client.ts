@@ -162,7 +162,7 @@ export class GatewayClient {
    * the loop (or `options.signal`) closes the connection, which stops the generation. An
    * error before the stream starts throws the typed `GatewayError`; nothing is retried. */
   async *generateStream(prompt: string, options: GenerateOptions = {}): AsyncGenerator<TokenEvent> {
-    for await (const e of this.#postStream(GENERATE, generationBody(prompt, options), options)) {
+    for await (const e of this.#stream("POST", GENERATE, { ...generationBody(prompt, options), stream: true }, options)) {
       if ("json" in e) yield { ...(e.json as object), text: "", done: true } as TokenEvent;
       else yield toEvent(e.data);
     }
@@ -175,7 +175,7 @@ export class GatewayClient {
    * the stream throws the typed `GatewayError`; an `event: error` in it (e.g. the
    * enrichment step failed) throws its typed error; nothing is retried. */
   async *processStream(prompt: string, options: GenerateOptions = {}): AsyncGenerator<ProcessEvent> {
-    for await (const e of this.#postStream(PROCESS, generationBody(prompt, options), options)) {
+    for await (const e of this.#stream("POST", PROCESS, { ...generationBody(prompt, options), stream: true }, options)) {
       if ("json" in e) {
         yield { text: "", done: false, result: e.json as PipelineBody };
         return;
@@ -193,15 +193,15 @@ export class GatewayClient {
     }
   }
 
-  /** POSTs `body` with `"stream": true` to `path`: the answer's events as they come, or
-   * a 2xx answer that is not a stream as its JSON, once. Ending the iteration (or
-   * `options.signal`) closes the connection; an error status throws the typed error. */
-  async *#postStream(
-    path: string, body: Record<string, unknown>, options: GenerateOptions,
-  ): AsyncGenerator<{ event?: string; data: string } | { json: unknown }> {
-    const headers: Record<string, string> = {
-      ...this.#headers, accept: "text/event-stream", "content-type": "application/json",
-    };
+  /** Sends `method path` (a POST with `body` as JSON) asking for an event stream: the
+   * answer's events as they come, or a 2xx answer that is not a stream as its JSON (and
+   * text and headers), once. Ending the iteration (or `options.signal`) closes the
+   * connection; an error status throws the typed error. */
+  async *#stream(
+    method: "GET" | "POST", path: string, body: Record<string, unknown> | undefined, options: RequestOptions,
+  ): AsyncGenerator<{ event?: string; data: string } | { json: unknown; text: string; headers: Headers }> {
+    const headers: Record<string, string> = { ...this.#headers, accept: "text/event-stream" };
+    if (body !== undefined) headers["content-type"] = "application/json";
     if (options.requestId) headers["x-request-id"] = options.requestId;
     const abort = new AbortController();
     const onAbort = () => abort.abort();
@@ -209,11 +209,11 @@ export class GatewayClient {
     let resp: Response;
     try {
       resp = await this.#fetch(this.baseUrl + path, {
-        method: "POST", headers, signal: abort.signal, body: JSON.stringify({ ...body, stream: true }),
+        method, headers, signal: abort.signal, ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
     } catch (e) {
       options.signal?.removeEventListener("abort", onAbort);
-      throw new TransportError(`POST ${path}: ${(e as Error)?.message ?? e}`, { cause: e });
+      throw new TransportError(`${method} ${path}: ${(e as Error)?.message ?? e}`, { cause: e });
     }
     try {
       const type = resp.headers.get("content-type") ?? "";
@@ -222,7 +222,7 @@ export class GatewayClient {
         let json: unknown = undefined;
         try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
         if (!resp.ok) throw errorFromResponse(resp.status, resp.headers, json, text);
-        yield { json };
+        yield { json, text, headers: resp.headers };
         return;
       }
       yield* sseEvents(resp.body);
@@ -254,46 +254,23 @@ export class GatewayClient {
    * throws `NotFoundError` before the first event; an `event: error` mid-stream throws
    * its typed error. */
   async *watchJob(job: JobRef, options: RequestOptions = {}): AsyncGenerator<JobEvent> {
-    const path = `${jobPath(job)}/events`;
-    const headers: Record<string, string> = { ...this.#headers, accept: "text/event-stream" };
-    if (options.requestId) headers["x-request-id"] = options.requestId;
-    const abort = new AbortController();
-    const onAbort = () => abort.abort();
-    options.signal?.addEventListener("abort", onAbort);
-    let resp: Response;
-    try {
-      resp = await this.#fetch(this.baseUrl + path, { method: "GET", headers, signal: abort.signal });
-    } catch (e) {
-      options.signal?.removeEventListener("abort", onAbort);
-      throw new TransportError(`GET ${path}: ${(e as Error)?.message ?? e}`, { cause: e });
-    }
-    try {
-      const type = resp.headers.get("content-type") ?? "";
-      if (!resp.ok || !type.startsWith("text/event-stream") || !resp.body) {
-        const text = await resp.text();
-        let json: unknown = undefined;
-        try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
-        throw errorFromResponse(resp.ok ? 502 : resp.status, resp.headers, json, text);
+    for await (const e of this.#stream("GET", `${jobPath(job)}/events`, undefined, options)) {
+      // a 2xx answer that is not an event stream
+      if ("json" in e) throw errorFromResponse(502, e.headers, e.json, e.text);
+      const d = JSON.parse(e.data) as Record<string, unknown>;
+      if (e.event === "error") {
+        throw errorFromResponse(d.error === "not_found" ? 404 : 503, new Headers(), d, e.data);
       }
-      for await (const e of sseEvents(resp.body)) {
-        const d = JSON.parse(e.data) as Record<string, unknown>;
-        if (e.event === "error") {
-          throw errorFromResponse(d.error === "not_found" ? 404 : 503, new Headers(), d, e.data);
-        }
-        const status = (d.status ?? e.event) as JobStatus;
-        const final = status === "done" || status === "failed";
-        const body = d as unknown as JobBody;
-        yield {
-          job_id: String(d.job_id ?? ""),
-          status,
-          at: (d.at as string | undefined) ?? (final ? body.stages?.[status] : undefined),
-          ...(final ? { job: body } : {}),
-        };
-        if (final) return;
-      }
-    } finally {
-      options.signal?.removeEventListener("abort", onAbort);
-      abort.abort();
+      const status = (d.status ?? e.event) as JobStatus;
+      const final = status === "done" || status === "failed";
+      const body = d as unknown as JobBody;
+      yield {
+        job_id: String(d.job_id ?? ""),
+        status,
+        at: (d.at as string | undefined) ?? (final ? body.stages?.[status] : undefined),
+        ...(final ? { job: body } : {}),
+      };
+      if (final) return;
     }
   }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import httpx
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .types import JobEvent, ProcessEvent
 
 from ._ratelimit import parse_rate_limit, parse_retry_after
-from .errors import error_from_response
+from .errors import TransportError, error_from_response
 
 __version__ = "0.1.0"
 
@@ -185,16 +185,54 @@ class SseParser:
         return json.loads(data)
 
 
-def sse_data(lines: Iterable[str]) -> Iterator[Any]:
-    """The JSON ``data`` of each Server-Sent Event in ``lines``."""
-    p = SseParser()
-    for line in lines:
-        d = p.feed(line)
-        if d is not None:
-            yield d
-    d = p.end()
-    if d is not None:
-        yield d
+class Stream:
+    """One streamed call (``Client._stream`` / ``AsyncClient._stream`` open and read it):
+    the request, and how its answer reads. ``answer`` turns a whole answer that is not
+    an event stream (its error raised by ``parse``) into the events to give; ``event``
+    turns one Server-Sent Event (its name, its JSON data, the stream's meta) into an
+    event; ``last`` says whether an event ends the stream; ``tail`` gives an event the
+    stream left without its blank line at the end."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        answer: Callable[[httpx.Response], list[Any]],
+        event: Callable[[Optional[str], Any, Mapping[str, Any]], Any],
+        last: Callable[[Any], bool] = lambda _: False,
+        tail: bool = False,
+    ) -> None:
+        self.method, self.path, self.body = method, path, body
+        self.answer, self._event, self.last, self._tail = answer, event, last, tail
+        self._parser = SseParser()
+        self._meta: dict[str, Any] = {}
+
+    def request(self, http: Any, request_id: Optional[str]) -> httpx.Request:
+        req = build_request(http, self.method, self.path, self.body, request_id)
+        req.headers["accept"] = "text/event-stream"
+        return req
+
+    def transport_error(self, e: Exception) -> TransportError:
+        return TransportError(f"{self.method} {self.path}: {e}")
+
+    def opened(self, resp: httpx.Response) -> bool:
+        """Whether ``resp`` is a 2xx event stream (else read it whole, then ``answer``)."""
+        if resp.is_success and is_event_stream(resp):
+            self._meta = meta_of(resp)
+            return True
+        return False
+
+    def feed(self, line: str) -> Optional[Any]:
+        """The event that ``line`` completes, if any."""
+        d = self._parser.feed(line)
+        return None if d is None else self._event(self._parser.event, d, self._meta)
+
+    def end(self) -> Optional[Any]:
+        """At the end of the stream: the event left without its blank line (``tail``)."""
+        d = self._parser.end() if self._tail else None
+        return None if d is None else self._event(self._parser.event, d, self._meta)
 
 
 def job_events_path(job: Any) -> str:

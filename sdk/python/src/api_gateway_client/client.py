@@ -21,6 +21,44 @@ ENRICH = "/api/v2/enrich"
 SUBMIT = "/api/v1/async-process"
 
 
+def _process_stream(prompt: str, max_tokens: Optional[int], seed: Optional[int],
+                    priority: Optional[str]) -> _core.Stream:
+    """``POST /api/v1/process`` streamed: a non-stream answer is the whole result; the
+    ``result`` event ends the stream."""
+    return _core.Stream(
+        "POST", PROCESS, _core.generation_body(prompt, max_tokens, seed, priority, {"stream": True}),
+        answer=lambda resp: [ProcessEvent(result=PipelineResult.from_json(_core.parse(resp) or {}, **_core.meta_of(resp)))],
+        event=_core.process_event,
+        last=lambda event: event.result is not None,
+    )
+
+
+def _generate_stream(prompt: str, max_tokens: Optional[int], seed: Optional[int],
+                     priority: Optional[str]) -> _core.Stream:
+    """``POST /api/v2/generate`` streamed: a non-stream answer is one ``done`` event."""
+    return _core.Stream(
+        "POST", GENERATE, _core.generation_body(prompt, max_tokens, seed, priority, {"stream": True}),
+        answer=lambda resp: [TokenEvent.from_json({**(_core.parse(resp) or {}), "done": True})],
+        event=lambda _name, data, _meta: TokenEvent.from_json(data),
+        tail=True,
+    )
+
+
+def _job_events(job: JobRef) -> _core.Stream:
+    """``GET /api/v1/jobs/{id}/events``: a non-stream 2xx answer gives no event; the
+    final state ends the stream."""
+    def no_events(resp: httpx.Response) -> list[Any]:
+        _core.parse(resp)
+        return []
+
+    return _core.Stream(
+        "GET", _core.job_events_path(job), None,
+        answer=no_events,
+        event=lambda name, data, _meta: _core.job_event(name, data),
+        last=lambda event: event.is_final,
+    )
+
+
 class _Base:
     def __init__(
         self,
@@ -92,28 +130,7 @@ class Client(_Base):
         closing it) closes the connection, which stops the generation. An error before
         the stream raises the typed ``GatewayError``; an ``event: error`` in it (e.g. the
         enrichment step failed) raises its typed error; nothing is retried."""
-        body = _core.generation_body(prompt, max_tokens, seed, priority, {"stream": True})
-        req = _core.build_request(self._http, "POST", PROCESS, body, request_id)
-        try:
-            resp = self._http.send(req, stream=True)
-        except httpx.TransportError as e:
-            raise TransportError(f"POST {PROCESS}: {e}") from e
-        try:
-            if not (resp.is_success and _core.is_event_stream(resp)):
-                resp.read()
-                yield ProcessEvent(result=PipelineResult.from_json(_core.parse(resp) or {}, **_core.meta_of(resp)))
-                return
-            meta = _core.meta_of(resp)
-            parser = _core.SseParser()
-            for line in resp.iter_lines():
-                d = parser.feed(line)
-                if d is not None:
-                    event = _core.process_event(parser.event, d, meta)
-                    yield event
-                    if event.result is not None:
-                        return
-        finally:
-            resp.close()
+        return self._stream(_process_stream(prompt, max_tokens, seed, priority), request_id)
 
     def generate(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
                  priority: Optional[str] = None, request_id: Optional[str] = None) -> Generation:
@@ -127,22 +144,7 @@ class Client(_Base):
         are made, then one event with ``done`` and the usage. Stopping the iteration (or
         closing it) closes the connection, which stops the generation. An error before
         the stream starts raises the typed ``GatewayError``; nothing is retried."""
-        body = _core.generation_body(prompt, max_tokens, seed, priority, {"stream": True})
-        req = _core.build_request(self._http, "POST", GENERATE, body, request_id)
-        try:
-            resp = self._http.send(req, stream=True)
-        except httpx.TransportError as e:
-            raise TransportError(f"POST {GENERATE}: {e}") from e
-        try:
-            if not (resp.is_success and _core.is_event_stream(resp)):
-                resp.read()
-                d = _core.parse(resp)
-                yield TokenEvent.from_json({**(d or {}), "done": True})
-                return
-            for d in _core.sse_data(resp.iter_lines()):
-                yield TokenEvent.from_json(d)
-        finally:
-            resp.close()
+        return self._stream(_generate_stream(prompt, max_tokens, seed, priority), request_id)
 
     def enrich(self, text: str, *, id: Optional[str] = None, title: Optional[str] = None,
                metadata: Optional[Mapping[str, Any]] = None, request_id: Optional[str] = None) -> Enrichment:
@@ -169,26 +171,29 @@ class Client(_Base):
         result or error. Stopping the iteration (or closing it) closes the connection. An
         unknown id raises ``NotFoundError`` before the first event; an ``event: error``
         mid-stream raises its typed error."""
-        path = _core.job_events_path(job)
-        req = _core.build_request(self._http, "GET", path, None, request_id)
-        req.headers["accept"] = "text/event-stream"
+        return self._stream(_job_events(job), request_id)
+
+    def _stream(self, stream: _core.Stream, request_id: Optional[str]) -> Iterator[Any]:
+        """Sends ``stream``'s request and gives its events (see ``_core.Stream``); the
+        connection closes when the stream ends or the iteration stops."""
         try:
-            resp = self._http.send(req, stream=True)
+            resp = self._http.send(stream.request(self._http, request_id), stream=True)
         except httpx.TransportError as e:
-            raise TransportError(f"GET {path}: {e}") from e
+            raise stream.transport_error(e) from e
         try:
-            if not (resp.is_success and _core.is_event_stream(resp)):
+            if not stream.opened(resp):
                 resp.read()
-                _core.parse(resp)
+                yield from stream.answer(resp)
                 return
-            parser = _core.SseParser()
             for line in resp.iter_lines():
-                d = parser.feed(line)
-                if d is not None:
-                    event = _core.job_event(parser.event, d)
+                event = stream.feed(line)
+                if event is not None:
                     yield event
-                    if event.is_final:
+                    if stream.last(event):
                         return
+            event = stream.end()
+            if event is not None:
+                yield event
         finally:
             resp.close()
 
@@ -253,62 +258,20 @@ class AsyncClient(_Base):
         d, m = await self.request("POST", PROCESS, _core.generation_body(prompt, max_tokens, seed, priority), request_id=request_id)
         return PipelineResult.from_json(d or {}, **m)
 
-    async def process_stream(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
-                             priority: Optional[str] = None, request_id: Optional[str] = None) -> AsyncIterator[ProcessEvent]:
+    def process_stream(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                       priority: Optional[str] = None, request_id: Optional[str] = None) -> AsyncIterator[ProcessEvent]:
         """The async ``process_stream``: an async iterator of ``ProcessEvent``."""
-        body = _core.generation_body(prompt, max_tokens, seed, priority, {"stream": True})
-        req = _core.build_request(self._http, "POST", PROCESS, body, request_id)
-        try:
-            resp = await self._http.send(req, stream=True)
-        except httpx.TransportError as e:
-            raise TransportError(f"POST {PROCESS}: {e}") from e
-        try:
-            if not (resp.is_success and _core.is_event_stream(resp)):
-                await resp.aread()
-                yield ProcessEvent(result=PipelineResult.from_json(_core.parse(resp) or {}, **_core.meta_of(resp)))
-                return
-            meta = _core.meta_of(resp)
-            parser = _core.SseParser()
-            async for line in resp.aiter_lines():
-                d = parser.feed(line)
-                if d is not None:
-                    event = _core.process_event(parser.event, d, meta)
-                    yield event
-                    if event.result is not None:
-                        return
-        finally:
-            await resp.aclose()
+        return self._stream(_process_stream(prompt, max_tokens, seed, priority), request_id)
 
     async def generate(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
                        priority: Optional[str] = None, request_id: Optional[str] = None) -> Generation:
         d, m = await self.request("POST", GENERATE, _core.generation_body(prompt, max_tokens, seed, priority), request_id=request_id)
         return Generation.from_json(d or {}, **m)
 
-    async def generate_stream(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
-                              priority: Optional[str] = None, request_id: Optional[str] = None) -> AsyncIterator[TokenEvent]:
+    def generate_stream(self, prompt: str, *, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                        priority: Optional[str] = None, request_id: Optional[str] = None) -> AsyncIterator[TokenEvent]:
         """The async ``generate_stream``: an async iterator of ``TokenEvent``."""
-        body = _core.generation_body(prompt, max_tokens, seed, priority, {"stream": True})
-        req = _core.build_request(self._http, "POST", GENERATE, body, request_id)
-        try:
-            resp = await self._http.send(req, stream=True)
-        except httpx.TransportError as e:
-            raise TransportError(f"POST {GENERATE}: {e}") from e
-        try:
-            if not (resp.is_success and _core.is_event_stream(resp)):
-                await resp.aread()
-                d = _core.parse(resp)
-                yield TokenEvent.from_json({**(d or {}), "done": True})
-                return
-            parser = _core.SseParser()
-            async for line in resp.aiter_lines():
-                d = parser.feed(line)
-                if d is not None:
-                    yield TokenEvent.from_json(d)
-            d = parser.end()
-            if d is not None:
-                yield TokenEvent.from_json(d)
-        finally:
-            await resp.aclose()
+        return self._stream(_generate_stream(prompt, max_tokens, seed, priority), request_id)
 
     async def enrich(self, text: str, *, id: Optional[str] = None, title: Optional[str] = None,
                      metadata: Optional[Mapping[str, Any]] = None, request_id: Optional[str] = None) -> Enrichment:
@@ -326,28 +289,31 @@ class AsyncClient(_Base):
         d, m = await self.request("GET", _core.job_path(job), request_id=request_id)
         return Job.from_json(d or {}, **m)
 
-    async def watch_job(self, job: JobRef, *, request_id: Optional[str] = None) -> AsyncIterator[JobEvent]:
+    def watch_job(self, job: JobRef, *, request_id: Optional[str] = None) -> AsyncIterator[JobEvent]:
         """The async ``watch_job``: an async iterator of ``JobEvent``."""
-        path = _core.job_events_path(job)
-        req = _core.build_request(self._http, "GET", path, None, request_id)
-        req.headers["accept"] = "text/event-stream"
+        return self._stream(_job_events(job), request_id)
+
+    async def _stream(self, stream: _core.Stream, request_id: Optional[str]) -> AsyncIterator[Any]:
+        """The async ``Client._stream``."""
         try:
-            resp = await self._http.send(req, stream=True)
+            resp = await self._http.send(stream.request(self._http, request_id), stream=True)
         except httpx.TransportError as e:
-            raise TransportError(f"GET {path}: {e}") from e
+            raise stream.transport_error(e) from e
         try:
-            if not (resp.is_success and _core.is_event_stream(resp)):
+            if not stream.opened(resp):
                 await resp.aread()
-                _core.parse(resp)
-                return
-            parser = _core.SseParser()
-            async for line in resp.aiter_lines():
-                d = parser.feed(line)
-                if d is not None:
-                    event = _core.job_event(parser.event, d)
+                for event in stream.answer(resp):
                     yield event
-                    if event.is_final:
+                return
+            async for line in resp.aiter_lines():
+                event = stream.feed(line)
+                if event is not None:
+                    yield event
+                    if stream.last(event):
                         return
+            event = stream.end()
+            if event is not None:
+                yield event
         finally:
             await resp.aclose()
 
