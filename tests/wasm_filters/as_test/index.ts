@@ -12,32 +12,10 @@ import {
   GrpcStatusValues
 } from "@solo-io/proxy-runtime";
 import { BufferTypeValues, get_property, get_buffer_bytes } from "@solo-io/proxy-runtime/runtime";
-import * as imports from "@solo-io/proxy-runtime/imports";
+import { bump } from "../../../plugins/wasm-examples/shared/shared_data";
 
 function prop(path: string): string {
   return String.UTF8.decode(get_property(path));
-}
-
-// adds one to the u64 under `key` in shared data, with compare-and-swap
-function bump(key: string): u64 {
-  const k = String.UTF8.encode(key);
-  const slots = new ArrayBuffer(12);
-  const s = changetype<usize>(slots);
-  const val = new ArrayBuffer(8);
-  for (let i = 0; i < 32; i++) {
-    let count: u64 = 0;
-    let cas: u32 = 0;
-    if (imports.proxy_get_shared_data(changetype<usize>(k), k.byteLength, s, s + 4, s + 8) == 0) {
-      if (load<u32>(s + 4) == 8) count = load<u64>(load<u32>(s));
-      cas = load<u32>(s + 8);
-    }
-    count += 1;
-    store<u64>(changetype<usize>(val), count);
-    if (imports.proxy_set_shared_data(changetype<usize>(k), k.byteLength, changetype<usize>(val), 8, cas) == 0) {
-      return count;
-    }
-  }
-  return 0;
 }
 
 class TestRoot extends RootContext {
