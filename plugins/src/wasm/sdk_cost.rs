@@ -42,10 +42,8 @@ async fn cost(file: PathBuf, root_id: &str) {
     for _ in 0..builds {
         build();
     }
-    let slots = std::thread::available_parallelism()
-        .map(|n| n.get().min(16))
-        .unwrap_or(1) as u32;
-    let per_instance = began.elapsed() / (builds * slots);
+    // a build starts one instance (the others start on first use by a thread)
+    let per_instance = began.elapsed() / builds;
     let info = RequestInfo {
         route: "r",
         client_ip: Some([127, 0, 0, 1].into()),
@@ -71,7 +69,7 @@ async fn cost(file: PathBuf, root_id: &str) {
     let per_request = began.elapsed() / n;
     let size = std::fs::metadata(&file).unwrap().len() / 1024;
     println!(
-        "sdk_cost {root_id}: {size} KiB; first build (compile + {slots} instances) {first:?}; instantiate+start {per_instance:?} per instance; a request's callbacks {per_request:?}"
+        "sdk_cost {root_id}: {size} KiB; first build (compile + 1 instance) {first:?}; instantiate+start {per_instance:?} per instance; a request's callbacks {per_request:?}"
     );
 }
 
