@@ -7,7 +7,7 @@ use super::{client_ip, is_tls, Ctx, GatewayProxy};
 use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};
-use gateway_plugins::{Flow, Instance, RequestInfo};
+use gateway_plugins::{BodyCall, Flow, Instance, RequestCall, RequestInfo};
 use pingora_error::{Error, Result};
 use pingora_proxy::Session;
 use std::net::IpAddr;
@@ -80,9 +80,8 @@ impl GatewayProxy {
             let info = parts.info(route, &path);
             for p in ordered {
                 let began = ctx.spans.is_some().then(std::time::Instant::now);
-                let decided = p
-                    .on_request(session.req_header_mut(), &info, &mut ctx.plugin)
-                    .await;
+                let mut call = RequestCall::new(session.req_header_mut(), info, &mut ctx.plugin);
+                let decided = p.on_request(&mut call).await;
                 if let (Some(t), Some(spans)) = (began, ctx.spans.as_mut()) {
                     spans.push(SpanRecord {
                         name: format!("plugin {}", p.name()),
@@ -147,10 +146,13 @@ impl GatewayProxy {
         let parts = InfoParts::of(session);
         let info = parts.info(&route.name, &path);
         for p in route.plugins.iter().filter(|p| p.wants_body()) {
-            match p
-                .on_request_body(whole, session.req_header(), &info, &mut ctx.plugin)
-                .await
-            {
+            let mut call = BodyCall {
+                body: whole,
+                req: session.req_header(),
+                info,
+                ctx: &mut ctx.plugin,
+            };
+            match p.on_request_body(&mut call).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Respond(reply)) => return Some(Deferred::Reply(reply)),
                 Err(f) => return Some(Deferred::Failure(f)),

@@ -12,8 +12,8 @@
 
 use super::{deny, Forwarding, Reason};
 use crate::{
-    BuildCtx, CredentialKind, Factory, Flow, Identity, Plugin, PluginCtx, PluginFailure,
-    PluginMetrics, RequestInfo, SettingsError,
+    BuildCtx, CredentialKind, Decision, Factory, Flow, Identity, Plugin, PluginCtx, PluginMetrics,
+    RequestCall, SettingsError,
 };
 use async_trait::async_trait;
 use http::HeaderName;
@@ -198,19 +198,14 @@ impl Plugin for ApiKey {
         true
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
         self.metrics
             .auth_requests
             .with_label_values(&[CredentialKind::ApiKey.as_str()])
             .inc();
-        self.forward.strip(req);
+        self.forward.strip(call.req);
         let challenge = Some(format!("ApiKey header=\"{}\"", self.header_text));
-        let Some((key, from_query)) = self.key_of(req, info.query) else {
+        let Some((key, from_query)) = self.key_of(call.req, call.info.query) else {
             return Ok(Flow::Respond(deny(
                 &self.metrics,
                 Reason::Missing,
@@ -231,10 +226,10 @@ impl Plugin for ApiKey {
                 "invalid API key",
             )));
         };
-        self.forward.set(req, identity);
-        ctx.identity = Some(identity.clone());
+        self.forward.set(call.req, identity);
+        call.set_identity(identity.clone());
         if self.hide && !from_query {
-            req.remove_header(&self.header);
+            call.req.remove_header(&self.header);
         }
         Ok(Flow::Continue)
     }

@@ -11,8 +11,8 @@
 
 use super::{deny, parse_duration, Forwarding, Reason};
 use crate::{
-    BuildCtx, CredentialKind, Factory, Flow, Identity, Plugin, PluginCtx, PluginFailure,
-    PluginMetrics, RequestInfo, SettingsError,
+    BuildCtx, CredentialKind, Decision, Factory, Flow, Identity, Plugin, PluginFailure,
+    PluginMetrics, RequestCall, SettingsError,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -195,18 +195,13 @@ impl Plugin for BasicAuth {
         true
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        _info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
         self.metrics
             .auth_requests
             .with_label_values(&[CredentialKind::Basic.as_str()])
             .inc();
-        self.forward.strip(req);
-        let (user, password) = match credentials(req) {
+        self.forward.strip(call.req);
+        let (user, password) = match credentials(call.req) {
             None => return Ok(self.refuse(Reason::Missing, "credentials are required")),
             Some(None) => return Ok(self.refuse(Reason::Malformed, "malformed Basic credentials")),
             Some(Some(c)) => c,
@@ -220,10 +215,10 @@ impl Plugin for BasicAuth {
         }
         let mut id = Identity::new(user, CredentialKind::Basic);
         id.configured = true;
-        self.forward.set(req, &id);
-        ctx.identity = Some(id);
+        self.forward.set(call.req, &id);
+        call.set_identity(id);
         if self.hide {
-            req.remove_header(&http::header::AUTHORIZATION);
+            call.req.remove_header(&http::header::AUTHORIZATION);
         }
         Ok(Flow::Continue)
     }

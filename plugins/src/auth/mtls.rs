@@ -13,12 +13,11 @@
 
 use crate::auth::Forwarding;
 use crate::{
-    BuildCtx, ClientCert, CredentialKind, Factory, Flow, Identity, Plugin, PluginCtx,
-    PluginFailure, Reply, RequestInfo, San, SettingsError,
+    BuildCtx, ClientCert, CredentialKind, Decision, Factory, Flow, Identity, Plugin, Reply,
+    RequestCall, San, SettingsError,
 };
 use async_trait::async_trait;
 use http::HeaderValue;
-use pingora_http::RequestHeader;
 use prometheus::IntCounter;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -185,15 +184,10 @@ impl Plugin for Mtls {
         true
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
         self.requests.inc();
-        self.forward.strip(req);
-        let Some(cert) = info.client_cert else {
+        self.forward.strip(call.req);
+        let Some(cert) = call.info.client_cert else {
             self.missing.inc();
             return Ok(unauthorized(
                 "a client certificate is required (connect over TLS with one)".into(),
@@ -223,8 +217,8 @@ impl Plugin for Mtls {
         id.claims
             .insert("fingerprint".into(), cert.fingerprint.clone());
         // a name that is not a valid header value is simply not forwarded
-        self.forward.set(req, &id);
-        ctx.identity = Some(id);
+        self.forward.set(call.req, &id);
+        call.set_identity(id);
         Ok(Flow::Continue)
     }
 }
@@ -251,7 +245,8 @@ impl Factory for Mtls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Shared;
+    use crate::{PluginCtx, RequestCall, RequestInfo, Shared};
+    use pingora_http::RequestHeader;
 
     fn plugin(v: serde_json::Value) -> Result<Mtls, SettingsError> {
         let shared = Shared::dry();
@@ -278,12 +273,9 @@ mod tests {
 
     fn info(cert: Option<&ClientCert>) -> RequestInfo<'_> {
         RequestInfo {
-            route: "r",
-            client_ip: None,
-            path: "/",
-            query: None,
             tls: true,
             client_cert: cert,
+            ..RequestInfo::new("r", "/")
         }
     }
 
@@ -291,7 +283,10 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.insert_header("x-user-id", "forged").unwrap();
         let mut ctx = PluginCtx::default();
-        let flow = p.on_request(&mut req, &info(cert), &mut ctx).await.unwrap();
+        let flow = p
+            .on_request(&mut RequestCall::new(&mut req, info(cert), &mut ctx))
+            .await
+            .unwrap();
         let status = match flow {
             Flow::Continue => None,
             Flow::Respond(r) => Some(r.status),

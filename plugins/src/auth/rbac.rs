@@ -11,11 +11,9 @@
 
 use super::{deny, Reason};
 use crate::{
-    BuildCtx, Factory, Flow, Identity, Plugin, PluginCtx, PluginFailure, PluginMetrics,
-    RequestInfo, SettingsError,
+    BuildCtx, Decision, Factory, Flow, Identity, Plugin, PluginMetrics, RequestCall, SettingsError,
 };
 use async_trait::async_trait;
-use pingora_http::RequestHeader;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -104,22 +102,17 @@ impl Plugin for Rbac {
         true
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        _info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
         let rule = self
             .methods
             .iter()
-            .find(|(m, _)| *m == req.method)
+            .find(|(m, _)| m == call.method())
             .map(|(_, r)| r)
             .unwrap_or(&self.default);
         if rule.is_empty() {
             return Ok(Flow::Continue);
         }
-        let Some(id) = ctx.identity.as_ref() else {
+        let Some(id) = call.identity() else {
             return Ok(Flow::Respond(deny(
                 &self.metrics,
                 Reason::Missing,

@@ -7,6 +7,7 @@
 mod admin_action;
 mod api_doc;
 mod background;
+mod call;
 mod ctx;
 mod identity;
 mod instance;
@@ -23,10 +24,11 @@ pub use api_doc::{
     DEPENDENCY_ANSWER, POLICY_ANSWER,
 };
 pub use background::spawn_with_runtime;
+pub use call::{BodyCall, ClientCert, Decision, RequestCall, RequestInfo, San};
 pub use ctx::PluginCtx;
 pub use identity::{CredentialKind, Identity};
 pub use instance::Instance;
-pub use phase::{ClientCert, Flow, Plugin, RequestInfo, San};
+pub use phase::{Flow, Plugin};
 pub use reply::{FailureKind, PluginFailure, Reply, ReplyBody};
 pub use shared::{PluginMetrics, Shared};
 pub use spec::{parse as parse_settings, BuildCtx, Factory, PluginSpec, SettingsError};

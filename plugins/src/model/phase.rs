@@ -1,50 +1,9 @@
 //! The [`Plugin`] trait: the phases a plugin can take part in, in request order.
 
-use super::{Identity, PluginCtx, PluginFailure, Reply, Stage, UpstreamRef};
+use super::{BodyCall, Decision, Identity, PluginCtx, Reply, RequestCall, Stage, UpstreamRef};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_http::{RequestHeader, ResponseHeader};
-use std::net::IpAddr;
-
-/// What the gateway tells plugins about a request besides its headers.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestInfo<'a> {
-    /// The matched route's name.
-    pub route: &'a str,
-    /// The TCP peer's address.
-    pub client_ip: Option<IpAddr>,
-    /// The normalised path.
-    pub path: &'a str,
-    /// The query string, without `?`.
-    pub query: Option<&'a str>,
-    /// Whether the client connection is TLS.
-    pub tls: bool,
-    /// The client certificate verified on the TLS listener (mTLS), when one was sent.
-    pub client_cert: Option<&'a ClientCert>,
-}
-
-/// A client certificate verified by the TLS listener.
-#[derive(Debug, Clone, Default)]
-pub struct ClientCert {
-    /// Subject common name.
-    pub common_name: Option<String>,
-    /// Subject alternative names (DNS names, URIs, e-mail addresses, IP addresses), in
-    /// certificate order.
-    pub sans: Vec<San>,
-    /// The whole subject, RFC 4514 style (`CN=alice,O=Example`).
-    pub subject: String,
-    /// SHA-256 fingerprint of the DER certificate, lower-case hex.
-    pub fingerprint: String,
-}
-
-/// One subject alternative name of a [`ClientCert`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum San {
-    Dns(String),
-    Uri(String),
-    Email(String),
-    Ip(IpAddr),
-}
 
 /// Whether the request goes on.
 #[derive(Debug)]
@@ -60,10 +19,11 @@ pub enum Flow {
 /// in the instance but in [`crate::Shared`], so that it outlives reloads.
 ///
 /// Phases, in request order (each optional):
-/// 1. [`Plugin::on_request`]: check or change the request; may answer (401, 403, 429,
-///    a preflight...) or fail with a typed [`PluginFailure`] (a dependency is down).
-/// 2. [`Plugin::on_request_body`]: the whole request body, only for plugins whose
-///    [`Plugin::wants_body`] is true; other routes keep streaming.
+/// 1. [`Plugin::on_request`]: check or change the request ([`RequestCall`]); may answer
+///    (401, 403, 429, a preflight...) or fail with a typed [`crate::PluginFailure`] (a
+///    dependency is down).
+/// 2. [`Plugin::on_request_body`]: the whole request body ([`BodyCall`]), only for
+///    plugins whose [`Plugin::wants_body`] is true; other routes keep streaming.
 /// 3. [`Plugin::on_upstream_request`]: edit what goes upstream.
 /// 4. [`Plugin::on_response`]: edit the response head that goes to the client. It also
 ///    runs for every answer the gateway writes itself (errors, plugin replies,
@@ -74,12 +34,7 @@ pub enum Flow {
 #[async_trait]
 pub trait Plugin: Send + Sync + 'static {
     /// Request phase.
-    async fn on_request(
-        &self,
-        _req: &mut RequestHeader,
-        _info: &RequestInfo<'_>,
-        _ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request(&self, _call: &mut RequestCall<'_>) -> Decision {
         Ok(Flow::Continue)
     }
 
@@ -138,13 +93,7 @@ pub trait Plugin: Send + Sync + 'static {
     }
 
     /// Request body phase: the whole body, before any of it goes upstream.
-    async fn on_request_body(
-        &self,
-        _body: &Bytes,
-        _req: &RequestHeader,
-        _info: &RequestInfo<'_>,
-        _ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request_body(&self, _call: &mut BodyCall<'_>) -> Decision {
         Ok(Flow::Continue)
     }
 

@@ -10,9 +10,7 @@
 //! ```
 
 use super::units::Size;
-use crate::{
-    BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, RequestInfo, SettingsError,
-};
+use crate::{BuildCtx, Decision, Factory, Flow, Plugin, PluginCtx, RequestCall, SettingsError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{
@@ -20,7 +18,7 @@ use http::header::{
     TRANSFER_ENCODING, VARY,
 };
 use http::HeaderValue;
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::ResponseHeader;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::io::Write;
@@ -250,16 +248,12 @@ impl Compress {
 
 #[async_trait]
 impl Plugin for Compress {
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        _info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        if req.method == http::Method::HEAD {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        if call.method() == http::Method::HEAD {
             return Ok(Flow::Continue);
         }
-        let accept = req
+        let accept = call
+            .req
             .headers
             .get_all(ACCEPT_ENCODING)
             .iter()
@@ -267,7 +261,7 @@ impl Plugin for Compress {
             .collect::<Vec<_>>()
             .join(",");
         if let Some(a) = negotiate(&accept, &self.algorithms) {
-            ctx.extensions.insert(Chosen(a));
+            call.ctx.extensions.insert(Chosen(a));
         }
         Ok(Flow::Continue)
     }

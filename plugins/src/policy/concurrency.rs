@@ -8,13 +8,11 @@
 //! ```
 
 use super::client_addr::TrustedProxies;
-use crate::{
-    BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, Reply, RequestInfo, SettingsError,
-};
+use super::limit_key::{scope, KeyKind, LimitKey};
+use crate::{BuildCtx, Decision, Factory, Flow, Plugin, Reply, RequestCall, SettingsError};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use http::HeaderValue;
-use pingora_http::RequestHeader;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -104,10 +102,9 @@ struct Permits(Vec<Arc<Permit>>);
 
 pub struct ConcurrencyLimit {
     max: u64,
-    key: ConcurrencyKey,
+    key: LimitKey,
     scope: Arc<InFlight>,
     retry_after: HeaderValue,
-    proxies: TrustedProxies,
 }
 
 impl ConcurrencyLimit {
@@ -115,17 +112,17 @@ impl ConcurrencyLimit {
         if s.max == 0 {
             return Err(SettingsError::at("max", "must be at least 1"));
         }
-        let scope = match (&s.policy, cx.route) {
-            (Some(p), _) => format!("concurrency:policy:{p}"),
-            (None, Some(r)) => format!("concurrency:route:{r}"),
-            (None, None) => "concurrency:global".into(),
+        let scope = format!("concurrency:{}", scope(s.policy.as_deref(), cx.route));
+        let kind = match s.key {
+            ConcurrencyKey::Route => KeyKind::Route,
+            ConcurrencyKey::Consumer => KeyKind::Consumer,
         };
+        let proxies = TrustedProxies::parse("trusted_proxies", &s.trusted_proxies)?;
         Ok(Self {
             max: s.max,
-            key: s.key,
+            key: LimitKey::new(kind, proxies),
             scope: cx.shared.state(&scope, InFlight::default),
             retry_after: HeaderValue::from(s.retry_after.max(1)),
-            proxies: TrustedProxies::parse("trusted_proxies", &s.trusted_proxies)?,
         })
     }
 }
@@ -136,23 +133,8 @@ impl Plugin for ConcurrencyLimit {
         crate::Stage::Limit
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        let key = match self.key {
-            ConcurrencyKey::Route => "all".to_string(),
-            ConcurrencyKey::Consumer => match ctx.consumer() {
-                Some(c) => format!("c:{c}"),
-                None => match self.proxies.client_ip(info.client_ip, req) {
-                    Some(ip) => format!("ip:{ip}"),
-                    None => "ip:unknown".into(),
-                },
-            },
-        };
-        let Some(permit) = self.scope.acquire(&key, self.max) else {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        let Some(permit) = self.scope.acquire(&self.key.of(call), self.max) else {
             return Ok(Flow::Respond(
                 Reply::error(
                     503,
@@ -163,10 +145,10 @@ impl Plugin for ConcurrencyLimit {
                 .blocked_as("concurrency_limit"),
             ));
         };
-        match ctx.extensions.get_mut::<Permits>() {
+        match call.ctx.extensions.get_mut::<Permits>() {
             Some(p) => p.0.push(Arc::new(permit)),
             None => {
-                ctx.extensions.insert(Permits(vec![Arc::new(permit)]));
+                call.ctx.extensions.insert(Permits(vec![Arc::new(permit)]));
             }
         }
         Ok(Flow::Continue)
@@ -196,7 +178,8 @@ impl Factory for ConcurrencyLimit {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::Shared;
+    use crate::{PluginCtx, RequestInfo, Shared};
+    use pingora_http::RequestHeader;
 
     #[tokio::test]
     async fn permits_are_released_with_the_context() {
@@ -211,28 +194,25 @@ mod tests {
             &cx,
         )
         .unwrap();
-        let info = RequestInfo {
-            route: "r",
-            client_ip: None,
-            path: "/",
-            query: None,
-            tls: false,
-            client_cert: None,
-        };
+        let info = RequestInfo::new("r", "/");
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         let mut a = PluginCtx::default();
         let mut b = PluginCtx::default();
         let mut c = PluginCtx::default();
         assert!(matches!(
-            p.on_request(&mut req, &info, &mut a).await.unwrap(),
+            p.on_request(&mut RequestCall::new(&mut req, info, &mut a))
+                .await
+                .unwrap(),
             Flow::Continue
         ));
         assert!(matches!(
-            p.on_request(&mut req, &info, &mut b).await.unwrap(),
+            p.on_request(&mut RequestCall::new(&mut req, info, &mut b))
+                .await
+                .unwrap(),
             Flow::Continue
         ));
         assert!(matches!(
-            p.on_request(&mut req, &info, &mut c).await.unwrap(),
+            p.on_request(&mut RequestCall::new(&mut req, info, &mut c)).await.unwrap(),
             Flow::Respond(r) if r.status == 503
         ));
         assert_eq!(p.scope.current("all"), 2);
@@ -240,7 +220,9 @@ mod tests {
         assert_eq!(p.scope.current("all"), 1);
         let mut d = PluginCtx::default();
         assert!(matches!(
-            p.on_request(&mut req, &info, &mut d).await.unwrap(),
+            p.on_request(&mut RequestCall::new(&mut req, info, &mut d))
+                .await
+                .unwrap(),
             Flow::Continue
         ));
         drop(b);
@@ -262,12 +244,8 @@ mod tests {
         )
         .unwrap();
         let info = RequestInfo {
-            route: "r",
             client_ip: "10.0.0.1".parse().ok(),
-            path: "/",
-            query: None,
-            tls: false,
-            client_cert: None,
+            ..RequestInfo::new("r", "/")
         };
         let who = |name: Option<&str>| PluginCtx {
             identity: name.map(|n| crate::Identity::new(n, crate::CredentialKind::ApiKey)),
@@ -277,19 +255,27 @@ mod tests {
         let (mut a1, mut a2, mut b, mut anon) =
             (who(Some("a")), who(Some("a")), who(Some("b")), who(None));
         assert!(matches!(
-            p.on_request(&mut req, &info, &mut a1).await.unwrap(),
+            p.on_request(&mut RequestCall::new(&mut req, info, &mut a1))
+                .await
+                .unwrap(),
             Flow::Continue
         ));
         assert!(matches!(
-            p.on_request(&mut req, &info, &mut a2).await.unwrap(),
+            p.on_request(&mut RequestCall::new(&mut req, info, &mut a2))
+                .await
+                .unwrap(),
             Flow::Respond(_)
         ));
         assert!(matches!(
-            p.on_request(&mut req, &info, &mut b).await.unwrap(),
+            p.on_request(&mut RequestCall::new(&mut req, info, &mut b))
+                .await
+                .unwrap(),
             Flow::Continue
         ));
         assert!(matches!(
-            p.on_request(&mut req, &info, &mut anon).await.unwrap(),
+            p.on_request(&mut RequestCall::new(&mut req, info, &mut anon))
+                .await
+                .unwrap(),
             Flow::Continue
         ));
         assert_eq!(p.scope.current("ip:10.0.0.1"), 1);

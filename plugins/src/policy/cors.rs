@@ -11,7 +11,7 @@
 
 use super::units::Period;
 use crate::{
-    BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, Reply, RequestInfo, SettingsError,
+    BuildCtx, Decision, Factory, Flow, Plugin, PluginCtx, Reply, RequestCall, SettingsError,
 };
 use async_trait::async_trait;
 use http::header::{
@@ -20,7 +20,7 @@ use http::header::{
     ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
 };
 use http::{HeaderValue, Method};
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::ResponseHeader;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -222,20 +222,15 @@ impl Plugin for Cors {
         true
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        _info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        let Some(origin) = req.headers.get(ORIGIN) else {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        let Some(origin) = call.header(ORIGIN) else {
             return Ok(Flow::Continue);
         };
         let allowed = self.allow(origin);
-        let preflight = req.method == Method::OPTIONS;
-        let asked = req.headers.get(ACCESS_CONTROL_REQUEST_METHOD);
+        let preflight = call.method() == Method::OPTIONS;
+        let asked = call.req.headers.get(ACCESS_CONTROL_REQUEST_METHOD);
         if let Some(v) = &allowed {
-            ctx.extensions.insert(Allowed(v.clone()));
+            call.ctx.extensions.insert(Allowed(v.clone()));
         }
         let (true, Some(asked)) = (preflight, asked) else {
             return Ok(Flow::Continue);
@@ -243,7 +238,7 @@ impl Plugin for Cors {
         let method_ok =
             Method::from_bytes(asked.as_bytes()).is_ok_and(|m| self.methods.contains(&m));
         if allowed.is_none() || !method_ok {
-            ctx.extensions.remove::<Allowed>();
+            call.ctx.extensions.remove::<Allowed>();
             return Ok(Flow::Respond(
                 Reply::error(403, "forbidden", "cross-origin request not allowed")
                     .blocked_as("cors"),
@@ -252,10 +247,12 @@ impl Plugin for Cors {
         let mut reply = Reply::empty(204)
             .with_header(ACCESS_CONTROL_ALLOW_METHODS, self.methods_value.clone())
             .with_header(ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
-        let headers = self
-            .headers_value
-            .clone()
-            .or_else(|| req.headers.get(ACCESS_CONTROL_REQUEST_HEADERS).cloned());
+        let headers = self.headers_value.clone().or_else(|| {
+            call.req
+                .headers
+                .get(ACCESS_CONTROL_REQUEST_HEADERS)
+                .cloned()
+        });
         if let Some(h) = headers {
             reply = reply.with_header(ACCESS_CONTROL_ALLOW_HEADERS, h);
         }

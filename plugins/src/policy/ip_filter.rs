@@ -8,12 +8,9 @@
 //! ```
 
 use super::client_addr::{canonical, nets, TrustedProxies};
-use crate::{
-    BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, Reply, RequestInfo, SettingsError,
-};
+use crate::{BuildCtx, Decision, Factory, Flow, Plugin, Reply, RequestCall, SettingsError};
 use async_trait::async_trait;
 use ipnet::IpNet;
-use pingora_http::RequestHeader;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -76,13 +73,8 @@ impl Plugin for IpFilter {
         crate::Stage::Admit
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        info: &RequestInfo<'_>,
-        _ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        let ip = self.proxies.client_ip(info.client_ip, req);
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        let ip = self.proxies.client_ip(call.info.client_ip, call.req);
         Ok(if self.permits(ip) {
             Flow::Continue
         } else {
@@ -125,6 +117,8 @@ impl Factory for IpRestriction {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::{PluginCtx, RequestInfo};
+    use pingora_http::RequestHeader;
 
     fn settings(allow: &[&str], deny: &[&str], trusted: &[&str]) -> IpSettings {
         let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
@@ -160,15 +154,14 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.insert_header("x-forwarded-for", "203.0.113.9").unwrap();
         let info = RequestInfo {
-            route: "r",
             client_ip: "127.0.0.1".parse().ok(),
-            path: "/",
-            query: None,
-            tls: false,
-            client_cert: None,
+            ..RequestInfo::new("r", "/")
         };
         let mut ctx = PluginCtx::default();
-        let f = p.on_request(&mut req, &info, &mut ctx).await.unwrap();
+        let f = p
+            .on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
+            .await
+            .unwrap();
         assert!(matches!(f, Flow::Respond(r) if r.status == 403));
     }
 }

@@ -14,11 +14,10 @@
 
 use super::units::{Period, Size};
 use crate::{
-    BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, RequestInfo, SettingsError,
+    BodyCall, BuildCtx, Decision, Factory, Flow, Plugin, RequestCall, SettingsError,
     UpstreamCallError, UpstreamCalls, UpstreamRef, UpstreamRequest,
 };
 use async_trait::async_trait;
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_http::RequestHeader;
 use prometheus::IntCounterVec;
@@ -213,23 +212,18 @@ fn declared_len(req: &RequestHeader) -> Option<u64> {
 
 #[async_trait]
 impl Plugin for Mirror {
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        _info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
         if !self.sampled() {
             return Ok(Flow::Continue);
         }
-        if declared_len(req).is_some_and(|n| n > self.max_body) {
+        if declared_len(call.req).is_some_and(|n| n > self.max_body) {
             self.count("too_large");
             return Ok(Flow::Continue);
         }
-        let copy = self.copy(req);
-        if has_body(req) {
+        let copy = self.copy(call.req);
+        if has_body(call.req) {
             // sent from the body phase, with the body
-            ctx.extensions.insert(Pending(Arc::new(copy)));
+            call.ctx.extensions.insert(Pending(Arc::new(copy)));
         } else {
             self.send(copy);
         }
@@ -240,22 +234,16 @@ impl Plugin for Mirror {
         true
     }
 
-    async fn on_request_body(
-        &self,
-        body: &Bytes,
-        _req: &RequestHeader,
-        _info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        let Some(Pending(copy)) = ctx.extensions.remove::<Pending>() else {
+    async fn on_request_body(&self, call: &mut BodyCall<'_>) -> Decision {
+        let Some(Pending(copy)) = call.ctx.extensions.remove::<Pending>() else {
             return Ok(Flow::Continue);
         };
-        if body.len() as u64 > self.max_body {
+        if call.body.len() as u64 > self.max_body {
             self.count("too_large");
             return Ok(Flow::Continue);
         }
         let mut copy = Arc::unwrap_or_clone(copy);
-        copy.body = body.clone();
+        copy.body = call.body.clone();
         self.send(copy);
         Ok(Flow::Continue)
     }

@@ -10,6 +10,7 @@ pub mod concurrency;
 pub mod cors;
 pub mod headers;
 pub mod ip_filter;
+pub(crate) mod limit_key;
 pub mod mirror;
 pub mod rate_limit;
 pub mod token_limit;

@@ -10,12 +10,8 @@
 //! ```
 
 use super::units::Size;
-use crate::{
-    BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, Reply, RequestInfo, SettingsError,
-};
+use crate::{BodyCall, BuildCtx, Decision, Factory, Flow, Plugin, Reply, SettingsError};
 use async_trait::async_trait;
-use bytes::Bytes;
-use pingora_http::RequestHeader;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -119,17 +115,11 @@ impl Plugin for Validate {
         Some(self.max_body)
     }
 
-    async fn on_request_body(
-        &self,
-        body: &Bytes,
-        req: &RequestHeader,
-        _info: &RequestInfo<'_>,
-        _ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request_body(&self, call: &mut BodyCall<'_>) -> Decision {
         // methods that carry no document are not checked when they send none
-        if body.is_empty()
+        if call.body.is_empty()
             && matches!(
-                req.method,
+                call.req.method,
                 http::Method::GET
                     | http::Method::HEAD
                     | http::Method::DELETE
@@ -138,13 +128,13 @@ impl Plugin for Validate {
         {
             return Ok(Flow::Continue);
         }
-        Ok(match self.violations(body) {
+        Ok(match self.violations(call.body) {
             Ok(v) if v.is_empty() => Flow::Continue,
             Ok(v) => Flow::Respond(
                 Reply::error(
                     400,
                     "validation_failed",
-                    "the request body does not match the route's schema",
+                    "the request call.body does not match the route's schema",
                 )
                 .with_details(serde_json::json!({ "violations": v }))
                 .blocked_as("validation"),

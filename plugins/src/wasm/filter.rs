@@ -13,7 +13,7 @@
 use super::abi::{Action, BufferType};
 use super::request::{ReqProps, WasmReq, WasmReqs};
 use super::vm::{Effects, Fault, Lend, Vm};
-use crate::{Flow, Plugin, PluginCtx, PluginFailure, RequestInfo};
+use crate::{BodyCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -136,33 +136,29 @@ fn reqs(ctx: &mut PluginCtx) -> WasmReqs {
 
 #[async_trait]
 impl Plugin for WasmFilter {
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
         let Some(vm) = &self.vm else {
             return Ok(Flow::Continue);
         };
         let slot = vm.pick();
         let mut props = ReqProps {
-            request_id: ctx.request_id.clone(),
-            client_ip: info.client_ip,
-            client_port: ctx.client_addr.map(|a| a.port()),
-            path: req
+            request_id: call.ctx.request_id.clone(),
+            client_ip: call.info.client_ip,
+            client_port: call.ctx.client_addr.map(|a| a.port()),
+            path: call
+                .req
                 .uri
                 .path_and_query()
-                .map_or_else(|| info.path.to_string(), |p| p.as_str().to_string()),
-            method: req.method.clone(),
-            tls: info.tls,
+                .map_or_else(|| call.info.path.to_string(), |p| p.as_str().to_string()),
+            method: call.req.method.clone(),
+            tls: call.info.tls,
             status: 0,
             custom: Vec::new(),
         };
-        let n = req.headers.len() as i32 + 4;
-        let eos = i32::from(no_body(req));
+        let n = call.req.headers.len() as i32 + 4;
+        let eos = i32::from(no_body(call.req));
         let lend = Lend {
-            req: Some(&mut *req),
+            req: Some(&mut *call.req),
             req_mut: true,
             props: Some(&mut props),
             ..Default::default()
@@ -187,8 +183,8 @@ impl Plugin for WasmFilter {
             over: false,
             answered: false,
         };
-        let flow = Self::decide(vm, &mut w, Some(req), Ok(out)).await;
-        reqs(ctx).put(w);
+        let flow = Self::decide(vm, &mut w, Some(call.req), Ok(out)).await;
+        reqs(call.ctx).put(w);
         flow
     }
 
@@ -196,17 +192,11 @@ impl Plugin for WasmFilter {
         self.exports.request_body
     }
 
-    async fn on_request_body(
-        &self,
-        body: &Bytes,
-        req: &RequestHeader,
-        _info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request_body(&self, call: &mut BodyCall<'_>) -> Decision {
         let Some(vm) = &self.vm else {
             return Ok(Flow::Continue);
         };
-        let all = reqs(ctx);
+        let all = reqs(call.ctx);
         let Some(mut w) = all.take(vm) else {
             return Ok(Flow::Continue);
         };
@@ -215,9 +205,9 @@ impl Plugin for WasmFilter {
             return Ok(Flow::Continue);
         }
         // the head is read-only here: the filter reads a copy
-        let mut head = req.clone();
-        let mut chunk = body.clone();
-        let (slot, gen, id, len) = (w.slot, w.gen, w.ctx, body.len() as i32);
+        let mut head = call.req.clone();
+        let mut chunk = call.body.clone();
+        let (slot, gen, id, len) = (w.slot, w.gen, w.ctx, call.body.len() as i32);
         let lend = Lend {
             req: Some(&mut head),
             body: Some((BufferType::RequestBody, &mut chunk)),

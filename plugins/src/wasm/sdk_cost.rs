@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::{PluginCtx, RequestInfo, Shared};
+use crate::{PluginCtx, RequestCall, RequestInfo, Shared};
 use pingora_http::{RequestHeader, ResponseHeader};
 use std::path::PathBuf;
 
@@ -45,12 +45,8 @@ async fn cost(file: PathBuf, root_id: &str) {
     // a build starts one instance (the others start on first use by a thread)
     let per_instance = began.elapsed() / builds;
     let info = RequestInfo {
-        route: "r",
         client_ip: Some([127, 0, 0, 1].into()),
-        path: "/a",
-        query: None,
-        tls: false,
-        client_cert: None,
+        ..RequestInfo::new("r", "/a")
     };
     let n = 2000u32;
     let began = std::time::Instant::now();
@@ -61,7 +57,9 @@ async fn cost(file: PathBuf, root_id: &str) {
             client_addr: Some(([127, 0, 0, 1], 40000).into()),
             ..Default::default()
         };
-        p.on_request(&mut req, &info, &mut ctx).await.unwrap();
+        p.on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
+            .await
+            .unwrap();
         let mut resp = ResponseHeader::build(200, None).unwrap();
         p.on_response(&mut resp, &mut ctx);
         p.on_log(200, &mut ctx);

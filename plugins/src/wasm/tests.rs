@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::{Flow, PluginCtx, RequestInfo, Shared};
+use crate::{Flow, PluginCtx, RequestCall, RequestInfo, Shared};
 use pingora_http::{RequestHeader, ResponseHeader};
 use std::path::Path;
 
@@ -153,17 +153,12 @@ async fn phases_run_on_a_live_instance() {
     let shared = Shared::with_env(false, |_| None);
     let p = build(&shared, d, serde_json::json!({ "module": "f.wasm" })).unwrap();
     let mut req = RequestHeader::build("GET", b"/a", None).unwrap();
-    let info = RequestInfo {
-        route: "r",
-        client_ip: None,
-        path: "/a",
-        query: None,
-        tls: false,
-        client_cert: None,
-    };
+    let info = RequestInfo::new("r", "/a");
     let mut ctx = PluginCtx::default();
     assert!(matches!(
-        p.on_request(&mut req, &info, &mut ctx).await.unwrap(),
+        p.on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
+            .await
+            .unwrap(),
         Flow::Continue
     ));
     assert_eq!(req.headers["x-req"], "1");
@@ -203,19 +198,14 @@ async fn wasm_cost() {
         serde_json::json!({ "module": "f.wasm" }),
     )
     .unwrap();
-    let info = RequestInfo {
-        route: "r",
-        client_ip: None,
-        path: "/a",
-        query: None,
-        tls: false,
-        client_cert: None,
-    };
+    let info = RequestInfo::new("r", "/a");
     let began = std::time::Instant::now();
     for _ in 0..n {
         let mut req = RequestHeader::build("GET", b"/a", None).unwrap();
         let mut ctx = PluginCtx::default();
-        p.on_request(&mut req, &info, &mut ctx).await.unwrap();
+        p.on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
+            .await
+            .unwrap();
         let mut resp = ResponseHeader::build(200, None).unwrap();
         p.on_response(&mut resp, &mut ctx);
         p.on_log(200, &mut ctx);

@@ -22,8 +22,8 @@ pub use settings::{Alg, JwtSettings};
 
 use crate::auth::{deny, parse_duration, Reason};
 use crate::{
-    BuildCtx, CredentialKind, Factory, Flow, Plugin, PluginCtx, PluginFailure, PluginMetrics,
-    RequestInfo, SettingsError,
+    BuildCtx, CredentialKind, Decision, Factory, Flow, Plugin, PluginFailure, PluginMetrics,
+    RequestCall, SettingsError,
 };
 use async_trait::async_trait;
 use http::HeaderName;
@@ -74,17 +74,12 @@ impl Plugin for Jwt {
         true
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        _info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
         // client-sent copies of the identity headers never reach the upstream, in any
         // spelling (`X_User_Id` is `X-User-Id` to a WSGI server)
-        crate::auth::strip_folded(req, self.forward.iter().map(|(_, h)| h));
+        crate::auth::strip_folded(call.req, self.forward.iter().map(|(_, h)| h));
         self.requests.inc();
-        let token = match bearer(req) {
+        let token = match bearer(call.req) {
             None => {
                 return Ok(Flow::Respond(deny(
                     &self.metrics,
@@ -137,12 +132,12 @@ impl Plugin for Jwt {
                 message,
             );
             reply = reply.with_details(serde_json::json!({ "missing_scopes": missing }));
-            ctx.identity = Some(identity);
+            call.set_identity(identity);
             return Ok(Flow::Respond(reply));
         }
         let mut identity = identity;
-        claims::forward(req, &claims, &mut identity, &self.forward);
-        ctx.identity = Some(identity);
+        claims::forward(call.req, &claims, &mut identity, &self.forward);
+        call.set_identity(identity);
         Ok(Flow::Continue)
     }
 }

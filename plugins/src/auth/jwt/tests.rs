@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
-use crate::Shared;
+use crate::{PluginCtx, RequestCall, RequestInfo, Shared};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{encode, EncodingKey, Header};
+use pingora_http::RequestHeader;
 use serde_json::{json, Map};
 
 const SECRET: &str = "unit-test-secret-unit-test-secret";
@@ -41,16 +42,13 @@ async fn run(p: &crate::Instance, token: Option<&str>) -> (Option<u16>, PluginCt
         req.insert_header("authorization", format!("Bearer {t}"))
             .unwrap();
     }
-    let info = RequestInfo {
-        route: "r",
-        client_ip: None,
-        path: "/x",
-        query: None,
-        tls: false,
-        client_cert: None,
-    };
+    let info = RequestInfo::new("r", "/x");
     let mut ctx = PluginCtx::default();
-    let status = match p.on_request(&mut req, &info, &mut ctx).await.unwrap() {
+    let status = match p
+        .on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
+        .await
+        .unwrap()
+    {
         Flow::Continue => None,
         Flow::Respond(r) => Some(r.status),
     };
@@ -199,14 +197,7 @@ fn jwt_cpu_cost() {
     let t = hs(
         json!({"sub": "bench", "iat": now(), "nbf": now() - 60, "exp": now() + 86400, "scope": "bench generate"}),
     );
-    let info = RequestInfo {
-        route: "r",
-        client_ip: None,
-        path: "/x",
-        query: None,
-        tls: false,
-        client_cert: None,
-    };
+    let info = RequestInfo::new("r", "/x");
     let base = RequestHeader::build("GET", b"/x", None).unwrap();
     let n = 200_000u64;
     rt.block_on(async {
@@ -216,7 +207,7 @@ fn jwt_cpu_cost() {
         for _ in 0..n {
             let mut r = req.clone();
             let mut ctx = PluginCtx::default();
-            let f = p.on_request(&mut r, &info, &mut ctx).await.unwrap();
+            let f = p.on_request(&mut RequestCall::new(&mut r, info, &mut ctx)).await.unwrap();
             assert!(matches!(f, Flow::Continue));
         }
         let jwt = thread_cpu_us().unwrap() - start;

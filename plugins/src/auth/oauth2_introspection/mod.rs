@@ -18,8 +18,8 @@ mod endpoint;
 
 use crate::auth::Forwarding;
 use crate::{
-    BuildCtx, CredentialKind, Factory, Flow, Identity, Plugin, PluginCtx, PluginFailure, Reply,
-    RequestInfo, SettingsError,
+    BuildCtx, CredentialKind, Decision, Factory, Flow, Identity, Plugin, PluginFailure, Reply,
+    RequestCall, SettingsError,
 };
 use async_trait::async_trait;
 pub use endpoint::ClientAuth;
@@ -274,15 +274,10 @@ impl Plugin for Introspection {
         true
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        _info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
         self.m.requests.inc();
-        self.forward.strip(req);
-        let token = match bearer(req) {
+        self.forward.strip(call.req);
+        let token = match bearer(call.req) {
             None => {
                 self.m.missing.inc();
                 return Ok(refuse(401, None, "a bearer token is required", None));
@@ -340,13 +335,13 @@ impl Plugin for Introspection {
         }
         let consumer = answer.consumer.clone().unwrap_or_else(|| "unknown".into());
         if self.hide_credentials {
-            req.remove_header(&http::header::AUTHORIZATION);
+            call.req.remove_header(&http::header::AUTHORIZATION);
         }
         let mut id = Identity::new(consumer, CredentialKind::OAuth2);
         id.scopes = answer.scopes.clone();
         id.claims = answer.claims.clone();
-        self.forward.set(req, &id);
-        ctx.identity = Some(id);
+        self.forward.set(call.req, &id);
+        call.set_identity(id);
         Ok(Flow::Continue)
     }
 }

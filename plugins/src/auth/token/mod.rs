@@ -29,15 +29,14 @@ mod store;
 
 use super::{deny, parse_duration, Reason};
 use crate::{
-    BuildCtx, Factory, Flow, Identity, Plugin, PluginCtx, PluginFailure, PluginMetrics, Reply,
-    RequestInfo, SettingsError,
+    BodyCall, BuildCtx, Decision, Factory, Flow, Identity, Plugin, PluginFailure, PluginMetrics,
+    Reply, RequestCall, SettingsError,
 };
 use async_trait::async_trait;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use jsonwebtoken::{EncodingKey, Header};
-use pingora_http::RequestHeader;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -240,25 +239,20 @@ impl Plugin for Token {
         true
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        let Some(ep) = endpoint(info.path) else {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        let Some(ep) = endpoint(call.info.path) else {
             return Ok(Flow::Respond(
                 Reply::error(404, "not_found", "token endpoints: token, refresh, revoke")
                     .blocked_as("auth"),
             ));
         };
-        if req.method != http::Method::POST {
+        if call.method() != http::Method::POST {
             return Ok(Flow::Respond(
                 Reply::error(405, "method_not_allowed", "use POST")
                     .with_header(http::header::ALLOW, HeaderValue::from_static("POST")),
             ));
         }
-        let Some(id) = ctx.identity.as_ref() else {
+        let Some(id) = call.identity() else {
             return Ok(Flow::Respond(deny(
                 &self.metrics,
                 Reason::Missing,
@@ -269,11 +263,16 @@ impl Plugin for Token {
         match ep {
             Endpoint::Issue => Ok(Flow::Respond(self.issue(id).await?)),
             Endpoint::Refresh | Endpoint::Revoke => {
-                let empty = req
+                let empty = call
+                    .req
                     .headers
                     .get(http::header::CONTENT_LENGTH)
                     .is_none_or(|v| v.as_bytes() == b"0")
-                    && req.headers.get(http::header::TRANSFER_ENCODING).is_none();
+                    && call
+                        .req
+                        .headers
+                        .get(http::header::TRANSFER_ENCODING)
+                        .is_none();
                 if empty {
                     return Ok(Flow::Respond(bad_request(
                         "give {\"refresh_token\": \"...\"} as JSON",
@@ -284,19 +283,13 @@ impl Plugin for Token {
         }
     }
 
-    async fn on_request_body(
-        &self,
-        body: &Bytes,
-        _req: &RequestHeader,
-        info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        let Some(id) = ctx.identity.clone() else {
+    async fn on_request_body(&self, call: &mut BodyCall<'_>) -> Decision {
+        let Some(id) = call.ctx.identity.clone() else {
             return Ok(Flow::Continue);
         };
-        let reply = match endpoint(info.path) {
-            Some(Endpoint::Refresh) => self.refresh(&id, body).await?,
-            Some(Endpoint::Revoke) => self.revoke(&id, body).await?,
+        let reply = match endpoint(call.info.path) {
+            Some(Endpoint::Refresh) => self.refresh(&id, call.body).await?,
+            Some(Endpoint::Revoke) => self.revoke(&id, call.body).await?,
             _ => return Ok(Flow::Continue),
         };
         Ok(Flow::Respond(reply))

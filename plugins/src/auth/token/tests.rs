@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
-use crate::{CredentialKind, Shared};
+use crate::{BodyCall, CredentialKind, PluginCtx, RequestCall, RequestInfo, Shared};
+use pingora_http::RequestHeader;
 
 fn plugin() -> crate::Instance {
     let shared = Shared::with_env(false, |k| {
@@ -16,14 +17,7 @@ fn plugin() -> crate::Instance {
 }
 
 fn info(path: &str) -> RequestInfo<'_> {
-    RequestInfo {
-        route: "auth",
-        client_ip: None,
-        path,
-        query: None,
-        tls: false,
-        client_cert: None,
-    }
+    RequestInfo::new("auth", path)
 }
 
 fn ctx(consumer: &str) -> PluginCtx {
@@ -50,10 +44,13 @@ fn json_of(f: Flow) -> (u16, serde_json::Value) {
 async fn body_call(p: &crate::Instance, path: &str, who: &str, token: &str) -> u16 {
     let req = RequestHeader::build("POST", path.as_bytes(), None).unwrap();
     let body = Bytes::from(serde_json::json!({ "refresh_token": token }).to_string());
-    let f = p
-        .on_request_body(&body, &req, &info(path), &mut ctx(who))
-        .await
-        .unwrap();
+    let mut call = BodyCall {
+        body: &body,
+        req: &req,
+        info: info(path),
+        ctx: &mut ctx(who),
+    };
+    let f = p.on_request_body(&mut call).await.unwrap();
     json_of(f).0
 }
 
@@ -62,7 +59,11 @@ async fn refresh_tokens_are_single_use_and_bound_to_their_consumer() {
     let p = plugin();
     let mut req = RequestHeader::build("POST", b"/auth/token", None).unwrap();
     let f = p
-        .on_request(&mut req, &info("/auth/token"), &mut ctx("alice"))
+        .on_request(&mut RequestCall::new(
+            &mut req,
+            info("/auth/token"),
+            &mut ctx("alice"),
+        ))
         .await
         .unwrap();
     let (status, body) = json_of(f);
@@ -82,19 +83,31 @@ async fn endpoints_and_methods() {
     let p = plugin();
     let mut req = RequestHeader::build("GET", b"/auth/token", None).unwrap();
     let f = p
-        .on_request(&mut req, &info("/auth/token"), &mut ctx("a"))
+        .on_request(&mut RequestCall::new(
+            &mut req,
+            info("/auth/token"),
+            &mut ctx("a"),
+        ))
         .await
         .unwrap();
     assert_eq!(json_of(f).0, 405);
     let mut req = RequestHeader::build("POST", b"/auth/other", None).unwrap();
     let f = p
-        .on_request(&mut req, &info("/auth/other"), &mut ctx("a"))
+        .on_request(&mut RequestCall::new(
+            &mut req,
+            info("/auth/other"),
+            &mut ctx("a"),
+        ))
         .await
         .unwrap();
     assert_eq!(json_of(f).0, 404);
     let mut req = RequestHeader::build("POST", b"/auth/token", None).unwrap();
     let f = p
-        .on_request(&mut req, &info("/auth/token"), &mut PluginCtx::default())
+        .on_request(&mut RequestCall::new(
+            &mut req,
+            info("/auth/token"),
+            &mut PluginCtx::default(),
+        ))
         .await
         .unwrap();
     assert_eq!(json_of(f).0, 401);

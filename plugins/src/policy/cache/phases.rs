@@ -16,12 +16,12 @@ use super::control::{self, RequestRule};
 use super::key::{self, Primary};
 use super::store::{Claim, Entry, FillGuard, Origin, Slot};
 use super::Cache;
-use crate::{Flow, Plugin, PluginCtx, PluginFailure, Reply, ReplyBody, RequestInfo};
+use crate::{Decision, Flow, Plugin, PluginCtx, PluginFailure, Reply, ReplyBody, RequestCall};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::header::{AGE, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RANGE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::ResponseHeader;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -222,53 +222,55 @@ impl Plugin for Cache {
         crate::Stage::Serve
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        let route = info.route;
-        let method = req.method.clone();
-        let host = key::host_of(&req.headers, &req.uri);
-        let primary =
-            |m: &Method| key::primary(m, info.tls, host.as_deref(), info.path, info.query);
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        let route = call.info.route;
+        let method = call.method().clone();
+        let host = key::host_of(&call.req.headers, &call.req.uri);
+        let primary = |m: &Method| {
+            key::primary(
+                m,
+                call.info.tls,
+                host.as_deref(),
+                call.info.path,
+                call.info.query,
+            )
+        };
         if method != Method::GET && method != Method::HEAD {
             let unsafe_method = [Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
             if unsafe_method.contains(&method) {
                 if let Some(p) = primary(&Method::GET) {
-                    ctx.extensions.insert(Invalidate(Arc::from(p.key)));
+                    call.ctx.extensions.insert(Invalidate(Arc::from(p.key)));
                 }
             }
-            return self.forward(ctx, route, "method", None);
+            return self.forward(call.ctx, route, "method", None);
         }
         let Some(primary) = primary(&method) else {
             self.count(route, "bypass");
-            return self.forward(ctx, route, "bypass", None);
+            return self.forward(call.ctx, route, "bypass", None);
         };
-        let had_auth = control::has_authorization(&req.headers);
+        let had_auth = control::has_authorization(&call.req.headers);
         // HEAD and Range answers are not whole GET answers: served from one, never stored
-        let storable = method == Method::GET && !req.headers.contains_key(RANGE);
+        let storable = method == Method::GET && !call.req.headers.contains_key(RANGE);
         let target = |guard: Option<FillGuard>| {
             storable.then(|| Target {
                 primary: primary.clone(),
-                request_headers: req.headers.clone(),
+                request_headers: call.req.headers.clone(),
                 had_auth,
                 guard,
             })
         };
-        match control::request_rule(&req.headers) {
+        match control::request_rule(&call.req.headers) {
             RequestRule::NoStore => {
                 self.count(route, "bypass");
-                return self.forward(ctx, route, "bypass", None);
+                return self.forward(call.ctx, route, "bypass", None);
             }
             RequestRule::Refresh => {
                 self.count(route, "miss");
-                return self.forward(ctx, route, "request", target(None));
+                return self.forward(call.ctx, route, "request", target(None));
             }
             RequestRule::Normal => {}
         }
-        let (found, lock_key) = self.lookup(&primary.key, &req.headers);
+        let (found, lock_key) = self.lookup(&primary.key, &call.req.headers);
         let found_any = found.is_some();
         let usable = found.filter(|e| !had_auth || e.lifetime.shared_with_auth);
         if let Some(e) = &usable {
@@ -285,18 +287,18 @@ impl Plugin for Cache {
                 (false, false) => ("miss", "miss"),
             };
             self.count(route, label);
-            return self.forward(ctx, route, fwd, target(None));
+            return self.forward(call.ctx, route, fwd, target(None));
         }
         if !storable {
             self.count(route, "miss");
-            return self.forward(ctx, route, "miss", None);
+            return self.forward(call.ctx, route, "miss", None);
         }
         if let Some(e) = usable.as_ref().filter(|e| e.may_serve_stale()) {
             // stale-while-revalidate: this request refills, the others get stale
             return match self.store.claim(&lock_key) {
                 Claim::Filler(g) => {
                     self.count(route, "miss");
-                    self.forward(ctx, route, "stale", target(Some(g)))
+                    self.forward(call.ctx, route, "stale", target(Some(g)))
                 }
                 Claim::Wait(_) => {
                     self.count(route, "stale");
@@ -308,7 +310,7 @@ impl Plugin for Cache {
         match self.store.claim(&lock_key) {
             Claim::Filler(g) => {
                 // a fill may have landed between the lookup and the claim
-                if let (Some(e), _) = self.lookup(&primary.key, &req.headers) {
+                if let (Some(e), _) = self.lookup(&primary.key, &call.req.headers) {
                     if e.is_fresh() {
                         drop(g);
                         self.count(route, "hit");
@@ -316,11 +318,11 @@ impl Plugin for Cache {
                     }
                 }
                 self.count(route, "miss");
-                self.forward(ctx, route, fwd, target(Some(g)))
+                self.forward(call.ctx, route, fwd, target(Some(g)))
             }
             Claim::Wait(mut rx) => {
                 let _ = tokio::time::timeout(self.lock_timeout, rx.changed()).await;
-                if let (Some(e), _) = self.lookup(&primary.key, &req.headers) {
+                if let (Some(e), _) = self.lookup(&primary.key, &call.req.headers) {
                     if e.is_fresh() {
                         self.count(route, "hit");
                         return Ok(Flow::Respond(self.reply(&e, "; collapsed")));
@@ -328,7 +330,7 @@ impl Plugin for Cache {
                 }
                 // the filler stored nothing (or is slow): go upstream, and store
                 self.count(route, "miss");
-                self.forward(ctx, route, fwd, target(None))
+                self.forward(call.ctx, route, fwd, target(None))
             }
         }
     }

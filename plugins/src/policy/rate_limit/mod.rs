@@ -13,17 +13,13 @@ pub(crate) mod local;
 pub(crate) mod redis_store;
 mod sliding;
 
-use crate::policy::client_addr::TrustedProxies;
+use crate::policy::limit_key::{scope, LimitKey};
 use crate::policy::units::Period;
-use crate::{
-    BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, Reply, RequestInfo, SettingsError,
-    Shared,
-};
+use crate::{BuildCtx, Factory, Flow, Plugin, Reply, RequestCall, SettingsError, Shared};
 use async_trait::async_trait;
 use gcra::Gcra;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use local::LocalStore;
-use pingora_http::RequestHeader;
 use redis_store::RedisStore;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -41,18 +37,6 @@ pub struct Decision {
     pub reset: Duration,
     /// Refused: until one more request fits.
     pub retry_after: Duration,
-}
-
-/// How requests are grouped into buckets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum KeyKind {
-    /// The authenticated consumer; anonymous requests by client IP.
-    Consumer,
-    Ip,
-    /// One bucket for the whole route (or policy).
-    Route,
-    /// The value of this header; requests without it by client IP.
-    Header(HeaderName),
 }
 
 /// The algorithm.
@@ -155,8 +139,7 @@ enum Limiter {
 
 pub struct RateLimit {
     limiter: Limiter,
-    key: KeyKind,
-    proxies: TrustedProxies,
+    key: LimitKey,
     local: Arc<LocalStore>,
     redis: Option<Arc<RedisStore>>,
     on_store_error: OnStoreError,
@@ -165,52 +148,6 @@ pub struct RateLimit {
     redis_prefix: String,
     headers: headers::Fixed,
     shared: Arc<Shared>,
-}
-
-pub(crate) fn parse_key(s: &str) -> Result<KeyKind, SettingsError> {
-    Ok(match s {
-        "consumer" => KeyKind::Consumer,
-        "ip" => KeyKind::Ip,
-        "route" => KeyKind::Route,
-        other => {
-            let Some(name) = other.strip_prefix("header:") else {
-                return Err(SettingsError::at(
-                    "key",
-                    format!("`{other}`: use consumer, ip, route or header:NAME"),
-                ));
-            };
-            KeyKind::Header(HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-                SettingsError::at("key", format!("`{name}` is not a valid header name"))
-            })?)
-        }
-    })
-}
-
-/// The bucket key of a request for `kind` (also `token_limit`'s).
-pub(crate) fn key_of(
-    kind: &KeyKind,
-    proxies: &TrustedProxies,
-    req: &RequestHeader,
-    info: &RequestInfo<'_>,
-    ctx: &PluginCtx,
-) -> String {
-    let ip = || {
-        proxies
-            .client_ip(info.client_ip, req)
-            .map_or_else(|| "ip:unknown".to_string(), |ip| format!("ip:{ip}"))
-    };
-    match kind {
-        KeyKind::Consumer => match ctx.consumer() {
-            Some(c) => format!("c:{c}"),
-            None => ip(),
-        },
-        KeyKind::Ip => ip(),
-        KeyKind::Route => "all".to_string(),
-        KeyKind::Header(h) => match req.headers.get(h) {
-            Some(v) => format!("h:{}", String::from_utf8_lossy(v.as_bytes())),
-            None => ip(),
-        },
-    }
 }
 
 impl RateLimit {
@@ -232,17 +169,12 @@ impl RateLimit {
         if s.policy.as_deref().is_some_and(str::is_empty) {
             return Err(SettingsError::at("policy", "must not be empty"));
         }
-        let key = parse_key(&s.key)?;
-        let proxies = TrustedProxies::parse("trusted_proxies", &s.trusted_proxies)?;
+        let key = LimitKey::parse(&s.key, &s.trusted_proxies)?;
         let limiter = match s.algorithm {
             Algorithm::TokenBucket => Limiter::Gcra(Gcra::new(s.average, burst, period)),
             Algorithm::SlidingWindow => Limiter::Sliding(Sliding::new(s.average, period)),
         };
-        let scope = match (&s.policy, cx.route) {
-            (Some(p), _) => format!("policy:{p}"),
-            (None, Some(r)) => format!("route:{r}"),
-            (None, None) => "global".to_string(),
-        };
+        let scope = scope(s.policy.as_deref(), cx.route);
         let header_name = s.policy.as_deref().or(cx.route).unwrap_or("default");
         let local = cx
             .shared
@@ -254,7 +186,6 @@ impl RateLimit {
         Ok(Self {
             limiter,
             key,
-            proxies,
             local,
             redis,
             on_store_error: s.on_store_error,
@@ -263,11 +194,6 @@ impl RateLimit {
             headers: headers::Fixed::new(header_name, s.average, period),
             shared: cx.shared.clone(),
         })
-    }
-
-    /// The bucket key of a request.
-    fn key_of(&self, req: &RequestHeader, info: &RequestInfo<'_>, ctx: &PluginCtx) -> String {
-        key_of(&self.key, &self.proxies, req, info, ctx)
     }
 
     fn decide_local(&self, key: &str) -> Decision {
@@ -355,21 +281,18 @@ impl Plugin for RateLimit {
         crate::Stage::Limit
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        let key = self.key_of(req, info, ctx);
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> crate::Decision {
+        let key = self.key.of(call);
         let Some(d) = self.decide(&key).await else {
             return Ok(Flow::Continue);
         };
-        ctx.response_headers.extend(self.headers.for_decision(&d));
+        call.ctx
+            .response_headers
+            .extend(self.headers.for_decision(&d));
         if d.allowed {
             return Ok(Flow::Continue);
         }
-        let client = match &ctx.identity {
+        let client = match call.identity() {
             Some(i) if i.configured => i.consumer.as_str(),
             _ => "anonymous",
         };

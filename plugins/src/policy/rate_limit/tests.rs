@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::{CredentialKind, Identity};
+use crate::{CredentialKind, Identity, PluginCtx, RequestCall, RequestInfo};
+use pingora_http::RequestHeader;
 
 fn build(v: serde_json::Value) -> Result<RateLimit, SettingsError> {
     let shared = Shared::dry();
@@ -15,17 +16,17 @@ fn build(v: serde_json::Value) -> Result<RateLimit, SettingsError> {
 
 fn info(ip: &str) -> RequestInfo<'static> {
     RequestInfo {
-        route: "r",
         client_ip: ip.parse().ok(),
-        path: "/",
-        query: None,
-        tls: false,
-        client_cert: None,
+        ..RequestInfo::new("r", "/")
     }
 }
 
 async fn status(p: &RateLimit, req: &mut RequestHeader, ip: &str, ctx: &mut PluginCtx) -> u16 {
-    match p.on_request(req, &info(ip), ctx).await.unwrap() {
+    match p
+        .on_request(&mut RequestCall::new(req, info(ip), ctx))
+        .await
+        .unwrap()
+    {
         Flow::Continue => 200,
         Flow::Respond(r) => r.status,
     }
@@ -72,12 +73,15 @@ async fn consumer_key_uses_the_identity_else_the_ip() {
 fn keys_and_bad_options() {
     let p = build(serde_json::json!({"average": 5, "key": "header:x-api-key"})).unwrap();
     let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-    let ctx = PluginCtx::default();
-    assert_eq!(p.key_of(&req, &info("10.0.0.1"), &ctx), "ip:10.0.0.1");
+    let mut ctx = PluginCtx::default();
+    let mut key = |p: &RateLimit, req: &mut RequestHeader| {
+        p.key.of(&RequestCall::new(req, info("10.0.0.1"), &mut ctx))
+    };
+    assert_eq!(key(&p, &mut req), "ip:10.0.0.1");
     req.insert_header("x-api-key", "k1").unwrap();
-    assert_eq!(p.key_of(&req, &info("10.0.0.1"), &ctx), "h:k1");
+    assert_eq!(key(&p, &mut req), "h:k1");
     let p = build(serde_json::json!({"average": 5, "key": "route"})).unwrap();
-    assert_eq!(p.key_of(&req, &info("10.0.0.1"), &ctx), "all");
+    assert_eq!(key(&p, &mut req), "all");
 
     let e = build(serde_json::json!({"average": 5, "key": "cookie"}))
         .err()

@@ -13,20 +13,20 @@
 mod meter;
 mod window;
 
-use crate::policy::client_addr::TrustedProxies;
+use crate::policy::limit_key::{scope, LimitKey};
 use crate::policy::rate_limit::headers::{secs_ceil, sf_string};
 use crate::policy::rate_limit::redis_store::RedisStore;
-use crate::policy::rate_limit::{key_of, parse_key, redis_store, KeyKind, OnStoreError, StoreKind};
+use crate::policy::rate_limit::{redis_store, OnStoreError, StoreKind};
 use crate::policy::units::Period;
 use crate::{
-    BuildCtx, Factory, Flow, Plugin, PluginCtx, PluginFailure, Reply, RequestInfo, SettingsError,
-    Shared,
+    BodyCall, BuildCtx, Decision, Factory, Flow, Plugin, PluginCtx, Reply, RequestCall,
+    SettingsError, Shared,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use meter::{Meter, Mode};
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::ResponseHeader;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
@@ -199,8 +199,7 @@ struct Charge {
 
 pub struct TokenLimit {
     budget: Arc<Budget>,
-    key: KeyKind,
-    proxies: TrustedProxies,
+    key: LimitKey,
     charge_from: ChargeFrom,
     refuse_over_budget: bool,
     /// `RateLimit-Policy` without its `pk`, and the `"name"` of `RateLimit`.
@@ -245,20 +244,15 @@ impl Plugin for TokenLimit {
         crate::Stage::Limit
     }
 
-    async fn on_request(
-        &self,
-        req: &mut RequestHeader,
-        info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        let key = key_of(&self.key, &self.proxies, req, info, ctx);
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        let key = self.key.of(call);
         let (used, left) = match self.budget.read(&key).await {
             Seen::Used(u, l) => (u, l),
             Seen::Allow => return Ok(Flow::Continue),
             Seen::Deny => (self.budget.tokens, Duration::from_secs(1)),
         };
         let remaining = self.budget.tokens.saturating_sub(used);
-        ctx.response_headers.extend(self.headers(
+        call.ctx.response_headers.extend(self.headers(
             &key,
             remaining,
             left.max(Duration::from_secs(1)),
@@ -266,11 +260,11 @@ impl Plugin for TokenLimit {
         if remaining == 0 {
             return Ok(self.spent("the token budget is spent; retry later".into(), left));
         }
-        let consumer = match &ctx.identity {
+        let consumer = match call.identity() {
             Some(i) if i.configured => i.consumer.clone(),
             _ => "anonymous".to_string(),
         };
-        ctx.extensions.insert(Charge {
+        call.ctx.extensions.insert(Charge {
             key,
             consumer,
             remaining,
@@ -283,17 +277,11 @@ impl Plugin for TokenLimit {
         self.refuse_over_budget
     }
 
-    async fn on_request_body(
-        &self,
-        body: &Bytes,
-        _req: &RequestHeader,
-        _info: &RequestInfo<'_>,
-        ctx: &mut PluginCtx,
-    ) -> Result<Flow, PluginFailure> {
-        let Some(c) = ctx.extensions.get::<Charge>() else {
+    async fn on_request_body(&self, call: &mut BodyCall<'_>) -> Decision {
+        let Some(c) = call.ctx.extensions.get::<Charge>() else {
             return Ok(Flow::Continue);
         };
-        let asked = serde_json::from_slice::<serde_json::Value>(body)
+        let asked = serde_json::from_slice::<serde_json::Value>(call.body)
             .ok()
             .and_then(|v| v.get("max_tokens").and_then(serde_json::Value::as_u64));
         match asked {
@@ -415,13 +403,8 @@ impl Factory for TokenLimit {
                 }
             },
         };
-        let key = parse_key(&s.key)?;
-        let proxies = TrustedProxies::parse("trusted_proxies", &s.trusted_proxies)?;
-        let scope = match (&s.policy, cx.route) {
-            (Some(p), _) => format!("policy:{p}"),
-            (None, Some(r)) => format!("route:{r}"),
-            (None, None) => "global".to_string(),
-        };
+        let key = LimitKey::parse(&s.key, &s.trusted_proxies)?;
+        let scope = scope(s.policy.as_deref(), cx.route);
         let label = s.policy.as_deref().or(cx.route).unwrap_or("global");
         let redis = match s.store {
             StoreKind::Local => None,
@@ -447,7 +430,6 @@ impl Factory for TokenLimit {
                 scope_label: label.to_string(),
             }),
             key,
-            proxies,
             charge_from,
             refuse_over_budget: s.refuse_over_budget,
             policy,

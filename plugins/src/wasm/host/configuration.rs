@@ -23,7 +23,7 @@ pub fn get_status(mut c: Caller<'_, Host>, cp: i32, rp: i32, rs: i32) -> i32 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use crate::wasm::Wasm;
-    use crate::{BuildCtx, Factory, Flow, PluginCtx, RequestInfo, Shared};
+    use crate::{BuildCtx, Factory, Flow, PluginCtx, RequestCall, RequestInfo, Shared};
     use pingora_http::RequestHeader;
 
     /// A filter that puts what `proxy_get_configuration` and `proxy_get_status` answer
@@ -62,16 +62,12 @@ mod tests {
         let settings = serde_json::json!({ "module": "f.wasm", "configuration": {"a": 1} });
         let p = Wasm::build(crate::parse_settings(&settings).unwrap(), &cx).unwrap();
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        let info = RequestInfo {
-            route: "r",
-            client_ip: None,
-            path: "/",
-            query: None,
-            tls: false,
-            client_cert: None,
-        };
+        let info = RequestInfo::new("r", "/");
         let mut ctx = PluginCtx::default();
-        let flow = p.on_request(&mut req, &info, &mut ctx).await.unwrap();
+        let flow = p
+            .on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
+            .await
+            .unwrap();
         assert!(matches!(flow, Flow::Continue));
         assert_eq!(req.headers["x-config"], r#"{"a":1}"#);
         assert_eq!(req.headers["x-status"], "ok");

@@ -1,0 +1,128 @@
+//! What a request phase is given: one request, as pingora's `request_filter(session,
+//! ctx)` gives a filter its session: the head, what the gateway knows besides it
+//! ([`RequestInfo`]) and the per-request state the route's plugins share
+//! ([`PluginCtx`]); and what a request phase answers ([`Decision`]).
+
+use super::{Flow, Identity, PluginCtx, PluginFailure};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+use pingora_http::RequestHeader;
+use std::net::IpAddr;
+
+/// What a request phase decides: go on, answer instead, or fail (a dependency is down).
+pub type Decision = Result<Flow, PluginFailure>;
+
+/// What the gateway tells plugins about a request besides its headers.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// The matched route's name.
+    pub route: &'a str,
+    /// The TCP peer's address.
+    pub client_ip: Option<IpAddr>,
+    /// The normalised path.
+    pub path: &'a str,
+    /// The query string, without `?`.
+    pub query: Option<&'a str>,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// The client certificate verified on the TLS listener (mTLS), when one was sent.
+    pub client_cert: Option<&'a ClientCert>,
+}
+
+impl<'a> RequestInfo<'a> {
+    /// A plain-HTTP request on `route` for `path`, without query, peer or certificate
+    /// (the other fields are public to set).
+    pub fn new(route: &'a str, path: &'a str) -> Self {
+        RequestInfo {
+            route,
+            client_ip: None,
+            path,
+            query: None,
+            tls: false,
+            client_cert: None,
+        }
+    }
+}
+
+/// A client certificate verified by the TLS listener.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCert {
+    /// Subject common name.
+    pub common_name: Option<String>,
+    /// Subject alternative names (DNS names, URIs, e-mail addresses, IP addresses), in
+    /// certificate order.
+    pub sans: Vec<San>,
+    /// The whole subject, RFC 4514 style (`CN=alice,O=Example`).
+    pub subject: String,
+    /// SHA-256 fingerprint of the DER certificate, lower-case hex.
+    pub fingerprint: String,
+}
+
+/// One subject alternative name of a [`ClientCert`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum San {
+    Dns(String),
+    Uri(String),
+    Email(String),
+    Ip(IpAddr),
+}
+
+/// One request in the request phase ([`super::Plugin::on_request`]): its head, which the
+/// plugin may edit (what goes upstream), what the gateway knows besides it, and the
+/// state the route's plugins share for it.
+#[derive(Debug)]
+pub struct RequestCall<'a> {
+    /// The request head; changes reach the upstream.
+    pub req: &'a mut RequestHeader,
+    /// The route, the peer, the normalised path and query, TLS.
+    pub info: RequestInfo<'a>,
+    /// State shared by the route's plugins for this request.
+    pub ctx: &'a mut PluginCtx,
+}
+
+impl<'a> RequestCall<'a> {
+    pub fn new(req: &'a mut RequestHeader, info: RequestInfo<'a>, ctx: &'a mut PluginCtx) -> Self {
+        RequestCall { req, info, ctx }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.req.method
+    }
+
+    /// The first value of a request header.
+    pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&HeaderValue> {
+        self.req.headers.get(name)
+    }
+
+    /// The identity an earlier (authentication) plugin set.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.ctx.identity.as_ref()
+    }
+
+    /// Authenticates the request as `id`: later plugins, the access log and metrics
+    /// see it.
+    pub fn set_identity(&mut self, id: Identity) {
+        self.ctx.identity = Some(id);
+    }
+
+    /// Removes a request header before it goes upstream (a credential the plugin hides).
+    pub fn remove_header(&mut self, name: &HeaderName) {
+        self.req.remove_header(name);
+    }
+}
+
+/// One request in the body phase ([`super::Plugin::on_request_body`]): the whole body,
+/// the head as it went upstream (read-only: it is sent before the body), what the
+/// gateway knows besides it, and the state the route's plugins share for it.
+#[derive(Debug)]
+pub struct BodyCall<'a> {
+    /// The whole request body.
+    pub body: &'a Bytes,
+    /// The request head, read-only.
+    pub req: &'a RequestHeader,
+    /// The route, the peer, the normalised path and query, TLS.
+    pub info: RequestInfo<'a>,
+    /// State shared by the route's plugins for this request.
+    pub ctx: &'a mut PluginCtx,
+}
