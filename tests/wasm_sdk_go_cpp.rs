@@ -134,6 +134,7 @@ async fn exercise(name: &str, p: &str, lang: &str) {
             panic!("source.address `{source}` is not the client's ip:port");
         });
         assert!(port.parse::<u16>().unwrap() > 0, "{source}");
+        assert_eq!(hv(&r, &format!("x-{p}-source-port")), port);
         assert_eq!(hv(&r, &format!("x-{p}-root")), name);
         assert_eq!(hv(&r, &format!("x-{p}-route")), "sdk");
         assert_eq!(hv(&r, &format!("x-{p}-status")), "200");

@@ -15,7 +15,7 @@
 // runs a context that does nothing, as in Envoy).
 //
 // Response: `x-cpp-response: 1`, and what the filter read: the `request.path`,
-// `source.address`, `plugin_root_id`, `route_name` and `response.code` properties, and
+// `source.address`, `source.port`, `plugin_root_id`, `route_name` and `response.code` properties, and
 // `x-cpp-hits`, a count kept in shared data (compare-and-swap) across every instance.
 // Every request also increments the counter metric `cpp_filter_requests` and writes a
 // log line.
@@ -160,6 +160,10 @@ FilterHeadersStatus FilterContext::onResponseHeaders(uint32_t, bool) {
   addResponseHeader("x-cpp-root", property({"plugin_root_id"}));
   addResponseHeader("x-cpp-route", property({"route_name"}));
   addResponseHeader("x-cpp-hits", std::to_string(hits_));
+  int64_t port = 0;
+  if (getValue({"source", "port"}, &port)) {
+    addResponseHeader("x-cpp-source-port", std::to_string(port));
+  }
   int64_t status = 0;
   if (getValue({"response", "code"}, &status)) {
     addResponseHeader("x-cpp-status", std::to_string(status));

@@ -12,7 +12,7 @@
 // upstream as `x-go-user`, anything else is a local 403.
 //
 // Response: `x-go-response: 1`, and what the filter read: the `request.path`,
-// `source.address`, `plugin_root_id`, `route_name` and `response.code` properties, and
+// `source.address`, `source.port`, `plugin_root_id`, `route_name` and `response.code` properties, and
 // `x-go-hits`, a count kept in shared data (compare-and-swap) across every instance.
 // Every request also increments the counter metric `go_filter_requests` and writes a
 // log line.
@@ -216,6 +216,10 @@ func (c *httpContext) OnHttpResponseHeaders(numHeaders int, endOfStream bool) ty
 		ticks = binary.LittleEndian.Uint64(data)
 	}
 	must(proxywasm.AddHttpResponseHeader("x-go-ticks", strconv.FormatUint(ticks, 10)))
+	if port, err := proxywasm.GetProperty([]string{"source", "port"}); err == nil && len(port) == 8 {
+		must(proxywasm.AddHttpResponseHeader("x-go-source-port",
+			strconv.FormatUint(binary.LittleEndian.Uint64(port), 10)))
+	}
 	if code, err := proxywasm.GetProperty([]string{"response", "code"}); err == nil && len(code) == 8 {
 		status := int64(binary.LittleEndian.Uint64(code))
 		must(proxywasm.AddHttpResponseHeader("x-go-status", strconv.FormatInt(status, 10)))
