@@ -5,7 +5,9 @@
 //! (`fd_prestat_get` until `EBADF`) and reads the streams' kind (`fd_fdstat_get`),
 //! wasi-libc's stdio closes and seeks them. `poll_oneoff` answers every subscription
 //! at once (a clock as expired, the standard output streams as writable): a call into
-//! the filter never blocks its worker thread, so a filter that sleeps wakes at once.
+//! the filter never blocks its worker thread. A C filter's sleep returns at once; Go's
+//! runtime checks the clock again and polls until its timer is due, so a Go sleep runs
+//! on the CPU, bounded by `max_time` like any call.
 
 use super::{EBADF, EINVAL, ESPIPE, ESUCCESS};
 use crate::wasm::host::{split, write, Host};
