@@ -45,7 +45,7 @@ fn selectors(c: &mut Criterion) {
         g.bench_function(name, |bench| {
             bench.iter(|| {
                 k = k.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                black_box(sel.select(&targets, Some(k), &|_| true))
+                black_box(sel.select(&balance::Candidates::new(&targets, Some(k), &|_| true)))
             })
         });
     }

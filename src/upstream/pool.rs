@@ -2,7 +2,7 @@
 //! selection with breaker admission, outlier ejection with the pool-wide cap, the retry
 //! budget and the admin snapshot.
 
-use super::balance::{self, BackendSelection};
+use super::balance::{self, BackendSelection, Candidates};
 use super::clock;
 use super::conns;
 use super::metrics::UpstreamMetrics;
@@ -166,7 +166,10 @@ impl Pool {
                             && !refused.contains(&i)
                     })
                 };
-                let Some(i) = m.selector.select(&m.targets, hash, &eligible) else {
+                let Some(i) = m
+                    .selector
+                    .select(&Candidates::new(&m.targets, hash, &eligible))
+                else {
                     break;
                 };
                 let Some(t) = m.targets.get(i) else { break };

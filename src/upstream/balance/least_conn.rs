@@ -1,26 +1,17 @@
 //! Weighted least connections: the eligible target with the fewest outstanding
 //! requests per unit of weight (`in_flight / weight`); ties broken at random. O(n).
 
-use super::{BackendSelection, XorShift};
-use crate::upstream::Target;
+use super::{BackendSelection, Candidates, XorShift};
 
 #[derive(Debug, Default)]
 pub struct LeastConn;
 
 impl BackendSelection for LeastConn {
-    fn select(
-        &self,
-        targets: &[Target],
-        _hash: Option<u64>,
-        eligible: &dyn Fn(usize) -> bool,
-    ) -> Option<usize> {
+    fn select(&self, c: &Candidates<'_>) -> Option<usize> {
         let mut rng: Option<XorShift> = None;
         let mut best: Option<(usize, u64, u64)> = None; // index, in_flight, weight
         let mut ties = 0u64;
-        for (i, t) in targets.iter().enumerate() {
-            if t.weight == 0 || !eligible(i) {
-                continue;
-            }
+        for (i, t) in c.iter() {
             let (f, w) = (t.state.in_flight(), u64::from(t.weight));
             let Some((_, bf, bw)) = best else {
                 best = Some((i, f, w));
@@ -62,9 +53,9 @@ mod tests {
         let _a = hold(0, 3);
         let _b = hold(1, 1);
         let _c = hold(2, 4); // 4 / 2 = 2 per weight
-        assert_eq!(LeastConn.select(&t, None, &|_| true), Some(1));
+        assert_eq!(LeastConn.select(&Candidates::all(&t)), Some(1));
         let _d = hold(1, 2); // 3 / 1
-        assert_eq!(LeastConn.select(&t, None, &|_| true), Some(2));
+        assert_eq!(LeastConn.select(&Candidates::all(&t)), Some(2));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Least request, power of two choices: two targets drawn at random by weight, the one
 //! with fewer outstanding requests per unit of weight wins. O(1) expected.
 
-use super::{p2c, BackendSelection, WeightTable};
+use super::{p2c, BackendSelection, Candidates, WeightTable};
 use crate::upstream::Target;
 
 #[derive(Debug)]
@@ -18,13 +18,8 @@ impl LeastRequest {
 }
 
 impl BackendSelection for LeastRequest {
-    fn select(
-        &self,
-        targets: &[Target],
-        _hash: Option<u64>,
-        eligible: &dyn Fn(usize) -> bool,
-    ) -> Option<usize> {
-        p2c(&self.table, targets, eligible, &|t| {
+    fn select(&self, c: &Candidates<'_>) -> Option<usize> {
+        p2c(&self.table, c, &|t| {
             t.state.in_flight() as f64 / f64::from(t.weight.max(1))
         })
     }
@@ -43,7 +38,7 @@ mod tests {
             .collect();
         let sel = LeastRequest::new(&t);
         for _ in 0..100 {
-            assert_eq!(sel.select(&t, None, &|_| true), Some(1));
+            assert_eq!(sel.select(&Candidates::all(&t)), Some(1));
         }
     }
 }

@@ -7,7 +7,7 @@
 //! A key maps to `table[key % M]`; when that target is not eligible the lookup walks on
 //! to the following slots until it finds one that is.
 
-use super::{BackendSelection, XorShift};
+use super::{BackendSelection, Candidates, XorShift};
 use crate::upstream::Target;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -96,18 +96,13 @@ impl Maglev {
 }
 
 impl BackendSelection for Maglev {
-    fn select(
-        &self,
-        targets: &[Target],
-        hash: Option<u64>,
-        eligible: &dyn Fn(usize) -> bool,
-    ) -> Option<usize> {
+    fn select(&self, c: &Candidates<'_>) -> Option<usize> {
         let m = self.table.len();
         if m == 0 {
             return None;
         }
         // no key: any slot, i.e. weighted random
-        let key = hash.unwrap_or_else(|| XorShift::seeded().below(u64::MAX));
+        let key = c.hash.unwrap_or_else(|| XorShift::seeded().below(u64::MAX));
         let start = (key % m as u64) as usize;
         let mut refused: Vec<usize> = Vec::new();
         for step in 0..m {
@@ -115,7 +110,7 @@ impl BackendSelection for Maglev {
             if refused.contains(&i) {
                 continue;
             }
-            if targets.get(i).is_some_and(|t| t.weight > 0) && eligible(i) {
+            if c.admits(i) {
                 return Some(i);
             }
             refused.push(i);
@@ -136,7 +131,10 @@ mod tests {
         (0..keys)
             .map(|k| {
                 let h = crate::upstream::hash_key(&k.to_le_bytes());
-                t[sel.select(t, Some(h), &|_| true).expect("target")].addr
+                t[sel
+                    .select(&Candidates::new(t, Some(h), &|_| true))
+                    .expect("target")]
+                .addr
             })
             .collect()
     }
@@ -173,8 +171,11 @@ mod tests {
         assert!((share1 - 0.75).abs() < 0.01, "{share1}");
         assert!(sel.table.iter().all(|&i| i != 2));
         for k in 0..500u64 {
-            assert_eq!(sel.select(&t, Some(k), &|i| i != 1), Some(0));
+            assert_eq!(
+                sel.select(&Candidates::new(&t, Some(k), &|i| i != 1)),
+                Some(0)
+            );
         }
-        assert_eq!(sel.select(&t, Some(7), &|_| false), None);
+        assert_eq!(sel.select(&Candidates::new(&t, Some(7), &|_| false)), None);
     }
 }

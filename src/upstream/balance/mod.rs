@@ -3,6 +3,7 @@
 //! sees availability only through the `eligible` callback. Every selector skips
 //! targets with weight 0 (draining).
 
+mod candidates;
 mod least_conn;
 mod least_request;
 mod maglev;
@@ -10,6 +11,7 @@ mod peak_ewma;
 mod random;
 mod wrr;
 
+pub use candidates::Candidates;
 pub use least_conn::LeastConn;
 pub use least_request::LeastRequest;
 pub use maglev::Maglev;
@@ -23,16 +25,9 @@ use rand::Rng;
 
 /// Chooses one target among a pool's targets.
 pub trait BackendSelection: Send + Sync {
-    /// Index into `targets` of the chosen one, among those with weight > 0 for which
-    /// `eligible(i)` is true; `None` when none is. `hash` is the request's
-    /// consistent-hashing key, when the pool hashes. `targets` is the set the selector
-    /// was built for.
-    fn select(
-        &self,
-        targets: &[Target],
-        hash: Option<u64>,
-        eligible: &dyn Fn(usize) -> bool,
-    ) -> Option<usize>;
+    /// Index into `c.targets` of the chosen one, among those `c` admits; `None` when
+    /// none is.
+    fn select(&self, c: &Candidates<'_>) -> Option<usize>;
 }
 
 /// The selector configured for a pool (`balance:`), built for its current targets.
@@ -110,15 +105,14 @@ impl XorShift {
 /// targets, falls back to the lowest cost of a full scan.
 pub(crate) fn p2c(
     table: &WeightTable,
-    targets: &[Target],
-    eligible: &dyn Fn(usize) -> bool,
+    c: &Candidates<'_>,
     cost: &dyn Fn(&Target) -> f64,
 ) -> Option<usize> {
     let mut rng = rand::rng();
     let mut picks: [Option<usize>; 2] = [None, None];
     for _ in 0..16 {
         let i = table.sample(&mut rng)?;
-        if picks[0] == Some(i) || !eligible(i) {
+        if picks[0] == Some(i) || !c.admits(i) {
             continue;
         }
         if picks[0].is_none() {
@@ -128,10 +122,10 @@ pub(crate) fn p2c(
             break;
         }
     }
-    let c = |i: usize| targets.get(i).map_or(f64::INFINITY, cost);
+    let cost_of = |i: usize| c.targets.get(i).map_or(f64::INFINITY, cost);
     match picks {
         [Some(a), Some(b)] => {
-            let (ca, cb) = (c(a), c(b));
+            let (ca, cb) = (cost_of(a), cost_of(b));
             Some(if ca < cb || (ca == cb && rng.random::<bool>()) {
                 a
             } else {
@@ -140,22 +134,15 @@ pub(crate) fn p2c(
         }
         // no second distinct eligible target drawn (few targets, or most ineligible):
         // compare them all rather than hand the one drawn a win it did not earn
-        _ => scan_min(targets, eligible, cost),
+        _ => scan_min(c, cost),
     }
 }
 
-fn scan_min(
-    targets: &[Target],
-    eligible: &dyn Fn(usize) -> bool,
-    cost: &dyn Fn(&Target) -> f64,
-) -> Option<usize> {
+fn scan_min(c: &Candidates<'_>, cost: &dyn Fn(&Target) -> f64) -> Option<usize> {
     let mut rng = XorShift::seeded();
     let mut best: Option<(usize, f64)> = None;
     let mut ties = 0u64;
-    for (i, t) in targets.iter().enumerate() {
-        if t.weight == 0 || !eligible(i) {
-            continue;
-        }
+    for (i, t) in c.iter() {
         let c = cost(t);
         match best {
             Some((_, b)) if c > b => {}
@@ -199,7 +186,7 @@ pub(crate) mod tests {
     pub(crate) fn counts(sel: &dyn BackendSelection, t: &[Target], n: usize) -> Vec<usize> {
         let mut c = vec![0; t.len()];
         for _ in 0..n {
-            let i = sel.select(t, None, &|_| true).expect("a target");
+            let i = sel.select(&Candidates::all(t)).expect("a target");
             c[i] += 1;
         }
         c
@@ -218,13 +205,27 @@ pub(crate) mod tests {
             let t = targets(&[1, 0, 2]);
             let sel = for_balance(b, &t);
             for k in 0..200u64 {
-                let i = sel.select(&t, Some(k), &|i| i != 2).expect("target 0");
+                let i = sel
+                    .select(&Candidates::new(&t, Some(k), &|i| i != 2))
+                    .expect("target 0");
                 assert_eq!(i, 0, "{b:?}");
-                assert_ne!(sel.select(&t, Some(k), &|_| true), Some(1), "{b:?}");
+                assert_ne!(
+                    sel.select(&Candidates::new(&t, Some(k), &|_| true)),
+                    Some(1),
+                    "{b:?}"
+                );
             }
-            assert_eq!(sel.select(&t, Some(1), &|i| i == 1), None, "{b:?}");
+            assert_eq!(
+                sel.select(&Candidates::new(&t, Some(1), &|i| i == 1)),
+                None,
+                "{b:?}"
+            );
             let empty = for_balance(b, &[]);
-            assert_eq!(empty.select(&[], Some(1), &|_| true), None, "{b:?}");
+            assert_eq!(
+                empty.select(&Candidates::new(&[], Some(1), &|_| true)),
+                None,
+                "{b:?}"
+            );
         }
     }
 

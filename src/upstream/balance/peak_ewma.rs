@@ -2,7 +2,7 @@
 //! the lower `latency_ewma × (in_flight + 1) / weight` wins. Targets without a latency
 //! sample yet cost as if they answered in 1 ms, so they get tried.
 
-use super::{p2c, BackendSelection, WeightTable};
+use super::{p2c, BackendSelection, Candidates, WeightTable};
 use crate::upstream::Target;
 
 /// Latency assumed for a target before its first response, in nanoseconds.
@@ -22,13 +22,8 @@ impl PeakEwmaP2c {
 }
 
 impl BackendSelection for PeakEwmaP2c {
-    fn select(
-        &self,
-        targets: &[Target],
-        _hash: Option<u64>,
-        eligible: &dyn Fn(usize) -> bool,
-    ) -> Option<usize> {
-        p2c(&self.table, targets, eligible, &|t| {
+    fn select(&self, c: &Candidates<'_>) -> Option<usize> {
+        p2c(&self.table, c, &|t| {
             let l = t.state.latency_ewma_ns();
             let l = if l > 0.0 { l } else { DEFAULT_NS };
             l * (t.state.in_flight() as f64 + 1.0) / f64::from(t.weight.max(1))
@@ -49,7 +44,7 @@ mod tests {
         t[1].state.ewma.record(Duration::from_millis(5));
         let sel = PeakEwmaP2c::new(&t);
         for _ in 0..100 {
-            assert_eq!(sel.select(&t, None, &|_| true), Some(1));
+            assert_eq!(sel.select(&Candidates::all(&t)), Some(1));
         }
     }
 }

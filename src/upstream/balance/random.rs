@@ -1,7 +1,7 @@
 //! Weighted random: each eligible target with probability weight / total. O(log n)
 //! while the draws land on eligible targets; a full scan otherwise.
 
-use super::{BackendSelection, WeightTable};
+use super::{BackendSelection, Candidates, WeightTable};
 use crate::upstream::Target;
 use rand::Rng;
 
@@ -19,34 +19,21 @@ impl WeightedRandom {
 }
 
 impl BackendSelection for WeightedRandom {
-    fn select(
-        &self,
-        targets: &[Target],
-        _hash: Option<u64>,
-        eligible: &dyn Fn(usize) -> bool,
-    ) -> Option<usize> {
+    fn select(&self, c: &Candidates<'_>) -> Option<usize> {
         let mut rng = rand::rng();
         for _ in 0..8 {
             let i = self.table.sample(&mut rng)?;
-            if eligible(i) {
+            if c.admits(i) {
                 return Some(i);
             }
         }
         // many targets out: draw among the eligible ones only
-        let total: u64 = targets
-            .iter()
-            .enumerate()
-            .filter(|&(i, t)| t.weight > 0 && eligible(i))
-            .map(|(_, t)| u64::from(t.weight))
-            .sum();
+        let total: u64 = c.iter().map(|(_, t)| u64::from(t.weight)).sum();
         if total == 0 {
             return None;
         }
         let mut r = rng.random_range(0..total);
-        for (i, t) in targets.iter().enumerate() {
-            if t.weight == 0 || !eligible(i) {
-                continue;
-            }
+        for (i, t) in c.iter() {
             let w = u64::from(t.weight);
             if r < w {
                 return Some(i);
@@ -70,7 +57,9 @@ mod tests {
         let sel = WeightedRandom::new(&t);
         let mut c = [0usize; 2];
         for _ in 0..8000 {
-            let i = sel.select(&t, None, &|i| i >= 50).expect("eligible");
+            let i = sel
+                .select(&Candidates::new(&t, None, &|i| i >= 50))
+                .expect("eligible");
             c[i - 50] += 1;
         }
         let share = c[1] as f64 / 8000.0;

@@ -2,7 +2,7 @@
 //! to its current score, takes the highest, and subtracts the total from it. Weights 3
 //! and 1 give A A B A, never a burst.
 
-use super::BackendSelection;
+use super::{BackendSelection, Candidates};
 use crate::upstream::Target;
 use std::sync::Mutex;
 
@@ -19,20 +19,12 @@ impl SmoothWeightedRoundRobin {
 }
 
 impl BackendSelection for SmoothWeightedRoundRobin {
-    fn select(
-        &self,
-        targets: &[Target],
-        _hash: Option<u64>,
-        eligible: &dyn Fn(usize) -> bool,
-    ) -> Option<usize> {
+    fn select(&self, c: &Candidates<'_>) -> Option<usize> {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if cur.len() != targets.len() {
-            cur.resize(targets.len(), 0);
+        if cur.len() != c.targets.len() {
+            cur.resize(c.targets.len(), 0);
         }
-        smooth_pick(&mut cur, |i| {
-            let w = targets[i].weight;
-            (w > 0 && eligible(i)).then_some(w)
-        })
+        smooth_pick(&mut cur, |i| c.admits(i).then(|| c.targets[i].weight))
     }
 }
 
@@ -68,7 +60,7 @@ mod tests {
         let t = targets(&[3, 1]);
         let sel = SmoothWeightedRoundRobin::new(&t);
         let seq: Vec<usize> = (0..8)
-            .map(|_| sel.select(&t, None, &|_| true).expect("t"))
+            .map(|_| sel.select(&Candidates::all(&t)).expect("t"))
             .collect();
         assert_eq!(seq, [0, 0, 1, 0, 0, 0, 1, 0]);
     }
@@ -88,7 +80,7 @@ mod tests {
         let t = targets(&[3, 1]);
         let sel = SmoothWeightedRoundRobin::new(&t);
         let seq: Vec<usize> = (0..10_000)
-            .map(|_| sel.select(&t, None, &|_| true).expect("t"))
+            .map(|_| sel.select(&Candidates::all(&t)).expect("t"))
             .collect();
         let mut run = 1;
         for w in seq.windows(2) {
