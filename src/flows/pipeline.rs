@@ -193,37 +193,15 @@ pub async fn run_steps(
 impl RunError {
     /// A failure of the steps after the first (run on their own by a streamed
     /// pipeline), numbered and reported as in the whole pipeline.
-    pub(super) fn after_first(self, first: Value) -> Self {
-        match self {
-            RunError::Step {
-                index,
-                name,
-                upstream,
-                error,
-                mut steps,
-            } => {
+    pub(super) fn after_first(mut self, first: Value) -> Self {
+        match &mut self {
+            RunError::Step { index, steps, .. } => {
+                *index += 1;
                 steps.insert(0, first);
-                RunError::Step {
-                    index: index + 1,
-                    name,
-                    upstream,
-                    error,
-                    steps,
-                }
             }
-            RunError::BadAnswer {
-                name,
-                message,
-                mut steps,
-            } => {
-                steps.insert(0, first);
-                RunError::BadAnswer {
-                    name,
-                    message,
-                    steps,
-                }
-            }
+            RunError::BadAnswer { steps, .. } => steps.insert(0, first),
         }
+        self
     }
 
     /// The client's answer for a failed run: a step's 4xx on the first step is the

@@ -123,6 +123,23 @@ impl GatewayProxy {
     }
 
     async fn write_flow(&self, session: &mut Session, ctx: &mut Ctx, a: FlowAnswer) -> Result<()> {
+        let body = self.flow_body(ctx, &a);
+        self.answer(
+            session,
+            ctx,
+            a.status,
+            Some(&respond::json_type()),
+            body,
+            &a.headers,
+        )
+        .await
+    }
+
+    /// A flow answer's body, once its failure is recorded on the request (`error_type`,
+    /// and `gateway_route_errors_total` when an upstream failed): a whole answer's body,
+    /// or the data of a stream's `event: error`. The gateway's JSON error carries the
+    /// request id.
+    pub(super) fn flow_body(&self, ctx: &mut Ctx, a: &FlowAnswer) -> Bytes {
         if let Some(kind) = a.error_type {
             ctx.error_type = Some(kind);
             if let Some(backend) = &a.backend {
@@ -133,7 +150,7 @@ impl GatewayProxy {
                     .inc();
             }
         }
-        let body = match a.body {
+        match &a.body {
             AnswerBody::Json(v) => Bytes::from(v.to_string()),
             AnswerBody::Error {
                 kind,
@@ -141,17 +158,8 @@ impl GatewayProxy {
                 details,
             } => {
                 let rid = ctx.request_id.to_str().unwrap_or_default().to_string();
-                respond::error_body(kind, &message, &rid, details.as_ref())
+                respond::error_body(kind, message, &rid, details.as_ref())
             }
-        };
-        self.answer(
-            session,
-            ctx,
-            a.status,
-            Some(&respond::json_type()),
-            body,
-            &a.headers,
-        )
-        .await
+        }
     }
 }

@@ -3,9 +3,9 @@
 //! phase (so `compress` and `token_limit` see it as they see a proxied stream) and is
 //! written at once; an error after the head is an `event: error` with the JSON error.
 
-use super::{respond, Ctx, GatewayProxy};
+use super::{Ctx, GatewayProxy};
 use crate::flows::sse::{self, EventSink, Gone};
-use crate::flows::{AnswerBody, FlowAnswer};
+use crate::flows::FlowAnswer;
 use bytes::Bytes;
 use http::HeaderValue;
 use pingora_http::ResponseHeader;
@@ -83,28 +83,7 @@ impl EventSink for SessionSink<'_> {
     }
 
     async fn fail(&mut self, a: FlowAnswer) -> Result<(), Gone> {
-        if let Some(kind) = a.error_type {
-            self.ctx.error_type = Some(kind);
-            if let Some(backend) = &a.backend {
-                self.proxy
-                    .gw
-                    .metrics
-                    .route_errors
-                    .with_label_values(&[self.ctx.route_name(), backend, kind])
-                    .inc();
-            }
-        }
-        let data = match a.body {
-            AnswerBody::Json(v) => Bytes::from(v.to_string()),
-            AnswerBody::Error {
-                kind,
-                message,
-                details,
-            } => {
-                let rid = self.ctx.request_id.to_str().unwrap_or_default().to_string();
-                respond::error_body(kind, &message, &rid, details.as_ref())
-            }
-        };
+        let data = self.proxy.flow_body(self.ctx, &a);
         let text = String::from_utf8_lossy(&data);
         self.write(sse::event(Some("error"), &text)).await
     }

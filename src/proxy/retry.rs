@@ -22,17 +22,8 @@ fn policy(ctx: &Ctx) -> RetryPolicy<'_> {
 }
 
 fn method_ok(ctx: &Ctx, session: &Session) -> bool {
-    let m = &session.req_header().method;
-    let idempotent = matches!(
-        *m,
-        http::Method::GET
-            | http::Method::HEAD
-            | http::Method::OPTIONS
-            | http::Method::PUT
-            | http::Method::DELETE
-            | http::Method::TRACE
-    );
-    idempotent || ctx.route.as_ref().is_some_and(|r| r.retry_non_idempotent)
+    upstream::idempotent(&session.req_header().method)
+        || ctx.route.as_ref().is_some_and(|r| r.retry_non_idempotent)
 }
 
 fn retry_cfg(ctx: &Ctx) -> Option<&RetryConfig> {
@@ -157,16 +148,7 @@ pub fn hash_key(pool: &Pool, session: &Session) -> Option<u64> {
             upstream::hash_key(req.headers.get(name.as_str())?.as_bytes())
         }
         HashOn::Cookie { cookie: name } => {
-            let cookies = req.headers.get_all(http::header::COOKIE);
-            let v = cookies
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(';'))
-                .find_map(|kv| {
-                    let (k, v) = kv.trim().split_once('=')?;
-                    (k == name).then_some(v)
-                })?;
-            upstream::hash_key(v.as_bytes())
+            upstream::hash_key(upstream::split::cookie(&req.headers, name)?.as_bytes())
         }
         HashOn::Simple(HashOnSimple::ClientIp) => match session.client_addr()?.as_inet()?.ip() {
             IpAddr::V4(ip) => upstream::hash_key(&ip.octets()),

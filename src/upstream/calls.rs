@@ -31,18 +31,6 @@ impl PoolCalls {
     }
 }
 
-fn idempotent(m: &http::Method) -> bool {
-    matches!(
-        *m,
-        http::Method::GET
-            | http::Method::HEAD
-            | http::Method::OPTIONS
-            | http::Method::PUT
-            | http::Method::DELETE
-            | http::Method::TRACE
-    )
-}
-
 #[async_trait]
 impl UpstreamCalls for PoolCalls {
     async fn call(
@@ -59,7 +47,7 @@ impl UpstreamCalls for PoolCalls {
                 req.path
             )));
         }
-        let retry_unsafe = idempotent(&req.method);
+        let retry_unsafe = super::idempotent(&req.method);
         let sent = call::call(
             &self.clients,
             call::Request {

@@ -48,7 +48,7 @@ pub use metrics::UpstreamMetrics;
 pub use pool::{Members, NoTarget, Pool, Target};
 pub use registry::{PoolError, Registry};
 pub use retry::{backoff, RetryBudget};
-pub use retry_policy::{Failed, RetryPolicy};
+pub use retry_policy::{idempotent, Failed, RetryPolicy};
 pub use split::Split;
 pub use target::{HealthRecord, Outcome, Pick, TargetState};
 

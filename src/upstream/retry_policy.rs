@@ -17,6 +17,21 @@ pub enum Failed {
     Status(u16),
 }
 
+/// Whether `m` may be sent twice without asking (RFC 9110 §9.2.2): GET, HEAD, OPTIONS,
+/// PUT, DELETE, TRACE. Other methods are replayable only when the route sets
+/// `retry_non_idempotent`.
+pub fn idempotent(m: &http::Method) -> bool {
+    matches!(
+        *m,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::TRACE
+    )
+}
+
 /// A pool's retry policy (`upstreams.<name>.retry`).
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy<'a> {

@@ -181,50 +181,48 @@ mod tests {
     use crate::{PluginCtx, RequestInfo, Shared};
     use pingora_http::RequestHeader;
 
-    #[tokio::test]
-    async fn permits_are_released_with_the_context() {
+    fn limit(settings: serde_json::Value) -> ConcurrencyLimit {
         let shared = Shared::dry();
         let cx = BuildCtx {
             shared: &shared,
             base_dir: std::path::Path::new("."),
             route: Some("r"),
         };
-        let p = ConcurrencyLimit::new(
-            crate::parse_settings(&serde_json::json!({"max": 2})).unwrap(),
-            &cx,
-        )
-        .unwrap();
-        let info = RequestInfo::new("r", "/");
+        ConcurrencyLimit::new(crate::parse_settings(&settings).unwrap(), &cx).unwrap()
+    }
+
+    /// The request phase's answer for a request from 10.0.0.1 with `ctx`: 200 when it
+    /// goes on.
+    async fn status(p: &ConcurrencyLimit, ctx: &mut PluginCtx) -> u16 {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        let info = RequestInfo {
+            client_ip: "10.0.0.1".parse().ok(),
+            ..RequestInfo::new("r", "/")
+        };
+        match p
+            .on_request(&mut RequestCall::new(&mut req, info, ctx))
+            .await
+            .unwrap()
+        {
+            Flow::Continue => 200,
+            Flow::Respond(r) => r.status,
+        }
+    }
+
+    #[tokio::test]
+    async fn permits_are_released_with_the_context() {
+        let p = limit(serde_json::json!({"max": 2}));
         let mut a = PluginCtx::default();
         let mut b = PluginCtx::default();
         let mut c = PluginCtx::default();
-        assert!(matches!(
-            p.on_request(&mut RequestCall::new(&mut req, info, &mut a))
-                .await
-                .unwrap(),
-            Flow::Continue
-        ));
-        assert!(matches!(
-            p.on_request(&mut RequestCall::new(&mut req, info, &mut b))
-                .await
-                .unwrap(),
-            Flow::Continue
-        ));
-        assert!(matches!(
-            p.on_request(&mut RequestCall::new(&mut req, info, &mut c)).await.unwrap(),
-            Flow::Respond(r) if r.status == 503
-        ));
+        assert_eq!(status(&p, &mut a).await, 200);
+        assert_eq!(status(&p, &mut b).await, 200);
+        assert_eq!(status(&p, &mut c).await, 503);
         assert_eq!(p.scope.current("all"), 2);
         drop(a);
         assert_eq!(p.scope.current("all"), 1);
         let mut d = PluginCtx::default();
-        assert!(matches!(
-            p.on_request(&mut RequestCall::new(&mut req, info, &mut d))
-                .await
-                .unwrap(),
-            Flow::Continue
-        ));
+        assert_eq!(status(&p, &mut d).await, 200);
         drop(b);
         drop(d);
         assert_eq!(p.scope.current("all"), 0);
@@ -232,52 +230,17 @@ mod tests {
 
     #[tokio::test]
     async fn per_consumer_slots() {
-        let shared = Shared::dry();
-        let cx = BuildCtx {
-            shared: &shared,
-            base_dir: std::path::Path::new("."),
-            route: Some("r"),
-        };
-        let p = ConcurrencyLimit::new(
-            crate::parse_settings(&serde_json::json!({"max": 1, "key": "consumer"})).unwrap(),
-            &cx,
-        )
-        .unwrap();
-        let info = RequestInfo {
-            client_ip: "10.0.0.1".parse().ok(),
-            ..RequestInfo::new("r", "/")
-        };
+        let p = limit(serde_json::json!({"max": 1, "key": "consumer"}));
         let who = |name: Option<&str>| PluginCtx {
             identity: name.map(|n| crate::Identity::new(n, crate::CredentialKind::ApiKey)),
             ..Default::default()
         };
-        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         let (mut a1, mut a2, mut b, mut anon) =
             (who(Some("a")), who(Some("a")), who(Some("b")), who(None));
-        assert!(matches!(
-            p.on_request(&mut RequestCall::new(&mut req, info, &mut a1))
-                .await
-                .unwrap(),
-            Flow::Continue
-        ));
-        assert!(matches!(
-            p.on_request(&mut RequestCall::new(&mut req, info, &mut a2))
-                .await
-                .unwrap(),
-            Flow::Respond(_)
-        ));
-        assert!(matches!(
-            p.on_request(&mut RequestCall::new(&mut req, info, &mut b))
-                .await
-                .unwrap(),
-            Flow::Continue
-        ));
-        assert!(matches!(
-            p.on_request(&mut RequestCall::new(&mut req, info, &mut anon))
-                .await
-                .unwrap(),
-            Flow::Continue
-        ));
+        assert_eq!(status(&p, &mut a1).await, 200);
+        assert_eq!(status(&p, &mut a2).await, 503);
+        assert_eq!(status(&p, &mut b).await, 200);
+        assert_eq!(status(&p, &mut anon).await, 200);
         assert_eq!(p.scope.current("ip:10.0.0.1"), 1);
         drop(a1);
         assert_eq!(p.scope.current("c:a"), 0);
