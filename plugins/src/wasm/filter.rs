@@ -53,6 +53,21 @@ fn no_body(req: &RequestHeader) -> bool {
 }
 
 impl WasmFilter {
+    /// Runs `f` with this filter's context of the request while the response
+    /// callbacks still apply to it (the filter loaded, the context neither failed nor
+    /// answered the request itself).
+    fn with_response_ctx(&self, ctx: &PluginCtx, f: impl FnOnce(&Arc<Vm>, &mut WasmReq)) {
+        let Some(vm) = &self.vm else { return };
+        let Some(all) = ctx.extensions.get::<WasmReqs>().cloned() else {
+            return;
+        };
+        all.with(vm, |w| {
+            if !w.over && !w.answered {
+                f(vm, w);
+            }
+        });
+    }
+
     pub fn dry(exports: Exports) -> Self {
         Self { vm: None, exports }
     }
@@ -223,14 +238,7 @@ impl Plugin for WasmFilter {
     }
 
     fn on_response(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {
-        let Some(vm) = &self.vm else { return };
-        let Some(all) = ctx.extensions.get::<WasmReqs>().cloned() else {
-            return;
-        };
-        all.with(vm, |w| {
-            if w.over || w.answered {
-                return;
-            }
+        self.with_response_ctx(ctx, |vm, w| {
             w.props.status = resp.status.as_u16();
             let (slot, gen, id) = (w.slot, w.gen, w.ctx);
             let n = resp.headers.len() as i32 + 1;
@@ -258,14 +266,7 @@ impl Plugin for WasmFilter {
     }
 
     fn on_response_body(&self, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut PluginCtx) {
-        let Some(vm) = &self.vm else { return };
-        let Some(all) = ctx.extensions.get::<WasmReqs>().cloned() else {
-            return;
-        };
-        all.with(vm, |w| {
-            if w.over || w.answered {
-                return;
-            }
+        self.with_response_ctx(ctx, |vm, w| {
             let mut chunk = match (body.take(), w.held.is_empty()) {
                 (Some(b), true) => b,
                 (b, _) => {

@@ -5,8 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::{PluginCtx, RequestCall, RequestInfo, Shared};
-use pingora_http::{RequestHeader, ResponseHeader};
+use crate::{PluginCtx, RequestInfo, Shared};
 use std::path::PathBuf;
 
 fn filters() -> PathBuf {
@@ -51,18 +50,12 @@ async fn cost(file: PathBuf, root_id: &str) {
     let n = 2000u32;
     let began = std::time::Instant::now();
     for _ in 0..n {
-        let mut req = RequestHeader::build("GET", b"/a", None).unwrap();
-        let mut ctx = PluginCtx {
+        let ctx = PluginCtx {
             request_id: Some(http::HeaderValue::from_static("id-1")),
             client_addr: Some(([127, 0, 0, 1], 40000).into()),
             ..Default::default()
         };
-        p.on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
-            .await
-            .unwrap();
-        let mut resp = ResponseHeader::build(200, None).unwrap();
-        p.on_response(&mut resp, &mut ctx);
-        p.on_log(200, &mut ctx);
+        super::tests::one_request(p.as_ref(), info, ctx).await;
     }
     let per_request = began.elapsed() / n;
     let size = std::fs::metadata(&file).unwrap().len() / 1024;

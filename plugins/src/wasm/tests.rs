@@ -17,6 +17,17 @@ fn write(dir: &Path, name: &str, wat_text: &str) {
     std::fs::write(dir.join(name), wat::parse_str(wat_text).unwrap()).unwrap();
 }
 
+/// A `GET /a` through the filter's phases (request, response, log), answered 200.
+pub(super) async fn one_request(p: &dyn crate::Plugin, info: RequestInfo<'_>, mut ctx: PluginCtx) {
+    let mut req = RequestHeader::build("GET", b"/a", None).unwrap();
+    p.on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
+        .await
+        .unwrap();
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    p.on_response(&mut resp, &mut ctx);
+    p.on_log(200, &mut ctx);
+}
+
 fn build(
     shared: &Arc<Shared>,
     dir: &Path,
@@ -201,14 +212,7 @@ async fn wasm_cost() {
     let info = RequestInfo::new("r", "/a");
     let began = std::time::Instant::now();
     for _ in 0..n {
-        let mut req = RequestHeader::build("GET", b"/a", None).unwrap();
-        let mut ctx = PluginCtx::default();
-        p.on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
-            .await
-            .unwrap();
-        let mut resp = ResponseHeader::build(200, None).unwrap();
-        p.on_response(&mut resp, &mut ctx);
-        p.on_log(200, &mut ctx);
+        one_request(p.as_ref(), info, PluginCtx::default()).await;
     }
     let per_request = began.elapsed() / n;
     println!("wasm_cost: instantiate+start {per_instance:?} per instance; a request's callbacks on a kept instance {per_request:?}");
