@@ -8,7 +8,6 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 const KEY: &str = "ak_alice_9d2f61c0";
@@ -30,11 +29,7 @@ async fn stages() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
                 axum::Json(json!({"enriched": true, "text": v["text"]}))
             }),
         );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    let (addr, task) = serve_app(app).await;
     (addr, task)
 }
 
@@ -52,20 +47,9 @@ async fn admin(c: &reqwest::Client, gw: &Gateway, path: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_job_record_whoever_owns_it() {
     let (addr, task) = stages().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("keys.yaml"),
-        format!(
-            "consumers:\n  - {{ name: alice, key_sha256: \"{}\" }}\n",
-            hex::encode(Sha256::digest(KEY.as_bytes()))
-        ),
-    )
-    .unwrap();
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"version: 1
+    let keys = keys_file(&[("alice", KEY)]);
+    let routes = format!(
+        r#"version: 1
 upstreams:
   generation: {{ targets: [{{ addr: "{addr}" }}] }}
   enrichment: {{ targets: [{{ addr: "{addr}" }}] }}
@@ -78,23 +62,11 @@ routes:
     match: {{ path: "/api/v1/jobs/{{job_id}}", methods: [GET] }}
     jobs: {{}}
 "#
-        ),
-    )
-    .unwrap();
-    let gw = Gateway::spawn(dir, config, &[]);
+    );
+    let gw = Gateway::start_with_files(&routes, &[("keys.yaml", keys.as_bytes())], &[]);
     let c = reqwest::Client::new();
-    let r = c
-        .post(gw.url("/api/v1/async-process"))
-        .header("x-api-key", KEY)
-        .json(&json!({"prompt": "hello", "max_tokens": 5, "password": "p4ss"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let body = json!({"prompt": "hello", "max_tokens": 5, "password": "p4ss"});
+    let id = jobs::submit_accepted(&c, &gw, "/api/v1/async-process", &body, Some(KEY)).await;
     let path = format!("/admin/jobs/{id}");
 
     // the owner's job is not readable anonymously on the API ...

@@ -67,11 +67,7 @@ async fn start_endpoint() -> (std::net::SocketAddr, Endpoint) {
     let app = axum::Router::new()
         .route("/introspect", axum::routing::post(introspect))
         .with_state(e.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, _) = serve_app(app).await;
     (addr, e)
 }
 

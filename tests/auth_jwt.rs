@@ -90,13 +90,8 @@ routes:
 }
 
 fn start(routes: &str, files: &[(&str, &str)]) -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(&config, routes).unwrap();
-    Gateway::spawn(dir, config, &[("JWT_SECRET", SECRET)])
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, t)| (*n, t.as_bytes())).collect();
+    Gateway::start_with_files(routes, &files, &[("JWT_SECRET", SECRET)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

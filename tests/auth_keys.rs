@@ -76,17 +76,17 @@ routes:
 }
 
 fn start(up: std::net::SocketAddr, redis: Option<&str>) -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("keys.yaml"), keys(true)).unwrap();
-    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
-    std::fs::write(dir.path().join("users.htpasswd"), format!("carol:{hash}\n")).unwrap();
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(&config, table(up)).unwrap();
+    let htpasswd = format!("carol:{}\n", bcrypt::hash(PASSWORD, 4).unwrap());
+    let files = [
+        ("keys.yaml", keys(true).into_bytes()),
+        ("users.htpasswd", htpasswd.into_bytes()),
+    ];
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, t)| (*n, t.as_slice())).collect();
     let mut env = vec![("TOKEN_SECRET", SECRET)];
     if let Some(u) = redis {
         env.push(("REDIS_URL", u));
     }
-    Gateway::spawn(dir, config, &env)
+    Gateway::start_with_files(&table(up), &files, &env)
 }
 
 async fn get(
@@ -112,17 +112,7 @@ async fn api_keys_basic_auth_and_rbac() {
 
     // good key: the upstream sees the request without the key, and the consumer in
     // X-User-Id (a client-sent copy is replaced); the log names alice
-    let r = c
-        .get(gw.url("/keyed"))
-        .header("x-api-key", ALICE)
-        .header("x-user-id", "forged")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert!(body["headers"].get("x-api-key").is_none(), "{body}");
-    assert_eq!(body["headers"]["x-user-id"], "alice", "{body}");
+    assert_identified(&c, gw.url("/keyed"), ("x-api-key", ALICE), "alice").await;
     // wrong and missing keys
     let r = c
         .get(gw.url("/keyed"))
@@ -178,17 +168,8 @@ async fn api_keys_basic_auth_and_rbac() {
         )
     };
     for _ in 0..2 {
-        let r = c
-            .get(gw.url("/basic"))
-            .header("authorization", basic("carol", PASSWORD))
-            .header("x-user-id", "forged")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body: serde_json::Value = r.json().await.unwrap();
-        assert!(body["headers"].get("authorization").is_none(), "{body}");
-        assert_eq!(body["headers"]["x-user-id"], "carol", "{body}");
+        let credential = ("authorization", basic("carol", PASSWORD));
+        assert_identified(&c, gw.url("/basic"), (credential.0, &credential.1), "carol").await;
     }
     for (u, p) in [("carol", "wrong"), ("mallory", PASSWORD)] {
         let r = c
@@ -265,6 +246,27 @@ async fn api_keys_basic_auth_and_rbac() {
     }
 }
 
+/// `GET url` with a good credential (`(header, value)`) and a forged `x-user-id`: 200,
+/// and the upstream sees `consumer` in `x-user-id` and not the credential.
+async fn assert_identified(
+    c: &reqwest::Client,
+    url: String,
+    (header, value): (&str, &str),
+    consumer: &str,
+) {
+    let r = c
+        .get(url)
+        .header(header, value)
+        .header("x-user-id", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["headers"].get(header).is_none(), "{body}");
+    assert_eq!(body["headers"]["x-user-id"], consumer, "{body}");
+}
+
 async fn post(
     c: &reqwest::Client,
     gw: &Gateway,
@@ -279,6 +281,19 @@ async fn post(
     let r = rb.send().await.unwrap();
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// `POST path` (`/auth/refresh` or `/auth/revoke`) with `{"refresh_token": token}`,
+/// sent with `key`.
+async fn refresh_call(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    path: &str,
+    key: &str,
+    token: &str,
+) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({ "refresh_token": token });
+    post(c, gw, path, key, Some(body)).await
 }
 
 async fn token_flow(gw: &Gateway) {
@@ -314,56 +329,21 @@ async fn token_flow(gw: &Gateway) {
     let r = c.post(gw.url("/auth/token")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     // bob cannot use alice's refresh token... (and that burns it, so issue another)
-    let (s, _) = post(
-        &c,
-        gw,
-        "/auth/refresh",
-        BOB,
-        Some(serde_json::json!({"refresh_token": refresh})),
-    )
-    .await;
+    let (s, _) = refresh_call(&c, gw, "/auth/refresh", BOB, &refresh).await;
     assert_eq!(s, 401);
     let (_, issued) = post(&c, gw, "/auth/token", ALICE, None).await;
     let refresh = issued["refresh_token"].as_str().unwrap().to_string();
 
     // a refresh token works once, then 401
-    let (s, renewed) = post(
-        &c,
-        gw,
-        "/auth/refresh",
-        ALICE,
-        Some(serde_json::json!({"refresh_token": refresh})),
-    )
-    .await;
+    let (s, renewed) = refresh_call(&c, gw, "/auth/refresh", ALICE, &refresh).await;
     assert_eq!(s, 200, "{renewed}");
-    let (s, again) = post(
-        &c,
-        gw,
-        "/auth/refresh",
-        ALICE,
-        Some(serde_json::json!({"refresh_token": refresh})),
-    )
-    .await;
+    let (s, again) = refresh_call(&c, gw, "/auth/refresh", ALICE, &refresh).await;
     assert_eq!(s, 401, "{again}");
     // a revoked refresh token is refused
     let next = renewed["refresh_token"].as_str().unwrap().to_string();
-    let (s, _) = post(
-        &c,
-        gw,
-        "/auth/revoke",
-        ALICE,
-        Some(serde_json::json!({"refresh_token": next})),
-    )
-    .await;
+    let (s, _) = refresh_call(&c, gw, "/auth/revoke", ALICE, &next).await;
     assert_eq!(s, 200);
-    let (s, _) = post(
-        &c,
-        gw,
-        "/auth/refresh",
-        ALICE,
-        Some(serde_json::json!({"refresh_token": next})),
-    )
-    .await;
+    let (s, _) = refresh_call(&c, gw, "/auth/refresh", ALICE, &next).await;
     assert_eq!(s, 401);
     assert!(
         gw.metric("gateway_auth_failures_total{reason=\"revoked\"}")
@@ -399,12 +379,12 @@ async fn token_flow_in_redis() {
     let c = reqwest::Client::new();
     let (_, issued) = post(&c, &gw, "/auth/token", ALICE, None).await;
     let gw2 = start(up.addr, Some(&url));
-    let (s, _) = post(
+    let (s, _) = refresh_call(
         &c,
         &gw2,
         "/auth/refresh",
         ALICE,
-        Some(serde_json::json!({"refresh_token": issued["refresh_token"]})),
+        issued["refresh_token"].as_str().unwrap(),
     )
     .await;
     assert_eq!(s, 200);

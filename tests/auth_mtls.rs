@@ -7,24 +7,16 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::pki::Ca;
 use common::*;
 
 use pingora_core::tls::{
     CertificateDer, PrivateKeyDer, RootCertStore, ServerConfig, TlsAcceptor, WebPkiClientVerifier,
 };
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, SanType,
-};
+use rcgen::{Certificate, CertificateParams, DnType, KeyPair, SanType};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A CA that signs server and client certificates.
-struct Ca {
-    cert: Certificate,
-    key: KeyPair,
-}
 
 /// A certificate and its key, PEM.
 struct Issued {
@@ -32,40 +24,24 @@ struct Issued {
     key: KeyPair,
 }
 
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = p.self_signed(&key).unwrap();
-        Ca { cert, key }
+/// Issues a certificate named `cn` with the SANs `sans` (DNS names, or URIs).
+fn issue(ca: &Ca, cn: &str, sans: &[&str], client: bool) -> Issued {
+    let mut p = CertificateParams::new(
+        sans.iter()
+            .filter(|s| !s.contains("://"))
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    for s in sans.iter().filter(|s| s.contains("://")) {
+        p.subject_alt_names
+            .push(SanType::URI(rcgen::Ia5String::try_from(*s).unwrap()));
     }
-
-    fn issue(&self, cn: &str, sans: &[&str], client: bool) -> Issued {
-        let mut p = CertificateParams::new(
-            sans.iter()
-                .filter(|s| !s.contains("://"))
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
-        for s in sans.iter().filter(|s| s.contains("://")) {
-            p.subject_alt_names
-                .push(SanType::URI(rcgen::Ia5String::try_from(*s).unwrap()));
-        }
-        p.distinguished_name
-            .push(DnType::OrganizationName, "Example");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.extended_key_usages = vec![if client {
-            ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
-        Issued { cert, key }
-    }
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Example");
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let (cert, key) = ca.sign(p, client);
+    Issued { cert, key }
 }
 
 impl Issued {
@@ -93,10 +69,7 @@ fn write_ca(ca: &Ca, dir: &Path, name: &str) -> PathBuf {
 /// An HTTPS client trusting `ca`, presenting `id` if given, reaching `localhost` on
 /// 127.0.0.1.
 fn client(ca: &Ca, id: Option<reqwest::Identity>, port: u16) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert.pem().as_bytes()).unwrap())
-        .resolve("localhost", ([127, 0, 0, 1], port).into())
-        .timeout(Duration::from_secs(10));
+    let mut b = ca.client_builder(port, Duration::from_secs(10));
     if let Some(id) = id {
         b = b.identity(id);
     }
@@ -115,13 +88,13 @@ struct Pki {
 
 fn pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("clients and server CA");
-    let other = Ca::new("another CA");
-    let server = ca.issue("localhost", &["localhost"], false);
+    let ca = Ca::new("clients and server CA", vec![]);
+    let other = Ca::new("another CA", vec![]);
+    let server = issue(&ca, "localhost", &["localhost"], false);
     let (server_crt, server_key) = server.write(dir.path(), "server");
     let ca_pem = write_ca(&ca, dir.path(), "ca");
-    let alice = ca.issue("alice", &["spiffe://example/alice"], true);
-    let mallory = other.issue("alice", &["spiffe://example/alice"], true);
+    let alice = issue(&ca, "alice", &["spiffe://example/alice"], true);
+    let mallory = issue(&other, "alice", &["spiffe://example/alice"], true);
     Pki {
         dir,
         ca,
@@ -299,9 +272,9 @@ async fn mtls_backend(server: &Issued, client_ca: &Ca) -> std::net::SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_mtls_presents_the_pool_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let backend_ca = Ca::new("backend CA");
-    let server = backend_ca.issue("backend.test", &["backend.test"], false);
-    let gateway_id = backend_ca.issue("api-gateway", &[], true);
+    let backend_ca = Ca::new("backend CA", vec![]);
+    let server = issue(&backend_ca, "backend.test", &["backend.test"], false);
+    let gateway_id = issue(&backend_ca, "api-gateway", &[], true);
     let (gw_crt, gw_key) = gateway_id.write(dir.path(), "gateway");
     let ca_pem = write_ca(&backend_ca, dir.path(), "backend-ca");
     let addr = mtls_backend(&server, &backend_ca).await;

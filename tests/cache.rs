@@ -76,11 +76,8 @@ async fn upstream() -> (String, Counts, tokio::task::JoinHandle<()>) {
             b.body(axum::body::Body::from(body)).unwrap()
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, task) = serve_app(app).await;
+    let addr = addr.to_string();
     (addr, counts, task)
 }
 
@@ -324,12 +321,7 @@ async fn purge_reload_and_a_bounded_size() {
 
     // entries outlive a reload of the table (same route, same settings)
     gw.write_config(&table(&addr, plugin, true));
-    let r = c
-        .post(gw.metrics_url("/admin/reload"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.admin_reload().await;
     assert_eq!(r.status(), 200);
     let routes = || async {
         let r = c

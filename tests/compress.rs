@@ -86,11 +86,7 @@ async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, task) = serve_app(app).await;
     (addr, task)
 }
 

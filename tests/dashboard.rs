@@ -51,21 +51,10 @@ fn chart_line(dom: &str, chart: &str, series: &str) -> (u32, f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_live_values_in_a_browser() {
     let up = Echo::start("u").await;
-    let dir = tempfile::tempdir().unwrap();
     // a key nobody sends: every request to /keyed is an auth refusal
-    std::fs::write(
-        dir.path().join("keys.yaml"),
-        format!(
-            "consumers:\n  - {{ name: a, key_sha256: \"{}\" }}\n",
-            "ab".repeat(32)
-        ),
-    )
-    .unwrap();
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"version: 1
+    let keys = keys_file(&[("a", "a key nobody sends")]);
+    let routes = format!(
+        r#"version: 1
 upstreams:
   echo: {{ targets: [{{ addr: "{}" }}] }}
 routes:
@@ -79,11 +68,13 @@ routes:
     upstream: echo
     plugins: [{{ name: api_key, keys_file: keys.yaml }}]
 "#,
-            up.addr
-        ),
-    )
-    .unwrap();
-    let gw = Gateway::spawn(dir, config, &[("SERIES_INTERVAL_MS", "200")]);
+        up.addr
+    );
+    let gw = Gateway::start_with_files(
+        &routes,
+        &[("keys.yaml", keys.as_bytes())],
+        &[("SERIES_INTERVAL_MS", "200")],
+    );
     let c = reqwest::Client::new();
     let status = |path: &str, echo: u16| {
         let req = c

@@ -16,7 +16,7 @@ mod sse;
 
 use backends::{wait_up, Backend};
 use common::redis::Redis;
-use common::{Echo, Gateway};
+use common::{failing_upstream, keys_file, post_json, Echo, Gateway};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sse::{assert_paced, events, is_event_stream, Got};
@@ -69,36 +69,10 @@ routes:
     )
 }
 
-/// An upstream that answers 500 to everything.
-async fn failing() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let app = axum::Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({"error": "boom"})),
-        )
-    });
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    addr
-}
-
 /// A gateway on `routes`, with keys.yaml beside it (alice: `key-a`, bob: `key-b`).
 fn gateway(routes: &str, env: &[(&str, &str)]) -> Gateway {
-    use sha2::Digest;
-    let sha = |k: &str| hex::encode(sha2::Sha256::digest(k.as_bytes()));
-    let dir = tempfile::tempdir().unwrap();
-    let keys = format!(
-        "consumers:\n  - {{ name: alice, key_sha256: \"{}\" }}\n  - {{ name: bob, key_sha256: \"{}\" }}\n",
-        sha("key-a"),
-        sha("key-b")
-    );
-    std::fs::write(dir.path().join("keys.yaml"), keys).unwrap();
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(&config, routes).unwrap();
-    Gateway::spawn(dir, config, env)
+    let keys = keys_file(&[("alice", "key-a"), ("bob", "key-b")]);
+    Gateway::start_with_files(routes, &[("keys.yaml", keys.as_bytes())], env)
 }
 
 struct Stack {
@@ -114,7 +88,7 @@ async fn stack(delay: Duration, env: &[(&str, &str)]) -> Stack {
     let enr = Backend::enrichment();
     wait_up(&gen).await;
     wait_up(&enr).await;
-    let bad = failing().await;
+    let (bad, _bad_task) = failing_upstream().await;
     let slow = Echo::start_slow("slow-enrichment", Duration::from_millis(300)).await;
     let routes = table(
         &gen.addr.to_string(),
@@ -138,15 +112,7 @@ async fn the_pipeline_streams_each_token_then_the_result() {
     let s = stack(delay, &[]).await;
     let c = reqwest::Client::new();
     let body = json!({"prompt": "The fox and the grapes", "max_tokens": 12, "seed": 11});
-    let plain: Value = c
-        .post(s.gw.url("/api/v1/process"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plain: Value = post_json(&c, &s.gw.url("/api/v1/process"), &body).await;
     let mut streamed = body.clone();
     streamed["stream"] = json!(true);
     let r = c
@@ -286,16 +252,8 @@ async fn the_direct_route_streams_paced() {
 }
 
 async fn submit(c: &reqwest::Client, gw: &Gateway, key: &str) -> String {
-    let r = c
-        .post(gw.url("/api/v1/async-process"))
-        .header("x-api-key", key)
-        .json(&json!({"prompt": "The ant", "max_tokens": 8, "stream": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let v: Value = r.json().await.unwrap();
-    v["job_id"].as_str().unwrap().to_string()
+    let body = json!({"prompt": "The ant", "max_tokens": 8, "stream": true});
+    common::jobs::submit_accepted(c, gw, "/api/v1/async-process", &body, Some(key)).await
 }
 
 async fn watch(c: &reqwest::Client, gw: &Gateway, id: &str, key: &str) -> reqwest::Response {

@@ -10,9 +10,8 @@ mod common;
 
 use backends::{wait_up, Backend};
 use common::redis::Redis;
-use common::Gateway;
+use common::{serve_app, Gateway};
 use futures::future::join_all;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -187,11 +186,7 @@ async fn receiver() -> Receiver {
             }
         })
         .with_state(got.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    let (addr, task) = serve_app(app).await;
     Receiver {
         addr,
         got,
@@ -226,15 +221,8 @@ async fn webhooks_signed_retried_and_refused() {
 
     // delivered on the second try, after a 500, signed
     let url = format!("http://{}/flaky", rx.addr);
-    let (st, body, _) = submit(
-        &c,
-        &gw,
-        "/api/v1/async-process",
-        json!({"prompt": "hello hooks", "callback_url": url}),
-    )
-    .await;
-    assert_eq!(st, 202, "{body}");
-    let id = body["job_id"].as_str().unwrap().to_string();
+    let body = json!({"prompt": "hello hooks", "callback_url": url});
+    let id = common::jobs::submit_accepted(&c, &gw, "/api/v1/async-process", &body, None).await;
     let j = wait_callback(&c, &gw, &id).await;
     assert_eq!(j["callback"]["status"], "delivered", "{j}");
     assert_eq!(j["callback"]["attempts"], 2);
@@ -242,12 +230,7 @@ async fn webhooks_signed_retried_and_refused() {
     let flaky: Vec<_> = got.iter().filter(|(p, _, _)| p == "/flaky").collect();
     assert_eq!(flaky.len(), 2);
     for (_, sig, body) in &flaky {
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(body);
-        assert_eq!(
-            *sig,
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-        );
+        assert_eq!(*sig, common::jobs::signature(SECRET, body));
         let v: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(v["job_id"], id.as_str());
         assert_eq!(v["status"], "done");
@@ -256,15 +239,9 @@ async fn webhooks_signed_retried_and_refused() {
 
     // given up after `attempts`, recorded on the job
     let url = format!("http://{}/down", rx.addr);
-    let (st, body, _) = submit(
-        &c,
-        &gw,
-        "/api/v1/async-process",
-        json!({"prompt": "hello again", "callback_url": url}),
-    )
-    .await;
-    assert_eq!(st, 202, "{body}");
-    let j = wait_callback(&c, &gw, body["job_id"].as_str().unwrap()).await;
+    let body = json!({"prompt": "hello again", "callback_url": url});
+    let id = common::jobs::submit_accepted(&c, &gw, "/api/v1/async-process", &body, None).await;
+    let j = wait_callback(&c, &gw, &id).await;
     assert_eq!(j["callback"]["status"], "failed", "{j}");
     assert_eq!(j["callback"]["attempts"], 3);
     assert!(j["callback"]["last_error"]

@@ -15,7 +15,7 @@ mod common;
 mod kafka;
 
 use common::redis::Redis;
-use common::Gateway;
+use common::{keys_file, serve_app, Gateway};
 use futures::future::join_all;
 use kafka::{Broker, Service};
 use serde_json::{json, Value};
@@ -39,11 +39,6 @@ fn backend_process() {
     if let Ok(which) = std::env::var(kafka::ROLE) {
         kafka::run_backend(&which);
     }
-}
-
-fn sha(k: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(k.as_bytes()))
 }
 
 /// The async and jobs routes, keyed by API key (the stage upstreams are unused in
@@ -74,15 +69,7 @@ routes:
 
 /// A gateway in Kafka mode on `broker` (plus `extra` env).
 fn gateway(broker: &Broker, extra: &[(&str, &str)]) -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = format!(
-        "consumers:\n  - {{ name: alice, key_sha256: \"{}\" }}\n  - {{ name: bob, key_sha256: \"{}\" }}\n",
-        sha(ALICE),
-        sha(BOB)
-    );
-    std::fs::write(dir.path().join("keys.yaml"), keys).unwrap();
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(&config, table()).unwrap();
+    let keys = keys_file(&[("alice", ALICE), ("bob", BOB)]);
     let bootstrap = broker.bootstrap();
     let mut env = vec![
         ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str()),
@@ -90,7 +77,7 @@ fn gateway(broker: &Broker, extra: &[(&str, &str)]) -> Gateway {
         ("WEBHOOK_SECRET", SECRET),
     ];
     env.extend_from_slice(extra);
-    Gateway::spawn(dir, config, &env)
+    Gateway::start_with_files(&table(), &[("keys.yaml", keys.as_bytes())], &env)
 }
 
 /// Both backends on `broker`.
@@ -111,15 +98,15 @@ fn backends(
     (gen, enr)
 }
 
+const SUBMIT: &str = "/api/v1/async-process";
+
 async fn submit(c: &reqwest::Client, gw: &Gateway, key: &str, body: Value) -> (u16, Value) {
-    let r = c
-        .post(gw.url("/api/v1/async-process"))
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    common::jobs::submit(c, gw, SUBMIT, &body, Some(key)).await
+}
+
+/// Submits `body` as alice, asserting a 202: the job's id.
+async fn submit_ok(c: &reqwest::Client, gw: &Gateway, body: Value) -> String {
+    common::jobs::submit_accepted(c, gw, SUBMIT, &body, Some(ALICE)).await
 }
 
 async fn job(c: &reqwest::Client, gw: &Gateway, key: &str, id: &str) -> (u16, Value) {
@@ -145,11 +132,7 @@ async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<HashMap<String, usize>>>
         axum::routing::post(move |h: axum::http::HeaderMap, body: axum::body::Bytes| {
             let s = s.clone();
             async move {
-                use hmac::Mac;
-                let mut mac =
-                    hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-                mac.update(&body);
-                let want = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+                let want = common::jobs::signature(SECRET, &body);
                 assert_eq!(h["x-signature"].to_str().unwrap(), want);
                 let id = h["x-job-id"].to_str().unwrap().to_string();
                 *s.lock().unwrap().entry(id).or_default() += 1;
@@ -157,9 +140,7 @@ async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<HashMap<String, usize>>>
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let (addr, _) = serve_app(app).await;
     (addr, seen)
 }
 
@@ -366,9 +347,7 @@ async fn poison_jobs_fail_into_the_dead_letter_topic_and_a_down_broker_refuses_s
     let c = reqwest::Client::new();
 
     // a request api-generation refuses (blank prompt) is dead-lettered and fails
-    let (st, v) = submit(&c, &gw, ALICE, json!({"prompt": "   "})).await;
-    assert_eq!(st, 202, "{v}");
-    let id = v["job_id"].as_str().unwrap().to_string();
+    let id = submit_ok(&c, &gw, json!({"prompt": "   "})).await;
     let jobs = wait_final(&c, &gw, std::slice::from_ref(&id), Duration::from_secs(60)).await;
     assert_eq!(jobs[0]["status"], "failed", "{}", jobs[0]);
     let err = jobs[0]["error"].as_str().unwrap();
@@ -431,15 +410,7 @@ async fn job_events_follow_a_kafka_job_as_the_stages_move_it() {
     let _gen = Service::start("generation", &kafka, dir.path());
     let gw = gateway(&broker, &[]);
     let c = reqwest::Client::new();
-    let (st, v) = submit(
-        &c,
-        &gw,
-        ALICE,
-        json!({"prompt": "The fox", "max_tokens": 16}),
-    )
-    .await;
-    assert_eq!(st, 202, "{v}");
-    let id = v["job_id"].as_str().unwrap().to_string();
+    let id = submit_ok(&c, &gw, json!({"prompt": "The fox", "max_tokens": 16})).await;
     let mut events = common::jobs::events(&c, &gw, &id, Some(ALICE)).await;
     let wait = Duration::from_secs(60);
     for state in ["queued", "generating", "enriching"] {
@@ -465,9 +436,7 @@ async fn job_events_follow_a_kafka_job_as_the_stages_move_it() {
     assert!(matches!(end, Ok(None)), "{end:?}");
 
     // a job generation refuses: dead-lettered, its stream ends with `failed`
-    let (st, v) = submit(&c, &gw, ALICE, json!({"prompt": "   "})).await;
-    assert_eq!(st, 202, "{v}");
-    let id = v["job_id"].as_str().unwrap().to_string();
+    let id = submit_ok(&c, &gw, json!({"prompt": "   "})).await;
     let mut events = common::jobs::events(&c, &gw, &id, Some(ALICE)).await;
     let mut names = Vec::new();
     let last = loop {

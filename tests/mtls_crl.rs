@@ -6,42 +6,35 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::pki::Ca;
 use common::*;
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, CertificateRevocationListParams, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams,
-    SerialNumber,
+    CertificateParams, CertificateRevocationListParams, DnType, KeyIdMethod, KeyUsagePurpose,
+    RevokedCertParams, SerialNumber,
 };
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-struct Ca {
-    cert: Certificate,
-    key: KeyPair,
-}
 
 struct Client {
     serial: u64,
     pem: String,
 }
 
-impl Ca {
-    fn new() -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, "crl test CA");
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = p.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
+/// The test CA, which signs CRLs too.
+fn crl_ca() -> Ca {
+    let usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ca::new("crl test CA", usages)
+}
 
+// what the CRL tests issue: certificates with a serial, clients and CRLs (the test
+// crate's own impl of the shared CA)
+impl Ca {
     fn issue(&self, cn: &str, serial: u64, client: bool) -> (String, String) {
         let names = if client {
             vec![]
@@ -51,13 +44,7 @@ impl Ca {
         let mut p = CertificateParams::new(names).unwrap();
         p.distinguished_name.push(DnType::CommonName, cn);
         p.serial_number = Some(SerialNumber::from(serial));
-        p.extended_key_usages = vec![if client {
-            ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+        let (cert, key) = self.sign(p, client);
         (cert.pem(), key.serialize_pem())
     }
 
@@ -94,12 +81,10 @@ impl Ca {
 /// A status for one request over a new TLS connection presenting `id`; `None` when
 /// the handshake (or the request on it) fails.
 async fn status(ca: &Ca, id: &Client, port: u16) -> Option<u16> {
-    let c = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert.pem().as_bytes()).unwrap())
+    let c = ca
+        .client_builder(port, Duration::from_secs(5))
         .identity(reqwest::Identity::from_pem(id.pem.as_bytes()).unwrap())
-        .resolve("localhost", ([127, 0, 0, 1], port).into())
         .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     let r = c
@@ -125,7 +110,7 @@ fn replace(dir: &Path, name: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_client_certificate_fails_the_handshake_and_a_new_crl_applies_on_reload() {
-    let ca = Ca::new();
+    let ca = crl_ca();
     let alice = ca.client("alice", 1001);
     let bob = ca.client("bob", 1002);
     let dir = tempfile::tempdir().unwrap();
@@ -198,12 +183,7 @@ async fn a_revoked_client_certificate_fails_the_handshake_and_a_new_crl_applies_
             && err.contains("clients.crl"),
         "{err}"
     );
-    let r = reqwest::Client::new()
-        .post(gw.metrics_url("/admin/reload"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.admin_reload().await;
     assert!(
         r.status().is_client_error() || r.status().is_server_error(),
         "{}",

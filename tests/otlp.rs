@@ -37,9 +37,7 @@ async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Span>>>) {
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let (addr, _) = serve_app(app).await;
     (addr, spans)
 }
 

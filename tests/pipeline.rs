@@ -7,25 +7,9 @@ mod backends;
 mod common;
 
 use backends::{wait_up, Backend};
-use common::{free_port, Echo, Gateway};
+use common::{failing_upstream, free_port, Echo, Gateway};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// An upstream that answers 500 to everything.
-async fn failing() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let app = axum::Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({"error": "boom"})),
-        )
-    });
-    let t = tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (addr, t)
-}
 
 fn table(gen: &str, enr: &str, failing: &str, slow: &str, down: &str, echo: &str) -> String {
     format!(
@@ -83,7 +67,7 @@ async fn pipeline_success_failure_timeout_and_limit() {
     let enr = Backend::enrichment();
     wait_up(&gen).await;
     wait_up(&enr).await;
-    let (fail_addr, _f) = failing().await;
+    let (fail_addr, _f) = failing_upstream().await;
     let slow = Echo::start_slow("slow", Duration::from_secs(3)).await;
     let down = format!("127.0.0.1:{}", free_port());
     let echo = Echo::start("echo").await;

@@ -26,13 +26,6 @@ async fn get(c: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> reqwes
     rb.send().await.unwrap()
 }
 
-fn h(r: &reqwest::Response, name: &str) -> String {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_then_429_with_retry_after_and_draft_11_headers() {
     let up = Echo::start("u").await;
@@ -48,20 +41,23 @@ async fn a_burst_then_429_with_retry_after_and_draft_11_headers() {
     for left in [2, 1, 0] {
         let r = get(&c, &url, &[]).await;
         assert_eq!(r.status(), 200);
-        assert_eq!(h(&r, "ratelimit-policy"), "\"limited\";q=2;w=10");
-        assert_eq!(h(&r, "x-ratelimit-limit"), "2");
-        assert_eq!(h(&r, "x-ratelimit-remaining"), left.to_string());
+        assert_eq!(header_value(&r, "ratelimit-policy"), "\"limited\";q=2;w=10");
+        assert_eq!(header_value(&r, "x-ratelimit-limit"), "2");
+        assert_eq!(header_value(&r, "x-ratelimit-remaining"), left.to_string());
         // t: until the bucket is whole again, 5s per spent token
         let t = 5 * (3 - left);
-        assert_eq!(h(&r, "ratelimit"), format!("\"limited\";r={left};t={t}"));
-        assert_eq!(h(&r, "x-ratelimit-reset"), t.to_string());
+        assert_eq!(
+            header_value(&r, "ratelimit"),
+            format!("\"limited\";r={left};t={t}")
+        );
+        assert_eq!(header_value(&r, "x-ratelimit-reset"), t.to_string());
     }
     let r = get(&c, &url, &[]).await;
     assert_eq!(r.status(), 429);
     // one token comes back every 5s
-    assert_eq!(h(&r, "retry-after"), "5");
-    assert_eq!(h(&r, "ratelimit"), "\"limited\";r=0;t=15");
-    assert_eq!(h(&r, "content-type"), "application/json");
+    assert_eq!(header_value(&r, "retry-after"), "5");
+    assert_eq!(header_value(&r, "ratelimit"), "\"limited\";r=0;t=15");
+    assert_eq!(header_value(&r, "content-type"), "application/json");
     assert!(r.headers().contains_key("x-request-id"));
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["error"], "rate_limited");
@@ -196,9 +192,9 @@ async fn routes_sharing_a_policy_count_together() {
     for p in ["/a", "/b", "/a", "/b", "/a"] {
         let r = get(&c, &gw.url(p), &[]).await;
         assert!(
-            h(&r, "ratelimit").starts_with("\"partners\";"),
+            header_value(&r, "ratelimit").starts_with("\"partners\";"),
             "{}",
-            h(&r, "ratelimit")
+            header_value(&r, "ratelimit")
         );
         codes.push(r.status().as_u16());
     }
@@ -223,11 +219,9 @@ async fn a_reload_keeps_buckets_and_applies_a_changed_limit() {
     assert_eq!(get(&c, &gw.url("/r"), &[]).await.status(), 429);
 
     let reload = |text: String| {
-        let c = c.clone();
-        let url = gw.metrics_url("/admin/reload");
         gw.write_config(&text);
-        async move {
-            let r = c.post(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        async {
+            let r = gw.admin_reload().await;
             assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         }
     };
@@ -241,7 +235,7 @@ async fn a_reload_keeps_buckets_and_applies_a_changed_limit() {
     reload(table(up.addr, &rl(4, ""))).await;
     let r = get(&c, &gw.url("/r"), &[]).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(h(&r, "x-ratelimit-remaining"), "1");
+    assert_eq!(header_value(&r, "x-ratelimit-remaining"), "1");
     assert_eq!(get(&c, &gw.url("/r"), &[]).await.status(), 200);
     assert_eq!(get(&c, &gw.url("/r"), &[]).await.status(), 429);
 }

@@ -4,8 +4,6 @@
 
 mod common;
 use common::*;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn table(addr: std::net::SocketAddr, tag: &str) -> String {
@@ -98,12 +96,7 @@ async fn reload_by_edit_rename_signal_and_admin() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let r = c
-        .post(gw.metrics_url("/admin/reload"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.admin_reload().await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<serde_json::Value>().await.unwrap()["status"],
@@ -172,12 +165,7 @@ async fn a_bad_file_is_refused_whole_and_the_old_table_serves() {
         "errors are logged with their line: {logs}"
     );
     // admin reload reports the errors too
-    let r = c
-        .post(gw.metrics_url("/admin/reload"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.admin_reload().await;
     assert_eq!(r.status(), 422);
     // malformed YAML likewise
     gw.write_config("version: 1\nroutes: [\n");
@@ -195,33 +183,15 @@ async fn a_bad_file_is_refused_whole_and_the_old_table_serves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_reloads_under_load_lose_no_request() {
     let up = Echo::start("u").await;
-    let gw = Arc::new(Gateway::start(&table(up.addr, "s0")));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut clients = Vec::new();
-    for _ in 0..4 {
-        let (gw, stop, ok, failed) = (gw.clone(), stop.clone(), ok.clone(), failed.clone());
-        clients.push(tokio::spawn(async move {
-            let c = reqwest::Client::new();
-            while !stop.load(Ordering::Relaxed) {
-                match c.get(gw.url("/load")).send().await {
-                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
+    let gw = Gateway::start(&table(up.addr, "s0"));
+    let load = Load::start(4, gw.url("/load"));
     let c = reqwest::Client::new();
     for i in 1..=50 {
         let t = format!("s{i}");
         gw.write_config(&table(up.addr, &t));
         expect_tag(&c, &gw, &t).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    for cl in clients {
-        cl.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let Tally { ok, failed } = load.stop().await;
     println!("reload storm: 50 reloads, {ok} requests ok, {failed} failed");
     assert!(ok > 100, "the load did not run: {ok}");
     assert_eq!(failed, 0);

@@ -6,9 +6,7 @@
 
 mod common;
 use common::*;
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,28 +128,21 @@ async fn pins_by_header_and_cookie_and_sticky_cookie_on_two_replicas() {
     );
     let gw = Gateway::start(&table(blue.addr, green.addr, &split));
     let c = reqwest::Client::new();
+    let pins = [
+        ("x-canary", "1", "green"),
+        ("cookie", "a=b; canary=always", "green"),
+        ("x-canary", "0", "blue"),
+    ];
     for _ in 0..20 {
-        let r = c
-            .get(gw.url("/s/x"))
-            .header("x-canary", "1")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.headers()["x-upstream"], "green");
-        let r = c
-            .get(gw.url("/s/x"))
-            .header("cookie", "a=b; canary=always")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.headers()["x-upstream"], "green");
-        let r = c
-            .get(gw.url("/s/x"))
-            .header("x-canary", "0")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.headers()["x-upstream"], "blue");
+        for (name, value, to) in pins {
+            let r = c
+                .get(gw.url("/s/x"))
+                .header(name, value)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.headers()["x-upstream"], to, "{name}: {value}");
+        }
     }
     drop(gw);
 
@@ -192,24 +183,21 @@ async fn pins_by_header_and_cookie_and_sticky_cookie_on_two_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_by_consumer() {
     let (blue, green) = (Echo::start("blue").await, Echo::start("green").await);
-    let dir = tempfile::tempdir().unwrap();
-    let mut keys = String::from("consumers:\n");
-    for i in 0..60 {
-        let hash = hex::encode(Sha256::digest(format!("key-{i}").as_bytes()));
-        keys.push_str(&format!(
-            "  - {{ name: user{i}, key_sha256: \"{hash}\" }}\n"
-        ));
-    }
-    std::fs::write(dir.path().join("keys.yaml"), keys).unwrap();
+    let users: Vec<(String, String)> = (0..60)
+        .map(|i| (format!("user{i}"), format!("key-{i}")))
+        .collect();
+    let users: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(n, k)| (n.as_str(), k.as_str()))
+        .collect();
+    let keys = keys_file(&users);
     let split = format!(
         "{{ sides: {}, sticky: {{ consumer: true }} }}",
         weights(70, 30)
     );
     let t = table(blue.addr, green.addr, &split)
         + "    plugins: [{ name: api_key, keys_file: keys.yaml }]\n";
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(&config, t).unwrap();
-    let gw = Gateway::spawn(dir, config, &[]);
+    let gw = Gateway::start_with_files(&t, &[("keys.yaml", keys.as_bytes())], &[]);
     let c = reqwest::Client::new();
     let mut on_green = 0;
     for i in 0..60 {
@@ -246,31 +234,14 @@ async fn a_side_that_goes_down_sends_its_share_to_the_other_without_failures() {
         green.addr,
         weights(50, 50)
     );
-    let gw = Arc::new(Gateway::start(&t));
+    let gw = Gateway::start(&t);
     let c = reqwest::Client::new();
     wait_until(Duration::from_secs(5), || async {
         side(&c, &gw.url("/s/x")).await.is_ok_and(|s| s == "green")
     })
     .await
     .expect("green never served");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        let (gw, stop, ok, failed) = (gw.clone(), stop.clone(), ok.clone(), failed.clone());
-        clients.push(tokio::spawn(async move {
-            let c = reqwest::Client::new();
-            while !stop.load(Ordering::Relaxed) {
-                match side(&c, &gw.url("/s/x")).await {
-                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        eprintln!("failed: {e}");
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
-            }
-        }));
-    }
+    let load = Load::start(3, gw.url("/s/x"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     green.kill();
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -282,11 +253,7 @@ async fn a_side_that_goes_down_sends_its_share_to_the_other_without_failures() {
         }
         v
     };
-    stop.store(true, Ordering::Relaxed);
-    for t in clients {
-        t.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let Tally { ok, failed } = load.stop().await;
     println!("green killed under load: {ok} ok, {failed} failed");
     assert!(ok > 50, "the load did not run: {ok}");
     assert_eq!(failed, 0, "log:\n{}", gw.logs());
@@ -310,26 +277,8 @@ async fn a_dead_side_without_health_checks_loses_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weights_changed_by_an_edit_under_load() {
     let (blue, green) = (Echo::start("blue").await, Echo::start("green").await);
-    let gw = Arc::new(Gateway::start(&table(
-        blue.addr,
-        green.addr,
-        &weights(100, 0),
-    )));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        let (gw, stop, ok, failed) = (gw.clone(), stop.clone(), ok.clone(), failed.clone());
-        clients.push(tokio::spawn(async move {
-            let c = reqwest::Client::new();
-            while !stop.load(Ordering::Relaxed) {
-                match side(&c, &gw.url("/s/x")).await {
-                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
+    let gw = Gateway::start(&table(blue.addr, green.addr, &weights(100, 0)));
+    let load = Load::start(3, gw.url("/s/x"));
     let c = reqwest::Client::new();
     for (b, g) in [(95, 5), (50, 50), (0, 100)] {
         gw.write_config(&table(blue.addr, green.addr, &weights(b, g)));
@@ -343,11 +292,7 @@ async fn weights_changed_by_an_edit_under_load() {
         all
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    for t in clients {
-        t.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let Tally { ok, failed } = load.stop().await;
     println!("weights 100/0 -> 95/5 -> 50/50 -> 0/100 under load: {ok} ok, {failed} failed");
     assert!(
         everyone_green.is_some(),

@@ -12,9 +12,9 @@
 
 mod common;
 
-use common::Gateway;
+use common::{jobs, Gateway};
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -355,17 +355,7 @@ async fn the_gateways_own_streams_follow_the_setting() {
 
     // job events: keep-alives while the enrichment stage runs (1 s), every 150 ms
     // instead of the default 15 s
-    let r = c
-        .post(gw.url("/async"))
-        .json(&json!({"prompt": "The fox"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = jobs::submit_accepted(&c, &gw, "/async", &json!({"prompt": "The fox"}), None).await;
     let r = c
         .get(gw.url(&format!("/api/v1/jobs/{id}/events")))
         .send()

@@ -38,15 +38,7 @@ async fn tokens_stream_through_the_gateway() {
     let gw = gateway(addr, "{ name: compress }");
     let c = reqwest::Client::new();
     let body = serde_json::json!({"prompt": "Once upon a time", "max_tokens": 10, "seed": 3});
-    let plain: serde_json::Value = c
-        .post(gw.url("/api/v2/generate"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plain: serde_json::Value = post_json(&c, &gw.url("/api/v2/generate"), &body).await;
     let mut streamed = body.clone();
     streamed["stream"] = serde_json::json!(true);
     let start = Instant::now();

@@ -6,8 +6,6 @@
 mod common;
 use common::*;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -21,37 +19,22 @@ async fn upgrade_under_load_drops_nothing() {
         &[("UPGRADE_SOCK", &sock_s)],
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let mut load = Vec::new();
-    for i in 0..4 {
-        let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), old.url("/e/x"));
-        load.push(tokio::spawn(async move {
-            // half the clients reuse keep-alive connections, half open one per request
-            let c = if i % 2 == 0 {
+    // half the clients reuse keep-alive connections, half open one per request
+    let load = Load::start_with(
+        4,
+        old.url("/e/x"),
+        |i| {
+            if i % 2 == 0 {
                 reqwest::Client::new()
             } else {
                 reqwest::Client::builder()
                     .pool_max_idle_per_host(0)
                     .build()
                     .unwrap()
-            };
-            while !stop.load(Ordering::Relaxed) {
-                match c.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                    Ok(r) => {
-                        eprintln!("status {}", r.status());
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                    Err(e) => {
-                        eprintln!("error {e:?}");
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
             }
-        }));
-    }
+        },
+        |r| r.status() == 200,
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let new_log = old.dir.path().join("new.log");
@@ -76,7 +59,7 @@ async fn upgrade_under_load_drops_nothing() {
         assert!(t.elapsed() < Duration::from_secs(10), "no upgrade socket");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let before = ok.load(Ordering::Relaxed);
+    let before = load.ok();
     assert!(Command::new("kill")
         .args(["-QUIT", &old.pid().to_string()])
         .status()
@@ -93,13 +76,9 @@ async fn upgrade_under_load_drops_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let at_exit = ok.load(Ordering::Relaxed);
+    let at_exit = load.ok();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
-    for l in load {
-        l.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let Tally { ok, failed } = load.stop().await;
     println!("upgrade: {ok} requests ok, {failed} failed");
     assert!(
         new.0.try_wait().unwrap().is_none(),

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -141,38 +141,20 @@ async fn target_killed_under_load(retry: &str) {
         "b never healthy"
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed, to_b) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let mut clients = Vec::new();
-    for _ in 0..4 {
-        let (gw, stop, ok, failed, to_b) = (
-            gw.clone(),
-            stop.clone(),
-            ok.clone(),
-            failed.clone(),
-            to_b.clone(),
-        );
-        clients.push(tokio::spawn(async move {
-            let c = reqwest::Client::new();
-            while !stop.load(Ordering::Relaxed) {
-                match c.get(gw.url("/load")).send().await {
-                    Ok(r) if r.status() == 200 => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        if r.headers().get("x-upstream").is_some_and(|v| v == "b") {
-                            to_b.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+    let to_b = Arc::new(AtomicU64::new(0));
+    let counted = to_b.clone();
+    let load = Load::start_with(
+        4,
+        gw.url("/load"),
+        |_| reqwest::Client::new(),
+        move |r| {
+            let ok = r.status() == 200;
+            if ok && r.headers().get("x-upstream").is_some_and(|v| v == "b") {
+                counted.fetch_add(1, Ordering::Relaxed);
             }
-        }));
-    }
+            ok
+        },
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         to_b.load(Ordering::Relaxed) > 0,
@@ -207,11 +189,7 @@ async fn target_killed_under_load(retry: &str) {
         "target back in service {:?} after its restart",
         back.unwrap()
     );
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let Tally { ok, failed } = load.stop().await;
     println!("target killed under load: {ok} requests ok, {failed} failed");
     assert!(ok > 200);
     assert_eq!(failed, 0, "client errors while a target died");
@@ -334,13 +312,21 @@ async fn post_is_not_retried_on_503_unless_the_route_opts_in() {
     assert_eq!(retries().await, 2.0, "the opted-in POST was retried");
 }
 
+/// Routes `/plain` and `/degraded` (answered by `fallback` when its upstream fails) on
+/// pool `u` (with the settings `pool`), whose one target refuses connections.
+fn dead_target_routes(pool: &str, fallback: &str) -> String {
+    let dead = free_port();
+    format!(
+        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"127.0.0.1:{dead}\" }}]\n    {pool}\nroutes:\n  - {{ name: plain, match: {{ path_prefix: /plain }}, upstream: u }}\n  - {{ name: degraded, match: {{ path_prefix: /degraded }}, upstream: u, fallback: {fallback} }}\n"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_target_down_gives_503_with_retry_after_or_the_fallback() {
-    let dead = free_port();
-    let routes = format!(
-        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"127.0.0.1:{dead}\" }}]\n    health_check: {{ kind: tcp, interval: 100ms, timeout: 100ms, unhealthy_threshold: 1 }}\nroutes:\n  - {{ name: plain, match: {{ path_prefix: /plain }}, upstream: u }}\n  - name: degraded\n    match: {{ path_prefix: /degraded }}\n    upstream: u\n    fallback: {{ status: 200, body: '{{\"items\": [], \"degraded\": true}}' }}\n"
-    );
-    let gw = Gateway::start(&routes);
+    let gw = Gateway::start(&dead_target_routes(
+        "health_check: { kind: tcp, interval: 100ms, timeout: 100ms, unhealthy_threshold: 1 }",
+        r#"{ status: 200, body: '{"items": [], "degraded": true}' }"#,
+    ));
     let c = reqwest::Client::new();
     let r = c.get(gw.url("/plain")).send().await.unwrap();
     assert_eq!(r.status(), 503);
@@ -365,11 +351,10 @@ async fn every_target_down_gives_503_with_retry_after_or_the_fallback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fallback_also_answers_when_the_upstream_fails() {
     // no health check: the target looks available, and refuses connections
-    let dead = free_port();
-    let routes = format!(
-        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"127.0.0.1:{dead}\" }}]\n    retry: {{ attempts: 2, backoff: 1ms }}\nroutes:\n  - {{ name: plain, match: {{ path_prefix: /plain }}, upstream: u }}\n  - {{ name: degraded, match: {{ path_prefix: /degraded }}, upstream: u, fallback: {{ status: 200, body: cached }} }}\n"
-    );
-    let gw = Gateway::start(&routes);
+    let gw = Gateway::start(&dead_target_routes(
+        "retry: { attempts: 2, backoff: 1ms }",
+        "{ status: 200, body: cached }",
+    ));
     let c = reqwest::Client::new();
     let r = c.get(gw.url("/plain")).send().await.unwrap();
     assert_eq!(r.status(), 502);
@@ -418,13 +403,7 @@ async fn a_reload_that_changes_weights_keeps_health_state() {
     gw.write_config(&table(1, 5));
     let c = reqwest::Client::new();
     let applied = wait_until(Duration::from_secs(3), || async {
-        let r = c
-            .get(gw.metrics_url("/admin/upstreams"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let v: serde_json::Value = r.json().await.unwrap();
+        let v = gw.admin_get("/admin/upstreams").await;
         v["u"]["targets"]
             .as_array()
             .unwrap()
@@ -444,13 +423,7 @@ async fn a_reload_that_changes_weights_keeps_health_state() {
         assert_eq!(r.headers()["x-upstream"], "a");
     }
     // the admin view shows every target with its state
-    let r = c
-        .get(gw.metrics_url("/admin/upstreams"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let v: serde_json::Value = r.json().await.unwrap();
+    let v = gw.admin_get("/admin/upstreams").await;
     let tb = v["u"]["targets"]
         .as_array()
         .unwrap()

@@ -74,40 +74,39 @@ const HOST_FILTER: &str = r#"
 "#;
 
 fn host_filter() -> String {
-    HOST_FILTER
-        .replace(
-            "COPY_METHOD",
-            &copy_header(0, ":method", 0, "x-wasm-method"),
-        )
-        .replace(
+    // each marker: the code that copies a header or a property into a header (map 0:
+    // request headers, 2: response headers)
+    let copies = [
+        ("COPY_METHOD", copy_header(0, ":method", 0, "x-wasm-method")),
+        (
             "COPY_PSEUDO_PATH",
-            &copy_header(0, ":path", 0, "x-wasm-pseudo-path"),
-        )
-        .replace(
+            copy_header(0, ":path", 0, "x-wasm-pseudo-path"),
+        ),
+        (
             "COPY_PATH",
-            &copy_property("request\\00path", 0, "x-wasm-path"),
-        )
-        .replace(
-            "COPY_ROUTE",
-            &copy_property("route_name", 2, "x-wasm-route"),
-        )
-        .replace("COPY_ID", &copy_property("request\\00id", 2, "x-wasm-id"))
-        .replace(
+            copy_property("request\\00path", 0, "x-wasm-path"),
+        ),
+        ("COPY_ROUTE", copy_property("route_name", 2, "x-wasm-route")),
+        ("COPY_ID", copy_property("request\\00id", 2, "x-wasm-id")),
+        (
             "COPY_SOURCE",
-            &copy_property("source\\00address", 2, "x-wasm-source"),
-        )
-        .replace(
+            copy_property("source\\00address", 2, "x-wasm-source"),
+        ),
+        (
             "COPY_ROOT",
-            &copy_property("plugin_root_id", 2, "x-wasm-root"),
-        )
-        .replace(
+            copy_property("plugin_root_id", 2, "x-wasm-root"),
+        ),
+        (
             "COPY_PROP_METHOD",
-            &copy_property("request.method", 2, "x-wasm-prop-method"),
-        )
-        .replace(
-            "COPY_STATUS",
-            &copy_header(2, ":status", 2, "x-wasm-status"),
-        )
+            copy_property("request.method", 2, "x-wasm-prop-method"),
+        ),
+        ("COPY_STATUS", copy_header(2, ":status", 2, "x-wasm-status")),
+    ];
+    copies
+        .iter()
+        .fold(HOST_FILTER.to_string(), |text, (marker, code)| {
+            text.replace(marker, code)
+        })
 }
 
 fn gateway(upstream: std::net::SocketAddr) -> Gateway {

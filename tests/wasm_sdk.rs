@@ -9,47 +9,16 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod wasm_common;
 use common::*;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
-
-/// The built filter `name`, or `None` (skip) when SKIP_WASM_SDK_TESTS is set.
-fn sdk_filter(name: &str) -> Option<PathBuf> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
-    let p = target.join("wasm-filters").join(format!("{name}.wasm"));
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var_os("SKIP_WASM_SDK_TESTS").is_some() {
-        eprintln!("SKIP_WASM_SDK_TESTS: {} is not built; skipped", p.display());
-        return None;
-    }
-    panic!(
-        "{} is missing: run plugins/wasm-examples/build.sh (scripts/test.sh does), or set SKIP_WASM_SDK_TESTS",
-        p.display()
-    );
-}
+use wasm_common::sdk::{auth_service, config_dir, sdk_filter};
 
 /// A gateway on `routes` (YAML) with the filters `names` copied beside routes.yaml.
 fn gateway(names: &[&str], routes: &str) -> Option<Gateway> {
-    let dir = tempfile::tempdir().unwrap();
-    for n in names {
-        std::fs::copy(sdk_filter(n)?, dir.path().join(format!("{n}.wasm"))).unwrap();
-    }
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(&config, routes).unwrap();
+    let (dir, config) = config_dir(names, routes)?;
     Some(Gateway::spawn(dir, config, &[]))
-}
-
-fn hv(r: &reqwest::Response, n: &str) -> String {
-    r.headers()
-        .get(n)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -73,16 +42,19 @@ async fn assemblyscript_filter_uses_the_host() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        assert_eq!(hv(&r, "x-as-path"), "/as/path?x=1");
-        assert_eq!(hv(&r, "x-as-method"), "POST");
-        assert_eq!(hv(&r, "x-as-id"), hv(&r, "x-request-id"));
-        let source = hv(&r, "x-as-source");
+        assert_eq!(header_value(&r, "x-as-path"), "/as/path?x=1");
+        assert_eq!(header_value(&r, "x-as-method"), "POST");
+        assert_eq!(
+            header_value(&r, "x-as-id"),
+            header_value(&r, "x-request-id")
+        );
+        let source = header_value(&r, "x-as-source");
         let port = source.strip_prefix("127.0.0.1:").unwrap_or_default();
         assert!(port.parse::<u16>().is_ok(), "source.address `{source}`");
-        assert_eq!(hv(&r, "x-as-route"), "as-route");
-        assert_eq!(hv(&r, "x-as-root"), "as_test");
-        assert_eq!(hv(&r, "x-as-hits"), round.to_string());
-        assert_eq!(hv(&r, "x-as-body-len"), "12");
+        assert_eq!(header_value(&r, "x-as-route"), "as-route");
+        assert_eq!(header_value(&r, "x-as-root"), "as_test");
+        assert_eq!(header_value(&r, "x-as-hits"), round.to_string());
+        assert_eq!(header_value(&r, "x-as-body-len"), "12");
         let seen: serde_json::Value = r.json().await.unwrap();
         assert_eq!(
             seen["headers"]["x-as-config"],
@@ -99,7 +71,7 @@ async fn assemblyscript_filter_uses_the_host() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(hv(&r, "x-as-local"), "1");
+    assert_eq!(header_value(&r, "x-as-local"), "1");
     assert_eq!(r.text().await.unwrap(), "denied by the filter");
     assert_eq!(gw.metric("as_filter_requests").await, Some(3.0));
 }
@@ -122,11 +94,14 @@ async fn example_filters_chain_with_built_in_plugins() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(hv(&r, "x-correlation-origin"), "gateway");
-    assert_eq!(hv(&r, "x-correlation-id"), hv(&r, "x-request-id"));
-    assert_eq!(hv(&r, "x-consumer-requests"), "1");
-    assert_eq!(hv(&r, "x-built-in-response"), "yes");
-    let id = hv(&r, "x-correlation-id");
+    assert_eq!(header_value(&r, "x-correlation-origin"), "gateway");
+    assert_eq!(
+        header_value(&r, "x-correlation-id"),
+        header_value(&r, "x-request-id")
+    );
+    assert_eq!(header_value(&r, "x-consumer-requests"), "1");
+    assert_eq!(header_value(&r, "x-built-in-response"), "yes");
+    let id = header_value(&r, "x-correlation-id");
     let seen: serde_json::Value = r.json().await.unwrap();
     assert_eq!(seen["headers"]["x-correlation-id"], id.as_str());
     assert_eq!(seen["headers"]["x-built-in"], "yes");
@@ -137,35 +112,12 @@ async fn example_filters_chain_with_built_in_plugins() {
         .send()
         .await
         .unwrap();
-    assert_eq!(hv(&r, "x-correlation-id"), "abc-123");
-    assert_eq!(hv(&r, "x-correlation-origin"), "client");
-    assert_eq!(hv(&r, "x-consumer-requests"), "2");
+    assert_eq!(header_value(&r, "x-correlation-id"), "abc-123");
+    assert_eq!(header_value(&r, "x-correlation-origin"), "client");
+    assert_eq!(header_value(&r, "x-consumer-requests"), "2");
     let r = c.get(gw.url("/c")).send().await.unwrap();
-    assert_eq!(hv(&r, "x-consumer-requests"), "1");
+    assert_eq!(header_value(&r, "x-consumer-requests"), "1");
     assert_eq!(gw.metric("consumer_counter_requests").await, Some(3.0));
-}
-
-/// The auth service: 200 with `x-user` for `Bearer good`, 403 otherwise.
-async fn auth_service() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let app = axum::Router::new().fallback(|req: axum::extract::Request| async move {
-        let ok = req.uri().path() == "/check"
-            && req
-                .headers()
-                .get("authorization")
-                .is_some_and(|v| v == "Bearer good");
-        let status = if ok { 200 } else { 403 };
-        axum::response::Response::builder()
-            .status(status)
-            .header("x-user", "alice")
-            .body(axum::body::Body::empty())
-            .unwrap()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, task)
 }
 
 #[tokio::test]
@@ -224,31 +176,7 @@ async fn module_swapped_under_load_fails_no_request() {
     std::fs::write(&config, routes).unwrap();
     let gw = Gateway::spawn(dir, config, &[]);
     let c = reqwest::Client::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut load = Vec::new();
-    for _ in 0..4 {
-        let (c, url, stop) = (c.clone(), gw.url("/load"), stop.clone());
-        let (sent, failed) = (sent.clone(), failed.clone());
-        load.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let outcome = c.get(&url).send().await;
-                sent.fetch_add(1, Ordering::Relaxed);
-                match outcome {
-                    Ok(r) if r.status() == 200 => {}
-                    Ok(r) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        let status = r.status();
-                        eprintln!("failed: {status} {}", r.text().await.unwrap_or_default());
-                    }
-                    Err(e) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("failed: {e:?}");
-                    }
-                }
-            }
-        }));
-    }
+    let load = Load::start(4, gw.url("/load"));
     // which module answers: correlation sets x-correlation-origin, the headers filter
     // x-wasm-response
     let serving = |c: reqwest::Client, url: String| async move {
@@ -272,11 +200,8 @@ async fn module_swapped_under_load_fails_no_request() {
         }
         assert_eq!(now, want, "swap {swap} not served; log:\n{}", gw.logs());
     }
-    stop.store(true, Ordering::Relaxed);
-    for t in load {
-        t.await.unwrap();
-    }
-    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let Tally { ok, failed } = load.stop().await;
+    let sent = ok + failed;
     assert!(sent > 100, "only {sent} requests under load");
     assert_eq!(
         failed, 0,

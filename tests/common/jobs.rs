@@ -1,10 +1,49 @@
-//! Async job helpers shared by the embedded-mode and Kafka-mode job tests: a job's
-//! status (with an API key when the job routes are authenticated), polling until a
-//! set of jobs is final, and a job's events stream read event by event.
+//! Async job helpers shared by the embedded-mode and Kafka-mode job tests: submitting a
+//! job, a job's status (with an API key when the job routes are authenticated), polling
+//! until a set of jobs is final, and a job's events stream read event by event.
 
 use super::Gateway;
 use serde_json::Value;
 use std::time::{Duration, Instant};
+
+/// `POST path` (an async route) with `body`, and `x-api-key` when given: the status
+/// code and the JSON body (`Null` if none).
+pub async fn submit(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    path: &str,
+    body: &Value,
+    api_key: Option<&str>,
+) -> (u16, Value) {
+    let mut req = c.post(gw.url(path)).json(body);
+    if let Some(key) = api_key {
+        req = req.header("x-api-key", key);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// As [`submit`], asserting a 202: the new job's id.
+pub async fn submit_accepted(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    path: &str,
+    body: &Value,
+    api_key: Option<&str>,
+) -> String {
+    let (status, v) = submit(c, gw, path, body, api_key).await;
+    assert_eq!(status, 202, "{v}");
+    v["job_id"].as_str().unwrap().to_string()
+}
+
+/// The `x-signature` a webhook delivery of `body` carries: `sha256=` and the hex
+/// HMAC-SHA256 of the body with `secret`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
 
 /// `GET /api/v1/jobs/{id}`: the status code and the JSON body (`Null` if none).
 pub async fn status(
@@ -82,6 +121,22 @@ pub struct Event {
     pub data: Value,
 }
 
+/// One raw event (its lines up to the blank line): `None` when it has no `data:` (a
+/// comment, a keep-alive).
+pub fn parse_event(raw: &str) -> Option<Event> {
+    let mut name = None;
+    let mut data = None;
+    for line in raw.lines() {
+        if let Some(n) = line.strip_prefix("event:") {
+            name = Some(n.trim().to_string());
+        } else if let Some(d) = line.strip_prefix("data:") {
+            data = Some(d.trim().to_string());
+        }
+    }
+    let data = serde_json::from_str(&data?).unwrap_or(Value::Null);
+    Some(Event { name, data })
+}
+
 impl EventReader {
     pub fn new(r: reqwest::Response) -> Self {
         EventReader {
@@ -96,18 +151,8 @@ impl EventReader {
         loop {
             while let Some(end) = self.buf.find("\n\n") {
                 let raw: String = self.buf.drain(..end + 2).collect();
-                let mut name = None;
-                let mut data = None;
-                for line in raw.lines() {
-                    if let Some(n) = line.strip_prefix("event:") {
-                        name = Some(n.trim().to_string());
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        data = Some(d.trim().to_string());
-                    }
-                }
-                if let Some(d) = data {
-                    let data = serde_json::from_str(&d).unwrap_or(Value::Null);
-                    return Some(Event { name, data });
+                if let Some(event) = parse_event(&raw) {
+                    return Some(event);
                 }
             }
             let chunk = self.body.next().await?.ok()?;

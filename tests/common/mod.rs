@@ -5,7 +5,16 @@
 pub mod browser;
 pub mod jobs;
 pub mod listen;
+pub mod load;
+pub mod pki;
 pub mod redis;
+pub mod requests;
+
+// re-exported for `use common::*`; a test binary that uses neither is not warned
+#[allow(unused_imports)]
+pub use load::{Load, Tally};
+#[allow(unused_imports)]
+pub use requests::{get_json, header_value, post_json};
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -100,14 +109,43 @@ impl Echo {
 
     /// An echo upstream that waits `delay` before answering each request.
     pub async fn start_slow(name: &str, delay: Duration) -> Echo {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = echo_app(name, delay);
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, task) = serve_app(echo_app(name, delay)).await;
         Echo { addr, task }
     }
+}
+
+/// An upstream that answers 500 `{"error":"boom"}` to everything.
+pub async fn failing_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    serve_app(axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(serde_json::json!({"error": "boom"})),
+        )
+    }))
+    .await
+}
+
+/// Serves `app` on a free loopback port (bound here, so no other test can take it):
+/// its address, and the task (the server stops when the test's runtime does).
+pub async fn serve_app(app: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}
+
+/// A keys file (`keys_file:` of `api_key`): one consumer per (name, key), with the
+/// key's SHA-256 as `key_sha256`.
+pub fn keys_file(consumers: &[(&str, &str)]) -> String {
+    use sha2::Digest;
+    let mut text = String::from("consumers:\n");
+    for (name, key) in consumers {
+        let sha = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+        text.push_str(&format!("  - {{ name: {name}, key_sha256: \"{sha}\" }}\n"));
+    }
+    text
 }
 
 /// A running `api-gateway` process, killed on drop.
@@ -154,7 +192,20 @@ impl Gateway {
     }
 
     pub fn start_with(routes: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_with_files(routes, &[], env)
+    }
+
+    /// Starts a gateway on `routes` with `files` (name, content) written beside its
+    /// `routes.yaml` first (keys files, certificates, wasm modules), and `env`.
+    pub fn start_with_files(
+        routes: &str,
+        files: &[(&str, &[u8])],
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
         let config = dir.path().join("routes.yaml");
         std::fs::write(&config, routes).unwrap();
         Self::spawn(dir, config, env)

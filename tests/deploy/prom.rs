@@ -1,7 +1,7 @@
 //! The alert rules' runbooks and unit-test coverage, and the Grafana dashboard against
 //! a real Prometheus scraping a real gateway under a little traffic.
 
-use super::common::{free_port, Echo, Gateway, ADMIN_TOKEN};
+use super::common::{free_port, Echo, Gateway};
 use super::{root, tool, PROMETHEUS};
 use serde_json::Value as Json;
 use serde_yaml::Value;
@@ -266,12 +266,7 @@ async fn traffic(gw: &Gateway, text: &str, for_: Duration) -> u64 {
         if !reloaded && start.elapsed() > for_ / 2 {
             reloaded = true;
             gw.write_config(&format!("{text}# touched\n"));
-            let r = c
-                .post(gw.metrics_url("/admin/reload"))
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .unwrap();
+            let r = gw.admin_reload().await;
             assert_eq!(r.status(), 200);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

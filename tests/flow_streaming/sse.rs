@@ -2,6 +2,7 @@
 //! data as JSON and when it arrived, and the check that events paced at the source
 //! arrived spread out.
 
+use crate::common::jobs::{parse_event, Event};
 use futures::StreamExt;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -25,21 +26,9 @@ pub async fn events(r: reqwest::Response) -> Vec<Got> {
         buf.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
         while let Some(end) = buf.find("\n\n") {
             let raw: String = buf.drain(..end + 2).collect();
-            let mut name = None;
-            let mut data = None;
-            for line in raw.lines() {
-                if let Some(n) = line.strip_prefix("event:") {
-                    name = Some(n.trim().to_string());
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data = Some(d.trim().to_string());
-                }
-            }
-            if let Some(d) = data {
-                out.push(Got {
-                    name,
-                    data: serde_json::from_str(&d).unwrap_or(Value::Null),
-                    at: start.elapsed(),
-                });
+            if let Some(Event { name, data }) = parse_event(&raw) {
+                let at = start.elapsed();
+                out.push(Got { name, data, at });
             }
         }
     }

@@ -3,6 +3,8 @@
 //! pointer and length, the text put in a data segment; `\hh` is one byte).
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod sdk;
+
 use std::path::{Path, PathBuf};
 
 const IMPORTS: &str = r#"
