@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod env;
 pub mod flows;
 pub mod front;
 pub mod gateway;

@@ -2,6 +2,7 @@
 //! else is reloadable.
 
 use crate::admin::AdminApp;
+use crate::env;
 use crate::gateway::Gateway;
 use crate::observability::Metrics;
 use crate::proxy::GatewayProxy;
@@ -49,8 +50,8 @@ pub const DEFAULT_UPGRADE_SOCK: &str = "/tmp/api-gateway-upgrade.sock";
 /// Why the gateway cannot serve.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{name}={value:?} is not a valid number")]
-    Number { name: &'static str, value: String },
+    #[error(transparent)]
+    Number(#[from] crate::env::BadNumber),
     #[error("GATEWAY_WORKERS must be at least 1")]
     NoWorkers,
     #[error("metrics: {0}")]
@@ -65,22 +66,12 @@ pub enum ServeError {
     Sampler(std::io::Error),
 }
 
-fn env_num<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ServeError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| ServeError::Number {
-            name,
-            value: v.clone(),
-        }),
-        _ => Ok(default),
-    }
-}
-
 impl Settings {
     pub fn from_env(config_path: PathBuf) -> Result<Self, ServeError> {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        let workers = env_num("GATEWAY_WORKERS", cores)?;
+        let workers = env::number("GATEWAY_WORKERS", cores)?;
         if workers == 0 {
             return Err(ServeError::NoWorkers);
         }
@@ -90,8 +81,8 @@ impl Settings {
                 .ok()
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "0.0.0.0".into()),
-            port: env_num("PORT", 8080)?,
-            metrics_port: env_num("METRICS_PORT", 8081)?,
+            port: env::number("PORT", 8080)?,
+            metrics_port: env::number("METRICS_PORT", 8081)?,
             workers,
             work_stealing: matches!(
                 std::env::var("GATEWAY_WORK_STEALING").as_deref(),
@@ -170,7 +161,7 @@ pub fn serve(settings: Settings) -> Result<(), ServeError> {
         );
     }
     let series = std::sync::Arc::new(crate::observability::series::Series::new(
-        std::time::Duration::from_millis(env_num("SERIES_INTERVAL_MS", 5000)?),
+        std::time::Duration::from_millis(env::number("SERIES_INTERVAL_MS", 5000)?),
     ));
     series
         .spawn(gw.metrics.registry.clone())

@@ -28,6 +28,7 @@ pub mod worker;
 use super::step::Clients;
 use super::FlowAnswer;
 use crate::config::{AsyncConfig, CallbackConfig};
+use crate::env;
 use crate::upstream::Pool;
 use callback::CallbackSpec;
 use serde::{Deserialize, Serialize};
@@ -155,8 +156,8 @@ pub struct Jobs {
 /// Why the job service cannot start from the environment.
 #[derive(Debug, thiserror::Error)]
 pub enum JobsError {
-    #[error("{name}={value:?} is not a valid number")]
-    Number { name: &'static str, value: String },
+    #[error(transparent)]
+    Number(#[from] crate::env::BadNumber),
     #[error("REDIS_URL: {0}")]
     Redis(#[from] redis_connect::ConnectError),
     #[error("job metrics: {0}")]
@@ -165,33 +166,22 @@ pub enum JobsError {
     Kafka(#[from] kafka::BusError),
 }
 
-fn env_usize(name: &'static str, default: usize) -> Result<usize, JobsError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| JobsError::Number {
-            name,
-            value: v.clone(),
-        }),
-        _ => Ok(default),
-    }
-}
-
 impl Jobs {
     /// The service configured from the environment, its metrics in `registry`.
     pub fn from_env(registry: &prometheus::Registry) -> Result<Arc<Self>, JobsError> {
-        let ttl = Duration::from_secs(env_usize("JOB_TTL_SECONDS", 86_400)? as u64);
+        let ttl = Duration::from_secs(env::number("JOB_TTL_SECONDS", 86_400u64)?);
         let store = match std::env::var("REDIS_URL") {
             Ok(url) if !url.trim().is_empty() => Store::redis(url.trim(), ttl, "gateway:")?,
             _ => Store::memory(ttl),
         };
-        let workers = env_usize("JOB_WORKERS", 64)?.max(1);
-        let limit = env_usize("JOB_QUEUE_LIMIT", 10_000)?.max(1);
+        let workers = env::number::<usize>("JOB_WORKERS", 64)?.max(1);
+        let limit = env::number::<usize>("JOB_QUEUE_LIMIT", 10_000)?.max(1);
         let metrics = metrics::JobMetrics::new(Some(registry))?;
         let mut jobs = Self::new(store, workers, limit, metrics);
-        jobs.lease = Duration::from_secs(env_usize("JOB_LEASE_SECONDS", 60)?.max(1) as u64);
-        jobs.recovery = Duration::from_secs(env_usize("JOB_RECOVERY_SECONDS", 10)?.max(1) as u64);
+        jobs.lease = Duration::from_secs(env::number("JOB_LEASE_SECONDS", 60u64)?.max(1));
+        jobs.recovery = Duration::from_secs(env::number("JOB_RECOVERY_SECONDS", 10u64)?.max(1));
         jobs.kafka = kafka::Bus::from_env()?;
-        jobs.events_poll =
-            Duration::from_millis(env_usize("JOB_EVENTS_POLL_MS", 100)?.max(1) as u64);
+        jobs.events_poll = Duration::from_millis(env::number("JOB_EVENTS_POLL_MS", 100u64)?.max(1));
         Ok(Arc::new(jobs))
     }
 
