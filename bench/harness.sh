@@ -13,10 +13,11 @@ start_upstream() {
     UPSTREAM_PID=$!
 }
 
-# render_bare_gateway DIR UPSTREAM_PORT: DIR/conf/routes.yaml from bench/gateway-bare.yaml.
+# render_bare_gateway DIR UPSTREAM_PORT [TEMPLATE]: DIR/conf/routes.yaml from
+# bench/gateway-bare.yaml (or another bench/ template, e.g. gateway-wasm-noop.yaml).
 render_bare_gateway() {
-    python3 "$LIB" render "$BENCH_DIR/gateway-bare.yaml" "$1/conf/routes.yaml" \
-        UPSTREAM_ADDR="127.0.0.1:$2" RELOAD_ROUTE_NAME=reload-a
+    python3 "$LIB" render "$BENCH_DIR/${3:-gateway-bare.yaml}" "$1/conf/routes.yaml" \
+        UPSTREAM_ADDR="127.0.0.1:$2" RELOAD_ROUTE_NAME=reload-a BENCH_DIR="$BENCH_DIR"
 }
 
 # wait_ok PORT [TRIES]: until GET / on PORT answers 200, 0.2 s apart (default 600 tries).
