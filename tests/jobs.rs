@@ -8,7 +8,7 @@
 mod backends;
 mod common;
 
-use backends::{wait_up, Backend};
+use backends::Backend;
 use common::redis::Redis;
 use common::{serve_app, Gateway};
 use futures::future::join_all;
@@ -71,10 +71,7 @@ async fn wait_final(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_jobs_all_reach_done_once() {
-    let gen = Backend::generation();
-    let enr = Backend::enrichment();
-    wait_up(&gen).await;
-    wait_up(&enr).await;
+    let (gen, enr) = backends::both().await;
     let gw = Gateway::start(&table(&gen.addr.to_string(), &enr.addr.to_string()));
     let c = reqwest::Client::new();
 
@@ -208,10 +205,7 @@ async fn wait_callback(c: &reqwest::Client, gw: &Gateway, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_signed_retried_and_refused() {
-    let gen = Backend::generation();
-    let enr = Backend::enrichment();
-    wait_up(&gen).await;
-    wait_up(&enr).await;
+    let (gen, enr) = backends::both().await;
     let rx = receiver().await;
     let gw = Gateway::start_with(
         &table(&gen.addr.to_string(), &enr.addr.to_string()),
@@ -281,10 +275,7 @@ async fn redis_store_survives_a_gateway_restart() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let gen = Backend::generation();
-    let enr = Backend::enrichment();
-    wait_up(&gen).await;
-    wait_up(&enr).await;
+    let (gen, enr) = backends::both().await;
     let routes = table(&gen.addr.to_string(), &enr.addr.to_string());
     let env = [
         ("REDIS_URL", redis.url()),
@@ -363,10 +354,7 @@ async fn replicas_share_redis_and_take_over_a_dead_ones_jobs() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let gen = Backend::generation();
-    let enr = Backend::enrichment();
-    wait_up(&gen).await;
-    wait_up(&enr).await;
+    let (gen, enr) = backends::both().await;
     let env = [
         ("REDIS_URL", redis.url()),
         ("JOB_LEASE_SECONDS", "2".to_string()),

@@ -6,7 +6,6 @@
 mod backends;
 mod common;
 
-use backends::{wait_up, Backend};
 use common::{failing_upstream, free_port, Echo, Gateway};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -63,10 +62,7 @@ async fn post(gw: &Gateway, path: &str, body: Value) -> (u16, Value, reqwest::he
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_success_failure_timeout_and_limit() {
-    let gen = Backend::generation();
-    let enr = Backend::enrichment();
-    wait_up(&gen).await;
-    wait_up(&enr).await;
+    let (gen, enr) = backends::both().await;
     let (fail_addr, _f) = failing_upstream().await;
     let slow = Echo::start_slow("slow", Duration::from_secs(3)).await;
     let down = format!("127.0.0.1:{}", free_port());

@@ -12,7 +12,6 @@
 mod backends;
 mod common;
 
-use backends::{wait_up, Backend};
 use common::Gateway;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -36,10 +35,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_mismatch() {
     {
         panic!("schemathesis is needed for this test: `pip install schemathesis` (scripts/test.sh installs it)");
     }
-    let gen = Backend::generation();
-    let enr = Backend::enrichment();
-    wait_up(&gen).await;
-    wait_up(&enr).await;
+    let (gen, enr) = backends::both().await;
     let gw = Gateway::start(&table(&gen.addr.to_string(), &enr.addr.to_string()));
     let examples = std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or_else(|_| "100".into());
     // knobs for exploring: other checks (`all`)

@@ -280,36 +280,27 @@ async fn post_is_not_retried_on_503_unless_the_route_opts_in() {
             .await
             .unwrap_or(0.0)
     };
-    let r = c
-        .post(gw.url("/plain/x"))
-        .header("x-echo-status", "503")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
-    assert!(
-        r.headers().contains_key("x-upstream"),
-        "the target's own 503 is passed on"
-    );
-    assert_eq!(retries().await, 0.0, "a POST was retried");
-    let r = c
-        .get(gw.url("/plain/x"))
-        .header("x-echo-status", "503")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
-    assert_eq!(retries().await, 1.0, "the GET was retried once");
-    let r = c
-        .post(gw.url("/optin/x"))
-        .header("x-echo-status", "503")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
-    assert_eq!(retries().await, 2.0, "the opted-in POST was retried");
+    // each target answers 503 itself; the retries counted after each request
+    let (post, get) = (reqwest::Method::POST, reqwest::Method::GET);
+    for (method, path, body, retried, why) in [
+        (post.clone(), "/plain/x", "{}", 0.0, "a POST was retried"),
+        (get, "/plain/x", "", 1.0, "the GET was retried once"),
+        (post, "/optin/x", "{}", 2.0, "the opted-in POST was retried"),
+    ] {
+        let mut req = c
+            .request(method, gw.url(path))
+            .header("x-echo-status", "503");
+        if !body.is_empty() {
+            req = req.body(body);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 503);
+        assert!(
+            r.headers().contains_key("x-upstream"),
+            "the target's own 503 is passed on"
+        );
+        assert_eq!(retries().await, retried, "{why}");
+    }
 }
 
 /// Routes `/plain` and `/degraded` (answered by `fallback` when its upstream fails) on

@@ -82,6 +82,14 @@ impl Backend {
     }
 }
 
+/// api-generation and api-enrichment, both answering `/health`.
+pub async fn both() -> (Backend, Backend) {
+    let (gen, enr) = (Backend::generation(), Backend::enrichment());
+    wait_up(&gen).await;
+    wait_up(&enr).await;
+    (gen, enr)
+}
+
 /// Waits until the backend answers `/health`.
 pub async fn wait_up(b: &Backend) {
     for _ in 0..200 {
