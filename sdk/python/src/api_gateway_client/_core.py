@@ -111,6 +111,11 @@ def parse(resp: httpx.Response) -> Any:
     raise error_from_response(resp.status_code, resp.headers, body, resp.text)
 
 
+def _given(**fields: Any) -> dict[str, Any]:
+    """A request body of the fields given (``None`` leaves a field out)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 def generation_body(
     prompt: str,
     max_tokens: Optional[int],
@@ -118,13 +123,7 @@ def generation_body(
     priority: Optional[str],
     extra: Optional[Mapping[str, Any]] = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"prompt": prompt}
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    if seed is not None:
-        body["seed"] = seed
-    if priority is not None:
-        body["priority"] = priority
+    body = _given(prompt=prompt, max_tokens=max_tokens, seed=seed, priority=priority)
     body.update(extra or {})
     return body
 
@@ -135,14 +134,7 @@ def enrich_body(
     title: Optional[str],
     metadata: Optional[Mapping[str, Any]],
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"text": text}
-    if id is not None:
-        body["id"] = id
-    if title is not None:
-        body["title"] = title
-    if metadata is not None:
-        body["metadata"] = dict(metadata)
-    return body
+    return _given(text=text, id=id, title=title, metadata=None if metadata is None else dict(metadata))
 
 
 def job_path(job: Any) -> str:
