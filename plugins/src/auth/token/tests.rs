@@ -41,6 +41,18 @@ fn json_of(f: Flow) -> (u16, serde_json::Value) {
     }
 }
 
+/// The request phase's answer to `method path` (status 0: it goes on).
+async fn head_call(
+    p: &crate::Instance,
+    method: &str,
+    path: &str,
+    ctx: &mut PluginCtx,
+) -> (u16, serde_json::Value) {
+    let mut req = RequestHeader::build(method, path.as_bytes(), None).unwrap();
+    let call = &mut RequestCall::new(&mut req, info(path), ctx);
+    json_of(p.on_request(call).await.unwrap())
+}
+
 async fn body_call(p: &crate::Instance, path: &str, who: &str, token: &str) -> u16 {
     let req = RequestHeader::build("POST", path.as_bytes(), None).unwrap();
     let body = Bytes::from(serde_json::json!({ "refresh_token": token }).to_string());
@@ -57,16 +69,7 @@ async fn body_call(p: &crate::Instance, path: &str, who: &str, token: &str) -> u
 #[tokio::test]
 async fn refresh_tokens_are_single_use_and_bound_to_their_consumer() {
     let p = plugin();
-    let mut req = RequestHeader::build("POST", b"/auth/token", None).unwrap();
-    let f = p
-        .on_request(&mut RequestCall::new(
-            &mut req,
-            info("/auth/token"),
-            &mut ctx("alice"),
-        ))
-        .await
-        .unwrap();
-    let (status, body) = json_of(f);
+    let (status, body) = head_call(&p, "POST", "/auth/token", &mut ctx("alice")).await;
     assert_eq!(status, 200);
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["scope"], "generate");
@@ -81,34 +84,14 @@ async fn refresh_tokens_are_single_use_and_bound_to_their_consumer() {
 #[tokio::test]
 async fn endpoints_and_methods() {
     let p = plugin();
-    let mut req = RequestHeader::build("GET", b"/auth/token", None).unwrap();
-    let f = p
-        .on_request(&mut RequestCall::new(
-            &mut req,
-            info("/auth/token"),
-            &mut ctx("a"),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(json_of(f).0, 405);
-    let mut req = RequestHeader::build("POST", b"/auth/other", None).unwrap();
-    let f = p
-        .on_request(&mut RequestCall::new(
-            &mut req,
-            info("/auth/other"),
-            &mut ctx("a"),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(json_of(f).0, 404);
-    let mut req = RequestHeader::build("POST", b"/auth/token", None).unwrap();
-    let f = p
-        .on_request(&mut RequestCall::new(
-            &mut req,
-            info("/auth/token"),
-            &mut PluginCtx::default(),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(json_of(f).0, 401);
+    let anonymous = &mut PluginCtx::default();
+    assert_eq!(
+        head_call(&p, "GET", "/auth/token", &mut ctx("a")).await.0,
+        405
+    );
+    assert_eq!(
+        head_call(&p, "POST", "/auth/other", &mut ctx("a")).await.0,
+        404
+    );
+    assert_eq!(head_call(&p, "POST", "/auth/token", anonymous).await.0, 401);
 }
