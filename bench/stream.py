@@ -6,8 +6,9 @@ request's send) p50/p99, whole-stream time (read to the connection's close: the
 request says `Connection: close`), events received, and, for a watched
 process (`--pid`), its CPU seconds over the run and its peak RSS while the streams are
 open; with `--others PID,...` (the stack's processes), the CPU the rest of the machine
-used during the run (`other_cpu_pct`, % of one CPU: busy time from /proc/stat less those
-processes and this client) and the time the hypervisor took (`steal_pct`). Prints one JSON line.
+used during the run (`other_cpu_pct`, % of one CPU: process time from /proc/stat less
+those processes and this client), interrupts (`irq_pct`, mostly this run's own loopback
+packets) and the time the hypervisor took (`steal_pct`). Prints one JSON line.
 
 Usage: stream.py --url http://127.0.0.1:19080/api/v1/generate --clients 500 --tokens 200 [--pid N]
 """
@@ -25,18 +26,23 @@ TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_user_system(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
-def machine_cpu_seconds() -> tuple[float, float]:
-    """(busy, steal): CPU time of all CPUs spent running (user, nice, system, irq,
-    softirq), and stolen by the hypervisor (/proc/stat)."""
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_user_system(pid))
+
+
+def machine_cpu_seconds() -> tuple[float, float, float]:
+    """(busy, irq, steal): CPU time of all CPUs spent in processes (user, nice,
+    system), in interrupts (irq, softirq: on loopback mostly this run's own packets,
+    attributed to no process), and stolen by the hypervisor (/proc/stat)."""
     with open("/proc/stat") as f:
         user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f.readline().split()[1:9])
-    return (user + nice + system + irq + softirq) / TICK, steal / TICK
+    return (user + nice + system) / TICK, (irq + softirq) / TICK, steal / TICK
 
 
 def rss_bytes(pid: int) -> int:
@@ -92,7 +98,8 @@ async def main() -> None:
     out: list = []
     started = asyncio.Event()
     rss0 = rss_bytes(a.pid) if a.pid else 0
-    cpu0 = cpu_seconds(a.pid) if a.pid else 0.0
+    user0, sys0 = cpu_user_system(a.pid) if a.pid else (0.0, 0.0)
+    cpu0 = user0 + sys0
     tasks = [
         asyncio.create_task(one(u.hostname or "127.0.0.1", u.port or 80, u.path, body, out, started))
         for _ in range(a.clients)
@@ -100,7 +107,7 @@ async def main() -> None:
     await asyncio.sleep(0.5)  # connections opened
     peak = rss0
     stack = [int(p) for p in a.others.split(",") if p]
-    (busy0, steal0), own0 = machine_cpu_seconds(), time.process_time()
+    (busy0, irq0, steal0), own0 = machine_cpu_seconds(), time.process_time()
     stack0 = sum(cpu_seconds(p) for p in stack)
     t0 = time.perf_counter()
     started.set()
@@ -109,8 +116,8 @@ async def main() -> None:
             peak = max(peak, rss_bytes(a.pid))
         await asyncio.sleep(0.05)
     wall = time.perf_counter() - t0
-    busy1, steal1 = machine_cpu_seconds()
-    busy, steal = busy1 - busy0, steal1 - steal0
+    busy1, irq1, steal1 = machine_cpu_seconds()
+    busy, irq, steal = busy1 - busy0, irq1 - irq0, steal1 - steal0
     ours = sum(cpu_seconds(p) for p in stack) - stack0 + time.process_time() - own0
     for t in tasks:
         t.result()
@@ -130,11 +137,15 @@ async def main() -> None:
     if stack:
         res["client_cpu_s"] = round(time.process_time() - own0, 2)
         res["other_cpu_pct"] = round(max(busy - ours, 0.0) / wall * 100, 1)
+        res["irq_pct"] = round(irq / wall * 100, 1)
         res["steal_pct"] = round(steal / wall * 100, 1)
     if a.pid:
         cpu = cpu_seconds(a.pid) - cpu0
         res["cpu_s"] = round(cpu, 3)
         res["cpu_us_per_event"] = round(cpu / max(events, 1) * 1e6, 2)
+        user1, sys1 = cpu_user_system(a.pid)
+        res["user_us_per_event"] = round((user1 - user0) / max(events, 1) * 1e6, 2)
+        res["sys_us_per_event"] = round((sys1 - sys0) / max(events, 1) * 1e6, 2)
         res["rss_idle_mb"] = round(rss0 / 2**20, 1)
         res["rss_peak_mb"] = round(peak / 2**20, 1)
         res["rss_per_stream_kb"] = round((peak - rss0) / max(a.clients, 1) / 1024, 1)
