@@ -31,12 +31,7 @@ pub fn spawn(router: &Router) -> Result<(), SettingsError> {
         dead_letter: settings.topics.dead_letter.clone(),
     };
     let router = router.clone();
-    tokio::spawn(async move {
-        let run = stage::run(settings, stage, move |env| generate(router.clone(), env));
-        if let Err(e) = run.await {
-            tracing::error!(service = SERVICE, operation = "kafka", error = %e, "Kafka stage stopped");
-        }
-    });
+    stage::spawn(settings, stage, move |env| generate(router.clone(), env));
     Ok(())
 }
 

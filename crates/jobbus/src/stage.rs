@@ -59,6 +59,21 @@ struct Out {
     payload: Vec<u8>,
 }
 
+/// Starts [`run`] on the current runtime, for a service that keeps serving HTTP
+/// meanwhile: when the stage stops with an error, the error is logged.
+pub fn spawn<F, Fut>(settings: Settings, stage: Stage, process: F)
+where
+    F: Fn(Envelope) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Envelope, StageError>> + Send + 'static,
+{
+    let service = stage.service;
+    tokio::spawn(async move {
+        if let Err(e) = run(settings, stage, process).await {
+            tracing::error!(service, operation = "kafka", error = %e, "Kafka stage stopped");
+        }
+    });
+}
+
 /// Runs the stage until the process ends. `process` gets the job's envelope and
 /// returns it with the stage's answer added.
 pub async fn run<F, Fut>(settings: Settings, stage: Stage, process: F) -> Result<(), KafkaError>
