@@ -99,6 +99,32 @@ impl<E: Debug + Send + 'static> InProcess<E> {
         format!("{}{path}", self.base)
     }
 
+    /// The JSON body extractor's answers ([`crate::json::ValidJson`]) on `POST path`:
+    /// each `(body, text)` of `malformed` is a 400 `bad_request` whose message
+    /// contains `text` (serde's words), and `json_as_text` sent as `text/plain` is a
+    /// 415 `unsupported_media_type`.
+    pub async fn assert_json_refusals(
+        &self,
+        path: &str,
+        malformed: &[(&str, &str)],
+        json_as_text: &str,
+    ) {
+        for (body, expected) in malformed {
+            let (status, error) = self
+                .post_raw(path, "application/json", body.to_string())
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {error}");
+            assert_eq!(error["error"], "bad_request");
+            let message = error["message"].as_str().expect("message");
+            assert!(message.contains(expected), "{body}: {message}");
+        }
+        let (status, error) = self
+            .post_raw(path, "text/plain", json_as_text.to_string())
+            .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{error}");
+        assert_eq!(error["error"], "unsupported_media_type");
+    }
+
     /// Sends the shutdown signal and asserts that `serve` returns `Ok` within 20 s.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
