@@ -29,20 +29,29 @@ async fn load(url: String, n: usize, concurrency: usize) -> Vec<u16> {
         .await
 }
 
+/// Two gateways (replicas) on `config`, sharing `redis`.
+fn replicas(redis: &Redis, config: &str) -> (Gateway, Gateway) {
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str())];
+    (
+        Gateway::start_with(config, &env),
+        Gateway::start_with(config, &env),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateways_sharing_one_redis_admit_what_one_would() {
     let Some(redis) = Redis::start() else {
         return;
     };
     let up = Echo::start("u").await;
-    let config = table(
-        up.addr,
-        "{ name: rate_limit, average: 60, burst: 60, period: 1h, key: route, store: redis, store_timeout: 2s }",
+    let (a, b) = replicas(
+        &redis,
+        &table(
+            up.addr,
+            "{ name: rate_limit, average: 60, burst: 60, period: 1h, key: route, store: redis, store_timeout: 2s }",
+        ),
     );
-    let env = [("REDIS_URL", redis.url())];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let a = Gateway::start_with(&config, &env);
-    let b = Gateway::start_with(&config, &env);
     let (ra, rb) = tokio::join!(load(a.url("/r"), 100, 8), load(b.url("/r"), 100, 8));
     let all: Vec<u16> = ra.iter().chain(rb.iter()).copied().collect();
     assert!(all.iter().all(|s| *s == 200 || *s == 429), "{all:?}");
@@ -101,14 +110,13 @@ async fn two_gateways_sharing_one_redis_admit_the_refill_rate_under_load() {
     };
     let up = Echo::start("u").await;
     // a bucket of 10 refilled with 40 per second, shared by both replicas
-    let config = table(
-        up.addr,
-        "{ name: rate_limit, average: 40, burst: 10, period: 1s, key: route, store: redis, store_timeout: 2s }",
+    let (a, b) = replicas(
+        &redis,
+        &table(
+            up.addr,
+            "{ name: rate_limit, average: 40, burst: 10, period: 1s, key: route, store: redis, store_timeout: 2s }",
+        ),
     );
-    let env = [("REDIS_URL", redis.url())];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let a = Gateway::start_with(&config, &env);
-    let b = Gateway::start_with(&config, &env);
     let start = std::time::Instant::now();
     let (ra, rb) = tokio::join!(load_for(a.url("/r"), 2.0, 6), load_for(b.url("/r"), 2.0, 6));
     let secs = start.elapsed().as_secs_f64();
