@@ -258,13 +258,7 @@ mod tests {
     }
 
     async fn wait_for(what: impl Fn() -> bool) -> bool {
-        for _ in 0..300 {
-            if what() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        false
+        crate::upstream::eventually(Duration::from_secs(3), what).await
     }
 
     #[test]

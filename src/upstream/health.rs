@@ -188,13 +188,7 @@ mod tests {
     }
 
     async fn wait_for(what: impl Fn() -> bool) -> bool {
-        for _ in 0..200 {
-            if what() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        false
+        crate::upstream::eventually(Duration::from_secs(2), what).await
     }
 
     #[tokio::test]

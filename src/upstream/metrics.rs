@@ -132,24 +132,27 @@ impl StateFamilies {
         })
     }
 
+    /// Every family, in exposition order.
+    fn families(&self) -> [&dyn Collector; 6] {
+        [
+            &self.healthy,
+            &self.breaker,
+            &self.in_flight,
+            &self.connections,
+            &self.opened,
+            &self.reused,
+        ]
+    }
+
     fn descs(&self) -> Vec<&Desc> {
-        let mut d = self.healthy.desc();
-        d.extend(self.breaker.desc());
-        d.extend(self.in_flight.desc());
-        d.extend(self.connections.desc());
-        d.extend(self.opened.desc());
-        d.extend(self.reused.desc());
-        d
+        self.families().into_iter().flat_map(|f| f.desc()).collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let mut out = self.healthy.collect();
-        out.extend(self.breaker.collect());
-        out.extend(self.in_flight.collect());
-        out.extend(self.connections.collect());
-        out.extend(self.opened.collect());
-        out.extend(self.reused.collect());
-        out
+        self.families()
+            .into_iter()
+            .flat_map(|f| f.collect())
+            .collect()
     }
 }
 

@@ -95,3 +95,17 @@ pub fn resolve(addr: &str) -> Result<SocketAddr, ResolveError> {
         .next()
         .ok_or_else(|| ResolveError::NoAddress(addr.to_string()))
 }
+
+/// Polls `what` every 10 ms for up to `within`: whether it became true (tests of the
+/// background tasks: health checks, discovery).
+#[cfg(test)]
+pub(crate) async fn eventually(within: std::time::Duration, what: impl Fn() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until {
+        if what() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    what()
+}
