@@ -88,13 +88,14 @@ async fn exercise(name: &str, p: &str, lang: &str) {
     }
     assert_eq!(upstream_seen.load(Ordering::SeqCst), 2);
 
+    // `GET path` with the filter's header `x-{p}-{name}: value`
+    let filter_get = |path: &str, name: &str, value: &str| {
+        c.get(gw.url(path))
+            .header(format!("x-{p}-{name}"), value)
+            .send()
+    };
     // a local response: the upstream never sees the request
-    let r = c
-        .get(gw.url("/sdk/deny"))
-        .header(format!("x-{p}-deny"), "1")
-        .send()
-        .await
-        .unwrap();
+    let r = filter_get("/sdk/deny", "deny", "1").await.unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(header_value(&r, &format!("x-{p}-local")), "1");
     assert_eq!(header_value(&r, "content-type"), "text/plain");
@@ -106,34 +107,19 @@ async fn exercise(name: &str, p: &str, lang: &str) {
 
     // an HTTP call to the auth pool decides: a good token goes on with the user, a bad
     // one is answered by the filter
-    let r = c
-        .get(gw.url("/sdk/call"))
-        .header(format!("x-{p}-call"), "good")
-        .send()
-        .await
-        .unwrap();
+    let r = filter_get("/sdk/call", "call", "good").await.unwrap();
     assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
     assert_eq!(header_value(&r, &format!("x-{p}-hits")), "3");
     let seen: serde_json::Value = r.json().await.unwrap();
     assert_eq!(seen["headers"][format!("x-{p}-user")], "alice", "{seen}");
-    let r = c
-        .get(gw.url("/sdk/call"))
-        .header(format!("x-{p}-call"), "bad")
-        .send()
-        .await
-        .unwrap();
+    let r = filter_get("/sdk/call", "call", "bad").await.unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.text().await.unwrap(), "auth refused (403)");
     assert_eq!(upstream_seen.load(Ordering::SeqCst), 3);
 
     // a fault (a Go panic, a C++ abort) is a 503, counted; the instance is replaced and
     // the next request served, the shared count going on (it belongs to the process)
-    let r = c
-        .get(gw.url("/sdk/fault"))
-        .header(format!("x-{p}-panic"), "1")
-        .send()
-        .await
-        .unwrap();
+    let r = filter_get("/sdk/fault", "panic", "1").await.unwrap();
     assert_eq!(r.status(), 503);
     let failures = format!("gateway_wasm_failures_total{{plugin=\"{name}\",reason=\"trap\"}}");
     assert_eq!(gw.metric(&failures).await, Some(1.0));
