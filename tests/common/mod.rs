@@ -283,7 +283,10 @@ impl Gateway {
     /// as separate services, so one can be up before the other), and both are this
     /// process's own sockets. `Err` when another process holds one of the ports.
     fn wait_healthy(&mut self) -> Result<(), PortTaken> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // generous: a gateway that compiles large wasm modules (the Go SDK's filter,
+        // 2.5 MiB) on a loaded 2-core CI machine takes tens of seconds in a debug build;
+        // one that exits early fails at once (below), so a healthy start waits no longer
+        let deadline = Instant::now() + Duration::from_secs(120);
         let healthy = |port| {
             raw_request(
                 port,
