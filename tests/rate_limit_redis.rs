@@ -29,29 +29,40 @@ async fn load(url: String, n: usize, concurrency: usize) -> Vec<u16> {
         .await
 }
 
-/// Two gateways (replicas) on `config`, sharing `redis`.
-fn replicas(redis: &Redis, config: &str) -> (Gateway, Gateway) {
+/// A Redis, an echo upstream, and `gateways` gateways (replicas) sharing that Redis, each
+/// on route `/r` with a `rate_limit` of `store: redis` and `settings`; `None` as for
+/// [`Redis::start`].
+struct Limited {
+    redis: Redis,
+    _up: Echo,
+    gws: Vec<Gateway>,
+}
+
+async fn limited(settings: &str, gateways: usize) -> Option<Limited> {
+    let redis = Redis::start()?;
+    let up = Echo::start("u").await;
+    let config = table(
+        up.addr,
+        &format!("{{ name: rate_limit, store: redis, {settings} }}"),
+    );
     let url = redis.url();
-    let env = [("REDIS_URL", url.as_str())];
-    (
-        Gateway::start_with(config, &env),
-        Gateway::start_with(config, &env),
-    )
+    let gws = (0..gateways)
+        .map(|_| Gateway::start_with(&config, &[("REDIS_URL", url.as_str())]))
+        .collect();
+    Some(Limited {
+        redis,
+        _up: up,
+        gws,
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateways_sharing_one_redis_admit_what_one_would() {
-    let Some(redis) = Redis::start() else {
+    let limit = "average: 60, burst: 60, period: 1h, key: route, store_timeout: 2s";
+    let Some(l) = limited(limit, 2).await else {
         return;
     };
-    let up = Echo::start("u").await;
-    let (a, b) = replicas(
-        &redis,
-        &table(
-            up.addr,
-            "{ name: rate_limit, average: 60, burst: 60, period: 1h, key: route, store: redis, store_timeout: 2s }",
-        ),
-    );
+    let (a, b) = (&l.gws[0], &l.gws[1]);
     let (ra, rb) = tokio::join!(load(a.url("/r"), 100, 8), load(b.url("/r"), 100, 8));
     let all: Vec<u16> = ra.iter().chain(rb.iter()).copied().collect();
     assert!(all.iter().all(|s| *s == 200 || *s == 429), "{all:?}");
@@ -105,18 +116,12 @@ async fn load_for(url: String, secs: f64, concurrency: usize) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateways_sharing_one_redis_admit_the_refill_rate_under_load() {
-    let Some(redis) = Redis::start() else {
+    // a bucket of 10 refilled with 40 per second, shared by both replicas
+    let limit = "average: 40, burst: 10, period: 1s, key: route, store_timeout: 2s";
+    let Some(l) = limited(limit, 2).await else {
         return;
     };
-    let up = Echo::start("u").await;
-    // a bucket of 10 refilled with 40 per second, shared by both replicas
-    let (a, b) = replicas(
-        &redis,
-        &table(
-            up.addr,
-            "{ name: rate_limit, average: 40, burst: 10, period: 1s, key: route, store: redis, store_timeout: 2s }",
-        ),
-    );
+    let (a, b) = (&l.gws[0], &l.gws[1]);
     let start = std::time::Instant::now();
     let (ra, rb) = tokio::join!(load_for(a.url("/r"), 2.0, 6), load_for(b.url("/r"), 2.0, 6));
     let secs = start.elapsed().as_secs_f64();
@@ -147,17 +152,11 @@ async fn two_gateways_sharing_one_redis_admit_the_refill_rate_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_falls_back_to_the_local_limit_then_resumes() {
-    let Some(mut redis) = Redis::start() else {
+    let limit = "average: 1, burst: 3, period: 1h, key: ip, store_timeout: 1s";
+    let Some(mut l) = limited(limit, 1).await else {
         return;
     };
-    let up = Echo::start("u").await;
-    let gw = Gateway::start_with(
-        &table(
-            up.addr,
-            "{ name: rate_limit, average: 1, burst: 3, period: 1h, key: ip, store: redis, store_timeout: 1s }",
-        ),
-        &[("REDIS_URL", &redis.url())],
-    );
+    let gw = &l.gws[0];
     let c = reqwest::Client::new();
     let status = || {
         let c = c.clone();
@@ -170,9 +169,10 @@ async fn redis_down_falls_back_to_the_local_limit_then_resumes() {
     }
     assert_eq!(codes, [200, 200, 200, 429], "Redis decides");
     // one key, with a TTL (the time the bucket needs to refill, here 3h)
-    let keys = redis.command("KEYS gw:rl:*");
+    let keys = l.redis.command("KEYS gw:rl:*");
     assert!(keys.contains("gw:rl:route:r:ip:127.0.0.1"), "{keys}");
-    let ttl: i64 = redis
+    let ttl: i64 = l
+        .redis
         .command("PTTL gw:rl:route:r:ip:127.0.0.1")
         .trim()
         .trim_start_matches(':')
@@ -184,7 +184,7 @@ async fn redis_down_falls_back_to_the_local_limit_then_resumes() {
     );
 
     // Redis gone: no 5xx; this gateway's own bucket (fresh) applies the same limit
-    redis.stop();
+    l.redis.stop();
     let mut codes = Vec::new();
     let mut slowest = Duration::ZERO;
     for _ in 0..6 {
@@ -223,7 +223,7 @@ async fn redis_down_falls_back_to_the_local_limit_then_resumes() {
 
     // Redis back (empty): the shared limit resumes; the local bucket is spent, so a
     // 200 can only come from Redis
-    redis.restart();
+    l.redis.restart();
     let back = wait_until(Duration::from_secs(10), || {
         let s = status();
         async move { s.await == 200 }
@@ -240,17 +240,11 @@ async fn redis_down_falls_back_to_the_local_limit_then_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_costs_at_most_the_store_timeout() {
-    let Some(redis) = Redis::start() else {
+    let limit = "average: 1, burst: 100, period: 1h, key: ip, store_timeout: 100ms";
+    let Some(l) = limited(limit, 1).await else {
         return;
     };
-    let up = Echo::start("u").await;
-    let gw = Gateway::start_with(
-        &table(
-            up.addr,
-            "{ name: rate_limit, average: 1, burst: 100, period: 1h, key: ip, store: redis, store_timeout: 100ms }",
-        ),
-        &[("REDIS_URL", &redis.url())],
-    );
+    let gw = &l.gws[0];
     let c = reqwest::Client::new();
     let remaining = |r: &reqwest::Response| {
         r.headers()["x-ratelimit-remaining"]
@@ -261,7 +255,7 @@ async fn a_hung_redis_costs_at_most_the_store_timeout() {
     let r = c.get(gw.url("/r")).send().await.unwrap();
     assert_eq!(remaining(&r), "99");
 
-    redis.signal("-STOP");
+    l.redis.signal("-STOP");
     let mut slowest = Duration::ZERO;
     for _ in 0..5 {
         let t = std::time::Instant::now();
@@ -269,7 +263,7 @@ async fn a_hung_redis_costs_at_most_the_store_timeout() {
         slowest = slowest.max(t.elapsed());
         assert_eq!(r.status(), 200);
     }
-    redis.signal("-CONT");
+    l.redis.signal("-CONT");
     println!("hung Redis: slowest answer {slowest:?} (store_timeout 100ms)");
     assert!(slowest < Duration::from_secs(2), "{slowest:?}");
     // back to the shared bucket: the local one has at most 95 left, Redis more (it
