@@ -63,6 +63,17 @@ fn table(main: SocketAddr, shadow: SocketAddr, mirror: &str) -> String {
     )
 }
 
+/// The main upstream, a shadow answering `status` after `delay`, and a gateway whose
+/// route `/m` goes to main with `mirror` to the shadow pool in front (`extra`: more of
+/// its settings, each after a comma).
+async fn mirrored(status: u16, delay: Duration, extra: &str) -> (Echo, Shadow, Gateway) {
+    let main = Echo::start("main").await;
+    let sh = shadow(status, delay).await;
+    let mirror = format!("{{ name: mirror, upstream: shadow{extra} }}");
+    let gw = Gateway::start(&table(main.addr, sh.addr, &mirror));
+    (main, sh, gw)
+}
+
 async fn outcome(gw: &Gateway, outcome: &str) -> f64 {
     gw.metric(&format!(
         "gateway_mirror_requests_total{{outcome=\"{outcome}\",route=\"m\"}}"
@@ -103,14 +114,8 @@ async fn client_answers(gw: &Gateway, n: usize, shadow_delay: Duration) -> Durat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_copy_is_the_request_and_a_slow_shadow_never_delays_the_client() {
-    let main = Echo::start("main").await;
     let delay = Duration::from_secs(3);
-    let sh = shadow(200, delay).await;
-    let gw = Gateway::start(&table(
-        main.addr,
-        sh.addr,
-        "{ name: mirror, upstream: shadow, percent: 100 }",
-    ));
+    let (_main, sh, gw) = mirrored(200, delay, ", percent: 100").await;
     let slowest = client_answers(&gw, 10, delay).await;
     println!("slow shadow ({delay:?}): slowest client answer {slowest:?}");
     // the copies all arrive (while the client is long done) and are counted as 2xx
@@ -136,13 +141,7 @@ async fn the_copy_is_the_request_and_a_slow_shadow_never_delays_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_and_dead_shadows_change_nothing_for_the_client() {
-    let main = Echo::start("main").await;
-    let failing = shadow(500, Duration::ZERO).await;
-    let gw = Gateway::start(&table(
-        main.addr,
-        failing.addr,
-        "{ name: mirror, upstream: shadow }",
-    ));
+    let (main, _failing, gw) = mirrored(500, Duration::ZERO, "").await;
     client_answers(&gw, 10, Duration::from_secs(4)).await;
     wait_until(Duration::from_secs(5), || async {
         outcome(&gw, "5xx").await == 10.0
@@ -168,14 +167,8 @@ async fn failing_and_dead_shadows_change_nothing_for_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_beyond_the_cap_are_dropped_and_counted() {
-    let main = Echo::start("main").await;
     let delay = Duration::from_secs(4);
-    let sh = shadow(200, delay).await;
-    let gw = Gateway::start(&table(
-        main.addr,
-        sh.addr,
-        "{ name: mirror, upstream: shadow, max_in_flight: 3, max_body: 8 }",
-    ));
+    let (_main, sh, gw) = mirrored(200, delay, ", max_in_flight: 3, max_body: 8").await;
     let c = reqwest::Client::new();
     let started = Instant::now();
     for _ in 0..12 {
@@ -207,13 +200,7 @@ async fn copies_beyond_the_cap_are_dropped_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn percent_zero_copies_nothing_and_an_unknown_pool_is_refused_at_its_line() {
-    let main = Echo::start("main").await;
-    let sh = shadow(200, Duration::ZERO).await;
-    let gw = Gateway::start(&table(
-        main.addr,
-        sh.addr,
-        "{ name: mirror, upstream: shadow, percent: 0 }",
-    ));
+    let (main, sh, gw) = mirrored(200, Duration::ZERO, ", percent: 0").await;
     client_answers(&gw, 4, Duration::from_secs(4)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(sh.seen.lock().unwrap().is_empty());
