@@ -217,6 +217,17 @@ fn comments_between_events(text: &str) -> Vec<usize> {
     at
 }
 
+/// Sends `req`, checks a 200 answer that ends cleanly, and reads it: the body and the
+/// offsets of its keep-alives (each checked to stand between two events).
+async fn read_clean(req: reqwest::RequestBuilder) -> (Read, Vec<usize>) {
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let got = read(r).await;
+    assert!(got.clean);
+    let at = comments_between_events(&got.text);
+    (got, at)
+}
+
 fn without_comments(text: &str) -> String {
     text.replace(KEEP_ALIVE, "")
 }
@@ -330,16 +341,11 @@ async fn the_gateways_own_streams_follow_the_setting() {
     let gw = Gateway::start(&table(up));
     let c = reqwest::Client::new();
     // the streamed pipeline: keep-alives while its first step is silent
-    let r = c
-        .post(gw.url("/process"))
-        .json(&json!({"prompt": "The fox", "stream": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let got = read(r).await;
-    assert!(got.clean);
-    let at = comments_between_events(&got.text);
+    let (got, at) = read_clean(
+        c.post(gw.url("/process"))
+            .json(&json!({"prompt": "The fox", "stream": true})),
+    )
+    .await;
     let fox = got.text.find("\" fox\"").unwrap();
     assert!(
         at.iter().filter(|&&i| i < fox).count() >= 2,
@@ -356,15 +362,7 @@ async fn the_gateways_own_streams_follow_the_setting() {
     // job events: keep-alives while the enrichment stage runs (1 s), every 150 ms
     // instead of the default 15 s
     let id = jobs::submit_accepted(&c, &gw, "/async", &json!({"prompt": "The fox"}), None).await;
-    let r = c
-        .get(gw.url(&format!("/api/v1/jobs/{id}/events")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let got = read(r).await;
-    assert!(got.clean);
-    let at = comments_between_events(&got.text);
+    let (got, at) = read_clean(c.get(gw.url(&format!("/api/v1/jobs/{id}/events")))).await;
     let enriching = got.text.find("event: enriching").unwrap();
     let done = got.text.find("event: done").unwrap();
     let during = at.iter().filter(|&&i| i > enriching && i < done).count();
