@@ -18,6 +18,18 @@ fn route(name: &str, plugin: &str) -> String {
     format!("  - name: {name}\n    match: {{ path_prefix: /{name} }}\n    upstream: u\n    plugins: [{plugin}]\n")
 }
 
+/// An echo upstream and a gateway with a route `/{name}` to it per (name, settings),
+/// behind a `rate_limit` with those settings.
+async fn limited(routes: &[(&str, &str)]) -> (Echo, Gateway) {
+    let up = Echo::start("u").await;
+    let routes: String = routes
+        .iter()
+        .map(|(name, settings)| route(name, &format!("{{ name: rate_limit, {settings} }}")))
+        .collect();
+    let gw = Gateway::start(&table(up.addr, &routes));
+    (up, gw)
+}
+
 async fn get(c: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut rb = c.get(url);
     for (k, v) in headers {
@@ -28,14 +40,7 @@ async fn get(c: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> reqwes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_then_429_with_retry_after_and_draft_11_headers() {
-    let up = Echo::start("u").await;
-    let gw = Gateway::start(&table(
-        up.addr,
-        &route(
-            "limited",
-            "{ name: rate_limit, average: 2, burst: 3, period: 10s, key: ip }",
-        ),
-    ));
+    let (_up, gw) = limited(&[("limited", "average: 2, burst: 3, period: 10s, key: ip")]).await;
     let c = reqwest::Client::new();
     let url = gw.url("/limited");
     for left in [2, 1, 0] {
@@ -75,22 +80,12 @@ async fn a_burst_then_429_with_retry_after_and_draft_11_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_allowance_at_a_steady_rate() {
-    let up = Echo::start("u").await;
     // 10 per second (one token every 100ms); small buckets absorb scheduling jitter
-    let gw = Gateway::start(&table(
-        up.addr,
-        &format!(
-            "{}{}",
-            route(
-                "slow",
-                "{ name: rate_limit, average: 10, burst: 2, period: 1s, key: ip }"
-            ),
-            route(
-                "fast",
-                "{ name: rate_limit, average: 10, burst: 5, period: 1s, key: ip }"
-            )
-        ),
-    ));
+    let (_up, gw) = limited(&[
+        ("slow", "average: 10, burst: 2, period: 1s, key: ip"),
+        ("fast", "average: 10, burst: 5, period: 1s, key: ip"),
+    ])
+    .await;
     let c = reqwest::Client::new();
     // below the rate (one every 150ms): every request passes
     let mut tick = tokio::time::interval(Duration::from_millis(150));
@@ -120,73 +115,49 @@ async fn exact_allowance_at_a_steady_rate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_by_ip_with_and_without_trusted_proxies_and_by_header() {
-    let up = Echo::start("u").await;
-    let rl =
-        |extra: &str| format!("{{ name: rate_limit, average: 1, burst: 1, period: 1h{extra} }}");
-    let gw = Gateway::start(&table(
-        up.addr,
-        &[
-            route("direct", &rl(", key: ip")),
-            route("proxied", &rl(", key: ip, trusted_proxies: [127.0.0.0/8]")),
-            route("keyed", &rl(", key: \"header:x-api-key\"")),
-        ]
-        .concat(),
-    ));
+    let (_up, gw) = limited(&[
+        ("direct", "average: 1, burst: 1, period: 1h, key: ip"),
+        (
+            "proxied",
+            "average: 1, burst: 1, period: 1h, key: ip, trusted_proxies: [127.0.0.0/8]",
+        ),
+        (
+            "keyed",
+            "average: 1, burst: 1, period: 1h, key: \"header:x-api-key\"",
+        ),
+    ])
+    .await;
     let c = reqwest::Client::new();
-    // without trusted proxies the TCP peer counts, whatever X-Forwarded-For says
-    let xff = |ip| [("x-forwarded-for", ip)];
-    assert_eq!(
-        get(&c, &gw.url("/direct"), &xff("1.1.1.1")).await.status(),
-        200
-    );
-    assert_eq!(
-        get(&c, &gw.url("/direct"), &xff("2.2.2.2")).await.status(),
-        429
-    );
-    // behind a trusted proxy each forwarded client has its own bucket; a client's own
-    // claim left of the proxy's entry is ignored
-    assert_eq!(
-        get(&c, &gw.url("/proxied"), &xff("1.1.1.1")).await.status(),
-        200
-    );
-    assert_eq!(
-        get(&c, &gw.url("/proxied"), &xff("1.1.1.1")).await.status(),
-        429
-    );
-    assert_eq!(
-        get(&c, &gw.url("/proxied"), &xff("9.9.9.9, 1.1.1.1"))
-            .await
-            .status(),
-        429
-    );
-    assert_eq!(
-        get(&c, &gw.url("/proxied"), &xff("2.2.2.2")).await.status(),
-        200
-    );
-    // by header
-    let key = |k| [("x-api-key", k)];
-    assert_eq!(get(&c, &gw.url("/keyed"), &key("k1")).await.status(), 200);
-    assert_eq!(get(&c, &gw.url("/keyed"), &key("k1")).await.status(), 429);
-    assert_eq!(get(&c, &gw.url("/keyed"), &key("k2")).await.status(), 200);
+    let (xff, key) = ("x-forwarded-for", "x-api-key");
+    for (path, header, value, want) in [
+        // without trusted proxies the TCP peer counts, whatever X-Forwarded-For says
+        ("/direct", xff, "1.1.1.1", 200),
+        ("/direct", xff, "2.2.2.2", 429),
+        // behind a trusted proxy each forwarded client has its own bucket; a client's
+        // own claim left of the proxy's entry is ignored
+        ("/proxied", xff, "1.1.1.1", 200),
+        ("/proxied", xff, "1.1.1.1", 429),
+        ("/proxied", xff, "9.9.9.9, 1.1.1.1", 429),
+        ("/proxied", xff, "2.2.2.2", 200),
+        // by header
+        ("/keyed", key, "k1", 200),
+        ("/keyed", key, "k1", 429),
+        ("/keyed", key, "k2", 200),
+    ] {
+        let r = get(&c, &gw.url(path), &[(header, value)]).await;
+        assert_eq!(r.status(), want, "{path} with {header}: {value}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_sharing_a_policy_count_together() {
-    let up = Echo::start("u").await;
-    let shared =
-        "{ name: rate_limit, average: 1, burst: 3, period: 1h, key: route, policy: partners }";
-    let gw = Gateway::start(&table(
-        up.addr,
-        &[
-            route("a", shared),
-            route("b", shared),
-            route(
-                "c",
-                "{ name: rate_limit, average: 1, burst: 3, period: 1h, key: route }",
-            ),
-        ]
-        .concat(),
-    ));
+    let shared = "average: 1, burst: 3, period: 1h, key: route, policy: partners";
+    let (_up, gw) = limited(&[
+        ("a", shared),
+        ("b", shared),
+        ("c", "average: 1, burst: 3, period: 1h, key: route"),
+    ])
+    .await;
     let c = reqwest::Client::new();
     let mut codes = Vec::new();
     for p in ["/a", "/b", "/a", "/b", "/a"] {
@@ -242,14 +213,8 @@ async fn a_reload_keeps_buckets_and_applies_a_changed_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sliding_window_admits_average_per_period() {
-    let up = Echo::start("u").await;
-    let gw = Gateway::start(&table(
-        up.addr,
-        &route(
-            "s",
-            "{ name: rate_limit, average: 3, period: 1h, key: ip, algorithm: sliding_window }",
-        ),
-    ));
+    let sliding = "average: 3, period: 1h, key: ip, algorithm: sliding_window";
+    let (_up, gw) = limited(&[("s", sliding)]).await;
     let c = reqwest::Client::new();
     let mut codes = Vec::new();
     for _ in 0..4 {
