@@ -9,6 +9,7 @@ mod backends;
 mod common;
 
 use backends::Backend;
+use common::jobs::wait_final;
 use common::redis::Redis;
 use common::{serve_app, Gateway};
 use futures::future::join_all;
@@ -59,16 +60,6 @@ async fn job(c: &reqwest::Client, gw: &Gateway, id: &str) -> (u16, Value) {
     common::jobs::status(c, gw, id, None).await
 }
 
-/// Polls until every job is final; returns them.
-async fn wait_final(
-    c: &reqwest::Client,
-    gw: &Gateway,
-    ids: &[String],
-    limit: Duration,
-) -> Vec<Value> {
-    common::jobs::wait_final(c, gw, ids, None, limit).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_jobs_all_reach_done_once() {
     let (gen, enr) = backends::both().await;
@@ -101,7 +92,7 @@ async fn embedded_jobs_all_reach_done_once() {
         assert_eq!(loc.as_deref(), Some(url.as_str()));
         ids.push(id);
     }
-    let jobs = wait_final(&c, &gw, &ids, Duration::from_secs(120)).await;
+    let jobs = wait_final(&c, &gw, &ids, None, Duration::from_secs(120)).await;
     let took = started.elapsed();
     eprintln!("MEASURED: {n} embedded jobs submitted concurrently, all final in {took:?} ({:.0} jobs/s end to end, debug build)", n as f64 / took.as_secs_f64());
     for (id, j) in ids.iter().zip(&jobs) {
@@ -311,7 +302,7 @@ async fn redis_store_survives_a_gateway_restart() {
     drop(gw);
     // the restarted gateway (generation back) runs every unfinished job
     let gw = Gateway::start_with(&routes, &env);
-    let jobs = wait_final(&c, &gw, &ids, Duration::from_secs(60)).await;
+    let jobs = wait_final(&c, &gw, &ids, None, Duration::from_secs(60)).await;
     for j in &jobs {
         assert_eq!(j["status"], "done", "{j}");
         assert!(j["result"]["result"].is_object());
@@ -390,7 +381,7 @@ async fn replicas_share_redis_and_take_over_a_dead_ones_jobs() {
     // the one A is running (leased)
     let stuck = ids[1].clone();
     let others: Vec<String> = ids.iter().filter(|id| **id != stuck).cloned().collect();
-    let done = wait_final(&c, &b, &others, Duration::from_secs(30)).await;
+    let done = wait_final(&c, &b, &others, None, Duration::from_secs(30)).await;
     assert!(done.iter().all(|j| j["status"] == "done"));
     assert_eq!(job(&c, &a, &stuck).await.1["status"], "generating");
     // A dies; its lease runs out and B runs its job
@@ -399,6 +390,7 @@ async fn replicas_share_redis_and_take_over_a_dead_ones_jobs() {
         &c,
         &b,
         std::slice::from_ref(&stuck),
+        None,
         Duration::from_secs(30),
     )
     .await;
