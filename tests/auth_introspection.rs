@@ -72,7 +72,7 @@ async fn start_endpoint() -> (std::net::SocketAddr, Endpoint) {
 }
 
 fn table(up: std::net::SocketAddr, endpoint: std::net::SocketAddr, dead: u16) -> String {
-    format!(
+    let mut text = format!(
         r#"version: 1
 upstreams:
   u: {{ targets: [{{ addr: "{up}" }}] }}
@@ -87,32 +87,74 @@ routes:
         client_secret_env: INTROSPECTION_SECRET
         scopes: [generate]
         hide_credentials: true
-  - name: down
-    match: {{ path_prefix: /down }}
-    upstream: u
-    plugins:
-      - {{ name: oauth2_introspection, endpoint: "http://127.0.0.1:{dead}/introspect",
-           client_id: gw, client_secret_env: INTROSPECTION_SECRET, timeout: 1s }}
-  - name: down-open
-    match: {{ path_prefix: /open }}
-    upstream: u
-    plugins:
-      - {{ name: oauth2_introspection, endpoint: "http://127.0.0.1:{dead}/introspect",
-           client_id: gw, client_secret_env: INTROSPECTION_SECRET, on_error: allow }}
-  - name: slow
-    match: {{ path_prefix: /slow }}
-    upstream: u
-    plugins:
-      - {{ name: oauth2_introspection, endpoint: "http://{endpoint}/introspect",
-           client_id: gw, client_secret_env: INTROSPECTION_SECRET, timeout: 300ms }}
-  - name: wrong-secret
-    match: {{ path_prefix: /wrong }}
-    upstream: u
-    plugins:
-      - {{ name: oauth2_introspection, endpoint: "http://{endpoint}/introspect",
-           client_id: gw, client_secret_env: WRONG_SECRET }}
 "#
-    )
+    );
+    let (live, down) = (
+        format!("http://{endpoint}/introspect"),
+        format!("http://127.0.0.1:{dead}/introspect"),
+    );
+    // (route, path prefix, endpoint, secret's variable, more settings)
+    for (name, prefix, url, secret, extra) in [
+        (
+            "down",
+            "down",
+            &down,
+            "INTROSPECTION_SECRET",
+            ", timeout: 1s",
+        ),
+        (
+            "down-open",
+            "open",
+            &down,
+            "INTROSPECTION_SECRET",
+            ", on_error: allow",
+        ),
+        (
+            "slow",
+            "slow",
+            &live,
+            "INTROSPECTION_SECRET",
+            ", timeout: 300ms",
+        ),
+        ("wrong-secret", "wrong", &live, "WRONG_SECRET", ""),
+    ] {
+        text.push_str(&format!(
+            r#"  - name: {name}
+    match: {{ path_prefix: /{prefix} }}
+    upstream: u
+    plugins:
+      - {{ name: oauth2_introspection, endpoint: "{url}",
+           client_id: gw, client_secret_env: {secret}{extra} }}
+"#
+        ));
+    }
+    text
+}
+
+/// An echo upstream, the introspection endpoint, and a gateway on [`table`] (its `down`
+/// routes on a closed port) with the client secret set.
+struct Introspected {
+    _up: Echo,
+    endpoint: Endpoint,
+    /// the gateway's route table
+    table: String,
+    gw: Gateway,
+}
+
+async fn introspected() -> Introspected {
+    let up = Echo::start("u").await;
+    let (addr, endpoint) = start_endpoint().await;
+    let table = table(up.addr, addr, free_port());
+    let gw = Gateway::start_with(
+        &table,
+        &[("INTROSPECTION_SECRET", "s3cret"), ("WRONG_SECRET", "nope")],
+    );
+    Introspected {
+        _up: up,
+        endpoint,
+        table,
+        gw,
+    }
 }
 
 async fn get(url: String, token: Option<&str>) -> reqwest::Response {
@@ -126,12 +168,9 @@ async fn get(url: String, token: Option<&str>) -> reqwest::Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_introspected_and_cached() {
-    let up = Echo::start("u").await;
-    let (addr, endpoint) = start_endpoint().await;
-    let gw = Gateway::start_with(
-        &table(up.addr, addr, free_port()),
-        &[("INTROSPECTION_SECRET", "s3cret"), ("WRONG_SECRET", "nope")],
-    );
+    let Introspected {
+        _up, endpoint, gw, ..
+    } = introspected().await;
 
     // an active token with the scope: identity upstream, token not forwarded
     let r = get(gw.url("/api/x"), Some(GOOD)).await;
@@ -149,10 +188,7 @@ async fn tokens_are_introspected_and_cached() {
     // inactive → 401 invalid_token
     let r = get(gw.url("/api/x"), Some(REVOKED)).await;
     assert_eq!(r.status(), 401);
-    let challenge = r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let challenge = header_value(&r, "www-authenticate");
     assert!(challenge.starts_with("Bearer"), "{challenge}");
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     let b: serde_json::Value = r.json().await.unwrap();
@@ -161,10 +197,7 @@ async fn tokens_are_introspected_and_cached() {
     // active without the scope → 403 insufficient_scope
     let r = get(gw.url("/api/x"), Some(READ_ONLY)).await;
     assert_eq!(r.status(), 403);
-    let challenge = r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let challenge = header_value(&r, "www-authenticate");
     assert!(
         challenge.contains("error=\"insufficient_scope\""),
         "{challenge}"
@@ -176,10 +209,7 @@ async fn tokens_are_introspected_and_cached() {
     let before = endpoint.calls.load(Ordering::SeqCst);
     let r = get(gw.url("/api/x"), None).await;
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .starts_with("Bearer"));
+    assert!(header_value(&r, "www-authenticate").starts_with("Bearer"));
     assert_eq!(endpoint.calls.load(Ordering::SeqCst), before);
 
     // endpoint down → 503 (fail-closed), or passes anonymous with on_error: allow
@@ -240,13 +270,12 @@ async fn tokens_are_introspected_and_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_outlives_a_reload() {
-    let up = Echo::start("u").await;
-    let (addr, endpoint) = start_endpoint().await;
-    let text = table(up.addr, addr, free_port());
-    let gw = Gateway::start_with(
-        &text,
-        &[("INTROSPECTION_SECRET", "s3cret"), ("WRONG_SECRET", "x")],
-    );
+    let Introspected {
+        _up,
+        endpoint,
+        table: text,
+        gw,
+    } = introspected().await;
     assert_eq!(get(gw.url("/api/x"), Some(GOOD)).await.status(), 200);
     assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
     // a reload (the table edited) keeps the cached answer
@@ -265,12 +294,9 @@ async fn the_cache_outlives_a_reload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_with_a_new_token_share_one_call() {
-    let up = Echo::start("u").await;
-    let (addr, endpoint) = start_endpoint().await;
-    let gw = Gateway::start_with(
-        &table(up.addr, addr, free_port()),
-        &[("INTROSPECTION_SECRET", "s3cret"), ("WRONG_SECRET", "x")],
-    );
+    let Introspected {
+        _up, endpoint, gw, ..
+    } = introspected().await;
     let url = gw.url("/api/x");
     let burst: Vec<_> = (0..20)
         .map(|_| tokio::spawn(get(url.clone(), Some("tok-burst-1"))))
