@@ -182,12 +182,21 @@ async fn receiver() -> Receiver {
     }
 }
 
-async fn wait_callback(c: &reqwest::Client, gw: &Gateway, id: &str) -> Value {
+/// Submits a job of `prompt` whose webhook goes to `url`, and polls it until the
+/// webhook's outcome is recorded: the job's id and the job.
+async fn called_back(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    prompt: &str,
+    url: &str,
+) -> (String, Value) {
+    let body = json!({"prompt": prompt, "callback_url": url});
+    let id = common::jobs::submit_accepted(c, gw, "/api/v1/async-process", &body, None).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, v) = job(c, gw, id).await;
+        let (_, v) = job(c, gw, &id).await;
         if v["callback"]["status"].is_string() {
-            return v;
+            return (id, v);
         }
         assert!(Instant::now() < deadline, "no webhook outcome: {v}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -206,9 +215,7 @@ async fn webhooks_signed_retried_and_refused() {
 
     // delivered on the second try, after a 500, signed
     let url = format!("http://{}/flaky", rx.addr);
-    let body = json!({"prompt": "hello hooks", "callback_url": url});
-    let id = common::jobs::submit_accepted(&c, &gw, "/api/v1/async-process", &body, None).await;
-    let j = wait_callback(&c, &gw, &id).await;
+    let (id, j) = called_back(&c, &gw, "hello hooks", &url).await;
     assert_eq!(j["callback"]["status"], "delivered", "{j}");
     assert_eq!(j["callback"]["attempts"], 2);
     let got = rx.got.lock().unwrap().clone();
@@ -224,9 +231,7 @@ async fn webhooks_signed_retried_and_refused() {
 
     // given up after `attempts`, recorded on the job
     let url = format!("http://{}/down", rx.addr);
-    let body = json!({"prompt": "hello again", "callback_url": url});
-    let id = common::jobs::submit_accepted(&c, &gw, "/api/v1/async-process", &body, None).await;
-    let j = wait_callback(&c, &gw, &id).await;
+    let (_, j) = called_back(&c, &gw, "hello again", &url).await;
     assert_eq!(j["callback"]["status"], "failed", "{j}");
     assert_eq!(j["callback"]["attempts"], 3);
     assert!(j["callback"]["last_error"]
