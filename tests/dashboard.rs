@@ -7,19 +7,6 @@
 mod common;
 use common::*;
 
-/// An admin endpoint's JSON, with the admin token.
-async fn admin_json(gw: &Gateway, path: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(gw.metrics_url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 fn headless(args: &[&str]) -> String {
     common::browser::headless("1280,900", 6000, args)
 }
@@ -109,7 +96,7 @@ routes:
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let s = admin_json(&gw, "/admin/summary").await;
+    let s = gw.admin_get("/admin/summary").await;
     let route = s["routes"]
         .as_array()
         .unwrap()
@@ -124,7 +111,7 @@ routes:
 
     // the charts' series: points of 200 ms, one of which saw the route's requests
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    let series = admin_json(&gw, "/admin/series").await;
+    let series = gw.admin_get("/admin/series").await;
     assert_eq!(series["interval_ms"], 200);
     let points = series["points"].as_array().unwrap();
     let busy = points
@@ -233,7 +220,7 @@ async fn admin_config_redacts_secrets() {
     let gw = Gateway::start(
         "version: 1\nupstreams:\n  u: { targets: [{ addr: \"127.0.0.1:9\" }] }\nroutes:\n  - { name: r, match: { path_prefix: /r }, upstream: u, plugins: [{ name: request_headers, set: { x-api-token: \"inline-value\" } }] }\n",
     );
-    let v = admin_json(&gw, "/admin/config").await;
+    let v = gw.admin_get("/admin/config").await;
     assert_eq!(v["routes"][0]["name"], "r");
     // process metrics beside the gateway's own
     assert!(gw.metric("process_resident_memory_bytes").await.unwrap() > 0.0);

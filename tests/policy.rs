@@ -243,15 +243,7 @@ async fn header_transforms_on_request_and_response() {
         "{seen}"
     );
     // the older one-sided names still work, with rename too
-    let b: serde_json::Value = c
-        .get(gw.url("/old"))
-        .header("x-a", "1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let b = json_of(c.get(gw.url("/old")).header("x-a", "1")).await;
     assert_eq!(b["headers"]["x-old"], "yes");
     assert_eq!(b["headers"]["x-b"], "1");
 }

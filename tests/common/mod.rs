@@ -14,7 +14,7 @@ pub mod requests;
 #[allow(unused_imports)]
 pub use load::{Load, Tally};
 #[allow(unused_imports)]
-pub use requests::{get_json, header_value, post_json};
+pub use requests::{get_json, header_value, json_of, post_json};
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};

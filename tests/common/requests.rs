@@ -5,9 +5,14 @@ use serde_json::Value;
 
 use super::{Gateway, ADMIN_TOKEN};
 
+/// Sends `req`: the JSON answer (any status).
+pub async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 /// `GET url`: the JSON answer (any status).
 pub async fn get_json(c: &reqwest::Client, url: &str) -> Value {
-    c.get(url).send().await.unwrap().json().await.unwrap()
+    json_of(c.get(url)).await
 }
 
 /// The value of header `name` of an answer; empty when it has none.
@@ -20,20 +25,18 @@ pub fn header_value(r: &reqwest::Response, name: &str) -> String {
 
 /// `POST url` with `body` as JSON: the JSON answer (any status).
 pub async fn post_json(c: &reqwest::Client, url: &str, body: &Value) -> Value {
-    let r = c.post(url).json(body).send().await.unwrap();
-    r.json().await.unwrap()
+    json_of(c.post(url).json(body)).await
 }
 
 impl Gateway {
     /// `GET path` on the metrics port with the admin token: the JSON answer.
     pub async fn admin_get(&self, path: &str) -> Value {
-        let r = reqwest::Client::new()
-            .get(self.metrics_url(path))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        r.json().await.unwrap()
+        json_of(
+            reqwest::Client::new()
+                .get(self.metrics_url(path))
+                .bearer_auth(ADMIN_TOKEN),
+        )
+        .await
     }
 
     /// `POST /admin/reload` (metrics port) with the admin token: the answer.
