@@ -146,7 +146,9 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         if !matches!(route.kind, crate::runtime::RouteKind::Proxy) {
-            return self.flow(session, ctx, &route).await;
+            // boxed: the flows' futures (pipelines, streams, jobs) are large, and this
+            // phase's future is copied whole into async_trait's box on every request
+            return Box::pin(self.flow(session, ctx, &route)).await;
         }
         routing::choose_pool(session.req_header(), ctx, &route);
         if ctx.pool.is_none() {
