@@ -95,7 +95,25 @@ async fn get(
     path: &str,
     key: Option<&str>,
 ) -> (u16, serde_json::Value) {
-    let mut rb = c.get(gw.url(path));
+    request(c, gw, reqwest::Method::GET, path, key).await
+}
+
+/// `gateway_auth_failures_total` for `reason`.
+async fn auth_failures(gw: &Gateway, reason: &str) -> f64 {
+    let series = format!("gateway_auth_failures_total{{reason=\"{reason}\"}}");
+    gw.metric(&series).await.expect(&series)
+}
+
+/// `method path`, with `x-api-key` when given: the status and the JSON body (`Null` if
+/// none).
+async fn request(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut rb = c.request(method, gw.url(path));
     if let Some(k) = key {
         rb = rb.header("x-api-key", k);
     }
@@ -138,27 +156,16 @@ async fn api_keys_basic_auth_and_rbac() {
 
     // RBAC: any of the roles passes; DELETE needs admin and the generate scope
     assert_eq!(get(&c, &gw, "/admin", Some(BOB)).await.0, 200);
-    let r = c
-        .delete(gw.url("/admin"))
-        .header("x-api-key", BOB)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-    let body: serde_json::Value = r.json().await.unwrap();
+    let delete = |key| request(&c, &gw, reqwest::Method::DELETE, "/admin", Some(key));
+    let (status, body) = delete(BOB).await;
+    assert_eq!(status, 403);
     assert_eq!(body["error"], "forbidden");
     let msg = body["message"].as_str().unwrap();
     assert!(
         msg.contains("missing role: admin") && msg.contains("missing scope: generate"),
         "{msg}"
     );
-    let r = c
-        .delete(gw.url("/admin"))
-        .header("x-api-key", ALICE)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(delete(ALICE).await.0, 200);
 
     // basic auth
     let basic = |u: &str, p: &str| {
@@ -227,18 +234,8 @@ async fn api_keys_basic_auth_and_rbac() {
     assert_eq!(get(&c, &gw, "/keyed", Some(BOB)).await.0, 200);
     assert_eq!(get(&c, &gw, "/keyed", Some(ALICE)).await.0, 401);
 
-    assert!(
-        gw.metric("gateway_auth_failures_total{reason=\"bad_credentials\"}")
-            .await
-            .unwrap()
-            >= 3.0
-    );
-    assert!(
-        gw.metric("gateway_auth_failures_total{reason=\"insufficient_scope\"}")
-            .await
-            .unwrap()
-            >= 1.0
-    );
+    assert!(auth_failures(&gw, "bad_credentials").await >= 3.0);
+    assert!(auth_failures(&gw, "insufficient_scope").await >= 1.0);
     let logs = gw.logs();
     assert!(logs.contains("\"user_id\":\"alice\""));
     for secret in [ALICE, BOB, PASSWORD, "Y29ycmVjdCBob3JzZ"] {
@@ -345,12 +342,7 @@ async fn token_flow(gw: &Gateway) {
     assert_eq!(s, 200);
     let (s, _) = refresh_call(&c, gw, "/auth/refresh", ALICE, &next).await;
     assert_eq!(s, 401);
-    assert!(
-        gw.metric("gateway_auth_failures_total{reason=\"revoked\"}")
-            .await
-            .unwrap()
-            >= 3.0
-    );
+    assert!(auth_failures(gw, "revoked").await >= 3.0);
 
     let logs = gw.logs();
     for t in [&access, &refresh, &next] {
