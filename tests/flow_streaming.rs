@@ -106,6 +106,24 @@ async fn stack(delay: Duration, env: &[(&str, &str)]) -> Stack {
     }
 }
 
+impl Stack {
+    /// `POST path` with `body` as JSON: the answer, as it starts.
+    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.gw.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST path` asking for a stream of at most `max_tokens` tokens for `prompt`.
+    async fn stream(&self, path: &str, prompt: &str, max_tokens: u32) -> reqwest::Response {
+        let body = json!({"prompt": prompt, "max_tokens": max_tokens, "stream": true});
+        self.post(path, &body).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_streams_each_token_then_the_result() {
     let delay = Duration::from_millis(40);
@@ -115,12 +133,7 @@ async fn the_pipeline_streams_each_token_then_the_result() {
     let plain: Value = post_json(&c, &s.gw.url("/api/v1/process"), &body).await;
     let mut streamed = body.clone();
     streamed["stream"] = json!(true);
-    let r = c
-        .post(s.gw.url("/api/v1/process"))
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/v1/process", &streamed).await;
     assert_eq!(r.status(), 200);
     assert!(is_event_stream(&r));
     assert!(r.headers().contains_key("x-request-id"));
@@ -157,13 +170,7 @@ async fn the_pipeline_streams_each_token_then_the_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_goes_away_stops_the_generation() {
     let s = stack(Duration::from_millis(40), &[]).await;
-    let c = reqwest::Client::new();
-    let r = c
-        .post(s.gw.url("/api/v1/process"))
-        .json(&json!({"prompt": "The wolf", "max_tokens": 200, "stream": true}))
-        .send()
-        .await
-        .unwrap();
+    let r = s.stream("/api/v1/process", "The wolf", 200).await;
     assert_eq!(r.status(), 200);
     let mut chunks = r.bytes_stream();
     let mut seen = 0;
@@ -206,24 +213,15 @@ async fn a_client_that_goes_away_stops_the_generation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_errors_before_and_after_the_stream_started() {
     let s = stack(Duration::ZERO, &[]).await;
-    let c = reqwest::Client::new();
     // refused by the first step: the unstreamed pipeline's JSON error
-    let r = c
-        .post(s.gw.url("/api/v1/process"))
-        .json(&json!({"prompt": "  ", "stream": true}))
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .post("/api/v1/process", &json!({"prompt": "  ", "stream": true}))
+        .await;
     assert_eq!(r.status(), 422);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "step_rejected");
     // the second step fails once the tokens were sent: an error event ends the stream
-    let r = c
-        .post(s.gw.url("/failing"))
-        .json(&json!({"prompt": "The lion", "max_tokens": 4, "stream": true}))
-        .send()
-        .await
-        .unwrap();
+    let r = s.stream("/failing", "The lion", 4).await;
     assert_eq!(r.status(), 200);
     let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let got = events(r).await;
@@ -239,12 +237,7 @@ async fn pipeline_errors_before_and_after_the_stream_started() {
 async fn the_direct_route_streams_paced() {
     let delay = Duration::from_millis(40);
     let s = stack(delay, &[]).await;
-    let r = reqwest::Client::new()
-        .post(s.gw.url("/api/v1/generate"))
-        .json(&json!({"prompt": "The crow", "max_tokens": 10, "stream": true}))
-        .send()
-        .await
-        .unwrap();
+    let r = s.stream("/api/v1/generate", "The crow", 10).await;
     assert!(is_event_stream(&r));
     let got = events(r).await;
     assert_eq!(got.len(), 11);
@@ -398,20 +391,15 @@ async fn read_all(r: reqwest::Response) -> (String, bool) {
 async fn a_stream_outlives_the_route_timeout_while_events_flow_and_idles_out() {
     // 10 events 100 ms apart: a second in all, the route's timeout is 250 ms
     let s = stack(Duration::from_millis(100), &[]).await;
-    let c = reqwest::Client::new();
-    let ask = |path: &'static str| {
-        c.post(s.gw.url(path))
-            .json(&json!({"prompt": "The hare", "max_tokens": 9, "stream": true}))
-            .send()
-    };
+    let ask = |path| s.stream(path, "The hare", 9);
     let started = Instant::now();
-    let (text, clean) = read_all(ask("/timed/generate").await.unwrap()).await;
+    let (text, clean) = read_all(ask("/timed/generate").await).await;
     assert!(clean, "{text}");
     assert_eq!(text.matches("data:").count(), 10, "{text}");
     assert!(text.contains("\"done\":true"));
     let took = started.elapsed();
     // stream_idle_timeout 60 ms: the upstream's 100 ms silence after the first event ends it
-    let (text, _) = read_all(ask("/idle/generate").await.unwrap()).await;
+    let (text, _) = read_all(ask("/idle/generate").await).await;
     assert!(text.matches("data:").count() < 10, "{text}");
     assert!(!text.contains("\"done\":true"), "{text}");
     // the metrics cover the whole stream, and the time to its first byte separately
