@@ -32,6 +32,23 @@ const BOB: &str = "ak_bob_kafka_77c2";
 /// (a run that lost the race with rebalances timed out where alone it takes seconds).
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// What each Kafka test starts with: its turn ([`ONE_AT_A_TIME`]), a broker, and a folder
+/// for the backends' files; `None` as for [`Broker::start`].
+struct Turn {
+    _one: tokio::sync::MutexGuard<'static, ()>,
+    broker: Broker,
+    dir: tempfile::TempDir,
+}
+
+async fn turn() -> Option<Turn> {
+    let one = ONE_AT_A_TIME.lock().await;
+    Some(Turn {
+        _one: one,
+        broker: Broker::start()?,
+        dir: tempfile::tempdir().unwrap(),
+    })
+}
+
 /// Not a test: the backend process the tests start (this binary run again).
 #[test]
 #[ignore = "a backend process that the Kafka tests start; does nothing by itself"]
@@ -109,6 +126,17 @@ async fn submit_ok(c: &reqwest::Client, gw: &Gateway, body: Value) -> String {
     common::jobs::submit_accepted(c, gw, SUBMIT, &body, Some(ALICE)).await
 }
 
+/// The job ids of submit answers, each checked to be a 202.
+fn accepted_ids(answers: &[(u16, Value)]) -> Vec<String> {
+    answers
+        .iter()
+        .map(|(st, v)| {
+            assert_eq!(*st, 202, "{v}");
+            v["job_id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
 async fn job(c: &reqwest::Client, gw: &Gateway, key: &str, id: &str) -> (u16, Value) {
     common::jobs::status(c, gw, id, Some(key)).await
 }
@@ -146,11 +174,9 @@ async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<HashMap<String, usize>>>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_reach_done_once_through_a_generation_kill() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let Some(broker) = Broker::start() else {
+    let Some(Turn { _one, broker, dir }) = turn().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let b = broker.bootstrap();
     let _enr = Service::start(
         "enrichment",
@@ -173,13 +199,7 @@ async fn jobs_reach_done_once_through_a_generation_kill() {
         async move { submit(&c, gw, ALICE, body).await }
     }))
     .await;
-    let ids: Vec<String> = answers
-        .iter()
-        .map(|(st, v)| {
-            assert_eq!(*st, 202, "{v}");
-            v["job_id"].as_str().unwrap().to_string()
-        })
-        .collect();
+    let ids = accepted_ids(&answers);
 
     // another consumer cannot read alice's job; no key is 401
     let (st, _) = job(&c, &gw, BOB, &ids[0]).await;
@@ -285,14 +305,12 @@ async fn jobs_reach_done_once_through_a_generation_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_restarted_mid_run_with_redis_loses_no_job() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let Some(broker) = Broker::start() else {
+    let Some(Turn { _one, broker, dir }) = turn().await else {
         return;
     };
     let Some(redis) = Redis::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let (_gen, _enr) = backends(&broker, dir.path(), &[("MAX_CONCURRENT_REQUESTS", "2")]);
     let url = redis.url();
     let env = [("REDIS_URL", url.as_str())];
@@ -312,13 +330,7 @@ async fn a_gateway_restarted_mid_run_with_redis_loses_no_job() {
         }
     }))
     .await;
-    let ids: Vec<String> = answers
-        .iter()
-        .map(|(st, v)| {
-            assert_eq!(*st, 202, "{v}");
-            v["job_id"].as_str().unwrap().to_string()
-        })
-        .collect();
+    let ids = accepted_ids(&answers);
     // SIGKILL the gateway at once, while jobs are in flight
     let (_, last) = job(&c, &gw, ALICE, &ids[n - 1]).await;
     let _ = gw.child.kill();
@@ -333,14 +345,17 @@ async fn a_gateway_restarted_mid_run_with_redis_loses_no_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_jobs_fail_into_the_dead_letter_topic_and_a_down_broker_refuses_submits() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let Some(mut broker) = Broker::start() else {
+    let Some(Turn {
+        _one,
+        mut broker,
+        dir,
+    }) = turn().await
+    else {
         return;
     };
     let Some(redis) = Redis::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let (_gen, _enr) = backends(&broker, dir.path(), &[]);
     let url = redis.url();
     let gw = gateway(&broker, &[("REDIS_URL", url.as_str())]);
@@ -399,11 +414,9 @@ async fn poison_jobs_fail_into_the_dead_letter_topic_and_a_down_broker_refuses_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_events_follow_a_kafka_job_as_the_stages_move_it() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let Some(broker) = Broker::start() else {
+    let Some(Turn { _one, broker, dir }) = turn().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let b = broker.bootstrap();
     let kafka = [("KAFKA_BOOTSTRAP_SERVERS", b.as_str())];
     // no enrichment consumer yet: the job stops at `enriching`
