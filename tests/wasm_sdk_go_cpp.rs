@@ -154,7 +154,9 @@ async fn exercise(name: &str, p: &str, lang: &str) {
 }
 
 /// The Go filter's shared queue (its `OnQueueReady` keeps the last path enqueued, before
-/// the enqueuing request answers) and ticks (`OnTick` on the gateway's tick thread).
+/// the enqueuing request answers) and ticks (`OnTick` on the gateway's tick thread), whose
+/// first one calls the `auth` pool from the root context: the answer reaches the root
+/// context's callback (`x-go-tick-call: 200 alice`, the auth service's user).
 async fn go_queue_and_ticks(gw: &Gateway, c: &reqwest::Client) {
     let r = c.get(gw.url("/sdk/queued?q=7")).send().await.unwrap();
     assert_eq!(header_value(&r, "x-go-last"), "/sdk/queued?q=7");
@@ -164,6 +166,16 @@ async fn go_queue_and_ticks(gw: &Gateway, c: &reqwest::Client) {
     })
     .await;
     assert!(ticked.is_some(), "proxy_on_tick never ran:\n{}", gw.logs());
+    let called = wait_until(std::time::Duration::from_secs(10), || async {
+        let r = c.get(gw.url("/sdk/tick")).send().await.unwrap();
+        header_value(&r, "x-go-tick-call") == "200 alice"
+    })
+    .await;
+    assert!(
+        called.is_some(),
+        "the tick's http call got no answer:\n{}",
+        gw.logs()
+    );
 }
 
 #[tokio::test]

@@ -322,7 +322,18 @@ pub fn start_ticks(vm: &Arc<Vm>) {
             let mut due = vec![std::time::Instant::now(); n];
             loop {
                 let Some(vm) = weak.upgrade() else { break };
-                let period = vm.tick(&mut due);
+                let (period, calls) = vm.tick(&mut due);
+                // HTTP calls made by a tick (a root context's: e.g. refreshing keys)
+                // are sent on this thread's runtime, their answers to
+                // `proxy_on_http_call_response` of the root context; ticks go on
+                for (slot, gen, effects) in calls {
+                    let vm = vm.clone();
+                    tokio::spawn(async move {
+                        let mut props = ReqProps::default();
+                        let root = super::instance::ROOT;
+                        let _ = vm.settle(slot, gen, root, None, &mut props, effects).await;
+                    });
+                }
                 drop(vm);
                 let wait = if period == 0 { 50 } else { period.min(50) };
                 tokio::time::sleep(std::time::Duration::from_millis(u64::from(wait))).await;

@@ -395,10 +395,12 @@ impl Vm {
     }
 
     /// Runs `proxy_on_tick` on every instance whose tick is due; the smallest period
-    /// asked for (0: none).
-    pub fn tick(&self, due: &mut [std::time::Instant]) -> u32 {
+    /// asked for (0: none), and the HTTP calls the ticks made (slot, generation,
+    /// effects), for [`Vm::settle`] on the root context.
+    pub fn tick(&self, due: &mut [std::time::Instant]) -> (u32, Vec<(usize, u64, Effects)>) {
         let now = std::time::Instant::now();
         let mut period = 0u32;
+        let mut calls = Vec::new();
         for (slot, at) in due.iter_mut().enumerate() {
             let (gen, ms) = {
                 let s = self.lock(slot);
@@ -413,11 +415,16 @@ impl Vm {
                 continue;
             }
             *at = now + std::time::Duration::from_millis(u64::from(ms));
-            let _ = self.call(slot, gen, ROOT, Lend::default(), |cb, st| {
+            let ticked = self.call(slot, gen, ROOT, Lend::default(), |cb, st| {
                 cb.tick.as_ref().map(|f| f.call(st, ROOT))
             });
+            if let Ok(Some(((), effects))) = ticked {
+                if !effects.calls.is_empty() {
+                    calls.push((slot, gen, effects));
+                }
+            }
         }
-        period
+        (period, calls)
     }
 
     /// Ends context `ctx`: `proxy_on_log` (when `log`), `proxy_on_done`, then

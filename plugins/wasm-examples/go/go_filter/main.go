@@ -77,12 +77,31 @@ func (p *pluginContext) OnPluginStart(size int) types.OnPluginStartStatus {
 	return types.OnPluginStartStatusOK
 }
 
-// OnTick counts this instance's ticks into shared data (`x-go-ticks`).
+// OnTick counts this instance's ticks into shared data (`x-go-ticks`). The first tick
+// also calls the `auth` pool from the root context (as a filter refreshing keys would);
+// the answer lands in shared data (`x-go-tick-call`).
 func (p *pluginContext) OnTick() {
 	p.ticks++
 	buf := make([]byte, 8)
 	binary.LittleEndian.PutUint64(buf, p.ticks)
 	must(proxywasm.SetSharedData("go_filter.ticks", buf, 0))
+	if p.ticks != 1 {
+		return
+	}
+	headers := [][2]string{
+		{":method", "GET"}, {":path", "/check"}, {":authority", "auth"},
+		{"authorization", "Bearer good"},
+	}
+	if _, err := proxywasm.DispatchHttpCall("auth", headers, nil, nil, 2000, onTickCall); err != nil {
+		proxywasm.LogErrorf("http call from a tick: %v", err)
+	}
+}
+
+// onTickCall keeps the status and user of the tick's call (`x-go-tick-call`).
+func onTickCall(numHeaders, bodySize, numTrailers int) {
+	headers, _ := proxywasm.GetHttpCallResponseHeaders()
+	answer := header(headers, ":status") + " " + header(headers, "x-user")
+	must(proxywasm.SetSharedData("go_filter.tick_call", []byte(answer), 0))
 }
 
 // OnQueueReady keeps the last path a request enqueued (`x-go-last`).
@@ -216,6 +235,9 @@ func (c *httpContext) OnHttpResponseHeaders(numHeaders int, endOfStream bool) ty
 		ticks = binary.LittleEndian.Uint64(data)
 	}
 	must(proxywasm.AddHttpResponseHeader("x-go-ticks", strconv.FormatUint(ticks, 10)))
+	if answer, _, err := proxywasm.GetSharedData("go_filter.tick_call"); err == nil {
+		must(proxywasm.AddHttpResponseHeader("x-go-tick-call", string(answer)))
+	}
 	if port, err := proxywasm.GetProperty([]string{"source", "port"}); err == nil && len(port) == 8 {
 		must(proxywasm.AddHttpResponseHeader("x-go-source-port",
 			strconv.FormatUint(binary.LittleEndian.Uint64(port), 10)))
