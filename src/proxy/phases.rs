@@ -3,7 +3,7 @@
 
 use super::client_cert::{client_cert, PeerCert};
 use super::ctx::Deferred;
-use super::{client_ip, is_tls, Ctx, GatewayProxy};
+use super::{is_tls, Ctx, GatewayProxy};
 use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};
@@ -18,15 +18,18 @@ struct InfoParts {
     query: Option<String>,
     cert: Option<PeerCert>,
     client_ip: Option<IpAddr>,
+    client_port: Option<u16>,
     tls: bool,
 }
 
 impl InfoParts {
     fn of(session: &Session) -> Self {
+        let peer = session.client_addr().and_then(|a| a.as_inet());
         Self {
             query: session.req_header().uri.query().map(str::to_owned),
             cert: client_cert(session),
-            client_ip: client_ip(session),
+            client_ip: peer.map(|a| a.ip()),
+            client_port: peer.map(|a| a.port()),
             tls: is_tls(session),
         }
     }
@@ -35,6 +38,7 @@ impl InfoParts {
         RequestInfo {
             route,
             client_ip: self.client_ip,
+            client_port: self.client_port,
             path,
             query: self.query.as_deref(),
             tls: self.tls,
@@ -69,7 +73,6 @@ impl GatewayProxy {
         path: String,
     ) -> Result<bool> {
         let parts = InfoParts::of(session);
-        ctx.plugin.client_addr = session.client_addr().and_then(|a| a.as_inet()).copied();
         let preflight = super::routing::preflight_method(session.req_header()).is_some();
         let first = |p: &&Instance| preflight && p.answers_preflight();
         let ordered = chain

@@ -19,6 +19,8 @@ pub struct RequestInfo<'a> {
     pub route: &'a str,
     /// The TCP peer's address.
     pub client_ip: Option<IpAddr>,
+    /// The TCP peer's port (`None` on a Unix socket, in tests).
+    pub client_port: Option<u16>,
     /// The normalised path.
     pub path: &'a str,
     /// The query string, without `?`.
@@ -36,6 +38,7 @@ impl<'a> RequestInfo<'a> {
         RequestInfo {
             route,
             client_ip: None,
+            client_port: None,
             path,
             query: None,
             tls: false,

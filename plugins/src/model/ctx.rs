@@ -10,8 +10,6 @@ pub struct PluginCtx {
     pub identity: Option<Identity>,
     /// The request's id (`X-Request-Id`, the client's when valid, else the gateway's).
     pub request_id: Option<http::HeaderValue>,
-    /// The TCP peer's address with its port (`None` on a Unix socket, in tests).
-    pub client_addr: Option<std::net::SocketAddr>,
     /// Headers added to the response whatever it is (proxied, or written by the
     /// gateway: an error, a plugin reply, a fallback), e.g. rate-limit headers.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,

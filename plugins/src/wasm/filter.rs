@@ -159,7 +159,7 @@ impl Plugin for WasmFilter {
         let mut props = ReqProps {
             request_id: call.ctx.request_id.clone(),
             client_ip: call.info.client_ip,
-            client_port: call.ctx.client_addr.map(|a| a.port()),
+            client_port: call.info.client_port,
             path: call
                 .req
                 .uri

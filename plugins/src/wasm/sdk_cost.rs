@@ -45,6 +45,7 @@ async fn cost(file: PathBuf, root_id: &str) {
     let per_instance = began.elapsed() / builds;
     let info = RequestInfo {
         client_ip: Some([127, 0, 0, 1].into()),
+        client_port: Some(40000),
         ..RequestInfo::new("r", "/a")
     };
     let n = 2000u32;
@@ -52,7 +53,6 @@ async fn cost(file: PathBuf, root_id: &str) {
     for _ in 0..n {
         let ctx = PluginCtx {
             request_id: Some(http::HeaderValue::from_static("id-1")),
-            client_addr: Some(([127, 0, 0, 1], 40000).into()),
             ..Default::default()
         };
         super::tests::one_request(p.as_ref(), info, ctx).await;
