@@ -145,9 +145,10 @@ impl Vm {
             pre: &self.pre,
             filter: &self.filter,
             max_memory: self.max_memory,
+            // a start (runtime init, vm_start, configure) may take up to a second
             start_ticks: self
-                .deadline()
-                .max(self.clock.deadline(std::time::Duration::from_secs(1))),
+                .clock
+                .deadline(self.max_time.max(std::time::Duration::from_secs(1))),
             owner: QueueOwner {
                 vm: self.me.clone(),
                 slot,
