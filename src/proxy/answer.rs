@@ -41,6 +41,18 @@ pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
     }
 }
 
+/// The response-body phase: `body` (a chunk, `None` for none) through the route's
+/// plugins that edit response bodies, in order. For proxied chunks, the gateway's own
+/// streamed events and SSE keep-alive comments alike.
+pub(super) fn response_body_phase(ctx: &mut Ctx, body: &mut Option<Bytes>, end_of_stream: bool) {
+    let Some(route) = &ctx.route else { return };
+    if route.edits_response_body {
+        for p in route.plugins.iter().filter(|p| p.wants_response_body()) {
+            p.on_response_body(body, end_of_stream, &mut ctx.plugin);
+        }
+    }
+}
+
 impl GatewayProxy {
     /// Writes a whole answer: the head (status, Content-Type when given, `extra`), the
     /// response phase, then the body.

@@ -21,13 +21,7 @@ pub(super) struct SessionSink<'a> {
 impl SessionSink<'_> {
     async fn write(&mut self, chunk: Bytes) -> Result<(), Gone> {
         let mut body = Some(chunk);
-        if let Some(route) = self.ctx.route.clone() {
-            if route.edits_response_body {
-                for p in route.plugins.iter().filter(|p| p.wants_response_body()) {
-                    p.on_response_body(&mut body, false, &mut self.ctx.plugin);
-                }
-            }
-        }
+        super::answer::response_body_phase(self.ctx, &mut body, false);
         let Some(b) = body.filter(|b| !b.is_empty()) else {
             return Ok(());
         };
@@ -43,13 +37,7 @@ impl SessionSink<'_> {
     /// Ends the body (the plugins' last call, then the end of the chunked body).
     pub async fn finish(&mut self) {
         let mut body = None;
-        if let Some(route) = self.ctx.route.clone() {
-            if route.edits_response_body {
-                for p in route.plugins.iter().filter(|p| p.wants_response_body()) {
-                    p.on_response_body(&mut body, true, &mut self.ctx.plugin);
-                }
-            }
-        }
+        super::answer::response_body_phase(self.ctx, &mut body, true);
         let _ = self.session.write_response_body(body, true).await;
     }
 }

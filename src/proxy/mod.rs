@@ -320,14 +320,7 @@ impl ProxyHttp for GatewayProxy {
         if let (Some(k), Some(b)) = (ctx.sse.as_mut(), body.as_ref()) {
             k.saw(b);
         }
-        let Some(route) = ctx.route.clone() else {
-            return Ok(None);
-        };
-        if route.edits_response_body {
-            for p in route.plugins.iter().filter(|p| p.wants_response_body()) {
-                p.on_response_body(body, end_of_stream, &mut ctx.plugin);
-            }
-        }
+        answer::response_body_phase(ctx, body, end_of_stream);
         Ok(None)
     }
 

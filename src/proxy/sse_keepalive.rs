@@ -79,13 +79,7 @@ impl SseKeepalive {
 pub fn due(ctx: &mut Ctx) -> Option<Bytes> {
     let mut body = ctx.sse.as_ref()?.comment();
     body.as_ref()?;
-    if let Some(route) = ctx.route.clone() {
-        if route.edits_response_body {
-            for p in route.plugins.iter().filter(|p| p.wants_response_body()) {
-                p.on_response_body(&mut body, false, &mut ctx.plugin);
-            }
-        }
-    }
+    super::answer::response_body_phase(ctx, &mut body, false);
     body.filter(|b| !b.is_empty())
 }
 
