@@ -10,7 +10,7 @@
 //! next call sees them and the new chunk together (Envoy's StopIterationAndBuffer).
 //! Response headers cannot wait: a pause there goes on.
 
-use super::abi::{Action, BufferType};
+use super::abi::Action;
 use super::request::{ReqProps, WasmReq, WasmReqs};
 use super::vm::{Effects, Fault, Lend, Vm};
 use crate::{BodyCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall};
@@ -40,8 +40,8 @@ impl Exports {
 
 /// A `wasm` entry: its instances (none in a dry build).
 pub struct WasmFilter {
-    vm: Option<Arc<Vm>>,
-    exports: Exports,
+    pub(super) vm: Option<Arc<Vm>>,
+    pub(super) exports: Exports,
 }
 
 /// Whether a request has no body (`end_of_stream` of the headers callback).
@@ -56,7 +56,11 @@ impl WasmFilter {
     /// Runs `f` with this filter's context of the request while the response
     /// callbacks still apply to it (the filter loaded, the context neither failed nor
     /// answered the request itself).
-    fn with_response_ctx(&self, ctx: &PluginCtx, f: impl FnOnce(&Arc<Vm>, &mut WasmReq)) {
+    pub(super) fn with_response_ctx(
+        &self,
+        ctx: &PluginCtx,
+        f: impl FnOnce(&Arc<Vm>, &mut WasmReq),
+    ) {
         let Some(vm) = &self.vm else { return };
         let Some(all) = ctx.extensions.get::<WasmReqs>().cloned() else {
             return;
@@ -95,7 +99,7 @@ impl WasmFilter {
     }
 
     /// The request's decision after a request-phase callback and its HTTP calls.
-    async fn decide(
+    pub(super) async fn decide(
         vm: &Vm,
         w: &mut WasmReq,
         req: Option<&mut RequestHeader>,
@@ -140,7 +144,7 @@ impl WasmFilter {
 }
 
 /// The request's wasm contexts (made on first use).
-fn reqs(ctx: &mut PluginCtx) -> WasmReqs {
+pub(super) fn reqs(ctx: &mut PluginCtx) -> WasmReqs {
     if let Some(r) = ctx.extensions.get::<WasmReqs>() {
         return r.clone();
     }
@@ -208,57 +212,11 @@ impl Plugin for WasmFilter {
     }
 
     async fn on_request_body(&self, call: &mut BodyCall<'_>) -> Decision {
-        let Some(vm) = &self.vm else {
-            return Ok(Flow::Continue);
-        };
-        let all = reqs(call.ctx);
-        let Some(mut w) = all.take(vm) else {
-            return Ok(Flow::Continue);
-        };
-        if w.over {
-            all.put(w);
-            return Ok(Flow::Continue);
-        }
-        // the head is read-only here: the filter reads a copy
-        let mut head = call.req.clone();
-        let mut chunk = call.body.clone();
-        let (slot, gen, id, len) = (w.slot, w.gen, w.ctx, call.body.len() as i32);
-        let lend = Lend {
-            req: Some(&mut head),
-            body: Some((BufferType::RequestBody, &mut chunk)),
-            props: Some(&mut w.props),
-            ..Default::default()
-        };
-        let r = vm.call(slot, gen, id, lend, |cb, st| {
-            cb.request_body.as_ref().map(|f| f.call(st, (id, len, 1)))
-        });
-        let flow = Self::decide(vm, &mut w, None, r).await;
-        all.put(w);
-        flow
+        self.request_body(call).await
     }
 
     fn on_response(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {
-        self.with_response_ctx(ctx, |vm, w| {
-            w.props.status = resp.status.as_u16();
-            let (slot, gen, id) = (w.slot, w.gen, w.ctx);
-            let n = resp.headers.len() as i32 + 1;
-            let lend = Lend {
-                resp: Some(resp),
-                props: Some(&mut w.props),
-                ..Default::default()
-            };
-            let r = vm.call(slot, gen, id, lend, |cb, st| {
-                cb.response_headers.as_ref().map(|f| f.call(st, (id, n, 0)))
-            });
-            match r {
-                Err(_) => w.over = true,
-                Ok(Some((_, e))) if e.local.is_some() => {
-                    tracing::warn!(plugin = "wasm", filter = %vm.filter.name,
-                        "a local response from the response phase is ignored (the answer has started)");
-                }
-                _ => {}
-            }
-        });
+        self.response_headers(resp, ctx);
     }
 
     fn wants_response_body(&self) -> bool {
@@ -266,39 +224,7 @@ impl Plugin for WasmFilter {
     }
 
     fn on_response_body(&self, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut PluginCtx) {
-        self.with_response_ctx(ctx, |vm, w| {
-            let mut chunk = match (body.take(), w.held.is_empty()) {
-                (Some(b), true) => b,
-                (b, _) => {
-                    if let Some(b) = b {
-                        w.held.extend_from_slice(&b);
-                    }
-                    w.held.split().freeze()
-                }
-            };
-            let (slot, gen, id, len) = (w.slot, w.gen, w.ctx, chunk.len() as i32);
-            let eos = i32::from(end_of_stream);
-            let lend = Lend {
-                body: Some((BufferType::ResponseBody, &mut chunk)),
-                props: Some(&mut w.props),
-                ..Default::default()
-            };
-            let r = vm.call(slot, gen, id, lend, |cb, st| {
-                cb.response_body
-                    .as_ref()
-                    .map(|f| f.call(st, (id, len, eos)))
-            });
-            match r {
-                Ok(Some((a, _))) if Action::of(a) == Action::Pause && !end_of_stream => {
-                    w.held.extend_from_slice(&chunk);
-                }
-                Err(_) => {
-                    w.over = true;
-                    *body = (!chunk.is_empty()).then_some(chunk);
-                }
-                _ => *body = (!chunk.is_empty()).then_some(chunk),
-            }
-        });
+        self.response_body(body, end_of_stream, ctx);
     }
 
     fn on_log(&self, status: u16, ctx: &mut PluginCtx) {

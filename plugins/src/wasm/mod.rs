@@ -23,6 +23,8 @@ mod host;
 mod instance;
 mod metrics;
 mod request;
+mod request_body;
+mod response;
 mod settings;
 mod vm;
 mod wasi;
