@@ -87,8 +87,7 @@ pub fn start(r: &Recipe<'_>) -> Result<Inst, StartError> {
         .trap_on_grow_failure(true)
         .instances(1)
         .build();
-    let mut host = Host::new(r.filter.clone(), limits)
-        .ok_or_else(|| StartError::Failed("cannot build the call context".into()))?;
+    let mut host = Host::new(r.filter.clone(), limits);
     host.owner = Some(r.owner.clone());
     let mut store = Store::new(r.pre.module().engine(), host);
     store.limiter(|h| &mut h.limits);

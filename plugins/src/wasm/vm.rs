@@ -9,7 +9,7 @@
 use super::abi::BufferType;
 use super::engine::Clock;
 use super::host::shared_data::QueueOwner;
-use super::host::{CallAnswer, FilterInfo, Host, PendingCall};
+use super::host::{CallAnswer, CallCx, FilterInfo, Host, PendingCall};
 use super::instance::{self, Callbacks, Inst, Recipe, StartError, ROOT};
 use super::request::ReqProps;
 use crate::{Reply, UpstreamRequest};
@@ -279,11 +279,10 @@ impl Vm {
             return Ok(None);
         };
         inst.store.set_epoch_deadline(deadline);
-        swap(inst.store.data_mut(), &mut lend, ctx);
+        lend_to(&mut inst.store.data_mut().cx, &mut lend, ctx);
         let out = f(&inst.cb, &mut inst.store);
-        swap(inst.store.data_mut(), &mut lend, ctx);
         let cx = &mut inst.store.data_mut().cx;
-        cx.answer = None;
+        take_back(cx);
         let effects = Effects {
             local: cx.local.take(),
             calls: std::mem::take(&mut cx.calls),
@@ -450,31 +449,36 @@ impl Vm {
     }
 }
 
-/// Swaps the lent parts into (or back out of) the store's call context.
-fn swap(host: &mut Host, lend: &mut Lend<'_>, ctx: i32) {
-    let cx = &mut host.cx;
+/// Lends `lend`'s parts to the store's call context for the call about to run (every
+/// part: one the call does not have is cleared, whatever an earlier call left).
+fn lend_to(cx: &mut CallCx, lend: &mut Lend<'_>, ctx: i32) {
     cx.ctx_id = ctx as u32;
-    if let Some(r) = lend.req.as_deref_mut() {
-        std::mem::swap(&mut cx.req, r);
-        cx.has_req = !cx.has_req;
-        cx.req_mut = cx.has_req && lend.req_mut;
+    cx.req_writable = lend.req_mut;
+    cx.req.set(lend.req.as_deref_mut());
+    cx.resp.set(lend.resp.as_deref_mut());
+    match lend.body.as_mut() {
+        Some((kind, b)) => {
+            cx.body_of = Some(*kind);
+            cx.body.set(Some(&mut **b));
+        }
+        None => {
+            cx.body_of = None;
+            cx.body.set(None);
+        }
     }
-    if let Some(r) = lend.resp.as_deref_mut() {
-        std::mem::swap(&mut cx.resp, r);
-        cx.has_resp = !cx.has_resp;
-    }
-    if let Some((kind, b)) = lend.body.as_mut() {
-        std::mem::swap(&mut cx.body, b);
-        cx.body_of = if cx.body_of.is_some() {
-            None
-        } else {
-            Some(*kind)
-        };
-    }
-    if let Some(p) = lend.props.as_deref_mut() {
-        std::mem::swap(&mut cx.props, p);
-    }
+    cx.props.set(lend.props.as_deref_mut());
     if let Some(a) = lend.answer.take() {
         cx.answer = Some(a);
     }
+}
+
+/// Ends the loan of [`lend_to`]: the call is over.
+fn take_back(cx: &mut CallCx) {
+    cx.req.set(None);
+    cx.req_writable = false;
+    cx.resp.set(None);
+    cx.body.set(None);
+    cx.body_of = None;
+    cx.props.set(None);
+    cx.answer = None;
 }

@@ -11,8 +11,8 @@ use wasmtime::Caller;
 /// The bytes of buffer `t`, when it exists now.
 fn buffer(host: &Host, t: BufferType) -> Result<Bytes, Status> {
     match t {
-        BufferType::RequestBody | BufferType::ResponseBody if host.cx.body_of == Some(t) => {
-            Ok(host.cx.body.clone())
+        BufferType::RequestBody | BufferType::ResponseBody => {
+            host.cx.body(t).cloned().ok_or(Status::NotFound)
         }
         BufferType::HttpCallResponseBody => host
             .cx
@@ -51,21 +51,19 @@ pub fn get_status(mut c: Caller<'_, Host>, t: i32, len_ptr: i32, flags_ptr: i32)
 /// Replaces `size` bytes at `start` of the response body chunk with `data` (all of it
 /// when `start` is 0 and `size` covers it). The request body cannot be changed.
 fn set(host: &mut Host, t: BufferType, start: usize, size: usize, data: &[u8]) -> HostResult {
-    if t != BufferType::ResponseBody || host.cx.body_of != Some(t) {
-        return Err(if t == BufferType::RequestBody {
-            Status::Unimplemented
-        } else {
-            Status::NotFound
-        });
+    if t == BufferType::RequestBody {
+        return Err(Status::Unimplemented);
     }
-    let old = &host.cx.body;
+    let Some(old) = host.cx.body_mut(t) else {
+        return Err(Status::NotFound);
+    };
     let start = start.min(old.len());
     let end = start.saturating_add(size).min(old.len());
     let mut out = BytesMut::with_capacity(old.len() - (end - start) + data.len());
     out.extend_from_slice(&old[..start]);
     out.extend_from_slice(data);
     out.extend_from_slice(&old[end..]);
-    host.cx.body = out.freeze();
+    *old = out.freeze();
     Ok(())
 }
 

@@ -18,7 +18,7 @@ fn pseudo(host: &Host, map: MapType, key: &[u8]) -> Option<Vec<u8>> {
     match (map, key) {
         (MapType::RequestHeaders, b":path") => Some(
             host.cx
-                .req
+                .req()?
                 .uri
                 .path_and_query()
                 .map(|p| p.as_str())
@@ -27,30 +27,25 @@ fn pseudo(host: &Host, map: MapType, key: &[u8]) -> Option<Vec<u8>> {
                 .to_vec(),
         ),
         (MapType::RequestHeaders, b":method") => {
-            Some(host.cx.req.method.as_str().as_bytes().to_vec())
+            Some(host.cx.req()?.method.as_str().as_bytes().to_vec())
         }
-        (MapType::RequestHeaders, b":authority") => Some(
-            host.cx
-                .req
-                .headers
-                .get(http::header::HOST)
-                .map(|v| v.as_bytes().to_vec())
-                .or_else(|| {
-                    host.cx
-                        .req
-                        .uri
-                        .authority()
-                        .map(|a| a.as_str().as_bytes().to_vec())
-                })
-                .unwrap_or_default(),
-        ),
-        (MapType::RequestHeaders, b":scheme") => Some(if host.cx.props.tls {
+        (MapType::RequestHeaders, b":authority") => {
+            let req = host.cx.req()?;
+            Some(
+                req.headers
+                    .get(http::header::HOST)
+                    .map(|v| v.as_bytes().to_vec())
+                    .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes().to_vec()))
+                    .unwrap_or_default(),
+            )
+        }
+        (MapType::RequestHeaders, b":scheme") => Some(if host.cx.props().tls {
             b"https".to_vec()
         } else {
             b"http".to_vec()
         }),
         (MapType::ResponseHeaders, b":status") => {
-            Some(host.cx.resp.status.as_str().as_bytes().to_vec())
+            Some(host.cx.resp()?.status.as_str().as_bytes().to_vec())
         }
         _ => None,
     }
@@ -59,8 +54,8 @@ fn pseudo(host: &Host, map: MapType, key: &[u8]) -> Option<Vec<u8>> {
 /// The headers of `map`, when it can be read now.
 fn headers(host: &Host, map: MapType) -> Result<&http::HeaderMap, Status> {
     match map {
-        MapType::RequestHeaders if host.cx.has_req => Ok(&host.cx.req.headers),
-        MapType::ResponseHeaders if host.cx.has_resp => Ok(&host.cx.resp.headers),
+        MapType::RequestHeaders => host.cx.req().map(|r| &r.headers).ok_or(Status::NotFound),
+        MapType::ResponseHeaders => host.cx.resp().map(|r| &r.headers).ok_or(Status::NotFound),
         _ => Err(Status::NotFound),
     }
 }
@@ -132,8 +127,8 @@ enum Edit<'a> {
 /// Applies `edit` of `key` to `map`.
 fn edit(host: &mut Host, map: MapType, key: &[u8], edit: Edit<'_>) -> HostResult {
     let writable = match map {
-        MapType::RequestHeaders => host.cx.has_req && host.cx.req_mut,
-        MapType::ResponseHeaders => host.cx.has_resp,
+        MapType::RequestHeaders => host.cx.req_mut().is_some(),
+        MapType::ResponseHeaders => host.cx.resp().is_some(),
         MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => {
             return Err(Status::BadArgument)
         }
@@ -147,20 +142,25 @@ fn edit(host: &mut Host, map: MapType, key: &[u8], edit: Edit<'_>) -> HostResult
     }
     let name = HeaderName::from_bytes(key).map_err(|_| Status::BadArgument)?;
     let value = |v: &[u8]| HeaderValue::from_bytes(v).map_err(|_| Status::BadArgument);
-    let done = match (map, edit) {
-        (MapType::RequestHeaders, Edit::Add(v)) => {
-            host.cx.req.append_header(name, value(v)?).map(drop)
+    let done = if map == MapType::RequestHeaders {
+        let req = host.cx.req_mut().ok_or(Status::NotFound)?;
+        match edit {
+            Edit::Add(v) => req.append_header(name, value(v)?).map(drop),
+            Edit::Replace(v) => req.insert_header(name, value(v)?),
+            Edit::Remove => {
+                req.remove_header(&name);
+                Ok(())
+            }
         }
-        (MapType::RequestHeaders, Edit::Replace(v)) => host.cx.req.insert_header(name, value(v)?),
-        (MapType::RequestHeaders, Edit::Remove) => {
-            host.cx.req.remove_header(&name);
-            Ok(())
-        }
-        (_, Edit::Add(v)) => host.cx.resp.append_header(name, value(v)?).map(drop),
-        (_, Edit::Replace(v)) => host.cx.resp.insert_header(name, value(v)?),
-        (_, Edit::Remove) => {
-            host.cx.resp.remove_header(&name);
-            Ok(())
+    } else {
+        let resp = host.cx.resp_mut().ok_or(Status::NotFound)?;
+        match edit {
+            Edit::Add(v) => resp.append_header(name, value(v)?).map(drop),
+            Edit::Replace(v) => resp.insert_header(name, value(v)?),
+            Edit::Remove => {
+                resp.remove_header(&name);
+                Ok(())
+            }
         }
     };
     done.map_err(|_| Status::BadArgument)
@@ -177,19 +177,19 @@ fn set_pseudo(host: &mut Host, map: MapType, key: &[u8], edit: Edit<'_>) -> Host
     match (map, key) {
         (MapType::RequestHeaders, b":path") => {
             let uri = http::Uri::try_from(v).map_err(|_| Status::BadArgument)?;
-            host.cx.req.set_uri(uri);
+            host.cx.req_mut().ok_or(Status::NotFound)?.set_uri(uri);
             Ok(())
         }
         (MapType::RequestHeaders, b":method") => {
-            host.cx
-                .req
-                .set_method(http::Method::from_bytes(v).map_err(|_| Status::BadArgument)?);
+            let m = http::Method::from_bytes(v).map_err(|_| Status::BadArgument)?;
+            host.cx.req_mut().ok_or(Status::NotFound)?.set_method(m);
             Ok(())
         }
         (MapType::RequestHeaders, b":authority") => {
             let hv = HeaderValue::from_bytes(v).map_err(|_| Status::BadArgument)?;
             host.cx
-                .req
+                .req_mut()
+                .ok_or(Status::NotFound)?
                 .insert_header(http::header::HOST, hv)
                 .map_err(bad)
         }
@@ -198,7 +198,11 @@ fn set_pseudo(host: &mut Host, map: MapType, key: &[u8], edit: Edit<'_>) -> Host
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .ok_or(Status::BadArgument)?;
-            host.cx.resp.set_status(s).map_err(bad)
+            host.cx
+                .resp_mut()
+                .ok_or(Status::NotFound)?
+                .set_status(s)
+                .map_err(bad)
         }
         _ => Err(Status::BadArgument),
     }
@@ -207,12 +211,14 @@ fn set_pseudo(host: &mut Host, map: MapType, key: &[u8], edit: Edit<'_>) -> Host
 /// Replaces every header of `map` with `pairs`.
 fn set_pairs(host: &mut Host, map: MapType, pairs: &[(&[u8], &[u8])]) -> HostResult {
     let names: Vec<HeaderName> = match map {
-        MapType::RequestHeaders if host.cx.has_req && host.cx.req_mut => {
-            host.cx.req.headers.keys().cloned().collect()
-        }
-        MapType::ResponseHeaders if host.cx.has_resp => {
-            host.cx.resp.headers.keys().cloned().collect()
-        }
+        MapType::RequestHeaders => match host.cx.req_mut() {
+            Some(r) => r.headers.keys().cloned().collect(),
+            None => return Err(Status::NotFound),
+        },
+        MapType::ResponseHeaders => match host.cx.resp() {
+            Some(r) => r.headers.keys().cloned().collect(),
+            None => return Err(Status::NotFound),
+        },
         _ => return Err(Status::NotFound),
     };
     for n in names {

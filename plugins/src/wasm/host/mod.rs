@@ -1,13 +1,14 @@
 //! The host side of the ABI: the state a filter instance's calls see ([`Host`], the
 //! data of its wasmtime store), guest memory access, and the host functions by group.
 //!
-//! A call into the filter borrows the request's parts by *swapping* them into the
-//! store's [`CallCx`] (a header is moved in, the placeholder out, and back after the
-//! call): no copy, no `unsafe`, and a host function finds them in `caller.data_mut()`.
+//! A call into the filter lends the request's parts to the store's [`CallCx`] for the
+//! call ([`lent::Lent`]): no copy, and a host function finds them in
+//! `caller.data_mut()`.
 
 pub mod buffers;
 pub mod configuration;
 pub mod headers;
+pub mod lent;
 pub mod link;
 pub mod misc;
 pub mod properties;
@@ -59,18 +60,18 @@ pub struct CallAnswer {
 pub struct CallCx {
     /// The context the callback runs for (the root context outside requests).
     pub ctx_id: u32,
-    /// The request head, when swapped in (`has_req`).
-    pub req: RequestHeader,
-    pub has_req: bool,
+    /// The request head, when lent.
+    pub req: lent::Lent<RequestHeader>,
     /// The request head may be changed (request headers phase).
-    pub req_mut: bool,
-    pub resp: ResponseHeader,
-    pub has_resp: bool,
+    pub req_writable: bool,
+    pub resp: lent::Lent<ResponseHeader>,
     /// The body chunk of the body phases, and which body it is.
-    pub body: Bytes,
+    pub body: lent::Lent<Bytes>,
     pub body_of: Option<super::abi::BufferType>,
-    /// The request's properties (swapped in for a request's callbacks).
-    pub props: ReqProps,
+    /// The request's properties, when a request's callback runs.
+    pub props: lent::Lent<ReqProps>,
+    /// The properties outside requests (the root context's).
+    pub root_props: ReqProps,
     /// `proxy_send_local_response`: the answer instead of the upstream's.
     pub local: Option<Reply>,
     /// `proxy_http_call`s to send.
@@ -81,6 +82,55 @@ pub struct CallCx {
     pub resumed: bool,
     /// Shared queues enqueued to during the call (their owners are told afterwards).
     pub enqueued: Vec<u32>,
+}
+
+impl CallCx {
+    /// The request head lent to this call, read-only.
+    pub fn req(&self) -> Option<&RequestHeader> {
+        self.req.get()
+    }
+
+    /// The request head, when this call may change it.
+    pub fn req_mut(&mut self) -> Option<&mut RequestHeader> {
+        if self.req_writable {
+            self.req.get_mut()
+        } else {
+            None
+        }
+    }
+
+    pub fn resp(&self) -> Option<&ResponseHeader> {
+        self.resp.get()
+    }
+
+    pub fn resp_mut(&mut self) -> Option<&mut ResponseHeader> {
+        self.resp.get_mut()
+    }
+
+    /// The body chunk of this call, when it is of body `t`.
+    pub fn body(&self, t: super::abi::BufferType) -> Option<&Bytes> {
+        self.body.get().filter(|_| self.body_of == Some(t))
+    }
+
+    pub fn body_mut(&mut self, t: super::abi::BufferType) -> Option<&mut Bytes> {
+        if self.body_of == Some(t) {
+            self.body.get_mut()
+        } else {
+            None
+        }
+    }
+
+    /// The request's properties (the root context's outside requests).
+    pub fn props(&self) -> &ReqProps {
+        self.props.get().unwrap_or(&self.root_props)
+    }
+
+    pub fn props_mut(&mut self) -> &mut ReqProps {
+        match self.props.get_mut() {
+            Some(p) => p,
+            None => &mut self.root_props,
+        }
+    }
 }
 
 /// The data of an instance's store.
@@ -102,23 +152,21 @@ pub struct Host {
 }
 
 impl Host {
-    /// `None` only if a placeholder head cannot be built (it always can).
-    pub fn new(filter: Arc<FilterInfo>, limits: StoreLimits) -> Option<Self> {
-        Some(Self {
+    pub fn new(filter: Arc<FilterInfo>, limits: StoreLimits) -> Self {
+        Self {
             limits,
             filter,
             memory: None,
             alloc: None,
             cx: CallCx {
                 ctx_id: 0,
-                req: RequestHeader::build("GET", b"/", None).ok()?,
-                has_req: false,
-                req_mut: false,
-                resp: ResponseHeader::build(200, None).ok()?,
-                has_resp: false,
-                body: Bytes::new(),
+                req: lent::Lent::default(),
+                req_writable: false,
+                resp: lent::Lent::default(),
+                body: lent::Lent::default(),
                 body_of: None,
-                props: ReqProps::default(),
+                props: lent::Lent::default(),
+                root_props: ReqProps::default(),
                 local: None,
                 calls: Vec::new(),
                 answer: None,
@@ -129,7 +177,7 @@ impl Host {
             tick_ms: 0,
             next_token: 1,
             owner: None,
-        })
+        }
     }
 
     /// The route and request id for a log line.
@@ -137,7 +185,7 @@ impl Host {
         let route = self.filter.route.as_deref().unwrap_or("");
         let id = self
             .cx
-            .props
+            .props()
             .request_id
             .as_ref()
             .and_then(|v| v.to_str().ok())

@@ -9,13 +9,11 @@ use wasmtime::Caller;
 /// The value of property `path` now.
 fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
     let cx = &host.cx;
-    let p = &cx.props;
+    let p = cx.props();
     let s = |v: &str| Ok(v.as_bytes().to_vec());
     let req_header = |name: &str| -> Result<Vec<u8>, Status> {
-        if !cx.has_req {
-            return Err(Status::NotFound);
-        }
-        cx.req
+        cx.req()
+            .ok_or(Status::NotFound)?
             .headers
             .get(name)
             .map(|v| v.as_bytes().to_vec())
@@ -36,17 +34,19 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
         [b"request", b"host"] => req_header("host"),
         [b"request", b"referer"] => req_header("referer"),
         [b"request", b"useragent"] => req_header("user-agent"),
-        [b"request", b"headers"] if cx.has_req => Ok(encode_pairs(
-            cx.req
-                .headers
-                .iter()
+        [b"request", b"headers"] if cx.req.is_some() => Ok(encode_pairs(
+            cx.req()
+                .map(|r| &r.headers)
+                .into_iter()
+                .flatten()
                 .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
         )),
         [b"response", b"code"] if p.status != 0 => Ok(i64::from(p.status).to_le_bytes().to_vec()),
-        [b"response", b"headers"] if cx.has_resp => Ok(encode_pairs(
-            cx.resp
-                .headers
-                .iter()
+        [b"response", b"headers"] if cx.resp.is_some() => Ok(encode_pairs(
+            cx.resp()
+                .map(|r| &r.headers)
+                .into_iter()
+                .flatten()
                 .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
         )),
         [b"source", b"address"] => p
@@ -98,11 +98,11 @@ pub fn get(mut c: Caller<'_, Host>, pp: i32, pl: i32, rp: i32, rs: i32) -> i32 {
 fn set(host: &mut Host, path: &[u8], value: &[u8]) -> HostResult {
     let segs = segments(path);
     let key = segs.join(&0u8);
-    let ours = host.cx.props.custom.iter().any(|(k, _)| *k == key);
+    let ours = host.cx.props().custom.iter().any(|(k, _)| *k == key);
     if !ours && property(host, &segs).is_ok() {
         return Err(Status::BadArgument);
     }
-    let custom = &mut host.cx.props.custom;
+    let custom = &mut host.cx.props_mut().custom;
     match custom.iter_mut().find(|(k, _)| *k == key) {
         Some((_, v)) => *v = value.to_vec(),
         None => custom.push((key, value.to_vec())),
