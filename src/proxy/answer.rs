@@ -6,14 +6,50 @@ use super::{respond, Ctx, GatewayProxy};
 use bytes::Bytes;
 use gateway_plugins::{FailureKind, PluginFailure, Reply, ReplyBody};
 use http::{HeaderName, HeaderValue};
-use pingora_error::Result;
+use pingora_error::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
+/// Replacements of one answer followed at most (a wasm filter replaces once per
+/// request; this bounds any plugin that would keep replacing).
+const MAX_REPLACEMENTS: usize = 4;
+
 /// The response phase: `X-Request-ID`, deprecation headers, headers plugins added during
 /// the request, then each plugin's `on_response`. Runs for proxied answers and the
-/// gateway's own.
-pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
+/// gateway's own. A plugin that answers instead ([`gateway_plugins::PluginCtx`]'s
+/// `replacement`) turns `resp` into that answer's head, which goes through the phase
+/// again as any answer of the gateway's; its body is returned: the caller sends it in
+/// place of the answer's own body, which is dropped.
+#[must_use]
+pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Option<Bytes> {
+    head_phase(resp, ctx);
+    let mut body = None;
+    for _ in 0..MAX_REPLACEMENTS {
+        let Some(reply) = ctx.plugin.replacement.take() else {
+            return body;
+        };
+        let (ct, b) = reply_body(ctx, reply.body);
+        match respond::head(reply.status, ct.as_ref(), b.len(), &reply.headers) {
+            Ok(head) => {
+                *resp = head;
+                body = Some(b);
+                head_phase(resp, ctx);
+            }
+            Err(e) => tracing::warn!(route = ctx.route_name(), error = %e,
+                "a plugin's replacement answer has no valid head; it is ignored"),
+        }
+    }
+    if ctx.plugin.replacement.take().is_some() {
+        tracing::warn!(
+            route = ctx.route_name(),
+            "plugins replaced the answer too many times; the last replacement is ignored"
+        );
+    }
+    body
+}
+
+/// [`response_phase`] once, on the head as it is.
+fn head_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
     let _ = resp.insert_header(&super::headers::X_REQUEST_ID, ctx.request_id.clone());
     if let Some(route) = &ctx.route {
         for (k, v) in &route.deprecation {
@@ -41,16 +77,86 @@ pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
     }
 }
 
+/// The Content-Type and bytes of a plugin's answer.
+fn reply_body(ctx: &Ctx, body: ReplyBody) -> (Option<HeaderValue>, Bytes) {
+    match body {
+        ReplyBody::Error {
+            kind,
+            message,
+            details,
+        } => {
+            let rid = ctx.request_id.to_str().unwrap_or_default();
+            (
+                Some(respond::json_type()),
+                respond::error_body(kind, &message, rid, details.as_ref()),
+            )
+        }
+        ReplyBody::Json(v) => (Some(respond::json_type()), Bytes::from(v.to_string())),
+        ReplyBody::Raw(ct, b) => (ct, b),
+    }
+}
+
+/// A plugin answered instead of the upstream in the response phase ([`response_phase`]
+/// gave `body`, and `resp` is its head): the answer is written now, whole, and the
+/// upstream's body chunks are dropped (`ctx.replaced`). Pingora's own write of the head
+/// that follows does nothing (a head has gone), and the upstream's connection is not
+/// reused (the rest of its body is never read).
+pub(super) async fn replace_upstream(
+    session: &mut Session,
+    resp: &ResponseHeader,
+    ctx: &mut Ctx,
+    body: Bytes,
+) -> Result<()> {
+    ctx.replaced = true;
+    ctx.first_byte.get_or_insert(ctx.start.elapsed());
+    respond::write(session, resp.clone(), body).await
+}
+
 /// The response-body phase: `body` (a chunk, `None` for none) through the route's
 /// plugins that edit response bodies, in order. For proxied chunks, the gateway's own
-/// streamed events and SSE keep-alive comments alike.
-pub(super) fn response_body_phase(ctx: &mut Ctx, body: &mut Option<Bytes>, end_of_stream: bool) {
-    let Some(route) = &ctx.route else { return };
+/// streamed events and SSE keep-alive comments alike. `Err`: a plugin asked to replace
+/// the answer here (see [`late_replacement`]); the chunk is dropped.
+pub(super) fn response_body_phase(
+    ctx: &mut Ctx,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+) -> std::result::Result<(), Box<Reply>> {
+    let Some(route) = &ctx.route else {
+        return Ok(());
+    };
     if route.edits_response_body {
         for p in route.plugins.iter().filter(|p| p.wants_response_body()) {
             p.on_response_body(body, end_of_stream, &mut ctx.plugin);
         }
+        if let Some(reply) = ctx.plugin.replacement.take() {
+            *body = None;
+            return Err(Box::new(reply));
+        }
     }
+    Ok(())
+}
+
+/// A plugin asked to replace the answer from the response-body phase. While none of
+/// the answer has gone (its head and first chunks filtered together, unwritten), its
+/// answer goes out instead, from `fail_to_proxy` (as a request-body phase answer
+/// does). Once the head has gone the stream is ended: the error closes the connection
+/// before the answer's end, as Envoy resets a stream whose headers were sent.
+pub(super) fn late_replacement(session: &Session, ctx: &mut Ctx, reply: Reply) -> Box<Error> {
+    let mut e = if session.response_written().is_none() {
+        ctx.deferred = Some(super::ctx::Deferred::Reply(reply));
+        Error::explain(super::body::PLUGIN_ANSWERED, "answered by a plugin")
+    } else {
+        tracing::warn!(
+            route = ctx.route_name(),
+            "a plugin replaced the answer after its head was sent: the stream is ended"
+        );
+        Error::explain(
+            ErrorType::InternalError,
+            "a plugin replaced the answer after its head was sent",
+        )
+    };
+    e.set_retry(false);
+    e
 }
 
 impl GatewayProxy {
@@ -66,8 +172,8 @@ impl GatewayProxy {
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<()> {
         let mut resp = respond::head(status, content_type, body.len(), extra)?;
-        response_phase(&mut resp, ctx);
-        ctx.answered = Some(status);
+        let body = response_phase(&mut resp, ctx).unwrap_or(body);
+        ctx.answered = Some(resp.status.as_u16());
         let now = ctx.start.elapsed();
         ctx.first_byte.get_or_insert(now);
         respond::write(session, resp, body).await
@@ -180,21 +286,7 @@ impl GatewayProxy {
         if let Some(reason) = reply.blocked {
             self.gw.metrics.blocked.with_label_values(&[reason]).inc();
         }
-        let (ct, body) = match reply.body {
-            ReplyBody::Error {
-                kind,
-                message,
-                details,
-            } => {
-                let rid = ctx.request_id.to_str().unwrap_or_default().to_string();
-                (
-                    Some(respond::json_type()),
-                    respond::error_body(kind, &message, &rid, details.as_ref()),
-                )
-            }
-            ReplyBody::Json(v) => (Some(respond::json_type()), Bytes::from(v.to_string())),
-            ReplyBody::Raw(ct, b) => (ct, b),
-        };
+        let (ct, body) = reply_body(ctx, reply.body);
         self.answer(
             session,
             ctx,

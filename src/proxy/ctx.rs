@@ -93,6 +93,9 @@ pub struct Ctx {
     pub first_byte: Option<Duration>,
     /// A proxied event stream of a route with `sse_keepalive`.
     pub sse: Option<super::sse_keepalive::SseKeepalive>,
+    /// A plugin answered instead of the upstream in the response phase: that answer
+    /// has been written, the upstream's body is dropped.
+    pub replaced: bool,
 }
 
 impl Ctx {
@@ -125,6 +128,7 @@ impl Ctx {
             unmatched: None,
             first_byte: None,
             sse: None,
+            replaced: false,
         }
     }
 

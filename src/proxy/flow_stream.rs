@@ -21,7 +21,11 @@ pub(super) struct SessionSink<'a> {
 impl SessionSink<'_> {
     async fn write(&mut self, chunk: Bytes) -> Result<(), Gone> {
         let mut body = Some(chunk);
-        super::answer::response_body_phase(self.ctx, &mut body, false);
+        if super::answer::response_body_phase(self.ctx, &mut body, false).is_err() {
+            // a plugin ended the stream: the connection closes without the end
+            self.session.set_keepalive(None);
+            return Err(Gone);
+        }
         let Some(b) = body.filter(|b| !b.is_empty()) else {
             return Ok(());
         };
@@ -37,7 +41,10 @@ impl SessionSink<'_> {
     /// Ends the body (the plugins' last call, then the end of the chunked body).
     pub async fn finish(&mut self) {
         let mut body = None;
-        super::answer::response_body_phase(self.ctx, &mut body, true);
+        if super::answer::response_body_phase(self.ctx, &mut body, true).is_err() {
+            self.session.set_keepalive(None);
+            return;
+        }
         let _ = self.session.write_response_body(body, true).await;
     }
 }
@@ -54,8 +61,13 @@ impl EventSink for SessionSink<'_> {
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         );
-        super::answer::response_phase(&mut resp, self.ctx);
-        self.ctx.answered = Some(200);
+        let replaced = super::answer::response_phase(&mut resp, self.ctx);
+        self.ctx.answered = Some(resp.status.as_u16());
+        if let Some(body) = replaced {
+            // a plugin answered instead: its answer, and the stream is not sent
+            let _ = super::respond::write(self.session, resp, body).await;
+            return Err(Gone);
+        }
         self.session
             .write_response_header(Box::new(resp), false)
             .await

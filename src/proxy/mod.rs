@@ -292,12 +292,14 @@ impl ProxyHttp for GatewayProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         headers::strip_response(resp);
-        answer::response_phase(resp, ctx);
+        if let Some(body) = answer::response_phase(resp, ctx) {
+            return answer::replace_upstream(session, resp, ctx, body).await;
+        }
         if let Some(route) = &ctx.route {
             ctx.sse = sse_keepalive::start(resp, route);
         }
@@ -307,11 +309,16 @@ impl ProxyHttp for GatewayProxy {
     /// The plugins' response body phase, chunk by chunk, for routes that have one.
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
+        if ctx.replaced {
+            // a plugin answered instead in the response phase: the upstream's body is dropped
+            *body = None;
+            return Ok(None);
+        }
         if ctx.first_byte.is_none()
             && (end_of_stream || body.as_ref().is_some_and(|b| !b.is_empty()))
         {
@@ -320,7 +327,8 @@ impl ProxyHttp for GatewayProxy {
         if let (Some(k), Some(b)) = (ctx.sse.as_mut(), body.as_ref()) {
             k.saw(b);
         }
-        answer::response_body_phase(ctx, body, end_of_stream);
+        answer::response_body_phase(ctx, body, end_of_stream)
+            .map_err(|r| answer::late_replacement(session, ctx, *r))?;
         Ok(None)
     }
 
@@ -331,8 +339,8 @@ impl ProxyHttp for GatewayProxy {
     }
 
     /// `: keep-alive` when the stream stands between two events.
-    fn upstream_idle_body(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Option<Bytes>> {
-        Ok(sse_keepalive::due(ctx))
+    fn upstream_idle_body(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Option<Bytes>> {
+        sse_keepalive::due(ctx).map_err(|r| answer::late_replacement(session, ctx, *r))
     }
 
     fn fail_to_connect(

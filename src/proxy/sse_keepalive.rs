@@ -75,12 +75,13 @@ impl SseKeepalive {
 }
 
 /// The keep-alive to write now (none inside an event), through the route's
-/// response-body plugins.
-pub fn due(ctx: &mut Ctx) -> Option<Bytes> {
-    let mut body = ctx.sse.as_ref()?.comment();
-    body.as_ref()?;
-    super::answer::response_body_phase(ctx, &mut body, false);
-    body.filter(|b| !b.is_empty())
+/// response-body plugins (`Err`: one of them replaced the answer, too late).
+pub fn due(ctx: &mut Ctx) -> Result<Option<Bytes>, Box<gateway_plugins::Reply>> {
+    let Some(mut body) = ctx.sse.as_ref().and_then(|k| k.comment()).map(Some) else {
+        return Ok(None);
+    };
+    super::answer::response_body_phase(ctx, &mut body, false)?;
+    Ok(body.filter(|b| !b.is_empty()))
 }
 
 /// `tail` ends with a blank line: a line end right after another one.

@@ -1,6 +1,6 @@
 //! Per-request state shared by a route's plugins.
 
-use super::Identity;
+use super::{Identity, Reply};
 use http::{HeaderName, HeaderValue};
 
 /// State shared by a route's plugins for one request.
@@ -16,6 +16,12 @@ pub struct PluginCtx {
     /// Per-request values of individual plugins, by type (a concurrency permit held
     /// until the request ends, a CORS origin to echo...).
     pub extensions: http::Extensions,
+    /// An answer a plugin's response phase gives instead of the one under way (the
+    /// upstream's, or one the gateway writes itself): the gateway sends its head and
+    /// body in place of that answer's, which it drops (see [`crate::Plugin::on_response`]).
+    /// Set from the response-body phase, once part of the answer has gone, the gateway
+    /// ends the stream instead.
+    pub replacement: Option<Reply>,
 }
 
 impl std::fmt::Debug for PluginCtx {

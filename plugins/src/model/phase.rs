@@ -27,7 +27,9 @@ pub enum Flow {
 /// 3. [`Plugin::on_upstream_request`]: edit what goes upstream.
 /// 4. [`Plugin::on_response`]: edit the response head that goes to the client. It also
 ///    runs for every answer the gateway writes itself (errors, plugin replies,
-///    fallbacks), so CORS and rate-limit headers appear on those too.
+///    fallbacks), so CORS and rate-limit headers appear on those too. A plugin may
+///    answer instead ([`PluginCtx::replacement`]): the head goes through this phase
+///    again as the gateway's own answer would, and the body it replaces is dropped.
 /// 5. [`Plugin::on_response_body`]: each chunk of a proxied answer, streaming, only for
 ///    plugins whose [`Plugin::wants_response_body`] is true (compression, transforms).
 /// 6. [`Plugin::on_log`]: the request is over (status as sent).

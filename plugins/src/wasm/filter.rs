@@ -55,21 +55,16 @@ fn no_body(req: &RequestHeader) -> bool {
 impl WasmFilter {
     /// Runs `f` with this filter's context of the request while the response
     /// callbacks still apply to it (the filter loaded, the context neither failed nor
-    /// answered the request itself).
-    pub(super) fn with_response_ctx(
+    /// answered the request itself): what `f` gave.
+    pub(super) fn with_response_ctx<R>(
         &self,
         ctx: &PluginCtx,
-        f: impl FnOnce(&Arc<Vm>, &mut WasmReq),
-    ) {
-        let Some(vm) = &self.vm else { return };
-        let Some(all) = ctx.extensions.get::<WasmReqs>().cloned() else {
-            return;
-        };
-        all.with(vm, |w| {
-            if !w.over && !w.answered {
-                f(vm, w);
-            }
-        });
+        f: impl FnOnce(&Arc<Vm>, &mut WasmReq) -> Option<R>,
+    ) -> Option<R> {
+        let vm = self.vm.as_ref()?;
+        let all = ctx.extensions.get::<WasmReqs>().cloned()?;
+        all.with(vm, |w| if w.over || w.answered { None } else { f(vm, w) })
+            .flatten()
     }
 
     pub fn dry(exports: Exports) -> Self {

@@ -1,5 +1,23 @@
 //! The response phases of a filter: `proxy_on_response_headers` on the head that goes
 //! to the client and `proxy_on_response_body` on each chunk (when exported).
+//!
+//! `proxy_send_local_response` from `proxy_on_response_headers` replaces the answer, as
+//! Envoy does before the headers go downstream: the filter's status, headers and body
+//! go to the client instead of the upstream's (or the gateway's own answer's), whose
+//! body is dropped. The filter hands its answer to the gateway
+//! ([`crate::PluginCtx::replacement`]); the gateway builds its head as for any answer
+//! of its own (Content-Type when given, Content-Length of the local body, none of the
+//! upstream's headers), runs the response phase on it again (the route's other plugins
+//! see it as they see any answer; this filter is done: no more response callbacks,
+//! then `proxy_on_log`), and writes it. The filter needs no body phase for it, so a
+//! filter that never answers pays nothing more per request.
+//!
+//! From `proxy_on_response_body` the head has usually gone (response headers cannot
+//! wait here): then the answer cannot be replaced and the stream is ended, as Envoy
+//! resets a stream whose headers were sent (the client sees an incomplete answer rather
+//! than the rest of one the filter refused), with a warning. Only when nothing of the
+//! answer has been written yet (its head and first chunk came together) does the
+//! filter's answer go out instead.
 
 use super::abi::{Action, BufferType};
 use super::filter::WasmFilter;
@@ -10,7 +28,7 @@ use pingora_http::ResponseHeader;
 
 impl WasmFilter {
     pub(super) fn response_headers(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {
-        self.with_response_ctx(ctx, |vm, w| {
+        let local = self.with_response_ctx(ctx, |vm, w| {
             w.props.status = resp.status.as_u16();
             let (slot, gen, id) = (w.slot, w.gen, w.ctx);
             let n = resp.headers.len() as i32 + 1;
@@ -23,14 +41,21 @@ impl WasmFilter {
                 cb.response_headers.as_ref().map(|f| f.call(st, (id, n, 0)))
             });
             match r {
-                Err(_) => w.over = true,
-                Ok(Some((_, e))) if e.local.is_some() => {
-                    tracing::warn!(plugin = "wasm", filter = %vm.filter.name,
-                        "a local response from the response phase is ignored (the answer has started)");
+                Err(_) => {
+                    w.over = true;
+                    None
                 }
-                _ => {}
+                Ok(Some((_, e))) => e.local.inspect(|reply| {
+                    // the filter's answer: none of its response callbacks run on it
+                    w.answered = true;
+                    w.props.status = reply.status;
+                }),
+                Ok(None) => None,
             }
         });
+        if local.is_some() {
+            ctx.replacement = local;
+        }
     }
 
     pub(super) fn response_body(
@@ -39,7 +64,7 @@ impl WasmFilter {
         end_of_stream: bool,
         ctx: &mut PluginCtx,
     ) {
-        self.with_response_ctx(ctx, |vm, w| {
+        let late = self.with_response_ctx(ctx, |vm, w| {
             let mut chunk = match (body.take(), w.held.is_empty()) {
                 (Some(b), true) => b,
                 (b, _) => {
@@ -62,6 +87,14 @@ impl WasmFilter {
                     .map(|f| f.call(st, (id, len, eos)))
             });
             match r {
+                Ok(Some((_, e))) if e.local.is_some() => {
+                    w.answered = true;
+                    w.held.clear();
+                    tracing::warn!(plugin = "wasm", filter = %vm.filter.name,
+                        route = vm.filter.route.as_deref().unwrap_or(""),
+                        "a local response from proxy_on_response_body: it replaces the answer only if none of it has gone, else the stream is ended");
+                    return e.local;
+                }
                 Ok(Some((a, _))) if Action::of(a) == Action::Pause && !end_of_stream => {
                     w.held.extend_from_slice(&chunk);
                 }
@@ -71,6 +104,12 @@ impl WasmFilter {
                 }
                 _ => *body = (!chunk.is_empty()).then_some(chunk),
             }
+            None
         });
+        if late.is_some() {
+            // the gateway replaces the answer or ends the stream (see the module's doc)
+            *body = None;
+            ctx.replacement = late;
+        }
     }
 }

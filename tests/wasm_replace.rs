@@ -1,0 +1,291 @@
+//! A wasm filter's local response from the response phase (`proxy_send_local_response`
+//! in `proxy_on_response_headers`) replaces the upstream's answer, as in Envoy: the
+//! client gets the filter's status, headers and body with a matching Content-Length,
+//! and nothing of the upstream's answer (its headers, its body, whole, streamed or
+//! empty); HEAD gets the head only; built-in response plugins of the route still edit
+//! the new answer; the connection is reused cleanly after it; a gateway's own error
+//! can be replaced too (once: no loop). From `proxy_on_response_body` the head has gone:
+//! the stream is ended.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod wasm_common;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use common::*;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+use wasm_common::*;
+
+/// What the filter answers instead (its JSON body).
+const LOCAL_BODY: &str = r#"{"error":"bad_gateway","message":"the service failed"}"#;
+
+/// Replaces an answer whose status is 5xx or 2x4 (204) with a 502 JSON error and an
+/// `x-replaced` header. `BODY_CALLBACK` becomes a `proxy_on_response_body` that counts
+/// its calls in the metric `replace_body_calls`, or nothing.
+const REPLACE: &str = r#"
+  (global $m (mut i32) (i32.const 0))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (drop (call $defm (i32.const 0) @"replace_body_calls" (i32.const 8)))
+    (global.set $m (i32.load (i32.const 8)))
+    (i32.const 1))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (local $s i32)
+    (if (call $get (i32.const 2) @":status" (i32.const 0) (i32.const 4))
+      (then (return (i32.const 0))))
+    (local.set $s (i32.load (i32.const 0)))
+    (if (i32.or
+          (i32.eq (i32.load8_u (local.get $s)) (i32.const 53))
+          (i32.and
+            (i32.eq (i32.load8_u (local.get $s)) (i32.const 50))
+            (i32.eq (i32.load8_u offset=2 (local.get $s)) (i32.const 52))))
+      (then
+        (drop (call $local (i32.const 502) @"replaced"
+          @"{\22error\22:\22bad_gateway\22,\22message\22:\22the service failed\22}"
+          @"\02\00\00\00\0a\00\00\00\03\00\00\00\0c\00\00\00\10\00\00\00x-replaced\00yes\00content-type\00application/json\00"
+          (i32.const -1)))))
+    (i32.const 0))
+  BODY_CALLBACK
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param i32))
+"#;
+
+const COUNT_BODY: &str = r#"
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    (drop (call $incm (global.get $m) (i64.const 1)))
+    (i32.const 0))
+"#;
+
+/// Answers from `proxy_on_response_body` (too late: the head has gone).
+const LATE: &str = r#"
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    (drop (call $local (i32.const 403) @"late" @"refused" (i32.const 0) (i32.const 0) (i32.const -1)))
+    (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param i32))
+"#;
+
+/// By the path's last segment: `error` (500, an HTML page, its own headers), `stream`
+/// (500, chunked, three chunks 100 ms apart), `empty` (500, no body), `nocontent`
+/// (204), `late` (200, chunked, the first chunk after 100 ms), else `ok` (200).
+async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let app = axum::Router::new().fallback(|req: Request| async move {
+        let path = req.uri().path().to_string();
+        let b = Response::builder()
+            .header("x-upstream-page", "1")
+            .header("set-cookie", "upstream=secret");
+        let slow = |status: u16, first_wait: bool| {
+            let chunks = futures::stream::iter(0..3).then(move |i| async move {
+                if i > 0 || first_wait {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok::<_, std::io::Error>(format!("upstream-secret-chunk-{i};"))
+            });
+            Response::builder()
+                .status(status)
+                .header("content-type", "text/html")
+                .body(Body::from_stream(chunks))
+                .unwrap()
+        };
+        match path.rsplit('/').next().unwrap_or("") {
+            "error" => b
+                .status(500)
+                .header("content-type", "text/html")
+                .body(Body::from("<html>upstream-secret error page</html>"))
+                .unwrap(),
+            "stream" => slow(500, false),
+            "late" => slow(200, true),
+            "empty" => b.status(500).body(Body::empty()).unwrap(),
+            "nocontent" => b.status(204).body(Body::empty()).unwrap(),
+            _ => b.status(200).body(Body::from("fine")).unwrap(),
+        }
+    });
+    serve_app(app).await
+}
+
+/// A gateway with: `/r/` the counting filter; `/a/` the headers plugin then the filter
+/// (without a body callback); `/b/` the filter then the headers plugin; `/down/` the
+/// filter before an upstream that refuses connections; `/late/` the late filter.
+async fn stack() -> (Gateway, tokio::task::JoinHandle<()>) {
+    let (addr, task) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let counting = REPLACE.replace("BODY_CALLBACK", COUNT_BODY);
+    write_filter(dir.path(), "replace_counting.wasm", &counting);
+    write_filter(
+        dir.path(),
+        "replace.wasm",
+        &REPLACE.replace("BODY_CALLBACK", ""),
+    );
+    write_filter(dir.path(), "late.wasm", LATE);
+    let down = free_port();
+    let add = "{ name: response_headers, add: { x-frame-options: DENY } }";
+    let route = |name: &str, up: &str, plugins: &str| {
+        format!("  - name: {name}\n    match: {{ path_prefix: /{name}/ }}\n    upstream: {up}\n    plugins: [{plugins}]\n")
+    };
+    let routes = [
+        route("r", "u", "{ name: wasm, module: replace_counting.wasm }"),
+        route(
+            "a",
+            "u",
+            &format!("{add}, {{ name: wasm, module: replace.wasm }}"),
+        ),
+        route(
+            "b",
+            "u",
+            &format!("{{ name: wasm, module: replace.wasm }}, {add}"),
+        ),
+        route("down", "d", "{ name: wasm, module: replace.wasm }"),
+        route("late", "u", "{ name: wasm, module: late.wasm }"),
+    ]
+    .concat();
+    let config = dir.path().join("routes.yaml");
+    std::fs::write(
+        &config,
+        format!("version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{addr}\" }}] }}\n  d: {{ targets: [{{ addr: \"127.0.0.1:{down}\" }}] }}\nroutes:\n{routes}"),
+    )
+    .unwrap();
+    (Gateway::spawn(dir, config, &[]), task)
+}
+
+/// One answer on a keep-alive connection: status, headers (lower-case names), body
+/// (framed by its Content-Length; none for HEAD).
+fn exchange(s: &mut TcpStream, method: &str, path: &str) -> (u16, HashMap<String, String>, String) {
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: gw\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len = match (method, headers.get("content-length")) {
+        ("HEAD", _) => 0,
+        (_, Some(n)) => n.parse().unwrap(),
+        (_, None) => panic!("no content-length: {head}"),
+    };
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    (status, headers, String::from_utf8(body).unwrap())
+}
+
+fn connect(gw: &Gateway) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// The filter's answer exactly: its status, body, headers and a matching length;
+/// nothing of the upstream's answer.
+fn assert_replaced(status: u16, h: &HashMap<String, String>, body: &str, head_only: bool) {
+    assert_eq!(status, 502, "{h:?} {body}");
+    assert_eq!(h["content-length"], LOCAL_BODY.len().to_string());
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["x-replaced"], "yes");
+    assert!(
+        !h["x-request-id"].is_empty(),
+        "the gateway's headers are on it"
+    );
+    for gone in [
+        "x-upstream-page",
+        "set-cookie",
+        "transfer-encoding",
+        "content-encoding",
+    ] {
+        assert!(!h.contains_key(gone), "{gone} came through: {h:?}");
+    }
+    assert_eq!(body, if head_only { "" } else { LOCAL_BODY });
+}
+
+#[tokio::test]
+async fn a_filter_replaces_the_upstream_answer_in_the_response_phase() {
+    let (gw, _up) = stack().await;
+    tokio::task::spawn_blocking(move || {
+        // one keep-alive connection throughout: each answer is framed exactly
+        let mut s = connect(&gw);
+        for path in ["/r/error", "/r/stream", "/r/empty", "/r/nocontent"] {
+            let (status, h, body) = exchange(&mut s, "GET", path);
+            assert_replaced(status, &h, &body, false);
+            assert!(!body.contains("upstream-secret"));
+        }
+        let (status, h, body) = exchange(&mut s, "HEAD", "/r/error");
+        assert_replaced(status, &h, &body, true);
+        // the filter's body callback never saw the dropped bodies
+        let rt = tokio::runtime::Handle::current();
+        let calls = |gw: &Gateway| rt.block_on(gw.metric("replace_body_calls")).unwrap_or(0.0);
+        assert_eq!(calls(&gw), 0.0);
+        // an answer the filter keeps goes through untouched, on the same connection
+        let (status, h, body) = exchange(&mut s, "GET", "/r/ok");
+        assert_eq!((status, body.as_str()), (200, "fine"));
+        assert_eq!(h["x-upstream-page"], "1");
+        assert!(calls(&gw) >= 1.0, "the body callback runs on kept answers");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn other_plugins_edit_the_replacement_and_the_gateways_own_errors_can_be_replaced() {
+    let (gw, _up) = stack().await;
+    tokio::task::spawn_blocking(move || {
+        let mut s = connect(&gw);
+        // the headers plugin before or after the filter: its header is on the new answer
+        for path in ["/a/error", "/b/error", "/a/stream", "/b/nocontent"] {
+            let (status, h, body) = exchange(&mut s, "GET", path);
+            assert_replaced(status, &h, &body, false);
+            assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        }
+        // the gateway's own 502 (the upstream is down) is replaced once, no loop
+        let (status, h, body) = exchange(&mut s, "GET", "/down/x");
+        assert_replaced(status, &h, &body, false);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_local_response_from_the_body_phase_ends_the_stream() {
+    let (gw, _up) = stack().await;
+    // the head went 100 ms before the first chunk: the stream is ended, incomplete
+    let r = reqwest::get(gw.url("/late/late")).await.unwrap();
+    assert_eq!(r.status(), 200, "the head had gone before the body");
+    assert!(
+        r.text().await.is_err(),
+        "the stream must end without its end, not complete"
+    );
+    let logs = gw.logs();
+    assert!(
+        logs.contains("a local response from proxy_on_response_body"),
+        "{logs}"
+    );
+    assert!(logs.contains("the stream is ended"), "{logs}");
+    // a small answer (head and body may be filtered before either is written): the
+    // filter's answer, whole, or the upstream's head and an incomplete body
+    let r = reqwest::get(gw.url("/late/ok")).await.unwrap();
+    match r.status().as_u16() {
+        403 => assert_eq!(r.text().await.unwrap(), "refused"),
+        200 => assert!(r.text().await.is_err(), "the upstream's body got through"),
+        s => panic!("status {s}"),
+    }
+    // the gateway serves on
+    let r = reqwest::get(gw.url("/r/ok")).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "fine");
+}
