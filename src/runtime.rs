@@ -51,6 +51,9 @@ pub struct CompiledRoute {
     pub plugins: Vec<Instance>,
     /// A plugin of the chain reads the whole request body.
     pub needs_body: bool,
+    /// A plugin of the chain reads the request body as it streams (when another one
+    /// reads it whole, they all get it whole, in chain order).
+    pub reads_request_chunks: bool,
     /// A plugin of the chain reads or rewrites the response body.
     pub edits_response_body: bool,
     /// `Deprecation`, `Sunset` and `Link` headers, when deprecated.
@@ -72,6 +75,11 @@ pub struct CompiledRoute {
 }
 
 impl CompiledRoute {
+    /// A plugin of the chain reads the request body (whole or as it streams).
+    pub fn reads_body(&self) -> bool {
+        self.needs_body || self.reads_request_chunks
+    }
+
     /// The route's metric handles, resolved once per table.
     pub fn metrics(&self, m: &Metrics) -> &RouteMetrics {
         self.metrics.get_or_init(|| {
@@ -215,6 +223,7 @@ impl Runtime {
                 rewrite,
                 host_header,
                 needs_body: chain_built.iter().any(|p| p.wants_body()),
+                reads_request_chunks: chain_built.iter().any(|p| p.wants_request_chunks()),
                 edits_response_body: chain_built.iter().any(|p| p.wants_response_body()),
                 deprecation: deprecation(r.deprecated.as_ref()),
                 fallback,

@@ -16,6 +16,15 @@ pub(super) const REASON: &str = "body_too_large";
 /// is not logged as one.
 pub(super) const PLUGIN_ANSWERED: ErrorType = ErrorType::Custom("answered by a plugin");
 
+/// Keeps a body-phase decision for `fail_to_proxy` and returns the error that carries
+/// it there (nothing more goes upstream).
+pub(super) fn answered(ctx: &mut Ctx, d: super::ctx::Deferred) -> Box<Error> {
+    ctx.deferred = Some(d);
+    let mut e = Error::explain(PLUGIN_ANSWERED, "answered by a plugin");
+    e.set_retry(false);
+    e
+}
+
 /// The message of a 413.
 pub(super) fn too_large(max: u64) -> String {
     format!("request body is larger than {max} bytes")

@@ -73,6 +73,8 @@ pub struct Ctx {
     pub body_checked: bool,
     /// An answer decided in the body phase.
     pub deferred: Option<Deferred>,
+    /// The streaming request-body phase's account (what went upstream, retries).
+    pub chunks: super::request_chunks::ChunkState,
     pub body_bytes: u64,
     pub failure: Option<Failure>,
     pub trace: Option<TraceContext>,
@@ -117,6 +119,7 @@ impl Ctx {
             body_buf: None,
             body_checked: false,
             deferred: None,
+            chunks: Default::default(),
             body_bytes: 0,
             failure: None,
             trace: None,

@@ -17,6 +17,7 @@ mod routing;
 mod sse_keepalive;
 
 mod phases;
+mod request_chunks;
 
 pub(crate) use client_cert::parse as parse_client_cert;
 pub use ctx::{Ctx, Deferred, Failure};
@@ -152,7 +153,7 @@ impl ProxyHttp for GatewayProxy {
         }
         routing::choose_pool(session.req_header(), ctx, &route);
         if ctx.pool.is_none() {
-            if route.needs_body
+            if route.reads_body()
                 && !ctx.body_checked
                 && self
                     .body_phase_before_fallback(session, ctx, &route)
@@ -185,8 +186,12 @@ impl ProxyHttp for GatewayProxy {
                 return Err(body::streamed_over(r.max_body));
             }
         }
-        if r.needs_body && !ctx.body_checked {
-            self.body_phase(session, body, eos, ctx, &r).await?;
+        if r.needs_body {
+            if !ctx.body_checked {
+                self.body_phase(session, body, eos, ctx, &r).await?;
+            }
+        } else if r.reads_request_chunks {
+            self.chunk_phase(session, body, eos, ctx, &r).await?;
         }
         Ok(())
     }
@@ -410,11 +415,7 @@ impl ProxyHttp for GatewayProxy {
         // pingora then answers `Connection: close`, so that clients open a new one
         session.set_keepalive(None);
         if let Some(d) = ctx.deferred.take() {
-            let written = match d {
-                Deferred::Reply(r) => self.reply(session, ctx, r).await,
-                Deferred::Failure(f) => self.plugin_failed(session, ctx, f).await,
-            };
-            if let Err(we) = written {
+            if let Err(we) = self.answer_deferred(session, ctx, d).await {
                 tracing::debug!(error = %we, "cannot write the plugin answer");
             }
             return FailToProxy {

@@ -3,18 +3,18 @@
 
 use super::client_cert::{client_cert, PeerCert};
 use super::ctx::Deferred;
-use super::{is_tls, Ctx, GatewayProxy};
+use super::{is_tls, request_chunks, Ctx, GatewayProxy};
 use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};
-use gateway_plugins::{BodyCall, Flow, Instance, RequestCall, RequestInfo};
-use pingora_error::{Error, Result};
+use gateway_plugins::{BodyCall, ChunkCall, Flow, Instance, RequestCall, RequestInfo};
+use pingora_error::Result;
 use pingora_proxy::Session;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 /// What a [`RequestInfo`] borrows, taken from the session once.
-struct InfoParts {
+pub(super) struct InfoParts {
     query: Option<String>,
     cert: Option<PeerCert>,
     client_ip: Option<IpAddr>,
@@ -23,7 +23,7 @@ struct InfoParts {
 }
 
 impl InfoParts {
-    fn of(session: &Session) -> Self {
+    pub(super) fn of(session: &Session) -> Self {
         let peer = session.client_addr().and_then(|a| a.as_inet());
         Self {
             query: session.req_header().uri.query().map(str::to_owned),
@@ -34,7 +34,7 @@ impl InfoParts {
         }
     }
 
-    fn info<'a>(&'a self, route: &'a str, path: &'a str) -> RequestInfo<'a> {
+    pub(super) fn info<'a>(&'a self, route: &'a str, path: &'a str) -> RequestInfo<'a> {
         RequestInfo {
             route,
             client_ip: self.client_ip,
@@ -56,6 +56,10 @@ impl GatewayProxy {
         route: &Arc<CompiledRoute>,
         path: String,
     ) -> Result<bool> {
+        // pingora reads the client's body by the head it holds: fix that framing now,
+        // before a plugin edits Content-Length (one that changes the body's length
+        // removes it, and the body then goes upstream chunked)
+        session.is_body_empty();
         self.chain_request_phase(session, ctx, &route.name, &route.plugins, path)
             .await
     }
@@ -105,8 +109,9 @@ impl GatewayProxy {
     }
 
     /// Gathers the body (bounded by the route's body limit, checked by the caller) and
-    /// runs the body phase of the plugins that want it once it is whole; nothing goes
-    /// upstream before. A plugin answer is written by `fail_to_proxy`.
+    /// runs the body phase of the plugins that want it once it is whole; no body byte
+    /// goes upstream before. A plugin answer is written by `fail_to_proxy`; a body
+    /// a plugin made longer or shorter than the head's Content-Length is refused.
     pub(super) async fn body_phase(
         &self,
         session: &mut Session,
@@ -120,14 +125,19 @@ impl GatewayProxy {
             buf.extend_from_slice(&b);
         }
         if !eos {
+            // nothing goes yet (pingora takes `None` for the body's end)
+            *body = Some(Bytes::new());
             return Ok(());
         }
-        let whole = ctx.body_buf.take().unwrap_or_default().freeze();
-        if let Some(decided) = self.body_plugins(session, ctx, route, &whole).await {
-            ctx.deferred = Some(decided);
-            let mut e = Error::explain(super::body::PLUGIN_ANSWERED, "answered by a plugin");
-            e.set_retry(false);
-            return Err(e);
+        let mut whole = ctx.body_buf.take().unwrap_or_default().freeze();
+        if let Some(decided) = self.body_plugins(session, ctx, route, &mut whole).await {
+            return Err(super::body::answered(ctx, decided));
+        }
+        let declared = request_chunks::declared_length(session.req_header());
+        let rewriter = ctx.chunks.rewriter();
+        let sent = whole.len() as u64;
+        if let Some(f) = request_chunks::framing_failure(declared, sent, true, rewriter) {
+            return Err(super::body::answered(ctx, Deferred::Failure(f)));
         }
         if !whole.is_empty() {
             *body = Some(whole);
@@ -135,27 +145,49 @@ impl GatewayProxy {
         Ok(())
     }
 
-    /// Runs the body phase of the plugins that want the body; the first decision that
-    /// is not `Continue` stops it. Marks the body as checked.
+    /// Runs the body phase of the plugins that want the body, in chain order: the
+    /// whole body to those that read it whole, and as one last piece to those that
+    /// read it as it streams (which may replace it for the next ones and upstream);
+    /// the first decision that is not `Continue` stops it. Marks the body as checked.
     async fn body_plugins(
         &self,
         session: &Session,
         ctx: &mut Ctx,
         route: &Arc<CompiledRoute>,
-        whole: &Bytes,
+        whole: &mut Bytes,
     ) -> Option<Deferred> {
         ctx.body_checked = true;
         let path = ctx.plugin_path.clone().unwrap_or_default();
         let parts = InfoParts::of(session);
         let info = parts.info(&route.name, &path);
-        for p in route.plugins.iter().filter(|p| p.wants_body()) {
-            let mut call = BodyCall {
-                body: whole,
-                req: session.req_header(),
-                info,
-                ctx: &mut ctx.plugin,
+        let readers = route.plugins.iter();
+        for p in readers.filter(|p| p.wants_body() || p.wants_request_chunks()) {
+            let decided = if p.wants_body() {
+                let mut call = BodyCall {
+                    body: &*whole,
+                    req: session.req_header(),
+                    info,
+                    ctx: &mut ctx.plugin,
+                };
+                p.on_request_body(&mut call).await
+            } else {
+                let mut piece = Some(std::mem::take(whole));
+                let mut call = ChunkCall {
+                    body: &mut piece,
+                    end_of_stream: true,
+                    rewritten: false,
+                    req: session.req_header(),
+                    info,
+                    ctx: &mut ctx.plugin,
+                };
+                let decided = p.on_request_chunk(&mut call).await;
+                if call.rewritten {
+                    ctx.chunks.rewritten_by(p.name());
+                }
+                *whole = piece.unwrap_or_default();
+                decided
             };
-            match p.on_request_body(&mut call).await {
+            match decided {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Respond(reply)) => return Some(Deferred::Reply(reply)),
                 Err(f) => return Some(Deferred::Failure(f)),
@@ -164,13 +196,19 @@ impl GatewayProxy {
         None
     }
 
-    /// Writes a body-phase decision. Always `Ok(true)`: the gateway answered.
-    async fn answer_deferred(
+    /// Writes a body-phase decision, unless the upstream's answer has begun (a
+    /// streamed body's plugin decided late): that one goes on. Always `Ok(true)`.
+    pub(super) async fn answer_deferred(
         &self,
         session: &mut Session,
         ctx: &mut Ctx,
         d: Deferred,
     ) -> Result<bool> {
+        if session.response_written().is_some() {
+            tracing::warn!(route = ctx.route_name(),
+                "a request body plugin answered after the upstream's answer began; the plugin's answer is dropped");
+            return Ok(true);
+        }
         match d {
             Deferred::Reply(r) => self.reply(session, ctx, r).await,
             Deferred::Failure(f) => self.plugin_failed(session, ctx, f).await,
@@ -199,9 +237,9 @@ impl GatewayProxy {
             }
             buf.extend_from_slice(&chunk);
         }
-        let whole = buf.freeze();
-        if route.needs_body {
-            if let Some(d) = self.body_plugins(session, ctx, route, &whole).await {
+        let mut whole = buf.freeze();
+        if route.reads_body() {
+            if let Some(d) = self.body_plugins(session, ctx, route, &mut whole).await {
                 self.answer_deferred(session, ctx, d).await?;
                 return Ok(None);
             }

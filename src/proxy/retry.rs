@@ -12,6 +12,12 @@ use pingora_proxy::Session;
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+/// Whether the body can be sent again as it went: pingora kept all of it, and no
+/// plugin of the streaming body phase changed or holds bytes of it.
+fn replayable(ctx: &Ctx, session: &Session) -> bool {
+    !session.as_ref().retry_buffer_truncated() && ctx.chunks.replayable()
+}
+
 fn tries_left(ctx: &Ctx) -> bool {
     ctx.tries < policy(ctx).attempts()
 }
@@ -33,10 +39,7 @@ fn retry_cfg(ctx: &Ctx) -> Option<&RetryConfig> {
 /// Whether another try may start (tries left, body still replayable, budget allows).
 /// `connect` = nothing was sent, so the method does not matter.
 pub fn may_retry(ctx: &Ctx, session: &Session, connect: bool) -> bool {
-    if !tries_left(ctx)
-        || session.response_written().is_some()
-        || session.as_ref().retry_buffer_truncated()
-    {
+    if !tries_left(ctx) || session.response_written().is_some() || !replayable(ctx, session) {
         return false;
     }
     if !connect && !method_ok(ctx, session) {
@@ -65,7 +68,10 @@ pub fn retry_after_error(
     };
     if retry_cfg(ctx).is_none() {
         // no retry policy: only pingora's safe case, a stale reused connection
-        return pingora_says && method_ok(ctx, session) && tries_left_default(ctx);
+        return pingora_says
+            && method_ok(ctx, session)
+            && tries_left_default(ctx)
+            && ctx.chunks.replayable();
     }
     let policy = policy(ctx);
     if timeout {
@@ -98,7 +104,7 @@ pub fn broke_before_answer(ctx: &Ctx, session: &Session, e: &Error) -> bool {
     ) && e.esource() == &ErrorSource::Upstream
         && ctx.upstream_time.is_none()
         && method_ok(ctx, session)
-        && !session.as_ref().retry_buffer_truncated()
+        && replayable(ctx, session)
 }
 
 fn tries_left_default(ctx: &Ctx) -> bool {

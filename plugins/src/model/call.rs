@@ -129,3 +129,28 @@ pub struct BodyCall<'a> {
     /// State shared by the route's plugins for this request.
     pub ctx: &'a mut PluginCtx,
 }
+
+/// One piece of a request body in the streaming body phase
+/// ([`super::Plugin::on_request_chunk`]), as it arrives from the client: the plugin may
+/// let it go on, replace it, or take it and hold it back to give it (with more) on a
+/// later call; what `body` holds when the phase returns goes upstream now. The head
+/// as it went upstream (read-only: it is sent before the body), what the gateway
+/// knows besides it, and the state the route's plugins share for it.
+#[derive(Debug)]
+pub struct ChunkCall<'a> {
+    /// The bytes that arrived (`None` or empty: none, e.g. the end of the body); what it
+    /// holds after the call is what goes on (to the next such plugin, then upstream).
+    pub body: &'a mut Option<Bytes>,
+    /// The last call for this request: the plugin must let go of what it holds.
+    pub end_of_stream: bool,
+    /// Set by a plugin that changed bytes (not only held them back to give them
+    /// later): the gateway then cannot send the client's body again on a retry, and
+    /// checks that the body still matches a declared `Content-Length`.
+    pub rewritten: bool,
+    /// The request head, read-only.
+    pub req: &'a RequestHeader,
+    /// The route, the peer, the normalised path and query, TLS.
+    pub info: RequestInfo<'a>,
+    /// State shared by the route's plugins for this request.
+    pub ctx: &'a mut PluginCtx,
+}

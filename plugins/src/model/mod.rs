@@ -24,7 +24,7 @@ pub use api_doc::{
     DEPENDENCY_ANSWER, POLICY_ANSWER,
 };
 pub use background::spawn_with_runtime;
-pub use call::{BodyCall, ClientCert, Decision, RequestCall, RequestInfo, San};
+pub use call::{BodyCall, ChunkCall, ClientCert, Decision, RequestCall, RequestInfo, San};
 pub use ctx::PluginCtx;
 pub use identity::{CredentialKind, Identity};
 pub use instance::Instance;

@@ -1,6 +1,8 @@
 //! The [`Plugin`] trait: the phases a plugin can take part in, in request order.
 
-use super::{BodyCall, Decision, Identity, PluginCtx, Reply, RequestCall, Stage, UpstreamRef};
+use super::{
+    BodyCall, ChunkCall, Decision, Identity, PluginCtx, Reply, RequestCall, Stage, UpstreamRef,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -23,7 +25,9 @@ pub enum Flow {
 ///    (401, 403, 429, a preflight...) or fail with a typed [`crate::PluginFailure`] (a
 ///    dependency is down).
 /// 2. [`Plugin::on_request_body`]: the whole request body ([`BodyCall`]), only for
-///    plugins whose [`Plugin::wants_body`] is true; other routes keep streaming.
+///    plugins whose [`Plugin::wants_body`] is true; other routes keep streaming. Or
+///    [`Plugin::on_request_chunk`]: each piece of the body as it arrives
+///    ([`ChunkCall`]), for plugins whose [`Plugin::wants_request_chunks`] is true.
 /// 3. [`Plugin::on_upstream_request`]: edit what goes upstream.
 /// 4. [`Plugin::on_response`]: edit the response head that goes to the client. It also
 ///    runs for every answer the gateway writes itself (errors, plugin replies,
@@ -96,6 +100,29 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Request body phase: the whole body, before any of it goes upstream.
     async fn on_request_body(&self, _call: &mut BodyCall<'_>) -> Decision {
+        Ok(Flow::Continue)
+    }
+
+    /// Whether this plugin reads (or rewrites) the request body as it streams: the
+    /// gateway then calls [`Plugin::on_request_chunk`] for each piece of it, and
+    /// buffers nothing for it (a route that also has a [`Plugin::wants_body`] plugin
+    /// gives it the whole body as one piece, in chain order).
+    fn wants_request_chunks(&self) -> bool {
+        false
+    }
+
+    /// Streaming request body phase: each piece of the body as it arrives from the
+    /// client (`end_of_stream` on the last), before it goes upstream. The plugin may
+    /// replace the piece, or hold bytes back for a later call (what it holds counts
+    /// toward the route's body limit: the gateway counts what the client sent); it
+    /// sets [`ChunkCall::rewritten`] when it changed bytes. One that changes the
+    /// body's length removes `Content-Length` in [`Plugin::on_request`] (the body
+    /// then goes upstream chunked): the head goes upstream before the body, and the
+    /// gateway answers 500 rather than send a body that does not match it. It may
+    /// answer ([`Flow::Respond`]) or fail: what it held goes nowhere, the upstream
+    /// connection is closed before the request is complete, and the client gets the
+    /// answer (unless the upstream's has begun).
+    async fn on_request_chunk(&self, _call: &mut ChunkCall<'_>) -> Decision {
         Ok(Flow::Continue)
     }
 

@@ -1,19 +1,19 @@
 //! The plugin phases of a filter, in Envoy's order: `proxy_on_context_create`,
-//! `proxy_on_request_headers`, `proxy_on_request_body` (whole, when the filter exports
-//! it), `proxy_on_response_headers`, `proxy_on_response_body` (each chunk, when
-//! exported), `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
+//! `proxy_on_request_headers`, `proxy_on_request_body` (each piece as it arrives, when
+//! the filter exports it), `proxy_on_response_headers`, `proxy_on_response_body` (each
+//! chunk, when exported), `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
 //!
 //! `Pause` (any action but Continue): in the request phases the request waits for the
 //! filter's HTTP calls and their callbacks, then goes on unless the filter answered
 //! (`proxy_send_local_response`); a pause with no call pending goes on at once. In
-//! `proxy_on_response_body`, `Pause` before the last chunk holds the bytes back: the
-//! next call sees them and the new chunk together (Envoy's StopIterationAndBuffer).
-//! Response headers cannot wait: a pause there goes on.
+//! `proxy_on_request_body` and `proxy_on_response_body`, `Pause` before the last chunk
+//! holds the bytes back: the next call sees them and the new chunk together (Envoy's
+//! StopIterationAndBuffer). Response headers cannot wait: a pause there goes on.
 
 use super::abi::Action;
 use super::request::{ReqProps, WasmReq, WasmReqs};
 use super::vm::{Effects, Fault, Lend, Vm};
-use crate::{BodyCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall};
+use crate::{ChunkCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -194,6 +194,7 @@ impl Plugin for WasmFilter {
             ctx: id,
             props,
             held: BytesMut::new(),
+            req_held: BytesMut::new(),
             over: false,
             answered: false,
         };
@@ -202,12 +203,12 @@ impl Plugin for WasmFilter {
         flow
     }
 
-    fn wants_body(&self) -> bool {
+    fn wants_request_chunks(&self) -> bool {
         self.exports.request_body
     }
 
-    async fn on_request_body(&self, call: &mut BodyCall<'_>) -> Decision {
-        self.request_body(call).await
+    async fn on_request_chunk(&self, call: &mut ChunkCall<'_>) -> Decision {
+        self.request_chunk(call).await
     }
 
     fn on_response(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {

@@ -1,5 +1,5 @@
 //! A request's state in a filter: its context (slot, instance generation, id), the
-//! properties its callbacks read, a response body held back by `Pause`. Kept in the
+//! properties its callbacks read, request and response body held back by `Pause`. Kept in the
 //! request's [`crate::PluginCtx`]; a request that ends without the log phase (a
 //! client gone) still gets `proxy_on_done` and `proxy_on_delete` when it is dropped.
 
@@ -35,6 +35,8 @@ pub struct WasmReq {
     pub props: ReqProps,
     /// Response body held back by a `Pause` of `proxy_on_response_body`.
     pub held: BytesMut,
+    /// Request body held back by a `Pause` of `proxy_on_request_body`.
+    pub req_held: BytesMut,
     /// The filter failed (open) or is done: no more callbacks.
     pub over: bool,
     /// The filter answered this request itself (its response callbacks are skipped).

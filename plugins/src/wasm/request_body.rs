@@ -1,13 +1,24 @@
-//! The request body phase of a filter: `proxy_on_request_body` on the whole body
-//! (when the filter exports it).
+//! The request body phase of a filter: `proxy_on_request_body` on each piece of the
+//! body as it arrives (when the filter exports it), as Envoy calls it.
+//!
+//! `Continue` lets the bytes seen so far go upstream; `Pause` before the end holds them
+//! (Envoy's StopIterationAndBuffer): the next call sees them and the new piece together
+//! (the buffer grows, bounded by the route's body limit, which the gateway counts on
+//! what the client sent). At the end of the body the filter sees what is left and a
+//! pause lets it go (after the filter's HTTP calls, if any). The filter may replace the
+//! bytes (`proxy_set_buffer_bytes` on the request body); one that changes their length
+//! removes `content-length` in `proxy_on_request_headers`, as in Envoy, and the body
+//! goes upstream chunked. A local response or a fault (with `fail: closed`) stops the
+//! body: what was held goes nowhere.
 
-use super::abi::BufferType;
+use super::abi::{Action, BufferType};
 use super::filter::{reqs, WasmFilter};
 use super::vm::Lend;
-use crate::{BodyCall, Decision, Flow};
+use crate::{ChunkCall, Decision, Flow};
+use bytes::Bytes;
 
 impl WasmFilter {
-    pub(super) async fn request_body(&self, call: &mut BodyCall<'_>) -> Decision {
+    pub(super) async fn request_chunk(&self, call: &mut ChunkCall<'_>) -> Decision {
         let Some(vm) = &self.vm else {
             return Ok(Flow::Continue);
         };
@@ -15,14 +26,25 @@ impl WasmFilter {
         let Some(mut w) = all.take(vm) else {
             return Ok(Flow::Continue);
         };
-        if w.over {
+        if w.over || w.answered {
             all.put(w);
             return Ok(Flow::Continue);
         }
-        // the head is read-only here: the filter reads a copy
+        // what the filter held back, then the new piece
+        let given = match (call.body.take(), w.req_held.is_empty()) {
+            (Some(b), true) => b,
+            (b, _) => {
+                if let Some(b) = b {
+                    w.req_held.extend_from_slice(&b);
+                }
+                w.req_held.split().freeze()
+            }
+        };
+        let eos = call.end_of_stream;
+        let mut chunk = given.clone();
+        // the head is read-only here (it went upstream): the filter reads a copy
         let mut head = call.req.clone();
-        let mut chunk = call.body.clone();
-        let (slot, gen, id, len) = (w.slot, w.gen, w.ctx, call.body.len() as i32);
+        let (slot, gen, id, len) = (w.slot, w.gen, w.ctx, chunk.len() as i32);
         let lend = Lend {
             req: Some(&mut head),
             body: Some((BufferType::RequestBody, &mut chunk)),
@@ -30,10 +52,33 @@ impl WasmFilter {
             ..Default::default()
         };
         let r = vm.call(slot, gen, id, lend, |cb, st| {
-            cb.request_body.as_ref().map(|f| f.call(st, (id, len, 1)))
+            cb.request_body
+                .as_ref()
+                .map(|f| f.call(st, (id, len, i32::from(eos))))
         });
+        let hold = !eos && matches!(&r, Ok(Some((a, _))) if Action::of(*a) == Action::Pause);
+        let replaced = r.is_ok() && !same(&chunk, &given);
         let flow = Self::decide(vm, &mut w, None, r).await;
+        match flow {
+            // the filter failed (`fail: open`): the bytes go on as the client sent them
+            Ok(Flow::Continue) if w.over => *call.body = Some(given),
+            Ok(Flow::Continue) => {
+                call.rewritten |= replaced;
+                if hold {
+                    w.req_held.extend_from_slice(&chunk);
+                } else {
+                    *call.body = Some(chunk);
+                }
+            }
+            // an answer or a failure: nothing more goes upstream
+            _ => {}
+        }
         all.put(w);
         flow
     }
+}
+
+/// Whether `a` is `b` (the filter left the bytes alone).
+fn same(a: &Bytes, b: &Bytes) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
 }

@@ -1,6 +1,7 @@
 //! Buffers: `proxy_get_buffer_bytes`, `proxy_get_buffer_status`, `proxy_set_buffer_bytes`.
-//! The request body (whole, read-only) in `proxy_on_request_body`; the response body
-//! chunk (readable and replaceable) in `proxy_on_response_body`; an HTTP call's answer
+//! The request body chunk in `proxy_on_request_body` and the response body chunk in
+//! `proxy_on_response_body` (each with what the filter held back before it; readable
+//! and replaceable); an HTTP call's answer
 //! body; the plugin configuration (`configuration`) and an empty VM configuration.
 
 use super::{give, slice, split, write_u32, Host};
@@ -48,12 +49,9 @@ pub fn get_status(mut c: Caller<'_, Host>, t: i32, len_ptr: i32, flags_ptr: i32)
     })())
 }
 
-/// Replaces `size` bytes at `start` of the response body chunk with `data` (all of it
-/// when `start` is 0 and `size` covers it). The request body cannot be changed.
+/// Replaces `size` bytes at `start` of the body chunk of this call (request or
+/// response) with `data` (all of it when `start` is 0 and `size` covers it).
 fn set(host: &mut Host, t: BufferType, start: usize, size: usize, data: &[u8]) -> HostResult {
-    if t == BufferType::RequestBody {
-        return Err(Status::Unimplemented);
-    }
     let Some(old) = host.cx.body_mut(t) else {
         return Err(Status::NotFound);
     };
