@@ -14,6 +14,15 @@ use pingora_proxy::Session;
 /// request; this bounds any plugin that would keep replacing).
 const MAX_REPLACEMENTS: usize = 4;
 
+/// An answer a plugin gave in place of the one under way ([`response_phase`]).
+pub(super) struct Replacement {
+    pub body: Bytes,
+    /// The answer it replaced had no `Content-Length` (chunked, or until close): its
+    /// end, which the proxy waits for before the connection serves another request,
+    /// may be far (a stream).
+    pub open_ended: bool,
+}
+
 /// The response phase: `X-Request-ID`, deprecation headers, headers plugins added during
 /// the request, then each plugin's `on_response`. Runs for proxied answers and the
 /// gateway's own. A plugin that answers instead ([`gateway_plugins::PluginCtx`]'s
@@ -21,18 +30,28 @@ const MAX_REPLACEMENTS: usize = 4;
 /// again as any answer of the gateway's; its body is returned: the caller sends it in
 /// place of the answer's own body, which is dropped.
 #[must_use]
-pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Option<Bytes> {
+pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Option<Replacement> {
     head_phase(resp, ctx);
-    let mut body = None;
+    let mut out: Option<Replacement> = None;
     for _ in 0..MAX_REPLACEMENTS {
         let Some(reply) = ctx.plugin.replacement.take() else {
-            return body;
+            return out;
         };
         let (ct, b) = reply_body(ctx, reply.body);
         match respond::head(reply.status, ct.as_ref(), b.len(), &reply.headers) {
             Ok(head) => {
+                let open_ended = out.as_ref().map_or_else(
+                    || {
+                        !resp.headers.contains_key(http::header::CONTENT_LENGTH)
+                            && !matches!(resp.status.as_u16(), 204 | 304)
+                    },
+                    |r| r.open_ended,
+                );
                 *resp = head;
-                body = Some(b);
+                out = Some(Replacement {
+                    body: b,
+                    open_ended,
+                });
                 head_phase(resp, ctx);
             }
             Err(e) => tracing::warn!(route = ctx.route_name(), error = %e,
@@ -45,7 +64,7 @@ pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Option
             "plugins replaced the answer too many times; the last replacement is ignored"
         );
     }
-    body
+    out
 }
 
 /// [`response_phase`] once, on the head as it is.
@@ -97,19 +116,24 @@ fn reply_body(ctx: &Ctx, body: ReplyBody) -> (Option<HeaderValue>, Bytes) {
 }
 
 /// A plugin answered instead of the upstream in the response phase ([`response_phase`]
-/// gave `body`, and `resp` is its head): the answer is written now, whole, and the
+/// gave `r`, and `resp` is its head): the answer is written now, whole, and the
 /// upstream's body chunks are dropped (`ctx.replaced`). Pingora's own write of the head
 /// that follows does nothing (a head has gone), and the upstream's connection is not
-/// reused (the rest of its body is never read).
+/// reused (the rest of its body is never read). The client's connection serves its next
+/// request once the upstream's answer has ended; when that end may be far (a stream) it
+/// is closed after this answer instead (`Connection: close`).
 pub(super) async fn replace_upstream(
     session: &mut Session,
     resp: &ResponseHeader,
     ctx: &mut Ctx,
-    body: Bytes,
+    r: Replacement,
 ) -> Result<()> {
     ctx.replaced = true;
     ctx.first_byte.get_or_insert(ctx.start.elapsed());
-    respond::write(session, resp.clone(), body).await
+    if r.open_ended {
+        session.set_keepalive(None);
+    }
+    respond::write(session, resp.clone(), r.body).await
 }
 
 /// The response-body phase: `body` (a chunk, `None` for none) through the route's
@@ -172,7 +196,7 @@ impl GatewayProxy {
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<()> {
         let mut resp = respond::head(status, content_type, body.len(), extra)?;
-        let body = response_phase(&mut resp, ctx).unwrap_or(body);
+        let body = response_phase(&mut resp, ctx).map_or(body, |r| r.body);
         ctx.answered = Some(resp.status.as_u16());
         let now = ctx.start.elapsed();
         ctx.first_byte.get_or_insert(now);

@@ -63,9 +63,9 @@ impl EventSink for SessionSink<'_> {
         );
         let replaced = super::answer::response_phase(&mut resp, self.ctx);
         self.ctx.answered = Some(resp.status.as_u16());
-        if let Some(body) = replaced {
+        if let Some(r) = replaced {
             // a plugin answered instead: its answer, and the stream is not sent
-            let _ = super::respond::write(self.session, resp, body).await;
+            let _ = super::respond::write(self.session, resp, r.body).await;
             return Err(Gone);
         }
         self.session

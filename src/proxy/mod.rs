@@ -302,8 +302,8 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         headers::strip_response(resp);
-        if let Some(body) = answer::response_phase(resp, ctx) {
-            return answer::replace_upstream(session, resp, ctx, body).await;
+        if let Some(r) = answer::response_phase(resp, ctx) {
+            return answer::replace_upstream(session, resp, ctx, r).await;
         }
         if let Some(route) = &ctx.route {
             ctx.sse = sse_keepalive::start(resp, route);
