@@ -4,9 +4,11 @@
 //! first before the client sent the second), holds the body to its end (Pause), puts
 //! a prefix before the whole body (`proxy_set_buffer_bytes`; with `content-length`
 //! removed it goes upstream chunked, with it kept the gateway refuses the body),
-//! answers from the body phase (the upstream never gets a whole request) and traps
-//! (503 with `fail: closed`, the body as sent with `fail: open`); a held body over the
-//! route's limit is a 413. The upstream records what it received, piece by piece.
+//! answers from the body phase (the upstream never gets a whole request), makes an
+//! HTTP call there (the body waits for its answer) and traps (503 with `fail: closed`,
+//! the body as sent with `fail: open`); a held body over the route's limit is a 413; a
+//! body the filter let through unchanged is retried, a rewritten one is not. The
+//! upstream records what it received, piece by piece.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -21,9 +23,10 @@ use tokio::net::TcpStream;
 use wasm_common::*;
 
 /// `x-mode`: `c` continue, `p` hold to the end, `r` hold to the end then put `wasm:`
-/// before the body, `l` answer 403 `body refused`, `t` trap. `x-drop-length` removes
-/// `content-length` in the request headers phase (as a filter that changes the body's
-/// length does).
+/// before the body, `l` answer 403 `body refused`, `t` trap, `a` hold to the end then
+/// call pool `u` (`GET /check`) and answer 202 with the call's answer body.
+/// `x-drop-length` removes `content-length` in the request headers phase (as a filter
+/// that changes the body's length does).
 const BODY_FILTER: &str = r#"
   (func (export "proxy_on_context_create") (param i32 i32))
   (func $mode (result i32)
@@ -49,7 +52,17 @@ const BODY_FILTER: &str = r#"
         (drop (call $local (i32.const 403) @"no" @"body refused" (i32.const 0) (i32.const 0) (i32.const 0)))
         (return (i32.const 1))))
     (if (i32.eq (local.get $m) (i32.const 116)) (then unreachable))
+    (if (i32.eq (local.get $m) (i32.const 97))
+      (then
+        (if (local.get $eos)
+          (then (drop (call $http_call @"u" @"\01\00\00\00\05\00\00\00\06\00\00\00:path\00/check\00"
+            (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 8)))))
+        (return (i32.const 1))))
     (i32.const 0))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32) (param $size i32) (param i32)
+    (drop (call $buf (i32.const 4) (i32.const 0) (local.get $size) (i32.const 0) (i32.const 4)))
+    (drop (call $local (i32.const 202) @"" (i32.load (i32.const 0)) (i32.load (i32.const 4))
+      (i32.const 0) (i32.const 0) (i32.const 0))))
 "#;
 
 /// What the upstream got for one path: the body's pieces as they came, the headers,
@@ -270,6 +283,13 @@ async fn the_body_phase_answers_fails_and_is_bounded() {
     assert_eq!(status, 403);
     assert_eq!(body, "body refused");
     assert!(!got(&seen, "/closed/refused").whole);
+
+    // an HTTP call from the body callback: the body waits for its answer, which the
+    // filter answers the client with
+    let (status, body) = in_two(&gw, "/closed/called", "a", async || {}).await;
+    assert_eq!((status, body.as_str()), (202, "ok"));
+    assert!(got(&seen, "/check").whole);
+    assert!(!got(&seen, "/closed/called").whole);
 
     // a trap: 503 with fail: closed; the body as the client sent it with fail: open
     let (status, _) = in_two(&gw, "/closed/trap", "t", async || {}).await;

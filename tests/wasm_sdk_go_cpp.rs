@@ -53,7 +53,7 @@ async fn exercise(name: &str, p: &str, lang: &str) {
     let gw = Gateway::spawn(dir, config, &[]);
     let c = reqwest::Client::new();
     for round in 1..=2u32 {
-        // a body too: both SDKs export the body callbacks, so the gateway buffers it
+        // a body too: both SDKs export the body callbacks, so it goes through the filter
         let r = c
             .post(gw.url("/sdk/path?x=1"))
             .header(format!("x-{p}-replace"), "old")
