@@ -32,11 +32,14 @@ pub(super) struct Replacement {
 #[must_use]
 pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Option<Replacement> {
     head_phase(resp, ctx);
+    // the usual answer: nothing replaces it
+    ctx.plugin.replacement.as_ref()?;
     let mut out: Option<Replacement> = None;
     for _ in 0..MAX_REPLACEMENTS {
         let Some(reply) = ctx.plugin.replacement.take() else {
             return out;
         };
+        let reply = *reply;
         let (ct, b) = reply_body(ctx, reply.body);
         match respond::head(reply.status, ct.as_ref(), b.len(), &reply.headers) {
             Ok(head) => {
@@ -154,7 +157,7 @@ pub(super) fn response_body_phase(
         }
         if let Some(reply) = ctx.plugin.replacement.take() {
             *body = None;
-            return Err(Box::new(reply));
+            return Err(reply);
         }
     }
     Ok(())

@@ -21,7 +21,7 @@ pub struct PluginCtx {
     /// body in place of that answer's, which it drops (see [`crate::Plugin::on_response`]).
     /// Set from the response-body phase, once part of the answer has gone, the gateway
     /// ends the stream instead.
-    pub replacement: Option<Reply>,
+    pub replacement: Option<Box<Reply>>,
 }
 
 impl std::fmt::Debug for PluginCtx {

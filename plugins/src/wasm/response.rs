@@ -53,8 +53,8 @@ impl WasmFilter {
                 Ok(None) => None,
             }
         });
-        if local.is_some() {
-            ctx.replacement = local;
+        if let Some(reply) = local {
+            ctx.replacement = Some(Box::new(reply));
         }
     }
 
@@ -106,10 +106,10 @@ impl WasmFilter {
             }
             None
         });
-        if late.is_some() {
+        if let Some(reply) = late {
             // the gateway replaces the answer or ends the stream (see the module's doc)
             *body = None;
-            ctx.replacement = late;
+            ctx.replacement = Some(Box::new(reply));
         }
     }
 }
