@@ -330,3 +330,46 @@ async fn a_body_the_filter_let_through_is_retried_and_a_rewritten_one_is_not() {
     assert_eq!(status, 503);
     assert_eq!(got(&seen, "/retry/rewritten").body(), "wasm:helloworld");
 }
+
+#[tokio::test]
+async fn an_upgraded_connection_is_not_a_body() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    // a WebSocket echo upstream
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_text() {
+                        let echo = format!("echo: {}", m.to_text().unwrap());
+                        let _ = ws.send(Message::text(echo)).await;
+                    }
+                }
+            });
+        }
+    });
+    let wasm = wat::parse_str(filter_wat(BODY_FILTER)).unwrap();
+    let routes = format!(
+        "version: 1\nupstreams:\n  ws: {{ targets: [{{ addr: \"{addr}\" }}] }}\nroutes:\n  - name: ws\n    match: {{ path_prefix: / }}\n    upstream: ws\n    plugins: [{{ name: wasm, module: body.wasm }}]\n"
+    );
+    let gw = Gateway::start_with_files(&routes, &[("body.wasm", &wasm)], &[]);
+    // the filter would hold a body to its end: the frames are not one
+    let mut req = format!("ws://127.0.0.1:{}/ws", gw.port)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("x-mode", "p".parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    for i in 0..2 {
+        ws.send(Message::text(format!("hello {i}"))).await.unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        let m = m.expect("the frame came back").unwrap().unwrap();
+        assert_eq!(m.to_text().unwrap(), format!("echo: hello {i}"));
+    }
+    server.abort();
+}

@@ -114,6 +114,10 @@ impl GatewayProxy {
         ctx: &mut Ctx,
         route: &CompiledRoute,
     ) -> Result<()> {
+        if session.was_upgraded() {
+            // the bytes of an upgraded connection (WebSocket) are not a body
+            return Ok(());
+        }
         let tries = ctx.tries;
         let st = &mut ctx.chunks;
         match st.attempt.replace(tries) {
