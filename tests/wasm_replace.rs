@@ -3,9 +3,9 @@
 //! client gets the filter's status, headers and body with a matching Content-Length,
 //! and nothing of the upstream's answer (its headers, its body, whole, streamed or
 //! empty); HEAD gets the head only; built-in response plugins of the route still edit
-//! the new answer; the connection is reused cleanly after it; a gateway's own error
-//! can be replaced too (once: no loop). From `proxy_on_response_body` the head has gone:
-//! the stream is ended.
+//! the new answer; the connection is reused cleanly after it (HTTP/1.1 keep-alive, and
+//! HTTP/2); a gateway's own error can be replaced too (once: no loop). From
+//! `proxy_on_response_body` the head has gone: the stream is ended.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -256,7 +256,7 @@ async fn a_filter_replaces_the_upstream_answer_in_the_response_phase() {
 #[tokio::test]
 async fn other_plugins_edit_the_replacement_and_the_gateways_own_errors_can_be_replaced() {
     let (gw, _up) = stack().await;
-    tokio::task::spawn_blocking(move || {
+    let gw = tokio::task::spawn_blocking(move || {
         let mut s = connect(&gw);
         // the headers plugin before or after the filter: its header is on the new answer
         for path in ["/a/error", "/b/error", "/b/nocontent", "/a/stream"] {
@@ -268,9 +268,35 @@ async fn other_plugins_edit_the_replacement_and_the_gateways_own_errors_can_be_r
         let mut s = connect(&gw);
         let (status, h, body) = exchange(&mut s, "GET", "/down/x");
         assert_replaced(status, &h, &body, false);
+        gw
     })
     .await
     .unwrap();
+    // an HTTP/2 client (h2c) gets the same answers, several on one connection
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for (method, path) in [
+        ("GET", "/r/error"),
+        ("GET", "/r/stream"),
+        ("HEAD", "/r/nocontent"),
+        ("GET", "/r/empty"),
+    ] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = h2.request(m, gw.url(path)).send().await.unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        let status = r.status().as_u16();
+        let h: HashMap<String, String> = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let body = r.text().await.unwrap();
+        assert_replaced(status, &h, &body, method == "HEAD");
+    }
+    let r = h2.get(gw.url("/r/ok")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "fine");
 }
 
 #[tokio::test]
