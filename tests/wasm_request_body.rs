@@ -151,7 +151,11 @@ fn gateway(upstream: std::net::SocketAddr, twins: [std::net::SocketAddr; 2]) -> 
         route("closed", "u", ""),
         route("open", "u", ""),
         route("small", "u", "    max_body_size: 16\n"),
-        route("retry", "twins", "    retry_non_idempotent: true\n"),
+        route(
+            "retry",
+            "twins",
+            "    retry_non_idempotent: true\n    max_body_size: 16\n",
+        ),
     );
     Gateway::start_with_files(&routes, &[("body.wasm", &wasm)], &[])
 }

@@ -40,8 +40,16 @@ pub(super) fn declared_over(req: &RequestHeader, max: u64) -> Option<String> {
     (declared > max).then(|| too_large(max))
 }
 
-/// Counts `len` more body bytes; `true` once the body is over `max`.
+/// Counts `len` more body bytes; `true` once the body is over `max`. A retry's first
+/// piece is pingora's copy of the bytes the failed try got, already counted: it is
+/// not counted again (a retried body would otherwise count twice).
 pub(super) fn count_over(ctx: &mut Ctx, len: usize, max: u64) -> bool {
+    if ctx.body_try != ctx.tries {
+        ctx.body_try = ctx.tries;
+        if ctx.body_bytes > 0 {
+            return false;
+        }
+    }
     ctx.body_bytes += len as u64;
     ctx.body_bytes > max
 }

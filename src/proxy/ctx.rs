@@ -76,6 +76,9 @@ pub struct Ctx {
     /// The streaming request-body phase's account (what went upstream, retries).
     pub chunks: super::request_chunks::ChunkState,
     pub body_bytes: u64,
+    /// The try (`tries`) the last body bytes went to: a retry's first piece is
+    /// pingora's copy of bytes already counted.
+    pub body_try: u32,
     pub failure: Option<Failure>,
     pub trace: Option<TraceContext>,
     /// Label of the error, for `gateway_route_errors_total`.
@@ -121,6 +124,7 @@ impl Ctx {
             deferred: None,
             chunks: Default::default(),
             body_bytes: 0,
+            body_try: 0,
             failure: None,
             trace: None,
             error_type: None,
