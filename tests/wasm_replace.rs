@@ -72,7 +72,8 @@ const LATE: &str = r#"
 "#;
 
 /// By the path's last segment: `error` (500, an HTML page, its own headers), `stream`
-/// (500, chunked, three chunks 100 ms apart), `empty` (500, no body), `nocontent`
+/// (500, chunked, three chunks 100 ms apart), `forever` (500, chunked, one chunk and
+/// then nothing for ten minutes), `empty` (500, no body), `nocontent`
 /// (204), `late` (200, chunked, the first chunk after 100 ms), else `ok` (200).
 async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let app = axum::Router::new().fallback(|req: Request| async move {
@@ -100,6 +101,15 @@ async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
                 .body(Body::from("<html>upstream-secret error page</html>"))
                 .unwrap(),
             "stream" => slow(500, false),
+            "forever" => {
+                let chunks = futures::stream::iter(0..2).then(|i| async move {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_secs(600)).await;
+                    }
+                    Ok::<_, std::io::Error>("upstream-secret-chunk;")
+                });
+                b.status(500).body(Body::from_stream(chunks)).unwrap()
+            }
             "late" => slow(200, true),
             "empty" => b.status(500).body(Body::empty()).unwrap(),
             "nocontent" => b.status(204).body(Body::empty()).unwrap(),
@@ -236,6 +246,11 @@ async fn a_filter_replaces_the_upstream_answer_in_the_response_phase() {
         // a streamed (chunked) upstream body: replaced as well; the connection closes
         // after it rather than wait for the stream's end
         let (status, h, body) = exchange(&mut s, "GET", "/r/stream");
+        assert_replaced(status, &h, &body, false);
+        assert_eq!(h["connection"], "close");
+        // a stream that does not end: the whole answer at once all the same (the
+        // connection's read timeout is 5 s)
+        let (status, h, body) = exchange(&mut connect(&gw), "GET", "/r/forever");
         assert_replaced(status, &h, &body, false);
         assert_eq!(h["connection"], "close");
         let mut s = connect(&gw);
