@@ -134,21 +134,25 @@ fn got(seen: &Seen, path: &str) -> Got {
     seen.lock().unwrap().get(path).cloned().unwrap_or_default()
 }
 
-/// Routes `/closed/`, `/open/` (`fail: open`), `/small/` (16-byte body limit) to
+/// Routes `/closed/`, `/mixed/` (a whole-body plugin before the filter), `/open/`
+/// (`fail: open`), `/small/` (16-byte body limit) to
 /// `upstream`, and `/retry/` to `twins` (two listeners of one recorder), retried once
 /// on 503.
 fn gateway(upstream: std::net::SocketAddr, twins: [std::net::SocketAddr; 2]) -> Gateway {
     let wasm = wat::parse_str(filter_wat(BODY_FILTER)).unwrap();
     let route = |name: &str, pool: &str, extra: &str| {
+        // `mixed`: a whole-body plugin first (mirror, copying nothing)
         format!(
-            "  - name: {name}\n    match: {{ path_prefix: /{name}/ }}\n    upstream: {pool}\n{extra}    plugins: [{{ name: wasm, module: body.wasm, fail: {} }}]\n",
+            "  - name: {name}\n    match: {{ path_prefix: /{name}/ }}\n    upstream: {pool}\n{extra}    plugins: [{}{{ name: wasm, module: body.wasm, fail: {} }}]\n",
+            if name == "mixed" { "{ name: mirror, upstream: u, percent: 0 }, " } else { "" },
             if name == "open" { "open" } else { "closed" }
         )
     };
     let [a, b] = twins;
     let routes = format!(
-        "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{upstream}\" }}] }}\n  twins:\n    targets: [{{ addr: \"{a}\" }}, {{ addr: \"{b}\" }}]\n    retry: {{ attempts: 2, backoff: 1ms, on: [503] }}\nroutes:\n{}{}{}{}",
+        "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{upstream}\" }}] }}\n  twins:\n    targets: [{{ addr: \"{a}\" }}, {{ addr: \"{b}\" }}]\n    retry: {{ attempts: 2, backoff: 1ms, on: [503] }}\nroutes:\n{}{}{}{}{}",
         route("closed", "u", ""),
+        route("mixed", "u", ""),
         route("open", "u", ""),
         route("small", "u", "    max_body_size: 16\n"),
         route(
@@ -199,8 +203,8 @@ impl Slow {
     }
 }
 
-/// A request in two pieces: `before` runs between them (while the client still owes
-/// the rest of the body).
+/// A request in two pieces with `x-mode: {mode}` (`mode` may end with more header
+/// lines): `before` runs between them (while the client still owes the rest).
 async fn in_two(gw: &Gateway, path: &str, mode: &str, before: impl AsyncFnOnce()) -> (u16, String) {
     let headers = format!("x-mode: {mode}\r\ncontent-length: 10\r\n");
     let mut c = Slow::open(gw, path, &headers).await;
@@ -267,6 +271,15 @@ async fn a_filter_replaces_the_body_and_it_goes_chunked() {
         Some("chunked")
     );
     assert!(!g.headers.contains_key("content-length"), "{g:?}");
+
+    // beside a plugin that reads the body whole, the filter gets it whole (one piece)
+    // and what it made is what goes upstream
+    let (status, _) = in_two(&gw, "/mixed/replaced", "r\r\nx-drop-length: 1", async || {}).await;
+    assert_eq!(status, 200);
+    assert_eq!(got(&seen, "/mixed/replaced").body(), "wasm:helloworld");
+    let (status, _) = in_two(&gw, "/mixed/lying", "r", async || {}).await;
+    assert_eq!(status, 500);
+    assert!(!got(&seen, "/mixed/lying").whole);
 
     // content-length kept: the gateway will not send 15 bytes under Content-Length: 10
     let (status, body) = in_two(&gw, "/closed/lying", "r", async || {}).await;
