@@ -8,6 +8,7 @@
 //! `proxy_on_response_body` the head has gone: the stream is ended.
 #![allow(clippy::unwrap_used)]
 
+mod backends;
 mod common;
 mod wasm_common;
 use axum::body::Body;
@@ -24,9 +25,16 @@ use wasm_common::*;
 /// What the filter answers instead (its JSON body).
 const LOCAL_BODY: &str = r#"{"error":"bad_gateway","message":"the service failed"}"#;
 
-/// Replaces an answer whose status is 5xx or 2x4 (204) with a 502 JSON error and an
-/// `x-replaced` header. `BODY_CALLBACK` becomes a `proxy_on_response_body` that counts
-/// its calls in the metric `replace_body_calls`, or nothing.
+/// The filter's answer: `proxy_send_local_response` of a 502 with [`LOCAL_BODY`], an
+/// `x-replaced` header and its content type.
+const ANSWER: &str = r#"(drop (call $local (i32.const 502) @"replaced"
+    @"{\22error\22:\22bad_gateway\22,\22message\22:\22the service failed\22}"
+    @"\02\00\00\00\0a\00\00\00\03\00\00\00\0c\00\00\00\10\00\00\00x-replaced\00yes\00content-type\00application/json\00"
+    (i32.const -1)))"#;
+
+/// Replaces an answer whose status is 5xx or 2x4 (204) with [`ANSWER`].
+/// `BODY_CALLBACK` becomes a `proxy_on_response_body` that counts its calls in the
+/// metric `replace_body_calls`, or nothing.
 const REPLACE: &str = r#"
   (global $m (mut i32) (i32.const 0))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
@@ -44,11 +52,7 @@ const REPLACE: &str = r#"
           (i32.and
             (i32.eq (i32.load8_u (local.get $s)) (i32.const 50))
             (i32.eq (i32.load8_u offset=2 (local.get $s)) (i32.const 52))))
-      (then
-        (drop (call $local (i32.const 502) @"replaced"
-          @"{\22error\22:\22bad_gateway\22,\22message\22:\22the service failed\22}"
-          @"\02\00\00\00\0a\00\00\00\03\00\00\00\0c\00\00\00\10\00\00\00x-replaced\00yes\00content-type\00application/json\00"
-          (i32.const -1)))))
+      (then ANSWER))
     (i32.const 0))
   BODY_CALLBACK
   (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
@@ -59,6 +63,16 @@ const COUNT_BODY: &str = r#"
   (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
     (drop (call $incm (global.get $m) (i64.const 1)))
     (i32.const 0))
+"#;
+
+/// Replaces every answer with [`ANSWER`] (for a streamed flow's 200).
+const ALWAYS: &str = r#"
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    ANSWER
+    (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param i32))
 "#;
 
 /// Answers from `proxy_on_response_body` (too late: the head has gone).
@@ -125,12 +139,13 @@ async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
 async fn stack() -> (Gateway, tokio::task::JoinHandle<()>) {
     let (addr, task) = upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let counting = REPLACE.replace("BODY_CALLBACK", COUNT_BODY);
+    let replace = REPLACE.replace("ANSWER", ANSWER);
+    let counting = replace.replace("BODY_CALLBACK", COUNT_BODY);
     write_filter(dir.path(), "replace_counting.wasm", &counting);
     write_filter(
         dir.path(),
         "replace.wasm",
-        &REPLACE.replace("BODY_CALLBACK", ""),
+        &replace.replace("BODY_CALLBACK", ""),
     );
     write_filter(dir.path(), "late.wasm", LATE);
     let down = free_port();
@@ -341,4 +356,36 @@ async fn a_local_response_from_the_body_phase_ends_the_stream() {
     // the gateway serves on
     let r = reqwest::get(gw.url("/r/ok")).await.unwrap();
     assert_eq!(r.text().await.unwrap(), "fine");
+}
+
+/// A streamed flow answer (the gateway's own event stream, a pipeline's tokens) is
+/// replaced like any other: the filter's answer, no event, on a connection that goes on.
+#[tokio::test]
+async fn a_streamed_flow_answer_is_replaced() {
+    let (gen, enr) = backends::both().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_filter(dir.path(), "always.wasm", &ALWAYS.replace("ANSWER", ANSWER));
+    let config = dir.path().join("routes.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nupstreams:\n  generation: {{ targets: [{{ addr: \"{}\" }}] }}\n  enrichment: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n  - name: process\n    match: {{ path: /process, methods: [POST] }}\n    pipeline: [ {{ upstream: generation, path: /generate }}, {{ upstream: enrichment, path: /enrich }} ]\n    plugins: [ {{ name: wasm, module: always.wasm }} ]\n",
+            gen.addr, enr.addr
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::spawn(dir, config, &[]);
+    let c = reqwest::Client::new();
+    for _ in 0..2 {
+        let body = serde_json::json!({"prompt": "a fox", "max_tokens": 5, "stream": true});
+        let r = c.post(gw.url("/process")).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        let h: HashMap<String, String> = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let body = r.text().await.unwrap();
+        assert_replaced(status, &h, &body, false);
+    }
 }

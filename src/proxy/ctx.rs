@@ -98,8 +98,8 @@ pub struct Ctx {
     pub first_byte: Option<Duration>,
     /// A proxied event stream of a route with `sse_keepalive`.
     pub sse: Option<super::sse_keepalive::SseKeepalive>,
-    /// A plugin answered instead of the upstream in the response phase: that answer
-    /// has been written, the upstream's body is dropped.
+    /// A plugin answered instead of the upstream (or of a streamed flow) in the
+    /// response phase: that answer has been written, the upstream's body is dropped.
     pub replaced: bool,
 }
 

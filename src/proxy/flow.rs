@@ -88,6 +88,8 @@ impl GatewayProxy {
                     sink.ctx.error_type.get_or_insert(t);
                 }
             }
+            // the client went, or a plugin answered instead of the stream
+            Ended::Gone if sink.ctx.replaced => {}
             Ended::Gone => {
                 sink.ctx.error_type = Some("client_gone");
             }
@@ -117,6 +119,7 @@ impl GatewayProxy {
                 self.write_flow(session, ctx, a).await?;
             }
             Watched::Streamed => sink.finish().await,
+            Watched::Gone if sink.ctx.replaced => {}
             Watched::Gone => sink.ctx.error_type = Some("client_gone"),
         }
         Ok(true)

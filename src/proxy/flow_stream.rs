@@ -65,6 +65,7 @@ impl EventSink for SessionSink<'_> {
         self.ctx.answered = Some(resp.status.as_u16());
         if let Some(r) = replaced {
             // a plugin answered instead: its answer, and the stream is not sent
+            self.ctx.replaced = true;
             let _ = super::respond::write(self.session, resp, r.body).await;
             return Err(Gone);
         }
