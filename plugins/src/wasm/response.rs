@@ -45,16 +45,18 @@ impl WasmFilter {
                     w.over = true;
                     None
                 }
-                Ok(Some((_, e))) => e.local.inspect(|reply| {
+                // boxed: the usual answer (none) moves a pointer, not a reply
+                Ok(Some((_, e))) => e.local.map(|reply| {
                     // the filter's answer: none of its response callbacks run on it
                     w.answered = true;
                     w.props.status = reply.status;
+                    Box::new(reply)
                 }),
                 Ok(None) => None,
             }
         });
-        if let Some(reply) = local {
-            ctx.replacement = Some(Box::new(reply));
+        if local.is_some() {
+            ctx.replacement = local;
         }
     }
 
@@ -93,7 +95,7 @@ impl WasmFilter {
                     tracing::warn!(plugin = "wasm", filter = %vm.filter.name,
                         route = vm.filter.route.as_deref().unwrap_or(""),
                         "a local response from proxy_on_response_body: it replaces the answer only if none of it has gone, else the stream is ended");
-                    return e.local;
+                    return e.local.map(Box::new);
                 }
                 Ok(Some((a, _))) if Action::of(a) == Action::Pause && !end_of_stream => {
                     w.held.extend_from_slice(&chunk);
@@ -106,10 +108,10 @@ impl WasmFilter {
             }
             None
         });
-        if let Some(reply) = late {
+        if late.is_some() {
             // the gateway replaces the answer or ends the stream (see the module's doc)
             *body = None;
-            ctx.replacement = Some(Box::new(reply));
+            ctx.replacement = late;
         }
     }
 }
