@@ -1,6 +1,7 @@
 //! What filters built with the real SDKs cost (`--ignored --nocapture`, after
-//! `plugins/wasm-examples/build.sh`): making and starting one instance, and a whole
-//! request's callbacks on a kept instance, for the Go, C++ and AssemblyScript filters
+//! `plugins/wasm-examples/build.sh`): making and starting one instance, a whole
+//! request's callbacks on a kept instance, and `proxy_on_request_body` per piece of a
+//! streamed body, for the Go, C++ and AssemblyScript filters
 //! beside the benchmark's WAT headers filter. Printed, not asserted (a measure).
 #![allow(clippy::unwrap_used)]
 
@@ -58,10 +59,47 @@ async fn cost(file: PathBuf, root_id: &str) {
         super::tests::one_request(p.as_ref(), info, ctx).await;
     }
     let per_request = began.elapsed() / n;
+    let per_piece = body_pieces(p.as_ref(), info).await;
     let size = std::fs::metadata(&file).unwrap().len() / 1024;
     println!(
-        "sdk_cost {root_id}: {size} KiB; first build (compile + 1 instance) {first:?}; instantiate+start {per_instance:?} per instance; a request's callbacks {per_request:?}"
+        "sdk_cost {root_id}: {size} KiB; first build (compile + 1 instance) {first:?}; instantiate+start {per_instance:?} per instance; a request's callbacks {per_request:?}; proxy_on_request_body {per_piece:?} per 16 KiB piece"
     );
+}
+
+/// The streaming body phase's cost per piece: 200 `POST`s of 16 pieces of 16 KiB
+/// each (the filter's context made by the request phase, ended by the log phase).
+async fn body_pieces(p: &dyn crate::Plugin, info: RequestInfo<'_>) -> std::time::Duration {
+    let piece = bytes::Bytes::from(vec![b'x'; 16 * 1024]);
+    let (requests, pieces) = (200u32, 16u32);
+    let mut took = std::time::Duration::ZERO;
+    for _ in 0..requests {
+        let mut ctx = PluginCtx {
+            request_id: Some(http::HeaderValue::from_static("id-1")),
+            ..Default::default()
+        };
+        let mut req = pingora_http::RequestHeader::build("POST", b"/a", None).unwrap();
+        req.insert_header("content-length", (16 * 1024 * pieces).to_string())
+            .unwrap();
+        p.on_request(&mut crate::RequestCall::new(&mut req, info, &mut ctx))
+            .await
+            .unwrap();
+        let began = std::time::Instant::now();
+        for i in 0..pieces {
+            let mut body = Some(piece.clone());
+            let mut call = crate::ChunkCall {
+                body: &mut body,
+                end_of_stream: i + 1 == pieces,
+                rewritten: false,
+                req: &req,
+                info,
+                ctx: &mut ctx,
+            };
+            p.on_request_chunk(&mut call).await.unwrap();
+        }
+        took += began.elapsed();
+        p.on_log(200, &mut ctx);
+    }
+    took / (requests * pieces)
 }
 
 #[tokio::test]
