@@ -2,7 +2,8 @@
 //! (when the filter exports it).
 
 use super::abi::BufferType;
-use super::filter::{reqs, WasmFilter};
+use super::filter::WasmFilter;
+use super::request::WasmReq;
 use super::vm::Lend;
 use crate::{BodyCall, Decision, Flow};
 
@@ -11,12 +12,12 @@ impl WasmFilter {
         let Some(vm) = &self.vm else {
             return Ok(Flow::Continue);
         };
-        let all = reqs(call.ctx);
-        let Some(mut w) = all.take(vm) else {
+        // taken out while the filter's HTTP calls are awaited, put back after
+        let Some(mut w) = call.ctx.take_own::<WasmReq>() else {
             return Ok(Flow::Continue);
         };
         if w.over {
-            all.put(w);
+            call.ctx.set_own(w);
             return Ok(Flow::Continue);
         }
         // the head is read-only here: the filter reads a copy
@@ -33,7 +34,7 @@ impl WasmFilter {
             cb.request_body.as_ref().map(|f| f.call(st, (id, len, 1)))
         });
         let flow = Self::decide(vm, &mut w, None, r).await;
-        all.put(w);
+        call.ctx.set_own(w);
         flow
     }
 }
