@@ -94,7 +94,8 @@ fn head_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
         }
     }
     let (route, unmatched) = ctx.chain_owners();
-    for p in super::ctx::chain_of(&route, &unmatched) {
+    for (i, p) in super::ctx::chain_of(&route, &unmatched).iter().enumerate() {
+        ctx.plugin.enter(i);
         p.on_response(resp, &mut ctx.plugin);
     }
 }
@@ -152,8 +153,11 @@ pub(super) fn response_body_phase(
         return Ok(());
     };
     if route.edits_response_body {
-        for p in route.plugins.iter().filter(|p| p.wants_response_body()) {
-            p.on_response_body(body, end_of_stream, &mut ctx.plugin);
+        for (i, p) in route.plugins.iter().enumerate() {
+            if p.wants_response_body() {
+                ctx.plugin.enter(i);
+                p.on_response_body(body, end_of_stream, &mut ctx.plugin);
+            }
         }
         if let Some(reply) = ctx.plugin.replacement.take() {
             *body = None;

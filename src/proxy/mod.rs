@@ -264,7 +264,8 @@ impl ProxyHttp for GatewayProxy {
                     }
                 }
             }
-            for p in &route.plugins {
+            for (i, p) in route.plugins.iter().enumerate() {
+                ctx.plugin.enter(i);
                 p.on_upstream_request(up, &mut ctx.plugin);
             }
         }
@@ -487,7 +488,8 @@ impl ProxyHttp for GatewayProxy {
                 .map(|r| r.status.as_u16())
                 .or(ctx.answered)
                 .unwrap_or(0);
-            for p in chain {
+            for (i, p) in chain.iter().enumerate() {
+                ctx.plugin.enter(i);
                 p.on_log(status, &mut ctx.plugin);
             }
         }

@@ -78,14 +78,16 @@ impl GatewayProxy {
     ) -> Result<bool> {
         let parts = InfoParts::of(session);
         let preflight = super::routing::preflight_method(session.req_header()).is_some();
-        let first = |p: &&Instance| preflight && p.answers_preflight();
+        let first = |(_, p): &(usize, &Instance)| preflight && p.answers_preflight();
         let ordered = chain
             .iter()
+            .enumerate()
             .filter(first)
-            .chain(chain.iter().filter(|p| !first(p)));
+            .chain(chain.iter().enumerate().filter(|p| !first(p)));
         {
             let info = parts.info(route, &path);
-            for p in ordered {
+            for (i, p) in ordered {
+                ctx.plugin.enter(i);
                 let began = ctx.spans.is_some().then(std::time::Instant::now);
                 let mut call = RequestCall::new(session.req_header_mut(), info, &mut ctx.plugin);
                 let decided = p.on_request(&mut call).await;
@@ -160,8 +162,11 @@ impl GatewayProxy {
         let path = ctx.plugin_path.clone().unwrap_or_default();
         let parts = InfoParts::of(session);
         let info = parts.info(&route.name, &path);
-        let readers = route.plugins.iter();
-        for p in readers.filter(|p| p.wants_body() || p.wants_request_chunks()) {
+        for (i, p) in route.plugins.iter().enumerate() {
+            if !(p.wants_body() || p.wants_request_chunks()) {
+                continue;
+            }
+            ctx.plugin.enter(i);
             let decided = if p.wants_body() {
                 let mut call = BodyCall {
                     body: &*whole,

@@ -141,11 +141,15 @@ impl GatewayProxy {
         let path = ctx.plugin_path.as_deref().unwrap_or_default();
         let parts = InfoParts::of(session);
         let info = parts.info(&route.name, path);
-        for p in route.plugins.iter().filter(|p| p.wants_request_chunks()) {
+        for (i, p) in route.plugins.iter().enumerate() {
+            if !p.wants_request_chunks() {
+                continue;
+            }
             if !eos && body.as_ref().is_none_or(Bytes::is_empty) {
                 // an earlier plugin holds everything for now
                 break;
             }
+            ctx.plugin.enter(i);
             let mut call = ChunkCall {
                 body: &mut *body,
                 end_of_stream: eos,

@@ -25,7 +25,7 @@ pub use api_doc::{
 };
 pub use background::spawn_with_runtime;
 pub use call::{BodyCall, ChunkCall, ClientCert, Decision, RequestCall, RequestInfo, San};
-pub use ctx::PluginCtx;
+pub use ctx::{OwnValues, PluginCtx};
 pub use identity::{CredentialKind, Identity};
 pub use instance::Instance;
 pub use phase::{Flow, Plugin};

@@ -11,7 +11,7 @@
 //! StopIterationAndBuffer). Response headers cannot wait: a pause there goes on.
 
 use super::abi::Action;
-use super::request::{ReqProps, WasmReq, WasmReqs};
+use super::request::{ReqProps, WasmReq};
 use super::vm::{Effects, Fault, Lend, Vm};
 use crate::{ChunkCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall};
 use async_trait::async_trait;
@@ -58,13 +58,16 @@ impl WasmFilter {
     /// answered the request itself): what `f` gave.
     pub(super) fn with_response_ctx<R>(
         &self,
-        ctx: &PluginCtx,
+        ctx: &mut PluginCtx,
         f: impl FnOnce(&Arc<Vm>, &mut WasmReq) -> Option<R>,
     ) -> Option<R> {
         let vm = self.vm.as_ref()?;
-        let all = ctx.extensions.get::<WasmReqs>().cloned()?;
-        all.with(vm, |w| if w.over || w.answered { None } else { f(vm, w) })
-            .flatten()
+        let w = ctx.own::<WasmReq>()?;
+        if w.over || w.answered {
+            None
+        } else {
+            f(vm, w)
+        }
     }
 
     pub fn dry(exports: Exports) -> Self {
@@ -117,10 +120,10 @@ impl WasmFilter {
         let effects = if effects.calls.is_empty() {
             effects
         } else {
-            match vm
-                .settle(w.slot, w.gen, w.ctx, req, &mut w.props, effects)
-                .await
-            {
+            // boxed: the calls' future is large, and this one is boxed whole (by
+            // async_trait) on every request, most of which make no call
+            let settled = Box::pin(vm.settle(w.slot, w.gen, w.ctx, req, &mut w.props, effects));
+            match settled.await {
                 Ok(e) => e,
                 Err(f) => {
                     w.over = true;
@@ -136,16 +139,6 @@ impl WasmFilter {
             None => Flow::Continue,
         })
     }
-}
-
-/// The request's wasm contexts (made on first use).
-pub(super) fn reqs(ctx: &mut PluginCtx) -> WasmReqs {
-    if let Some(r) = ctx.extensions.get::<WasmReqs>() {
-        return r.clone();
-    }
-    let r = WasmReqs::default();
-    ctx.extensions.insert(r.clone());
-    r
 }
 
 #[async_trait]
@@ -199,7 +192,7 @@ impl Plugin for WasmFilter {
             answered: false,
         };
         let flow = Self::decide(vm, &mut w, Some(call.req), Ok(out)).await;
-        reqs(call.ctx).put(w);
+        call.ctx.set_own(w);
         flow
     }
 
@@ -224,13 +217,10 @@ impl Plugin for WasmFilter {
     }
 
     fn on_log(&self, status: u16, ctx: &mut PluginCtx) {
-        let Some(vm) = &self.vm else { return };
-        let Some(all) = ctx.extensions.get::<WasmReqs>().cloned() else {
-            return;
-        };
-        let Some(mut w) = all.take(vm) else { return };
-        w.props.status = status;
-        w.end(true);
+        if let Some(w) = ctx.own::<WasmReq>() {
+            w.props.status = status;
+            w.end(true);
+        }
     }
 }
 

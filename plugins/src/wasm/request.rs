@@ -1,13 +1,13 @@
 //! A request's state in a filter: its context (slot, instance generation, id), the
-//! properties its callbacks read, request and response body held back by `Pause`. Kept in the
-//! request's [`crate::PluginCtx`]; a request that ends without the log phase (a
-//! client gone) still gets `proxy_on_done` and `proxy_on_delete` when it is dropped.
+//! properties its callbacks read, request and response body held back by `Pause`. Kept
+//! in the request's [`crate::PluginCtx`] as the filter's own value; a request that ends
+//! without the log phase (a client gone) still gets `proxy_on_done` and `proxy_on_delete` when it is dropped.
 
 use super::vm::Vm;
 use bytes::BytesMut;
 use http::HeaderValue;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What the properties of a request are made of.
 #[derive(Default)]
@@ -58,29 +58,5 @@ impl WasmReq {
 impl Drop for WasmReq {
     fn drop(&mut self) {
         self.end(false);
-    }
-}
-
-/// The contexts of a request, one per wasm entry of its chain.
-#[derive(Clone, Default)]
-pub struct WasmReqs(pub Arc<Mutex<Vec<WasmReq>>>);
-
-impl WasmReqs {
-    /// Takes the context of `vm` out (for a phase that awaits); [`WasmReqs::put`]
-    /// puts it back.
-    pub fn take(&self, vm: &Arc<Vm>) -> Option<WasmReq> {
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let i = all.iter().position(|r| Arc::ptr_eq(&r.vm, vm))?;
-        Some(all.swap_remove(i))
-    }
-
-    pub fn put(&self, r: WasmReq) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(r);
-    }
-
-    /// Runs `f` on the context of `vm`, if the request has one.
-    pub fn with<R>(&self, vm: &Arc<Vm>, f: impl FnOnce(&mut WasmReq) -> R) -> Option<R> {
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        all.iter_mut().find(|r| Arc::ptr_eq(&r.vm, vm)).map(f)
     }
 }

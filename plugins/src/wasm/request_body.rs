@@ -12,7 +12,8 @@
 //! body: what was held goes nowhere.
 
 use super::abi::{Action, BufferType};
-use super::filter::{reqs, WasmFilter};
+use super::filter::WasmFilter;
+use super::request::WasmReq;
 use super::vm::Lend;
 use crate::{ChunkCall, Decision, Flow};
 use bytes::Bytes;
@@ -22,12 +23,12 @@ impl WasmFilter {
         let Some(vm) = &self.vm else {
             return Ok(Flow::Continue);
         };
-        let all = reqs(call.ctx);
-        let Some(mut w) = all.take(vm) else {
+        // taken out while the filter's HTTP calls are awaited, put back after
+        let Some(mut w) = call.ctx.take_own::<WasmReq>() else {
             return Ok(Flow::Continue);
         };
         if w.over || w.answered {
-            all.put(w);
+            call.ctx.set_own(w);
             return Ok(Flow::Continue);
         }
         // what the filter held back, then the new piece
@@ -73,7 +74,7 @@ impl WasmFilter {
             // an answer or a failure: nothing more goes upstream
             _ => {}
         }
-        all.put(w);
+        call.ctx.set_own(w);
         flow
     }
 }
