@@ -273,6 +273,9 @@ async fn a_filter_replaces_the_upstream_answer_in_the_response_phase() {
         let rt = tokio::runtime::Handle::current();
         let calls = |gw: &Gateway| rt.block_on(gw.metric("replace_body_calls")).unwrap_or(0.0);
         assert_eq!(calls(&gw), 0.0);
+        // the requests reached the upstream: not counted as blocked
+        let blocked = rt.block_on(gw.metric("gateway_requests_blocked_total{reason=\"wasm\"}"));
+        assert_eq!(blocked.unwrap_or(0.0), 0.0);
         // an answer the filter keeps goes through untouched, on the same connection
         let (status, h, body) = exchange(&mut s, "GET", "/r/ok");
         assert_eq!((status, body.as_str()), (200, "fine"));

@@ -172,8 +172,10 @@ pub(super) fn response_body_phase(
 /// answer goes out instead, from `fail_to_proxy` (as a request-body phase answer
 /// does). Once the head has gone the stream is ended: the error closes the connection
 /// before the answer's end, as Envoy resets a stream whose headers were sent.
-pub(super) fn late_replacement(session: &Session, ctx: &mut Ctx, reply: Reply) -> Box<Error> {
+pub(super) fn late_replacement(session: &Session, ctx: &mut Ctx, mut reply: Reply) -> Box<Error> {
     let mut e = if session.response_written().is_none() {
+        // the request reached the upstream: not counted as blocked (as in the head phase)
+        reply.blocked = None;
         ctx.deferred = Some(super::ctx::Deferred::Reply(reply));
         Error::explain(super::body::PLUGIN_ANSWERED, "answered by a plugin")
     } else {
