@@ -23,7 +23,8 @@ use tokio::net::TcpStream;
 use wasm_common::*;
 
 /// `x-mode`: `c` continue, `p` hold to the end, `r` hold to the end then put `wasm:`
-/// before the body, `l` answer 403 `body refused`, `t` trap, `a` hold to the end then
+/// before the body, `l` answer 403 `body refused`, `L` answer 403 `late` at the end,
+/// `t` trap, `a` hold to the end then
 /// call pool `u` (`GET /check`) and answer 202 with the call's answer body.
 /// `x-drop-length` removes `content-length` in the request headers phase (as a filter
 /// that changes the body's length does).
@@ -51,6 +52,13 @@ const BODY_FILTER: &str = r#"
       (then
         (drop (call $local (i32.const 403) @"no" @"body refused" (i32.const 0) (i32.const 0) (i32.const 0)))
         (return (i32.const 1))))
+    (if (i32.eq (local.get $m) (i32.const 76))
+      (then
+        (if (local.get $eos)
+          (then
+            (drop (call $local (i32.const 403) @"no" @"late" (i32.const 0) (i32.const 0) (i32.const 0)))
+            (return (i32.const 1))))
+        (return (i32.const 0))))
     (if (i32.eq (local.get $m) (i32.const 116)) (then unreachable))
     (if (i32.eq (local.get $m) (i32.const 97))
       (then
@@ -113,6 +121,10 @@ fn recorder_app(seen: &Seen) -> axum::Router {
                 ..Default::default()
             };
             let first = seen.lock().unwrap().insert(path.clone(), got).is_none();
+            if path.starts_with("/closed/early") {
+                // answered before the body
+                return (StatusCode::OK, "early");
+            }
             let mut stream = body.into_data_stream();
             while let Some(piece) = stream.next().await {
                 let Ok(piece) = piece else {
@@ -307,6 +319,27 @@ async fn the_body_phase_answers_fails_and_is_bounded() {
     assert_eq!((status, body.as_str()), (202, "ok"));
     assert!(got(&seen, "/check").whole);
     assert!(!got(&seen, "/closed/called").whole);
+
+    // the upstream answered before the body's end: a later answer of the filter is
+    // dropped (logged), the upstream's goes on
+    let mut c = Slow::open(&gw, "/closed/early", "x-mode: L\r\ncontent-length: 10\r\n").await;
+    c.send("hello").await;
+    let mut head = Vec::new();
+    while !String::from_utf8_lossy(&head).contains("early") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.0.read(&mut buf));
+        let n = n.await.expect("the upstream's answer").unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&head));
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"));
+    c.send("world").await;
+    let (_, rest) = c.answer().await;
+    assert!(!rest.contains("late"), "a second answer: {rest}");
+    let dropped = wait_until(Duration::from_secs(5), || async {
+        gw.logs().contains("the plugin's answer is dropped")
+    });
+    assert!(dropped.await.is_some(), "{}", gw.logs());
 
     // a trap: 503 with fail: closed; the body as the client sent it with fail: open
     let (status, _) = in_two(&gw, "/closed/trap", "t", async || {}).await;
