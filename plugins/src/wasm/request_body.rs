@@ -43,11 +43,10 @@ impl WasmFilter {
         };
         let eos = call.end_of_stream;
         let mut chunk = given.clone();
-        // the head is read-only here (it went upstream): the filter reads a copy
-        let mut head = call.req.clone();
+        // the head is read-only here (it went upstream)
         let (slot, gen, id, len) = (w.slot, w.gen, w.ctx, chunk.len() as i32);
         let lend = Lend {
-            req: Some(&mut head),
+            req_shared: Some(call.req),
             body: Some((BufferType::RequestBody, &mut chunk)),
             props: Some(&mut w.props),
             ..Default::default()

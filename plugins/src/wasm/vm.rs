@@ -62,6 +62,8 @@ pub struct Effects {
 #[derive(Default)]
 pub struct Lend<'a> {
     pub req: Option<&'a mut RequestHeader>,
+    /// The request head, read-only (the body phases: it went upstream already).
+    pub req_shared: Option<&'a RequestHeader>,
     pub req_mut: bool,
     pub resp: Option<&'a mut ResponseHeader>,
     pub body: Option<(BufferType, &'a mut Bytes)>,
@@ -454,7 +456,10 @@ impl Vm {
 fn lend_to(cx: &mut CallCx, lend: &mut Lend<'_>, ctx: i32) {
     cx.ctx_id = ctx as u32;
     cx.req_writable = lend.req_mut;
-    cx.req.set(lend.req.as_deref_mut());
+    match lend.req_shared {
+        Some(r) => cx.req.set_shared(r),
+        None => cx.req.set(lend.req.as_deref_mut()),
+    }
     cx.resp.set(lend.resp.as_deref_mut());
     match lend.body.as_mut() {
         Some((kind, b)) => {

@@ -13,8 +13,8 @@
 use std::ptr::NonNull;
 
 /// A pointer to a value the caller lends for the call running now (`None` outside it,
-/// or when the call has no such part).
-pub struct Lent<T>(Option<NonNull<T>>);
+/// or when the call has no such part), and whether it was lent mutably.
+pub struct Lent<T>(Option<NonNull<T>>, bool);
 
 // SAFETY: a `Lent` is only set while the thread that lent the value is inside the call
 // (it holds the `&mut` borrow, and the store's slot lock, for the whole call) and is
@@ -27,7 +27,7 @@ unsafe impl<T: Sync> Sync for Lent<T> {}
 
 impl<T> Default for Lent<T> {
     fn default() -> Self {
-        Self(None)
+        Self(None, false)
     }
 }
 
@@ -35,6 +35,13 @@ impl<T> Lent<T> {
     /// Lends `v` (or nothing) for the call about to run.
     pub fn set(&mut self, v: Option<&mut T>) {
         self.0 = v.map(NonNull::from);
+        self.1 = true;
+    }
+
+    /// Lends `v` read-only: [`Lent::get_mut`] gives nothing.
+    pub fn set_shared(&mut self, v: &T) {
+        self.0 = Some(NonNull::from(v));
+        self.1 = false;
     }
 
     pub fn is_some(&self) -> bool {
@@ -48,10 +55,14 @@ impl<T> Lent<T> {
         self.0.map(|p| unsafe { &*p.as_ptr() })
     }
 
-    /// The lent value, mutably.
+    /// The lent value, mutably (`None` when it was lent read-only).
     pub fn get_mut(&mut self) -> Option<&mut T> {
-        // SAFETY: as `get`; `&mut self` makes this the only access through the store,
-        // and the lender does not touch the value while the call runs.
+        if !self.1 {
+            return None;
+        }
+        // SAFETY: as `get`, and the pointer came from a `&mut T` (`set`); `&mut self`
+        // makes this the only access through the store, and the lender does not touch
+        // the value while the call runs.
         self.0.map(|p| unsafe { &mut *p.as_ptr() })
     }
 }
