@@ -7,7 +7,7 @@ use super::{is_tls, request_chunks, Ctx, GatewayProxy};
 use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};
-use gateway_plugins::{BodyCall, ChunkCall, Flow, Instance, RequestCall, RequestInfo};
+use gateway_plugins::{BodyCall, Flow, Instance, RequestCall, RequestInfo};
 use pingora_error::Result;
 use pingora_proxy::Session;
 use std::net::IpAddr;
@@ -177,18 +177,17 @@ impl GatewayProxy {
                 p.on_request_body(&mut call).await
             } else {
                 let mut piece = Some(std::mem::take(whole));
-                let mut call = ChunkCall {
-                    body: &mut piece,
-                    end_of_stream: true,
-                    rewritten: false,
-                    req: session.req_header(),
+                let req = session.req_header();
+                let decided = super::request_chunks::run_chunk(
+                    p,
+                    &mut piece,
+                    true,
+                    req,
                     info,
-                    ctx: &mut ctx.plugin,
-                };
-                let decided = p.on_request_chunk(&mut call).await;
-                if call.rewritten {
-                    ctx.chunks.rewritten_by(p.name());
-                }
+                    &mut ctx.plugin,
+                    &mut ctx.chunks,
+                )
+                .await;
                 *whole = piece.unwrap_or_default();
                 decided
             };

@@ -150,19 +150,17 @@ impl GatewayProxy {
                 break;
             }
             ctx.plugin.enter(i);
-            let mut call = ChunkCall {
-                body: &mut *body,
-                end_of_stream: eos,
-                rewritten: false,
-                req: session.req_header(),
+            match run_chunk(
+                p,
+                body,
+                eos,
+                session.req_header(),
                 info,
-                ctx: &mut ctx.plugin,
-            };
-            let decided = p.on_request_chunk(&mut call).await;
-            if call.rewritten {
-                ctx.chunks.rewritten_by(p.name());
-            }
-            match decided {
+                &mut ctx.plugin,
+                &mut ctx.chunks,
+            )
+            .await
+            {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Respond(reply)) => {
                     return Err(body::answered(ctx, Deferred::Reply(reply)))
@@ -182,6 +180,32 @@ impl GatewayProxy {
         }
         Ok(())
     }
+}
+
+/// One plugin's streaming body phase on `body` (what it leaves there goes on), noting
+/// in `chunks` when it changed bytes.
+pub(super) async fn run_chunk(
+    p: &gateway_plugins::Instance,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+    req: &RequestHeader,
+    info: gateway_plugins::RequestInfo<'_>,
+    plugin: &mut gateway_plugins::PluginCtx,
+    chunks: &mut ChunkState,
+) -> gateway_plugins::Decision {
+    let mut call = ChunkCall {
+        body,
+        end_of_stream,
+        rewritten: false,
+        req,
+        info,
+        ctx: plugin,
+    };
+    let decided = p.on_request_chunk(&mut call).await;
+    if call.rewritten {
+        chunks.rewritten_by(p.name());
+    }
+    decided
 }
 
 #[cfg(test)]
