@@ -90,6 +90,24 @@ async fn schemathesis_finds_no_server_error_and_no_schema_mismatch() {
         .filter(|(s, _)| **s >= 500)
         .map(|(_, n)| n)
         .sum();
+    if server_errors > 0 {
+        // the gateway's lines of those requests (their access line, and the error and
+        // warning lines that carry their id), to tell a gateway fault from an upstream's
+        let logs = gw.logs();
+        let ids: Vec<String> = logs
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["status_code"].as_u64().is_some_and(|s| s >= 500))
+            .filter_map(|v| v["correlation_id"].as_str().map(str::to_string))
+            .collect();
+        println!("gateway log of the 5xx answers:");
+        for line in logs.lines() {
+            let of_one = ids.iter().any(|id| line.contains(id.as_str()));
+            if of_one || line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
+                println!("  {line}");
+            }
+        }
+    }
     assert_eq!(server_errors, 0, "the gateway answered 5xx");
     assert!(
         failed.is_empty(),
