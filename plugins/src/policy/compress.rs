@@ -102,13 +102,15 @@ pub struct Compress {
     level: u32,
 }
 
-/// The coding chosen from `Accept-Encoding` in the request phase.
+/// The coding chosen from `Accept-Encoding` in the request phase (the plugin's own
+/// value of the request until its response phase).
 #[derive(Clone, Copy)]
 struct Chosen(Algorithm);
 
-/// The streaming encoder of one answer.
-#[derive(Clone)]
-struct Encoding(Arc<Mutex<Encoder>>);
+/// The streaming encoder of one answer (the plugin's own value of the request from its
+/// response phase on; the mutex only makes it `Sync`: it is reached through `&mut`,
+/// never locked).
+struct Encoding(Mutex<Encoder>);
 
 enum Encoder {
     Zstd(Box<zstd::stream::write::Encoder<'static, Vec<u8>>>),
@@ -261,7 +263,7 @@ impl Plugin for Compress {
             .collect::<Vec<_>>()
             .join(",");
         if let Some(a) = negotiate(&accept, &self.algorithms) {
-            call.ctx.extensions.insert(Chosen(a));
+            call.ctx.set_own(Chosen(a));
         }
         Ok(Flow::Continue)
     }
@@ -276,7 +278,7 @@ impl Plugin for Compress {
             return;
         }
         let _ = resp.append_header(VARY, HeaderValue::from_static("Accept-Encoding"));
-        let Some(Chosen(a)) = ctx.extensions.remove::<Chosen>() else {
+        let Some(Chosen(a)) = ctx.take_own::<Chosen>() else {
             return;
         };
         let status = resp.status.as_u16();
@@ -307,7 +309,7 @@ impl Plugin for Compress {
                 // connection (HTTP/2 drops the field)
                 let _ = resp.insert_header(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
                 weaken_etag(resp);
-                ctx.extensions.insert(Encoding(Arc::new(Mutex::new(e))));
+                ctx.set_own(Encoding(Mutex::new(e)));
             }
             // an encoder that cannot be made (zstd out of memory): sent as it is
             Err(e) => tracing::warn!(plugin = "compress", error = %e, "no encoder"),
@@ -319,10 +321,10 @@ impl Plugin for Compress {
     }
 
     fn on_response_body(&self, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut PluginCtx) {
-        let Some(Encoding(enc)) = ctx.extensions.get::<Encoding>().cloned() else {
+        let Some(Encoding(enc)) = ctx.own::<Encoding>() else {
             return;
         };
-        let Ok(mut enc) = enc.lock() else {
+        let Ok(enc) = enc.get_mut() else {
             return;
         };
         let chunk = body.take().unwrap_or_default();
