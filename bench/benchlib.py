@@ -425,7 +425,7 @@ def build_report(run_dir):
                    "increase over the test (from /metrics).")
         out.append("")
 
-    checks = goal_checks(med, rss, reloads, meta)
+    checks = goal_checks(med, rss, reloads, meta, runs)
     if checks:
         out.append("### Goals from the issue")
         out.append("")
@@ -441,7 +441,7 @@ def build_report(run_dir):
     return "\n".join(out)
 
 
-def goal_checks(med, rss, reloads, meta):
+def goal_checks(med, rss, reloads, meta, runs=()):
     """The issue's goals for the gateway, checked on whatever was measured."""
     bare = meta.get("goal_bare", "gw-bare")
     jwt = meta.get("goal_jwt", "gw-jwt-rl")
@@ -449,6 +449,24 @@ def goal_checks(med, rss, reloads, meta):
 
     def verdict(ok):
         return "PASS" if ok else "FAIL"
+
+    def paired(target, c):
+        """CPU/req of `target` less `bare`'s in each repeat (the two ran back to back,
+        so the machine's drift between repeats cancels out)."""
+        by = {}
+        for r in runs:
+            if int(r["conns"]) == c and r["target"] in (target, bare):
+                by.setdefault(r["rep"], {})[r["target"]] = float(r["cpu_us_per_req"])
+        return [v[target] - v[bare] for v in by.values() if target in v and bare in v]
+
+    # issue 19: what a proxy-wasm filter adds at c=50
+    for target, limit in (("gw-wasm-noop", 3.0), ("gw-wasm-headers", 6.0)):
+        d = paired(target, 50)
+        if d:
+            m = statistics.median(d)
+            rows.append([f"{target} CPU/req ≤ {bare} + {limit:g} µs (c=50, issue 19)",
+                         f"{m:+.2f} µs (median of {len(d)} paired repeats, "
+                         f"{min(d):+.1f} to {max(d):+.1f})", verdict(m <= limit)])
 
     for c in sorted({c for (_, c) in med}, reverse=True):
         g, n, d = med.get((bare, c)), med.get(("nginx", c)), med.get(("direct", c))
