@@ -173,21 +173,19 @@ pub(super) fn response_body_phase(
 /// does). Once the head has gone the stream is ended: the error closes the connection
 /// before the answer's end, as Envoy resets a stream whose headers were sent.
 pub(super) fn late_replacement(session: &Session, ctx: &mut Ctx, mut reply: Reply) -> Box<Error> {
-    let mut e = if session.response_written().is_none() {
+    if session.response_written().is_none() {
         // the request reached the upstream: not counted as blocked (as in the head phase)
         reply.blocked = None;
-        ctx.deferred = Some(super::ctx::Deferred::Reply(reply));
-        Error::explain(super::body::PLUGIN_ANSWERED, "answered by a plugin")
-    } else {
-        tracing::warn!(
-            route = ctx.route_name(),
-            "a plugin replaced the answer after its head was sent: the stream is ended"
-        );
-        Error::explain(
-            ErrorType::InternalError,
-            "a plugin replaced the answer after its head was sent",
-        )
-    };
+        return super::body::answered(ctx, super::ctx::Deferred::Reply(reply));
+    }
+    tracing::warn!(
+        route = ctx.route_name(),
+        "a plugin replaced the answer after its head was sent: the stream is ended"
+    );
+    let mut e = Error::explain(
+        ErrorType::InternalError,
+        "a plugin replaced the answer after its head was sent",
+    );
     e.set_retry(false);
     e
 }

@@ -166,7 +166,6 @@ impl Plugin for WasmFilter {
         let eos = i32::from(no_body(call.req));
         let lend = Lend {
             req: Some(&mut *call.req),
-            req_mut: true,
             props: Some(&mut props),
             ..Default::default()
         };

@@ -4,7 +4,7 @@
 //! without the log phase (a client gone) still gets `proxy_on_done` and `proxy_on_delete` when it is dropped.
 
 use super::vm::Vm;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::HeaderValue;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -41,6 +41,19 @@ pub struct WasmReq {
     pub over: bool,
     /// The filter answered this request itself (its response callbacks are skipped).
     pub answered: bool,
+}
+
+/// What a `Pause` held back of a body, then `piece` (the bytes the filter sees next).
+pub fn after_held(held: &mut BytesMut, piece: Option<Bytes>) -> Bytes {
+    match (piece, held.is_empty()) {
+        (Some(b), true) => b,
+        (b, _) => {
+            if let Some(b) = b {
+                held.extend_from_slice(&b);
+            }
+            held.split().freeze()
+        }
+    }
 }
 
 impl WasmReq {

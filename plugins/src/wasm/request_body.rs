@@ -13,7 +13,7 @@
 
 use super::abi::{Action, BufferType};
 use super::filter::WasmFilter;
-use super::request::WasmReq;
+use super::request::{after_held, WasmReq};
 use super::vm::Lend;
 use crate::{ChunkCall, Decision, Flow};
 use bytes::Bytes;
@@ -32,15 +32,7 @@ impl WasmFilter {
             return Ok(Flow::Continue);
         }
         // what the filter held back, then the new piece
-        let given = match (call.body.take(), w.req_held.is_empty()) {
-            (Some(b), true) => b,
-            (b, _) => {
-                if let Some(b) = b {
-                    w.req_held.extend_from_slice(&b);
-                }
-                w.req_held.split().freeze()
-            }
-        };
+        let given = after_held(&mut w.req_held, call.body.take());
         let eos = call.end_of_stream;
         let mut chunk = given.clone();
         // the head is read-only here (it went upstream)

@@ -21,6 +21,7 @@
 
 use super::abi::{Action, BufferType};
 use super::filter::WasmFilter;
+use super::request::after_held;
 use super::vm::Lend;
 use crate::PluginCtx;
 use bytes::Bytes;
@@ -67,15 +68,7 @@ impl WasmFilter {
         ctx: &mut PluginCtx,
     ) {
         let late = self.with_response_ctx(ctx, |vm, w| {
-            let mut chunk = match (body.take(), w.held.is_empty()) {
-                (Some(b), true) => b,
-                (b, _) => {
-                    if let Some(b) = b {
-                        w.held.extend_from_slice(&b);
-                    }
-                    w.held.split().freeze()
-                }
-            };
+            let mut chunk = after_held(&mut w.held, body.take());
             let (slot, gen, id, len) = (w.slot, w.gen, w.ctx, chunk.len() as i32);
             let eos = i32::from(end_of_stream);
             let lend = Lend {

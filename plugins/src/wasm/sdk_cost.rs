@@ -5,7 +5,6 @@
 //! beside the benchmark's WAT headers filter. Printed, not asserted (a measure).
 #![allow(clippy::unwrap_used)]
 
-use super::*;
 use crate::{PluginCtx, RequestInfo, Shared};
 use std::path::PathBuf;
 
@@ -26,14 +25,7 @@ async fn cost(file: PathBuf, root_id: &str) {
     });
     let shared = Shared::with_env(false, |_| None);
     let settings = serde_json::json!({ "module": "f.wasm", "root_id": root_id, "max_time": "1s" });
-    let build = || {
-        let cx = BuildCtx {
-            shared: &shared,
-            base_dir: dir.path(),
-            route: Some("r"),
-        };
-        Wasm::build(crate::parse_settings(&settings).unwrap(), &cx).unwrap()
-    };
+    let build = || super::tests::build(&shared, dir.path(), settings.clone()).unwrap();
     let began = std::time::Instant::now();
     let p = build();
     let first = began.elapsed();
@@ -44,22 +36,8 @@ async fn cost(file: PathBuf, root_id: &str) {
     }
     // a build starts one instance (the others start on first use by a thread)
     let per_instance = began.elapsed() / builds;
-    let info = RequestInfo {
-        client_ip: Some([127, 0, 0, 1].into()),
-        client_port: Some(40000),
-        ..RequestInfo::new("r", "/a")
-    };
-    let n = 2000u32;
-    let began = std::time::Instant::now();
-    for _ in 0..n {
-        let ctx = PluginCtx {
-            request_id: Some(http::HeaderValue::from_static("id-1")),
-            ..Default::default()
-        };
-        super::tests::one_request(p.as_ref(), info, ctx).await;
-    }
-    let per_request = began.elapsed() / n;
-    let per_piece = body_pieces(p.as_ref(), info).await;
+    let per_request = time_requests(p.as_ref(), 2000).await;
+    let per_piece = body_pieces(p.as_ref(), info()).await;
     let size = std::fs::metadata(&file).unwrap().len() / 1024;
     println!(
         "sdk_cost {root_id}: {size} KiB; first build (compile + 1 instance) {first:?}; instantiate+start {per_instance:?} per instance; a request's callbacks {per_request:?}; proxy_on_request_body {per_piece:?} per 16 KiB piece"
@@ -120,26 +98,34 @@ async fn sdk_cost() {
 struct Nothing;
 impl crate::Plugin for Nothing {}
 
-/// The time per request of `p`'s phases called directly, without the proxy (median of
-/// 7 rounds of 20,000 requests).
-async fn per_request(p: &dyn crate::Plugin) -> std::time::Duration {
-    let info = RequestInfo {
+/// What the filter reads of the measured requests.
+fn info() -> RequestInfo<'static> {
+    RequestInfo {
         client_ip: Some([127, 0, 0, 1].into()),
         client_port: Some(40000),
         ..RequestInfo::new("r", "/a")
-    };
-    let n = 20_000u32;
+    }
+}
+
+/// The time per request of `p`'s phases called directly, without the proxy, over `n`
+/// requests.
+async fn time_requests(p: &dyn crate::Plugin, n: u32) -> std::time::Duration {
+    let began = std::time::Instant::now();
+    for _ in 0..n {
+        let ctx = PluginCtx {
+            request_id: Some(http::HeaderValue::from_static("id-1")),
+            ..Default::default()
+        };
+        super::tests::one_request(p, info(), ctx).await;
+    }
+    began.elapsed() / n
+}
+
+/// [`time_requests`]: the median of 7 rounds of 20,000 requests.
+async fn per_request(p: &dyn crate::Plugin) -> std::time::Duration {
     let mut rounds = Vec::new();
     for _ in 0..7 {
-        let began = std::time::Instant::now();
-        for _ in 0..n {
-            let ctx = PluginCtx {
-                request_id: Some(http::HeaderValue::from_static("id-1")),
-                ..Default::default()
-            };
-            super::tests::one_request(p, info, ctx).await;
-        }
-        rounds.push(began.elapsed() / n);
+        rounds.push(time_requests(p, 20_000).await);
     }
     rounds.sort();
     rounds[rounds.len() / 2]
@@ -163,13 +149,8 @@ async fn bench_filters_cost() {
             dir.path().join("f.wasm"),
         )
         .unwrap();
-        let cx = BuildCtx {
-            shared: &shared,
-            base_dir: dir.path(),
-            route: Some("r"),
-        };
         let settings = serde_json::json!({ "module": "f.wasm" });
-        let p = Wasm::build(crate::parse_settings(&settings).unwrap(), &cx).unwrap();
+        let p = super::tests::build(&shared, dir.path(), settings).unwrap();
         let t = per_request(p.as_ref()).await;
         println!(
             "bench_filters_cost {name}: {t:?} per request, {:?} over a plugin that does nothing ({base:?})",

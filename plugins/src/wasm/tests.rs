@@ -28,7 +28,7 @@ pub(super) async fn one_request(p: &dyn crate::Plugin, info: RequestInfo<'_>, mu
     p.on_log(200, &mut ctx);
 }
 
-fn build(
+pub(super) fn build(
     shared: &Arc<Shared>,
     dir: &Path,
     settings: serde_json::Value,

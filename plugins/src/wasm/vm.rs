@@ -58,13 +58,13 @@ pub struct Effects {
     pub resumed: bool,
 }
 
-/// The request parts a call borrows (swapped into the store for the call).
+/// The request parts a call borrows (lent to the store for the call).
 #[derive(Default)]
 pub struct Lend<'a> {
+    /// The request head, writable (the request phase: what goes upstream).
     pub req: Option<&'a mut RequestHeader>,
     /// The request head, read-only (the body phases: it went upstream already).
     pub req_shared: Option<&'a RequestHeader>,
-    pub req_mut: bool,
     pub resp: Option<&'a mut ResponseHeader>,
     pub body: Option<(BufferType, &'a mut Bytes)>,
     pub props: Option<&'a mut ReqProps>,
@@ -349,7 +349,6 @@ impl Vm {
                 let answer = self.send(&call).await;
                 let (nh, nb) = (answer.headers.len() as i32, answer.body.len() as i32);
                 let lend = Lend {
-                    req_mut: req.is_some(),
                     req: req.as_deref_mut(),
                     props: Some(&mut *props),
                     answer: Some(answer),
@@ -455,7 +454,6 @@ impl Vm {
 /// part: one the call does not have is cleared, whatever an earlier call left).
 fn lend_to(cx: &mut CallCx, lend: &mut Lend<'_>, ctx: i32) {
     cx.ctx_id = ctx as u32;
-    cx.req_writable = lend.req_mut;
     match lend.req_shared {
         Some(r) => cx.req.set_shared(r),
         None => cx.req.set(lend.req.as_deref_mut()),
@@ -480,7 +478,6 @@ fn lend_to(cx: &mut CallCx, lend: &mut Lend<'_>, ctx: i32) {
 /// Ends the loan of [`lend_to`]: the call is over.
 fn take_back(cx: &mut CallCx) {
     cx.req.set(None);
-    cx.req_writable = false;
     cx.resp.set(None);
     cx.body.set(None);
     cx.body_of = None;

@@ -62,8 +62,6 @@ pub struct CallCx {
     pub ctx_id: u32,
     /// The request head, when lent.
     pub req: lent::Lent<RequestHeader>,
-    /// The request head may be changed (request headers phase).
-    pub req_writable: bool,
     pub resp: lent::Lent<ResponseHeader>,
     /// The body chunk of the body phases, and which body it is.
     pub body: lent::Lent<Bytes>,
@@ -90,13 +88,10 @@ impl CallCx {
         self.req.get()
     }
 
-    /// The request head, when this call may change it.
+    /// The request head, when this call may change it (lent writable: the request
+    /// phase).
     pub fn req_mut(&mut self) -> Option<&mut RequestHeader> {
-        if self.req_writable {
-            self.req.get_mut()
-        } else {
-            None
-        }
+        self.req.get_mut()
     }
 
     pub fn resp(&self) -> Option<&ResponseHeader> {
@@ -161,7 +156,6 @@ impl Host {
             cx: CallCx {
                 ctx_id: 0,
                 req: lent::Lent::default(),
-                req_writable: false,
                 resp: lent::Lent::default(),
                 body: lent::Lent::default(),
                 body_of: None,
