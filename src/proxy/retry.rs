@@ -61,6 +61,16 @@ pub fn retry_after_error(
     timeout: bool,
     client_reused: bool,
 ) -> bool {
+    if client_reused && head_unsent(e) && ctx.upstream_time.is_none() {
+        // a pooled keep-alive connection the upstream had closed meanwhile: the request
+        // head could not be written, so the upstream got no request and any method may
+        // go again, as after a failed connect (one more try without a retry policy)
+        return if retry_cfg(ctx).is_none() {
+            tries_left_default(ctx) && replayable(ctx, session)
+        } else {
+            may_retry(ctx, session, true)
+        };
+    }
     // pingora's own verdict; `ReusedOnly` = safe only on a reused connection
     let pingora_says = match e.retry {
         RetryType::Decided(b) => b,
@@ -105,6 +115,17 @@ pub fn broke_before_answer(ctx: &Ctx, session: &Session, e: &Error) -> bool {
         && ctx.upstream_time.is_none()
         && method_ok(ctx, session)
         && replayable(ctx, session)
+}
+
+/// Whether `e` is pingora's failure to write the request head upstream (its HTTP/1
+/// client's context, `vendor/pingora-core/src/protocols/http/v1/client.rs`): the head
+/// did not go whole, so the upstream got no request to act on.
+fn head_unsent(e: &Error) -> bool {
+    e.etype() == &ErrorType::WriteError
+        && e.esource() == &ErrorSource::Upstream
+        && e.context
+            .as_ref()
+            .is_some_and(|c| c.as_str() == "while writing request headers")
 }
 
 fn tries_left_default(ctx: &Ctx) -> bool {
