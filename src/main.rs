@@ -5,12 +5,15 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[cfg(not(feature = "system-allocator"))]
+mod allocator;
+
 /// mimalloc: the proxy allocates small, short-lived objects per request (headers,
 /// sessions); glibc's malloc spent ~13% of the proxy's CPU on them in profiles.
 /// The `system-allocator` feature leaves it out, for heap profilers that see only malloc.
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::Mimalloc = allocator::Mimalloc;
 
 #[derive(Parser)]
 #[command(
