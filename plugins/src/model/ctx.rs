@@ -31,7 +31,9 @@ pub struct PluginCtx {
 /// The plugins' own values of a request, by their place in the chain.
 #[derive(Default)]
 pub struct OwnValues {
-    values: Vec<Option<Box<dyn Any + Send + Sync>>>,
+    /// Inline for the first few places: most chains are short, so setting a value
+    /// allocates only its box.
+    values: smallvec::SmallVec<[Option<Box<dyn Any + Send + Sync>>; 4]>,
     /// The place in the chain of the plugin whose phase runs now.
     at: usize,
 }

@@ -103,41 +103,45 @@ impl WasmFilter {
         req: Option<&mut RequestHeader>,
         r: Result<Option<(i32, Effects)>, Fault>,
     ) -> Result<Flow, PluginFailure> {
-        let effects = match r {
+        let (action, effects) = match r {
             Err(f) => {
                 w.over = true;
                 return Self::failed(vm, &f);
             }
             Ok(None) => return Ok(Flow::Continue),
-            Ok(Some((action, e))) => {
-                if Action::of(action) == Action::Pause && e.calls.is_empty() && e.local.is_none() {
-                    tracing::debug!(plugin = "wasm", filter = %vm.filter.name,
-                        "pause with no http call pending: the request goes on");
-                }
-                e
+            Ok(Some((action, e))) if e.calls.is_empty() => {
+                return Ok(Self::decided(vm, w, action, e))
             }
+            Ok(Some(done)) => done,
         };
-        let effects = if effects.calls.is_empty() {
-            effects
-        } else {
-            // boxed: the calls' future is large, and this one is boxed whole (by
-            // async_trait) on every request, most of which make no call
-            let settled = Box::pin(vm.settle(w.slot, w.gen, w.ctx, req, &mut w.props, effects));
-            match settled.await {
-                Ok(e) => e,
-                Err(f) => {
-                    w.over = true;
-                    return Self::failed(vm, &f);
-                }
+        // boxed: the calls' future is large, and this one is boxed whole (by
+        // async_trait) on every request, most of which make no call
+        let settled = Box::pin(vm.settle(w.slot, w.gen, w.ctx, req, &mut w.props, effects));
+        match settled.await {
+            Ok(e) => Ok(Self::decided(vm, w, action, e)),
+            Err(f) => {
+                w.over = true;
+                Self::failed(vm, &f)
             }
-        };
-        Ok(match effects.local {
+        }
+    }
+
+    /// The request's decision once the callback's HTTP calls (if any) are settled:
+    /// the filter's answer, or on.
+    pub(super) fn decided(vm: &Vm, w: &mut WasmReq, action: i32, effects: Effects) -> Flow {
+        match effects.local {
             Some(reply) => {
                 w.answered = true;
-                Flow::Respond(reply)
+                Flow::Respond(*reply)
             }
-            None => Flow::Continue,
-        })
+            None => {
+                if Action::of(action) == Action::Pause && !effects.resumed {
+                    tracing::debug!(plugin = "wasm", filter = %vm.filter.name,
+                        "pause with no answer: the request goes on");
+                }
+                Flow::Continue
+            }
+        }
     }
 }
 
@@ -190,7 +194,12 @@ impl Plugin for WasmFilter {
             over: false,
             answered: false,
         };
-        let flow = Self::decide(vm, &mut w, Some(call.req), Ok(out)).await;
+        let flow = match out {
+            // the usual case, no HTTP call to wait for: no future to build
+            None => Ok(Flow::Continue),
+            Some((action, e)) if e.calls.is_empty() => Ok(Self::decided(vm, &mut w, action, e)),
+            out => Self::decide(vm, &mut w, Some(call.req), Ok(out)).await,
+        };
         call.ctx.set_own(w);
         flow
     }

@@ -47,11 +47,10 @@ impl WasmFilter {
                     None
                 }
                 // boxed: the usual answer (none) moves a pointer, not a reply
-                Ok(Some((_, e))) => e.local.map(|reply| {
+                Ok(Some((_, e))) => e.local.inspect(|reply| {
                     // the filter's answer: none of its response callbacks run on it
                     w.answered = true;
                     w.props.status = reply.status;
-                    Box::new(reply)
                 }),
                 Ok(None) => None,
             }
@@ -88,7 +87,7 @@ impl WasmFilter {
                     tracing::warn!(plugin = "wasm", filter = %vm.filter.name,
                         route = vm.filter.route.as_deref().unwrap_or(""),
                         "a local response from proxy_on_response_body: it replaces the answer only if none of it has gone, else the stream is ended");
-                    return e.local.map(Box::new);
+                    return e.local;
                 }
                 Ok(Some((a, _))) if Action::of(a) == Action::Pause && !end_of_stream => {
                     w.held.extend_from_slice(&chunk);

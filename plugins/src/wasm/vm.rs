@@ -53,7 +53,7 @@ pub struct Slot {
 /// What a call did besides its result.
 #[derive(Default)]
 pub struct Effects {
-    pub local: Option<Reply>,
+    pub local: Option<Box<Reply>>,
     pub calls: Vec<PendingCall>,
     pub resumed: bool,
 }

@@ -124,12 +124,12 @@ pub fn local_response(
                 headers.push((name, value));
             }
         }
-        host.cx.local = Some(Reply {
+        host.cx.local = Some(Box::new(Reply {
             status,
             headers,
             body: ReplyBody::Raw(content_type, body),
             blocked: Some("wasm"),
-        });
+        }));
         Ok(())
     })())
 }

@@ -71,7 +71,8 @@ pub struct CallCx {
     /// The properties outside requests (the root context's).
     pub root_props: ReqProps,
     /// `proxy_send_local_response`: the answer instead of the upstream's.
-    pub local: Option<Reply>,
+    /// Boxed: calls move their effects by value, and most have no answer.
+    pub local: Option<Box<Reply>>,
     /// `proxy_http_call`s to send.
     pub calls: Vec<PendingCall>,
     /// The answer of the HTTP call whose callback runs now.
