@@ -12,7 +12,8 @@
 # functions (inclusive and self) of the serving thread.
 # Output: bench/results/callgrind-<label>-<time>/ (callgrind.out, annotate.txt).
 # Settings: CG_CONNS [10], CG_SECONDS [10], CG_WARMUP_S [3], CG_CONFIG [gateway-bare.yaml]
-# (a bench/ route table template: gateway-wasm-noop.yaml gives the cost of a wasm filter).
+# (a bench/ route table template: gateway-wasm-noop.yaml gives the cost of a wasm filter),
+# CG_VALGRIND_ARGS (more valgrind options: `--cache-sim=yes` adds I1/D1/LL misses).
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
@@ -34,7 +35,7 @@ start_upstream "$DIR" "$UP_PORT"
 PIDS+=("$UPSTREAM_PID")
 render_bare_gateway "$DIR" "$UP_PORT" "${CG_CONFIG:-gateway-bare.yaml}"
 PORT=$GW_PORT METRICS_PORT=$M_PORT GATEWAY_WORKERS=1 LOG_LEVEL=error BIND_ADDRESS=127.0.0.1 \
-    valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes \
+    valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes ${CG_VALGRIND_ARGS:-} \
     --callgrind-out-file="$DIR/callgrind.out" \
     "$BIN" --config "$DIR/conf/routes.yaml" >"$DIR/logs/gateway.out" 2>"$DIR/logs/valgrind.err" &
 GW_PID=$!; PIDS+=("$GW_PID")

@@ -25,7 +25,9 @@ use wasm_common::*;
 /// `x-mode`: `c` continue, `p` hold to the end, `r` hold to the end then put `wasm:`
 /// before the body, `l` answer 403 `body refused`, `L` answer 403 `late` at the end,
 /// `t` trap, `a` hold to the end then
-/// call pool `u` (`GET /check`) and answer 202 with the call's answer body.
+/// call pool `u` (`GET /check`) and answer 202 with the call's answer body, `v` call
+/// pool `u` on the first piece (pausing) and, in the call's callback, put the held
+/// bytes in brackets and resume (`proxy_continue_request`).
 /// `x-drop-length` removes `content-length` in the request headers phase (as a filter
 /// that changes the body's length does).
 const BODY_FILTER: &str = r#"
@@ -60,6 +62,14 @@ const BODY_FILTER: &str = r#"
             (return (i32.const 1))))
         (return (i32.const 0))))
     (if (i32.eq (local.get $m) (i32.const 116)) (then unreachable))
+    (if (i32.eq (local.get $m) (i32.const 118))
+      (then
+        (if (i32.eqz (local.get $eos))
+          (then
+            (drop (call $http_call @"u" @"\01\00\00\00\05\00\00\00\06\00\00\00:path\00/check\00"
+              (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 8)))
+            (return (i32.const 1))))
+        (return (i32.const 0))))
     (if (i32.eq (local.get $m) (i32.const 97))
       (then
         (if (local.get $eos)
@@ -68,6 +78,17 @@ const BODY_FILTER: &str = r#"
         (return (i32.const 1))))
     (i32.const 0))
   (func (export "proxy_on_http_call_response") (param i32 i32 i32) (param $size i32) (param i32)
+    (if (i32.eq (call $mode) (i32.const 118))
+      (then
+        ;; the held request body (buffer 0) becomes "[" body "]", then the request goes on
+        (drop (call $buf (i32.const 0) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 4)))
+        (i32.store8 (i32.const 65536) (i32.const 91))
+        (memory.copy (i32.const 65537) (i32.load (i32.const 0)) (i32.load (i32.const 4)))
+        (i32.store8 (i32.add (i32.const 65537) (i32.load (i32.const 4))) (i32.const 93))
+        (drop (call $setbuf (i32.const 0) (i32.const 0) (i32.load (i32.const 4))
+          (i32.const 65536) (i32.add (i32.load (i32.const 4)) (i32.const 2))))
+        (drop (call $continue_request))
+        (return)))
     (drop (call $buf (i32.const 4) (i32.const 0) (local.get $size) (i32.const 0) (i32.const 4)))
     (drop (call $local (i32.const 202) @"" (i32.load (i32.const 0)) (i32.load (i32.const 4))
       (i32.const 0) (i32.const 0) (i32.const 0))))
@@ -319,6 +340,27 @@ async fn the_body_phase_answers_fails_and_is_bounded() {
     assert_eq!((status, body.as_str()), (202, "ok"));
     assert!(got(&seen, "/check").whole);
     assert!(!got(&seen, "/closed/called").whole);
+
+    // a pause with an HTTP call before the end: the call's callback reads and replaces
+    // the held bytes and resumes, and they go upstream before the client sends the rest
+    let (status, _) = in_two(
+        &gw,
+        "/closed/checked",
+        "v\r\nx-drop-length: 1",
+        async || {
+            let first = wait_until(Duration::from_secs(5), || async {
+                got(&seen, "/closed/checked").body() == "[hello]"
+            });
+            assert!(
+                first.await.is_some(),
+                "the held piece did not go on at proxy_continue_request: {:?}",
+                got(&seen, "/closed/checked")
+            );
+        },
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(got(&seen, "/closed/checked").body(), "[hello]world");
 
     // the upstream answered before the body's end: a later answer of the filter is
     // dropped (logged), the upstream's goes on

@@ -12,7 +12,7 @@
 
 use super::abi::Action;
 use super::request::{ReqProps, WasmReq};
-use super::vm::{Effects, Fault, Lend, Vm};
+use super::vm::{Effects, Fault, Lend, Parts, Vm};
 use crate::{ChunkCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -100,7 +100,7 @@ impl WasmFilter {
     pub(super) async fn decide(
         vm: &Vm,
         w: &mut WasmReq,
-        req: Option<&mut RequestHeader>,
+        parts: Parts<'_>,
         r: Result<Option<(i32, Effects)>, Fault>,
     ) -> Result<Flow, PluginFailure> {
         let (action, effects) = match r {
@@ -116,7 +116,7 @@ impl WasmFilter {
         };
         // boxed: the calls' future is large, and this one is boxed whole (by
         // async_trait) on every request, most of which make no call
-        let settled = Box::pin(vm.settle(w.slot, w.gen, w.ctx, req, &mut w.props, effects));
+        let settled = Box::pin(vm.settle(w.slot, w.gen, w.ctx, parts, &mut w.props, effects));
         match settled.await {
             Ok(e) => Ok(Self::decided(vm, w, action, e)),
             Err(f) => {
@@ -129,6 +129,7 @@ impl WasmFilter {
     /// The request's decision once the callback's HTTP calls (if any) are settled:
     /// the filter's answer, or on.
     pub(super) fn decided(vm: &Vm, w: &mut WasmReq, action: i32, effects: Effects) -> Flow {
+        w.continued = effects.resumed;
         match effects.local {
             Some(reply) => {
                 w.answered = true;
@@ -193,12 +194,19 @@ impl Plugin for WasmFilter {
             req_held: BytesMut::new(),
             over: false,
             answered: false,
+            continued: false,
         };
         let flow = match out {
             // the usual case, no HTTP call to wait for: no future to build
             None => Ok(Flow::Continue),
             Some((action, e)) if e.calls.is_empty() => Ok(Self::decided(vm, &mut w, action, e)),
-            out => Self::decide(vm, &mut w, Some(call.req), Ok(out)).await,
+            out => {
+                let parts = Parts {
+                    req: Some(call.req),
+                    ..Default::default()
+                };
+                Self::decide(vm, &mut w, parts, Ok(out)).await
+            }
         };
         call.ctx.set_own(w);
         flow
@@ -251,7 +259,8 @@ pub fn start_ticks(vm: &Arc<Vm>) {
                     tokio::spawn(async move {
                         let mut props = ReqProps::default();
                         let root = super::instance::ROOT;
-                        let _ = vm.settle(slot, gen, root, None, &mut props, effects).await;
+                        let parts = Parts::default();
+                        let _ = vm.settle(slot, gen, root, parts, &mut props, effects).await;
                     });
                 }
                 drop(vm);

@@ -41,6 +41,9 @@ pub struct WasmReq {
     pub over: bool,
     /// The filter answered this request itself (its response callbacks are skipped).
     pub answered: bool,
+    /// The last request-phase callback (or its HTTP calls' callbacks) called
+    /// `proxy_continue_request`: what a `Pause` held goes on now.
+    pub continued: bool,
 }
 
 /// What a `Pause` held back of a body, then `piece` (the bytes the filter sees next).

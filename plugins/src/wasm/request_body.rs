@@ -5,7 +5,10 @@
 //! (Envoy's StopIterationAndBuffer): the next call sees them and the new piece together
 //! (the buffer grows, bounded by the route's body limit, which the gateway counts on
 //! what the client sent). At the end of the body the filter sees what is left and a
-//! pause lets it go (after the filter's HTTP calls, if any). The filter may replace the
+//! pause lets it go (after the filter's HTTP calls, if any). A pause with an HTTP call
+//! pending holds the bytes while the call is out; its callback sees the head and the
+//! held bytes (and may replace them), and `proxy_continue_request` there lets them go
+//! at once (else they go with the next piece). The filter may replace the
 //! bytes (`proxy_set_buffer_bytes` on the request body); one that changes their length
 //! removes `content-length` in `proxy_on_request_headers`, as in Envoy, and the body
 //! goes upstream chunked. A local response or a fault (with `fail: closed`) stops the
@@ -14,7 +17,7 @@
 use super::abi::{Action, BufferType};
 use super::filter::WasmFilter;
 use super::request::{after_held, WasmReq};
-use super::vm::Lend;
+use super::vm::{Lend, Parts};
 use crate::{ChunkCall, Decision, Flow};
 use bytes::Bytes;
 
@@ -48,9 +51,17 @@ impl WasmFilter {
                 .as_ref()
                 .map(|f| f.call(st, (id, len, i32::from(eos))))
         });
-        let hold = !eos && matches!(&r, Ok(Some((a, _))) if Action::of(*a) == Action::Pause);
-        let replaced = r.is_ok() && !same(&chunk, &given);
-        let flow = Self::decide(vm, &mut w, None, r).await;
+        let paused = matches!(&r, Ok(Some((a, _))) if Action::of(*a) == Action::Pause);
+        // the filter's HTTP calls' callbacks see the head and the bytes held so far
+        // (and may replace them); `proxy_continue_request` there lets them go now
+        let parts = Parts {
+            req_shared: Some(call.req),
+            body: Some((BufferType::RequestBody, &mut chunk)),
+            ..Default::default()
+        };
+        let flow = Self::decide(vm, &mut w, parts, r).await;
+        let hold = !eos && paused && !w.continued;
+        let replaced = !same(&chunk, &given);
         match flow {
             // the filter failed (`fail: open`): the bytes go on as the client sent them
             Ok(Flow::Continue) if w.over => *call.body = Some(given),

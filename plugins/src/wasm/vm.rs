@@ -71,6 +71,16 @@ pub struct Lend<'a> {
     pub answer: Option<CallAnswer>,
 }
 
+/// The request parts an HTTP call's callback sees ([`Vm::settle`]): those of the
+/// phase that made the call (the writable head in the request headers phase; the
+/// read-only head and the held request body in the request body phase).
+#[derive(Default)]
+pub struct Parts<'a> {
+    pub req: Option<&'a mut RequestHeader>,
+    pub req_shared: Option<&'a RequestHeader>,
+    pub body: Option<(BufferType, &'a mut Bytes)>,
+}
+
 /// A context made by [`Vm::open`]: the instance's generation, the context's id, and
 /// what the first callback did.
 pub type Opened<R> = (u64, i32, Option<(R, Effects)>);
@@ -331,14 +341,14 @@ impl Vm {
 
     /// Sends the HTTP calls the filter made and runs `proxy_on_http_call_response`
     /// for each answer (and for calls those callbacks make) with the request `ctx`'s
-    /// parts lent. The callback gets the root context's id, as Envoy's host does (a
+    /// `parts` lent. The callback gets the root context's id, as Envoy's host does (a
     /// call belongs to the root context; SDKs find the caller by its token).
     pub async fn settle(
         &self,
         slot: usize,
         gen: u64,
         ctx: i32,
-        mut req: Option<&mut RequestHeader>,
+        mut parts: Parts<'_>,
         props: &mut ReqProps,
         mut effects: Effects,
     ) -> Result<Effects, Fault> {
@@ -349,10 +359,12 @@ impl Vm {
                 let answer = self.send(&call).await;
                 let (nh, nb) = (answer.headers.len() as i32, answer.body.len() as i32);
                 let lend = Lend {
-                    req: req.as_deref_mut(),
+                    req: parts.req.as_deref_mut(),
+                    req_shared: parts.req_shared,
+                    resp: None,
+                    body: parts.body.as_mut().map(|(kind, b)| (*kind, &mut **b)),
                     props: Some(&mut *props),
                     answer: Some(answer),
-                    ..Default::default()
                 };
                 let token = call.token as i32;
                 let r = self.call(slot, gen, ctx, lend, |cb, st| {
