@@ -10,6 +10,32 @@ use crate::wasm::abi::{code, decode_pairs, encode_pairs, HostResult, MapType, St
 use http::{HeaderName, HeaderValue};
 use wasmtime::Caller;
 
+/// Header names a filter edits, parsed once per instance: a filter names the same few
+/// headers on every request. A parsed custom name is a buffer of its own, which the
+/// gateway then clones (into the upstream request's copy and pingora's case map); the
+/// first clone of a fresh name allocates again to share it. A kept name clones by a
+/// reference count.
+#[derive(Default)]
+pub struct Names(Vec<HeaderName>);
+
+/// The most names kept per instance (a filter that names more still works: the others
+/// are parsed at each use).
+const NAMES_KEPT: usize = 32;
+
+impl Names {
+    /// The header name `key` (as the filter wrote it: SDKs send lower case).
+    fn name(&mut self, key: &[u8]) -> Result<HeaderName, Status> {
+        if let Some(n) = self.0.iter().find(|n| n.as_str().as_bytes() == key) {
+            return Ok(n.clone());
+        }
+        let name = HeaderName::from_bytes(key).map_err(|_| Status::BadArgument)?;
+        if self.0.len() < NAMES_KEPT && !self.0.contains(&name) {
+            self.0.push(name.clone());
+        }
+        Ok(name)
+    }
+}
+
 /// The pseudo headers of a request, in Envoy's order.
 const REQUEST_PSEUDO: [&str; 4] = [":authority", ":path", ":method", ":scheme"];
 
@@ -140,7 +166,7 @@ fn edit(host: &mut Host, map: MapType, key: &[u8], edit: Edit<'_>) -> HostResult
     if key.first() == Some(&b':') {
         return set_pseudo(host, map, key, edit);
     }
-    let name = HeaderName::from_bytes(key).map_err(|_| Status::BadArgument)?;
+    let name = host.names.name(key)?;
     let value = |v: &[u8]| HeaderValue::from_bytes(v).map_err(|_| Status::BadArgument);
     let done = if map == MapType::RequestHeaders {
         let req = host.cx.req_mut().ok_or(Status::NotFound)?;
@@ -303,4 +329,28 @@ pub fn get_size(mut c: Caller<'_, Host>, map: i32, rp: i32) -> i32 {
         Some(n) => write_u32(&mut c, rp, n as u32),
         None => Err(Status::NotFound),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_parsed_once_and_the_cache_is_bounded() {
+        let mut n = Names::default();
+        assert_eq!(n.name(b"x-a").unwrap().as_str(), "x-a");
+        assert_eq!(n.name(b"X-A").unwrap().as_str(), "x-a");
+        assert_eq!(n.0.len(), 1, "one name, whatever its case");
+        assert_eq!(n.name(b"bad name"), Err(Status::BadArgument));
+        for i in 0..40 {
+            let key = format!("x-{i}");
+            assert_eq!(n.name(key.as_bytes()).unwrap().as_str(), key);
+        }
+        assert_eq!(n.0.len(), NAMES_KEPT);
+        assert_eq!(
+            n.name(b"x-39").unwrap().as_str(),
+            "x-39",
+            "past the bound: parsed"
+        );
+    }
 }

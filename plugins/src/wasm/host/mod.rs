@@ -145,6 +145,8 @@ pub struct Host {
     pub next_token: u32,
     /// This instance, for the queues it registers.
     pub owner: Option<shared_data::QueueOwner>,
+    /// Header names the filter edited (parsed once).
+    pub names: headers::Names,
 }
 
 impl Host {
@@ -172,6 +174,7 @@ impl Host {
             tick_ms: 0,
             next_token: 1,
             owner: None,
+            names: headers::Names::default(),
         }
     }
 
