@@ -20,7 +20,8 @@
 # gives a verdict per target: met (CI upper bound <= target), not met (CI lower bound >
 # target) or undecided.
 #
-# Output: bench/results/wasm-cost-<time>/: windows.tsv (one row per window), meta.tsv,
+# Output: bench/results/wasm-cost-<time>/: windows.tsv (one row per window, with the CPU
+# other processes used meanwhile: other_pct, % of one CPU), meta.tsv,
 # report.md (bench/paired.py's tables), wrk/ (each window's wrk output), logs/.
 # A window with failed requests (non-2xx, socket errors) is reported and the run exits 1
 # after the report.
@@ -128,20 +129,50 @@ trap 'exit 143' TERM
 cpu_ns() { cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
 # ticks PID: "utime stime" of the process (all its threads), in clock ticks
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'; }
+# busy: ticks the whole machine has been busy (user nice system irq softirq steal)
+busy() { awk '/^cpu / { printf "%.0f", $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+# tree_ticks PID...: utime + stime summed over these processes
+tree_ticks() {
+    local p t=0 u s
+    for p in "$@"; do
+        read -r u s < <(ticks "$p" 2>/dev/null || echo 0 0)
+        t=$((t + u + s))
+    done
+    echo "$t"
+}
+CHILDREN_MS=0
+children_cpu() {  # CHILDREN_MS = CPU of this shell's reaped children (wrk), in ms
+    times >"$OUT/tmp/times"   # line 2: the children's "user sys", as XmY.YYYs
+    CHILDREN_MS=$(awk 'NR == 2 { s = 0
+        for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2] }
+        printf "%d", s * 1000 }' "$OUT/tmp/times")
+}
+CLK_TCK=$(getconf CLK_TCK)
 
 WINDOWS="$OUT/windows.tsv"
 FAILED_WINDOWS=0
 window() {  # ROUND POS TARGET: one wrk window against TARGET, appended to windows.tsv
     local round=$1 pos=$2 t=$3 pid=${GW_PID[$3]} out c0 c1 u0 s0 u1 s1 w0 w1 parsed
+    local b0 b1 n0 n1 k0 k1
     out="$OUT/wrk/r$(printf %03d "$round")-$pos-$t.txt"
     alive "$pid" || die "$t (pid $pid) has exited: see $OUT/logs/$t.out"
-    read -r u0 s0 < <(ticks "$pid"); c0=$(cpu_ns "$pid"); w0=$EPOCHREALTIME
+    w0=$EPOCHREALTIME; b0=$(busy); n0=$(tree_ticks "${UP_TREE[@]}")
+    read -r u0 s0 < <(ticks "$pid"); c0=$(cpu_ns "$pid")
+    children_cpu; k0=$CHILDREN_MS
     "${PIN_LOAD[@]}" wrk -t1 -c"$CONNS" -d"${WINDOW}s" "http://127.0.0.1:${GW_PORT[$t]}/" >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || echo "wrk exited non-zero" >>"$out"
     WRK_PID=""
+    children_cpu; k1=$CHILDREN_MS
     sleep 0.1  # the gateway closes the window's connections
-    c1=$(cpu_ns "$pid"); read -r u1 s1 < <(ticks "$pid"); w1=$EPOCHREALTIME
+    c1=$(cpu_ns "$pid"); read -r u1 s1 < <(ticks "$pid")
+    n1=$(tree_ticks "${UP_TREE[@]}"); b1=$(busy); w1=$EPOCHREALTIME
+    # what other processes used meanwhile, in % of one CPU: the machine's busy time less
+    # this gateway's, the upstream's and wrk's
+    local other
+    other=$(awk -v b=$((b1 - b0)) -v g=$((u1 - u0 + s1 - s0)) -v n=$((n1 - n0)) \
+        -v k=$((k1 - k0)) -v hz="$CLK_TCK" -v a="$w0" -v z="$w1" \
+        'BEGIN { o = (b - g - n) / hz - k / 1000; if (o < 0) o = 0; printf "%.1f", o / (z - a) * 100 }')
     parsed=$(python3 "$LIB" wrk "$out")
     local requests non2xx sockerr wrk_s
     requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$parsed")
@@ -154,10 +185,11 @@ window() {  # ROUND POS TARGET: one wrk window against TARGET, appended to windo
         FAILED_WINDOWS=$((FAILED_WINDOWS + 1))
         log "  WARNING: round $round $t: $errors failed ($non2xx non-2xx, $sockerr socket errors; ${out#"$ROOT/"})"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$pos" "$t" "$requests" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$pos" "$t" "$requests" \
         "${wrk_s:-0}" "$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')" \
-        $((c1 - c0)) $((u1 - u0)) $((s1 - s0)) "${non2xx:-0}" "${sockerr:-0}" "$errors" >>"$WINDOWS"
+        $((c1 - c0)) $((u1 - u0)) $((s1 - s0)) "${non2xx:-0}" "${sockerr:-0}" "$errors" "$other" >>"$WINDOWS"
     LAST_US=$(awk -v c=$((c1 - c0)) -v r="$requests" 'BEGIN { if (r > 0) printf "%.2f", c / 1000 / r; else print "-" }')
+    LAST_US+=" ($other%)"
 }
 
 # ---------------------------------------------------------------------------
@@ -205,6 +237,7 @@ for t in "${TARGETS[@]}"; do
     i=$((i + 2))
 done
 wait_ok "$UP_PORT" 100 || die "upstream nginx does not answer 200 (see $OUT/upstream/logs/)"
+mapfile -t UP_TREE < <(python3 "$LIB" tree "$UPSTREAM_PID")  # nginx: master and worker
 
 # Each gateway must serve "ok" through the upstream, and only gw-wasm-headers may add the
 # filter's response header (bench/wasm-headers.wat): a mixed-up run fails here.
@@ -236,7 +269,7 @@ for t in "${TARGETS[@]}"; do
     "${PIN_LOAD[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:${GW_PORT[$t]}/" >"$OUT/wrk/warmup-$t.txt" 2>&1 || true
 done
 
-printf 'round\tpos\ttarget\trequests\twrk_s\twall_s\tcpu_ns\tuser_ticks\tsys_ticks\tnon2xx\tsocket_errors\terrors\n' >"$WINDOWS"
+printf 'round\tpos\ttarget\trequests\twrk_s\twall_s\tcpu_ns\tuser_ticks\tsys_ticks\tnon2xx\tsocket_errors\terrors\tother_pct\n' >"$WINDOWS"
 log "$ROUNDS rounds x ${#TARGETS[@]} gateways x ${WINDOW}s (wrk -t1 -c$CONNS), random order, seed $SEED"
 # one line per round: the visiting order
 mapfile -t ORDERS < <(python3 -c '
@@ -255,7 +288,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         line+=" $t=$LAST_US"
         sleep "$PAUSE"
     done
-    log "round $round/$ROUNDS (µs CPU/request):$line"
+    log "round $round/$ROUNDS (µs CPU/request, others' CPU %):$line"
 done
 for t in "${TARGETS[@]}"; do check_target "$t"; done  # still the same filters at the end
 printf 'loadavg_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.tsv"
