@@ -269,7 +269,8 @@ def markdown(res, meta=None, source=""):
                    + ", ".join(f"position {p} {_s(v)} µs" for p, v in res["order"].items()) + ".")
     warn = []
     if res["failed_windows"]:
-        warn.append(f"{res['failed_windows']} window(s) had failed requests: run flagged")
+        warn.append(f"{res['failed_windows']} window(s) had failed requests or served none "
+                    f"(their rounds are left out): run flagged")
     if res["used"] < 10:
         warn.append(f"only {res['used']} usable rounds: a smoke run, not a verdict")
     if warn:

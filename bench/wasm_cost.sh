@@ -23,8 +23,8 @@
 # Output: bench/results/wasm-cost-<time>/: windows.tsv (one row per window, with the CPU
 # other processes used meanwhile: other_pct, % of one CPU), meta.tsv,
 # report.md (bench/paired.py's tables), wrk/ (each window's wrk output), logs/.
-# A window with failed requests (non-2xx, socket errors) is reported and the run exits 1
-# after the report.
+# A window with failed requests (non-2xx, socket errors) or none at all is reported, its
+# round is left out of the statistics, and the run exits 1 after the report.
 #
 # Settings (environment; defaults in brackets, --quick in braces):
 #   WASM_COST_ROUNDS   rounds                                   [40] {6}
@@ -180,10 +180,11 @@ window() {  # ROUND POS TARGET: one wrk window against TARGET, appended to windo
     non2xx=$(sed -n 's/.*non2xx=\([0-9]*\).*/\1/p' <<<"$parsed")
     sockerr=$(sed -n 's/.*socket_errors=\([0-9]*\).*/\1/p' <<<"$parsed")
     local errors=$((${non2xx:-0} + ${sockerr:-0}))
-    if [[ -z $requests ]]; then requests=0; errors=$((errors + 1)); fi
+    # a window that served nothing (a stalled gateway or machine) fails too
+    if [[ -z $requests || $requests == 0 ]]; then requests=0; errors=$((errors + 1)); fi
     if ((errors)); then
         FAILED_WINDOWS=$((FAILED_WINDOWS + 1))
-        log "  WARNING: round $round $t: $errors failed ($non2xx non-2xx, $sockerr socket errors; ${out#"$ROOT/"})"
+        log "  WARNING: round $round $t: $requests requests, $non2xx non-2xx, $sockerr socket errors (${out#"$ROOT/"})"
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$pos" "$t" "$requests" \
         "${wrk_s:-0}" "$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')" \
@@ -198,12 +199,17 @@ window() {  # ROUND POS TARGET: one wrk window against TARGET, appended to windo
 # The three processes run the same file even if a build replaces GATEWAY_BIN meanwhile.
 ln -f "$GATEWAY_BIN" "$OUT/tmp/api-gateway" 2>/dev/null || cp "$GATEWAY_BIN" "$OUT/tmp/api-gateway"
 BIN="$OUT/tmp/api-gateway"
+# the binary may hold changes not committed yet: say so beside the commit
+DIRTY=""
+if [[ -n $(git -C "$ROOT" status --porcelain -- src plugins vendor Cargo.toml 2>/dev/null) ]]; then
+    DIRTY=" (+ uncommitted changes in the tree)"
+fi
 {
     printf 'date\t%s\n' "$(date -u '+%F %T UTC')"
     printf 'gateway_bin\t%s\n' "$GATEWAY_BIN"
     printf 'gateway_built\t%s\n' "$(date -u -r "$GATEWAY_BIN" '+%F %T UTC')"
     printf 'gateway_sha256\t%s\n' "$(sha256sum "$BIN" | cut -c1-16)"
-    printf 'commit\t%s\n' "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+    printf 'commit\t%s%s\n' "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" "$DIRTY"
     printf 'rounds\t%s\n' "$ROUNDS"
     printf 'window_s\t%s\n' "$WINDOW"
     printf 'conns\t%s\n' "$CONNS"
