@@ -24,6 +24,8 @@ pub struct Modules {
     uses: std::sync::atomic::AtomicU64,
     clock: Arc<Clock>,
     ticker: OnceLock<()>,
+    /// The glue modules ([`super::glue`]).
+    pub glue: super::glue::GlueModules,
 }
 
 /// Why a module cannot be used.
@@ -58,6 +60,7 @@ impl Modules {
                         uses: Default::default(),
                         clock: Arc::new(Clock::new()),
                         ticker: OnceLock::new(),
+                        glue: Default::default(),
                     })
                 })
                 .map_err(|e| e.to_string())

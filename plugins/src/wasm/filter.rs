@@ -175,11 +175,7 @@ impl Plugin for WasmFilter {
             ..Default::default()
         };
         // the context is made and its request headers seen under one lock
-        let (gen, id, out) = match vm.open(slot, lend, |cb, st, id| {
-            cb.request_headers
-                .as_ref()
-                .map(|f| f.call(st, (id, n, eos)))
-        }) {
+        let (gen, id, out) = match vm.open(slot, lend, n, eos) {
             Ok(opened) => opened,
             // the instance was replaced: no context is left to end
             Err(f) => return Self::failed(vm, &f),

@@ -2,10 +2,11 @@
 //! Envoy does it (`_initialize`, then the root context: `proxy_on_context_create`,
 //! `proxy_on_vm_start`, `proxy_on_configure`).
 
+use super::glue::Glue;
 use super::host::shared_data::QueueOwner;
 use super::host::{FilterInfo, Host};
 use std::sync::Arc;
-use wasmtime::{Instance, InstancePre, Store, StoreLimitsBuilder, TypedFunc};
+use wasmtime::{Instance, InstancePre, Module, Store, StoreLimitsBuilder, TypedFunc};
 
 /// The root context's id in every instance; request contexts count from 2.
 pub const ROOT: i32 = 1;
@@ -13,19 +14,18 @@ pub const ROOT: i32 = 1;
 /// `proxy_on_http_call_response(context, token, headers, body size, trailers)`.
 type HttpCallResponse = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
-/// The callbacks a filter exports (each optional).
+/// The callbacks a filter exports (each optional), and the glue that chains the
+/// request callbacks always called together.
 pub struct Callbacks {
     pub context_create: Option<TypedFunc<(i32, i32), ()>>,
-    pub request_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
     pub request_body: Option<TypedFunc<(i32, i32, i32), i32>>,
     pub response_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
     pub response_body: Option<TypedFunc<(i32, i32, i32), i32>>,
-    pub log: Option<TypedFunc<i32, ()>>,
-    pub done: Option<TypedFunc<i32, i32>>,
-    pub delete: Option<TypedFunc<i32, ()>>,
     pub tick: Option<TypedFunc<i32, ()>>,
     pub queue_ready: Option<TypedFunc<(i32, i32), ()>>,
     pub http_call_response: Option<HttpCallResponse>,
+    /// The request callbacks chained ([`super::glue`]).
+    pub glue: Glue,
 }
 
 /// A live instance.
@@ -73,6 +73,7 @@ where
 /// What an instance is made with.
 pub struct Recipe<'a> {
     pub pre: &'a InstancePre<Host>,
+    pub glue: &'a Module,
     pub filter: &'a Arc<FilterInfo>,
     pub max_memory: usize,
     /// Epoch ticks the start may take.
@@ -85,7 +86,8 @@ pub fn start(r: &Recipe<'_>) -> Result<Inst, StartError> {
     let limits = StoreLimitsBuilder::new()
         .memory_size(r.max_memory)
         .trap_on_grow_failure(true)
-        .instances(1)
+        // the filter's and its glue's
+        .instances(2)
         .build();
     let mut host = Host::new(r.filter.clone(), limits);
     host.owner = Some(r.owner.clone());
@@ -105,18 +107,20 @@ pub fn start(r: &Recipe<'_>) -> Result<Inst, StartError> {
     } else if let Some(start) = typed::<(), ()>(&inst, &mut store, "_start")? {
         start.call(&mut store, ())?;
     }
+    // the callbacks the glue chains: their signatures checked here, for a clear error
+    typed::<(i32, i32, i32), i32>(&inst, &mut store, "proxy_on_request_headers")?;
+    typed::<i32, ()>(&inst, &mut store, "proxy_on_log")?;
+    typed::<i32, i32>(&inst, &mut store, "proxy_on_done")?;
+    typed::<i32, ()>(&inst, &mut store, "proxy_on_delete")?;
     let cb = Callbacks {
         context_create: typed(&inst, &mut store, "proxy_on_context_create")?,
-        request_headers: typed(&inst, &mut store, "proxy_on_request_headers")?,
         request_body: typed(&inst, &mut store, "proxy_on_request_body")?,
         response_headers: typed(&inst, &mut store, "proxy_on_response_headers")?,
         response_body: typed(&inst, &mut store, "proxy_on_response_body")?,
-        log: typed(&inst, &mut store, "proxy_on_log")?,
-        done: typed(&inst, &mut store, "proxy_on_done")?,
-        delete: typed(&inst, &mut store, "proxy_on_delete")?,
         tick: typed(&inst, &mut store, "proxy_on_tick")?,
         queue_ready: typed(&inst, &mut store, "proxy_on_queue_ready")?,
         http_call_response: typed(&inst, &mut store, "proxy_on_http_call_response")?,
+        glue: Glue::new(&mut store, r.glue, &inst)?,
     };
     let vm_start = typed::<(i32, i32), i32>(&inst, &mut store, "proxy_on_vm_start")?;
     let configure = typed::<(i32, i32), i32>(&inst, &mut store, "proxy_on_configure")?;

@@ -19,6 +19,7 @@
 mod abi;
 mod engine;
 mod filter;
+mod glue;
 mod host;
 mod instance;
 mod metrics;
@@ -56,6 +57,10 @@ impl Factory for Wasm {
         let modules = Modules::of(cx.shared).map_err(|e| at_module(&e))?;
         let module = modules.load(&path).map_err(|e| at_module(&e))?;
         let pre = host::link::link(&modules.engine, &module).map_err(|e| at_module(&e))?;
+        let glue = modules
+            .glue
+            .of(&modules.engine, &module)
+            .map_err(|e| at_module(&format!("cannot build the filter's glue: {e:#}")))?;
         let max_memory = usize::try_from(s.max_memory.0).unwrap_or(usize::MAX);
         let needs = min_memory(&module);
         if needs > max_memory as u64 {
@@ -99,7 +104,7 @@ impl Factory for Wasm {
             max_memory,
             fail_open: s.fail == FailMode::Open,
         };
-        let vm = vm::Vm::new(filter, pre, slots, limits, clock).map_err(|e| at_module(&e))?;
+        let vm = vm::Vm::new(filter, pre, glue, slots, limits, clock).map_err(|e| at_module(&e))?;
         if exports.tick {
             filter::start_ticks(&vm);
         }

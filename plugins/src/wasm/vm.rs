@@ -18,7 +18,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use wasmtime::{InstancePre, Store, Trap};
+use wasmtime::{InstancePre, Module, Store, Trap};
 
 /// A call into the filter that failed: `reason` is the failure counter's label.
 #[derive(Debug, Clone)]
@@ -82,8 +82,8 @@ pub struct Parts<'a> {
 }
 
 /// A context made by [`Vm::open`]: the instance's generation, the context's id, and
-/// what the first callback did.
-pub type Opened<R> = (u64, i32, Option<(R, Effects)>);
+/// the action of its request headers callback and what it did.
+pub type Opened = (u64, i32, Option<(i32, Effects)>);
 
 /// What bounds a filter's calls.
 pub struct Limits {
@@ -97,6 +97,7 @@ pub struct Limits {
 pub struct Vm {
     pub filter: Arc<FilterInfo>,
     pre: InstancePre<Host>,
+    glue: Module,
     slots: Box<[Mutex<Slot>]>,
     /// Each call's bound.
     max_time: std::time::Duration,
@@ -119,6 +120,7 @@ impl Vm {
     pub fn new(
         filter: Arc<FilterInfo>,
         pre: InstancePre<Host>,
+        glue: Module,
         slots: usize,
         limits: Limits,
         clock: Arc<Clock>,
@@ -132,6 +134,7 @@ impl Vm {
         let vm = Arc::new_cyclic(|me| Vm {
             filter,
             pre,
+            glue,
             slots: (0..slots.max(1))
                 .map(|_| {
                     Mutex::new(Slot {
@@ -155,6 +158,7 @@ impl Vm {
     fn start(&self, slot: usize) -> Result<Inst, StartError> {
         instance::start(&Recipe {
             pre: &self.pre,
+            glue: &self.glue,
             filter: &self.filter,
             max_memory: self.max_memory,
             // a start (runtime init, vm_start, configure) may take up to a second
@@ -216,14 +220,17 @@ impl Vm {
     }
 
     /// Creates a request context on `slot` (starting the slot's instance when it has
-    /// none yet) and runs `f` on it with `lend` swapped in, under one lock: the
-    /// context's generation and id, and what `f` did.
-    pub fn open<R>(
+    /// none yet) and runs its request headers callback (`headers` pairs,
+    /// `end_of_stream`) with `lend` swapped in: one entry into the filter
+    /// ([`super::glue`]), under one lock. The context's generation and id, and what the
+    /// callback did.
+    pub fn open(
         &self,
         slot: usize,
         lend: Lend<'_>,
-        f: impl FnOnce(&Callbacks, &mut Store<Host>, i32) -> Option<wasmtime::Result<R>>,
-    ) -> Result<Opened<R>, Fault> {
+        headers: i32,
+        end_of_stream: i32,
+    ) -> Result<Opened, Fault> {
         let mut s = self.lock(slot);
         if s.inst.is_none() {
             match self.start(slot) {
@@ -239,23 +246,9 @@ impl Vm {
         let id = s.next_ctx;
         s.next_ctx = if id == i32::MAX { ROOT + 1 } else { id + 1 };
         let gen = s.generation;
-        let deadline = self.deadline();
-        let Some(inst) = s.inst.as_mut() else {
-            unreachable!("started above")
-        };
-        let created = match &inst.cb.context_create {
-            Some(create) => {
-                inst.store.set_epoch_deadline(deadline);
-                create.call(&mut inst.store, (id, ROOT))
-            }
-            None => Ok(()),
-        };
-        if let Err(e) = created {
-            let fault = Fault::of(&e);
-            self.fault(&mut s, slot, &fault);
-            return Err(fault);
-        }
-        let out = self.run(s, slot, id, lend, |cb, st| f(cb, st, id))?;
+        let out = self.run(s, slot, id, lend, |cb, st| {
+            Some(cb.glue.open.call(st, (id, ROOT, headers, end_of_stream)))
+        })?;
         Ok((gen, id, out))
     }
 
@@ -441,23 +434,15 @@ impl Vm {
     }
 
     /// Ends context `ctx`: `proxy_on_log` (when `log`), `proxy_on_done`, then
-    /// `proxy_on_delete`, in one call.
+    /// `proxy_on_delete`, in one entry ([`super::glue`]).
     pub fn end(&self, slot: usize, gen: u64, ctx: i32, props: &mut ReqProps, log: bool) {
         let lend = Lend {
             props: Some(props),
             ..Default::default()
         };
         let _ = self.call(slot, gen, ctx, lend, |cb, st| {
-            if log {
-                if let Some(Err(e)) = cb.log.as_ref().map(|f| f.call(&mut *st, ctx)) {
-                    return Some(Err(e));
-                }
-            }
-            let done = cb.done.as_ref().map(|f| f.call(&mut *st, ctx).map(drop));
-            if let Some(Err(e)) = done {
-                return Some(Err(e));
-            }
-            cb.delete.as_ref().map(|f| f.call(st, ctx))
+            let end = if log { &cb.glue.end_log } else { &cb.glue.end };
+            Some(end.call(st, ctx))
         });
     }
 }
