@@ -98,7 +98,14 @@ fn host_filter() -> String {
         ),
         (
             "COPY_PROP_METHOD",
-            copy_property("request.method", 2, "x-wasm-prop-method"),
+            // read in the response phase: the request's properties are kept for it
+            [
+                copy_property("request.method", 2, "x-wasm-prop-method"),
+                copy_property("request.url_path", 2, "x-wasm-url-path"),
+                copy_property("request.query", 2, "x-wasm-query"),
+                copy_property("request.path", 2, "x-wasm-late-path"),
+            ]
+            .concat(),
         ),
         ("COPY_STATUS", copy_header(2, ":status", 2, "x-wasm-status")),
     ];
@@ -168,6 +175,9 @@ async fn host_functions_through_the_gateway() {
     assert!(port.parse::<u16>().is_ok(), "source.address `{source}`");
     assert_eq!(hv("x-wasm-root"), "host");
     assert_eq!(hv("x-wasm-prop-method"), "POST");
+    assert_eq!(hv("x-wasm-url-path"), "/things/1");
+    assert_eq!(hv("x-wasm-query"), "q=2");
+    assert_eq!(hv("x-wasm-late-path"), "/things/1?q=2");
     assert_eq!(hv("x-wasm-status"), "200");
     assert_eq!(hv("x-wasm-body"), "the request body");
     assert_eq!(hv("x-wasm-shared"), "hello");

@@ -16,6 +16,7 @@ use super::vm::{Effects, Fault, Lend, Parts, Vm};
 use crate::{ChunkCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use http::uri::PathAndQuery;
 use pingora_http::{RequestHeader, ResponseHeader};
 use std::sync::Arc;
 
@@ -157,11 +158,13 @@ impl Plugin for WasmFilter {
             request_id: call.ctx.request_id.clone(),
             client_ip: call.info.client_ip,
             client_port: call.info.client_port,
-            path: call
-                .req
-                .uri
-                .path_and_query()
-                .map_or_else(|| call.info.path.to_string(), |p| p.as_str().to_string()),
+            // a shared buffer: the clone counts a reference (pingora clones the same
+            // URI for the upstream request anyway)
+            path: match call.req.uri.path_and_query() {
+                Some(p) => p.clone(),
+                None => PathAndQuery::try_from(call.info.path)
+                    .unwrap_or_else(|_| PathAndQuery::from_static("/")),
+            },
             method: call.req.method.clone(),
             tls: call.info.tls,
             status: 0,

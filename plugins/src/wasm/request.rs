@@ -5,25 +5,41 @@
 
 use super::vm::Vm;
 use bytes::{Bytes, BytesMut};
+use http::uri::PathAndQuery;
 use http::HeaderValue;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 /// What the properties of a request are made of.
-#[derive(Default)]
 pub struct ReqProps {
     pub request_id: Option<HeaderValue>,
     pub client_ip: Option<IpAddr>,
     /// The client's port (`source.address` is `ip:port`, as in Envoy).
     pub client_port: Option<u16>,
     /// Path and query as the client sent them.
-    pub path: String,
+    pub path: PathAndQuery,
     pub method: http::Method,
     pub tls: bool,
     /// The answer's status once known (`response.code`).
     pub status: u16,
     /// Properties the filter set (`proxy_set_property`).
     pub custom: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Default for ReqProps {
+    /// A root context's: no request.
+    fn default() -> Self {
+        Self {
+            request_id: None,
+            client_ip: None,
+            client_port: None,
+            path: PathAndQuery::from_static("/"),
+            method: http::Method::default(),
+            tls: false,
+            status: 0,
+            custom: Vec::new(),
+        }
+    }
 }
 
 /// One filter's context for one request.

@@ -20,9 +20,9 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             .ok_or(Status::NotFound)
     };
     match path {
-        [b"request", b"path"] => s(&p.path),
-        [b"request", b"url_path"] => s(p.path.split('?').next().unwrap_or("")),
-        [b"request", b"query"] => s(p.path.split_once('?').map(|(_, q)| q).unwrap_or("")),
+        [b"request", b"path"] => s(p.path.as_str()),
+        [b"request", b"url_path"] => s(p.path.path()),
+        [b"request", b"query"] => s(p.path.query().unwrap_or("")),
         [b"request", b"method"] => s(p.method.as_str()),
         [b"request", b"scheme"] => s(if p.tls { "https" } else { "http" }),
         [b"request", b"protocol"] => s("HTTP/1.1"),
