@@ -57,10 +57,6 @@ impl Factory for Wasm {
         let modules = Modules::of(cx.shared).map_err(|e| at_module(&e))?;
         let module = modules.load(&path).map_err(|e| at_module(&e))?;
         let pre = host::link::link(&modules.engine, &module).map_err(|e| at_module(&e))?;
-        let glue = modules
-            .glue
-            .of(&modules.engine, &module)
-            .map_err(|e| at_module(&format!("cannot build the filter's glue: {e:#}")))?;
         let max_memory = usize::try_from(s.max_memory.0).unwrap_or(usize::MAX);
         let needs = min_memory(&module);
         if needs > max_memory as u64 {
@@ -94,6 +90,11 @@ impl Factory for Wasm {
             // `check`: compiled and linked; nothing runs
             return Ok(Arc::new(filter::WasmFilter::dry(exports)));
         }
+        // generated, so nothing for `check` to find in it: built for live tables only
+        let glue = modules
+            .glue
+            .of(&modules.engine, &module)
+            .map_err(|e| at_module(&format!("cannot build the filter's glue: {e:#}")))?;
         let clock = modules.start_ticker();
         let slots = std::thread::available_parallelism()
             .map(|n| n.get())
