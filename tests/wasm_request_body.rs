@@ -167,6 +167,14 @@ fn got(seen: &Seen, path: &str) -> Got {
     seen.lock().unwrap().get(path).cloned().unwrap_or_default()
 }
 
+/// Whether the upstream has received `body` for `path` within 5 s.
+async fn reaches(seen: &Seen, path: &str, body: &str) -> bool {
+    let arrived = wait_until(Duration::from_secs(5), || async {
+        got(seen, path).body() == body
+    });
+    arrived.await.is_some()
+}
+
 /// Routes `/closed/`, `/mixed/` (a whole-body plugin before the filter), `/open/`
 /// (`fail: open`), `/small/` (16-byte body limit) to
 /// `upstream`, and `/retry/` to `twins` (two listeners of one recorder), retried once
@@ -253,11 +261,8 @@ async fn pieces_go_on_as_they_come_and_a_pause_holds_them_to_the_end() {
 
     // Continue: the upstream has the first piece while the client still owes the second
     let (status, _) = in_two(&gw, "/closed/go", "c", async || {
-        let first = wait_until(Duration::from_secs(5), || async {
-            got(&seen, "/closed/go").body() == "hello"
-        });
         assert!(
-            first.await.is_some(),
+            reaches(&seen, "/closed/go", "hello").await,
             "the first piece did not reach the upstream before the rest was sent: {:?}",
             got(&seen, "/closed/go")
         );
@@ -348,11 +353,8 @@ async fn the_body_phase_answers_fails_and_is_bounded() {
         "/closed/checked",
         "v\r\nx-drop-length: 1",
         async || {
-            let first = wait_until(Duration::from_secs(5), || async {
-                got(&seen, "/closed/checked").body() == "[hello]"
-            });
             assert!(
-                first.await.is_some(),
+                reaches(&seen, "/closed/checked", "[hello]").await,
                 "the held piece did not go on at proxy_continue_request: {:?}",
                 got(&seen, "/closed/checked")
             );
