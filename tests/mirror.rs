@@ -151,7 +151,7 @@ async fn failing_and_dead_shadows_change_nothing_for_the_client() {
     drop(gw);
 
     // a closed port: connects fail; the client does not notice
-    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (dead, _closed) = closed_port();
     let gw = Gateway::start(&table(
         main.addr,
         dead,

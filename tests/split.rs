@@ -266,7 +266,7 @@ async fn a_side_that_goes_down_sends_its_share_to_the_other_without_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_side_without_health_checks_loses_no_request() {
     let blue = Echo::start("blue").await;
-    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (dead, _closed) = closed_port();
     let gw = Gateway::start(&table(blue.addr, dead, &weights(50, 50)));
     let c = reqwest::Client::new();
     for _ in 0..40 {

@@ -304,20 +304,23 @@ async fn post_is_not_retried_on_503_unless_the_route_opts_in() {
 }
 
 /// Routes `/plain` and `/degraded` (answered by `fallback` when its upstream fails) on
-/// pool `u` (with the settings `pool`), whose one target refuses connections.
-fn dead_target_routes(pool: &str, fallback: &str) -> String {
-    let dead = free_port();
-    format!(
-        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"127.0.0.1:{dead}\" }}]\n    {pool}\nroutes:\n  - {{ name: plain, match: {{ path_prefix: /plain }}, upstream: u }}\n  - {{ name: degraded, match: {{ path_prefix: /degraded }}, upstream: u, fallback: {fallback} }}\n"
-    )
+/// pool `u` (with the settings `pool`), whose one target refuses connections; and the
+/// socket that keeps that port closed (keep it alive).
+fn dead_target_routes(pool: &str, fallback: &str) -> (String, socket2::Socket) {
+    let (dead, hold) = closed_port();
+    let table = format!(
+        "version: 1\nupstreams:\n  u:\n    targets: [{{ addr: \"{dead}\" }}]\n    {pool}\nroutes:\n  - {{ name: plain, match: {{ path_prefix: /plain }}, upstream: u }}\n  - {{ name: degraded, match: {{ path_prefix: /degraded }}, upstream: u, fallback: {fallback} }}\n"
+    );
+    (table, hold)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_target_down_gives_503_with_retry_after_or_the_fallback() {
-    let gw = Gateway::start(&dead_target_routes(
+    let (routes, _closed) = dead_target_routes(
         "health_check: { kind: tcp, interval: 100ms, timeout: 100ms, unhealthy_threshold: 1 }",
         r#"{ status: 200, body: '{"items": [], "degraded": true}' }"#,
-    ));
+    );
+    let gw = Gateway::start(&routes);
     let c = reqwest::Client::new();
     let r = c.get(gw.url("/plain")).send().await.unwrap();
     assert_eq!(r.status(), 503);
@@ -342,10 +345,11 @@ async fn every_target_down_gives_503_with_retry_after_or_the_fallback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fallback_also_answers_when_the_upstream_fails() {
     // no health check: the target looks available, and refuses connections
-    let gw = Gateway::start(&dead_target_routes(
+    let (routes, _closed) = dead_target_routes(
         "retry: { attempts: 2, backoff: 1ms }",
         "{ status: 200, body: cached }",
-    ));
+    );
+    let gw = Gateway::start(&routes);
     let c = reqwest::Client::new();
     let r = c.get(gw.url("/plain")).send().await.unwrap();
     assert_eq!(r.status(), 502);

@@ -36,6 +36,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port on 127.0.0.1 that refuses connections for as long as the returned socket
+/// lives: the socket holds the port (bound, never listening), so no other process can
+/// take it, where a port from [`free_port`] may be given to another listener (such as a
+/// gateway's own, which then answers in place of the "dead" target).
+pub fn closed_port() -> (SocketAddr, socket2::Socket) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    s.bind(&any.into()).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    (addr, s)
+}
+
 /// An upstream that answers every request with JSON describing it: its own name, the
 /// method, path and query it saw, the headers, and how many body bytes it read
 /// (streamed, never held in memory).
