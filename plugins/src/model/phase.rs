@@ -6,6 +6,8 @@ use super::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_http::{RequestHeader, ResponseHeader};
+use std::future::Future;
+use std::pin::Pin;
 
 /// Whether the request goes on.
 #[derive(Debug)]
@@ -14,6 +16,15 @@ pub enum Flow {
     Continue,
     /// Answer with this instead; later plugins and the upstream are skipped.
     Respond(Reply),
+}
+
+/// A request phase's answer ([`Plugin::request_step`]): decided at once, or once a
+/// future resolves (the plugin waits on a dependency).
+pub enum Step<'a> {
+    /// Decided without waiting.
+    Now(Decision),
+    /// Decided when this resolves.
+    Later(Pin<Box<dyn Future<Output = Decision> + Send + 'a>>),
 }
 
 /// A plugin instance: built once per route table from its settings, shared by every
@@ -42,6 +53,15 @@ pub trait Plugin: Send + Sync + 'static {
     /// Request phase.
     async fn on_request(&self, _call: &mut RequestCall<'_>) -> Decision {
         Ok(Flow::Continue)
+    }
+
+    /// The request phase as the chain runs it. The default awaits
+    /// [`Plugin::on_request`] (a boxed future per request); a plugin whose request phase
+    /// usually decides without waiting may override it to answer [`Step::Now`] then,
+    /// and [`Step::Later`] only when it must wait (its `on_request` then does the same
+    /// as this, so the two never disagree).
+    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> Step<'a> {
+        Step::Later(self.on_request(call))
     }
 
     /// Whether this plugin answers CORS preflights (`OPTIONS` with `Origin` and
@@ -159,5 +179,32 @@ impl PluginCtx {
     /// The authenticated identity, once an auth plugin has found one.
     pub fn identity(&self) -> Option<&Identity> {
         self.identity.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RequestInfo;
+
+    /// A plugin with only `on_request`, as most are.
+    struct Deny;
+
+    #[async_trait]
+    impl Plugin for Deny {
+        async fn on_request(&self, _call: &mut RequestCall<'_>) -> Decision {
+            Ok(Flow::Respond(Reply::error(403, "forbidden", "no")))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_step_is_on_request_awaited() {
+        let mut req = RequestHeader::build("GET", b"/a", None).expect("head");
+        let mut ctx = PluginCtx::default();
+        let mut call = RequestCall::new(&mut req, RequestInfo::new("r", "/a"), &mut ctx);
+        let Step::Later(f) = Deny.request_step(&mut call) else {
+            panic!("the default step awaits on_request");
+        };
+        assert!(matches!(f.await, Ok(Flow::Respond(r)) if r.status == 403));
     }
 }

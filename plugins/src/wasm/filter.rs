@@ -13,11 +13,12 @@
 use super::abi::Action;
 use super::request::{ReqProps, WasmReq};
 use super::vm::{Effects, Fault, Lend, Parts, Vm};
-use crate::{ChunkCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall};
+use crate::{ChunkCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall, Step};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::uri::PathAndQuery;
 use pingora_http::{RequestHeader, ResponseHeader};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// Which phases the filter takes part in (from its exports).
@@ -83,6 +84,8 @@ impl WasmFilter {
     }
 
     /// A fault in a request phase: 503, or on with `fail: open`.
+    #[cold]
+    #[inline(never)]
     fn failed(vm: &Vm, f: &Fault) -> Result<Flow, PluginFailure> {
         if vm.fail_open {
             Ok(Flow::Continue)
@@ -97,26 +100,39 @@ impl WasmFilter {
         }
     }
 
+    /// The request's decision after a request-phase callback when it made no HTTP
+    /// call (or failed): `Break`; else the action and effects to settle: `Continue`.
+    fn decide_now(
+        vm: &Vm,
+        w: &mut WasmReq,
+        r: Result<Option<(i32, Effects)>, Fault>,
+    ) -> ControlFlow<Decision, (i32, Effects)> {
+        match r {
+            Err(f) => {
+                w.over = true;
+                ControlFlow::Break(Self::failed(vm, &f))
+            }
+            Ok(None) => ControlFlow::Break(Ok(Flow::Continue)),
+            Ok(Some((action, e))) if e.calls.is_empty() => {
+                ControlFlow::Break(Ok(Self::decided(vm, w, action, e)))
+            }
+            Ok(Some(pending)) => ControlFlow::Continue(pending),
+        }
+    }
+
     /// The request's decision after a request-phase callback and its HTTP calls.
     pub(super) async fn decide(
         vm: &Vm,
         w: &mut WasmReq,
         parts: Parts<'_>,
         r: Result<Option<(i32, Effects)>, Fault>,
-    ) -> Result<Flow, PluginFailure> {
-        let (action, effects) = match r {
-            Err(f) => {
-                w.over = true;
-                return Self::failed(vm, &f);
-            }
-            Ok(None) => return Ok(Flow::Continue),
-            Ok(Some((action, e))) if e.calls.is_empty() => {
-                return Ok(Self::decided(vm, w, action, e))
-            }
-            Ok(Some(done)) => done,
+    ) -> Decision {
+        let (action, effects) = match Self::decide_now(vm, w, r) {
+            ControlFlow::Break(d) => return d,
+            ControlFlow::Continue(pending) => pending,
         };
-        // boxed: the calls' future is large, and this one is boxed whole (by
-        // async_trait) on every request, most of which make no call
+        // boxed: the calls' future is large, and the body phase's future (boxed whole
+        // by async_trait on every piece) holds this one
         let settled = Box::pin(vm.settle(w.slot, w.gen, w.ctx, parts, &mut w.props, effects));
         match settled.await {
             Ok(e) => Ok(Self::decided(vm, w, action, e)),
@@ -150,8 +166,17 @@ impl WasmFilter {
 #[async_trait]
 impl Plugin for WasmFilter {
     async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        match self.request_step(call) {
+            Step::Now(d) => d,
+            Step::Later(f) => f.await,
+        }
+    }
+
+    /// `proxy_on_request_headers` decides at once unless the filter made HTTP calls:
+    /// only then is there a future to build.
+    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> Step<'a> {
         let Some(vm) = &self.vm else {
-            return Ok(Flow::Continue);
+            return Step::Now(Ok(Flow::Continue));
         };
         let slot = vm.pick();
         let mut props = ReqProps {
@@ -181,7 +206,7 @@ impl Plugin for WasmFilter {
         let (gen, id, out) = match vm.open(slot, lend, n, eos) {
             Ok(opened) => opened,
             // the instance was replaced: no context is left to end
-            Err(f) => return Self::failed(vm, &f),
+            Err(f) => return Step::Now(Self::failed(vm, &f)),
         };
         let mut w = WasmReq {
             vm: vm.clone(),
@@ -195,20 +220,21 @@ impl Plugin for WasmFilter {
             answered: false,
             continued: false,
         };
-        let flow = match out {
-            // the usual case, no HTTP call to wait for: no future to build
-            None => Ok(Flow::Continue),
-            Some((action, e)) if e.calls.is_empty() => Ok(Self::decided(vm, &mut w, action, e)),
-            out => {
+        match Self::decide_now(vm, &mut w, Ok(out)) {
+            ControlFlow::Break(d) => {
+                call.ctx.set_own(w);
+                Step::Now(d)
+            }
+            ControlFlow::Continue(pending) => Step::Later(Box::pin(async move {
                 let parts = Parts {
-                    req: Some(call.req),
+                    req: Some(&mut *call.req),
                     ..Default::default()
                 };
-                Self::decide(vm, &mut w, parts, Ok(out)).await
-            }
-        };
-        call.ctx.set_own(w);
-        flow
+                let d = Self::decide(vm, &mut w, parts, Ok(Some(pending))).await;
+                call.ctx.set_own(w);
+                d
+            })),
+        }
     }
 
     fn wants_request_chunks(&self) -> bool {

@@ -166,11 +166,11 @@ async fn phases_run_on_a_live_instance() {
     let mut req = RequestHeader::build("GET", b"/a", None).unwrap();
     let info = RequestInfo::new("r", "/a");
     let mut ctx = PluginCtx::default();
+    let mut call = RequestCall::new(&mut req, info, &mut ctx);
+    // no HTTP call: decided at once, without a future to build
     assert!(matches!(
-        p.on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
-            .await
-            .unwrap(),
-        Flow::Continue
+        p.request_step(&mut call),
+        crate::Step::Now(Ok(Flow::Continue))
     ));
     assert_eq!(req.headers["x-req"], "1");
     let mut resp = ResponseHeader::build(200, None).unwrap();

@@ -29,6 +29,8 @@ pub struct Fault {
 }
 
 impl Fault {
+    #[cold]
+    #[inline(never)]
     pub fn of(e: &wasmtime::Error) -> Fault {
         let message = format!("{e:#}");
         let reason = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
@@ -155,6 +157,8 @@ impl Vm {
         Ok(vm)
     }
 
+    #[cold]
+    #[inline(never)]
     fn start(&self, slot: usize) -> Result<Inst, StartError> {
         instance::start(&Recipe {
             pre: &self.pre,
@@ -198,6 +202,8 @@ impl Vm {
     }
 
     /// Counts and logs a fault, and replaces the slot's instance.
+    #[cold]
+    #[inline(never)]
     fn fault(&self, s: &mut Slot, slot: usize, fault: &Fault) {
         let m = &self.filter.metrics.failures;
         m.with_label_values(&[self.filter.name.as_str(), fault.reason])
