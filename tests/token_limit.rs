@@ -194,6 +194,42 @@ async fn a_budget_is_charged_from_answers_and_streams() {
     assert!(charged >= 110.0, "{charged}");
 }
 
+/// Two budgets on one route (a per-client one and a per-route one, as a global entry and
+/// the route's own would be): each entry charges its own, from a JSON answer and from a
+/// stream alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_entries_on_one_route_each_charge_their_own_budget() {
+    let (addr, _task) = upstream().await;
+    let gw = Gateway::start(&table(
+        addr,
+        "{ name: token_limit, tokens: 100, period: 1h, key: \"header:x-client\" }, \
+         { name: token_limit, tokens: 1000, period: 1h, key: route }",
+    ));
+    let c = reqwest::Client::new();
+    assert_eq!(send(&c, &gw, "/t/json", "alice", 60).await.0, 200);
+    assert_eq!(send(&c, &gw, "/t/sse", "alice", 30).await.0, 200);
+    let left = |h: &reqwest::header::HeaderMap| -> Vec<String> {
+        h.get_all("ratelimit")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').nth(1).unwrap().to_string())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        let (s, h, _) = send(&c, &gw, "/t/json", "alice", 0).await;
+        assert_eq!(s, 200);
+        seen = left(&h);
+        if seen == ["r=10", "r=910"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, ["r=10", "r=910"], "each entry charged its own budget");
+    // another client: its own per-client budget, the route's shared one
+    let (_, h, _) = send(&c, &gw, "/t/json", "bob", 0).await;
+    assert_eq!(left(&h), ["r=100", "r=910"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_share_one_budget_in_redis() {
     let Some(mut redis) = Redis::start() else {

@@ -29,7 +29,7 @@ use meter::{Meter, Mode};
 use pingora_http::ResponseHeader;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use window::LocalWindows;
 
@@ -188,13 +188,14 @@ impl Budget {
     }
 }
 
-/// Per request: the key, and the meter of the answer once its type is known.
-#[derive(Clone)]
+/// Per request and entry (the entry's own value: two `token_limit` entries on a route,
+/// a global one and the route's, each charge their own budget): the key, and the meter
+/// of the answer once its type is known.
 struct Charge {
     key: String,
     consumer: String,
     remaining: u64,
-    meter: Option<Arc<Mutex<Meter>>>,
+    meter: Option<Meter>,
 }
 
 pub struct TokenLimit {
@@ -264,7 +265,7 @@ impl Plugin for TokenLimit {
             Some(i) if i.configured => i.consumer.clone(),
             _ => "anonymous".to_string(),
         };
-        call.ctx.extensions.insert(Charge {
+        call.ctx.set_own(Charge {
             key,
             consumer,
             remaining,
@@ -278,7 +279,7 @@ impl Plugin for TokenLimit {
     }
 
     async fn on_request_body(&self, call: &mut BodyCall<'_>) -> Decision {
-        let Some(c) = call.ctx.extensions.get::<Charge>() else {
+        let Some(c) = call.ctx.own::<Charge>() else {
             return Ok(Flow::Continue);
         };
         let asked = serde_json::from_slice::<serde_json::Value>(call.body)
@@ -294,7 +295,7 @@ impl Plugin for TokenLimit {
     }
 
     fn on_response(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {
-        let Some(mut c) = ctx.extensions.remove::<Charge>() else {
+        let Some(mut c) = ctx.take_own::<Charge>() else {
             return;
         };
         match &self.charge_from {
@@ -321,8 +322,8 @@ impl Plugin for TokenLimit {
                 } else {
                     return;
                 };
-                c.meter = Some(Arc::new(Mutex::new(Meter::new(mode))));
-                ctx.extensions.insert(c);
+                c.meter = Some(Meter::new(mode));
+                ctx.set_own(c);
             }
         }
     }
@@ -332,13 +333,7 @@ impl Plugin for TokenLimit {
     }
 
     fn on_response_body(&self, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut PluginCtx) {
-        let Some(c) = ctx.extensions.get::<Charge>() else {
-            return;
-        };
-        let Some(meter) = c.meter.clone() else {
-            return;
-        };
-        let Ok(mut m) = meter.lock() else {
+        let Some(m) = ctx.own::<Charge>().and_then(|c| c.meter.as_mut()) else {
             return;
         };
         if let Some(b) = body.as_ref() {
@@ -346,8 +341,7 @@ impl Plugin for TokenLimit {
         }
         if end_of_stream {
             let n = m.finish().unwrap_or(0);
-            drop(m);
-            if let Some(c) = ctx.extensions.remove::<Charge>() {
+            if let Some(c) = ctx.take_own::<Charge>() {
                 self.budget.charge(c.key, &c.consumer, n);
             }
         }
