@@ -139,6 +139,51 @@ async fn the_copy_is_the_request_and_a_slow_shadow_never_delays_the_client() {
     assert!(get.body.is_empty());
 }
 
+/// Two `mirror` entries on one route, each to its own shadow pool: each shadow gets
+/// every copy, bodies included (each entry keeps its own pending copy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_mirrors_on_one_route_each_send_their_own_copy() {
+    let main = Echo::start("main").await;
+    let (a, b) = (
+        shadow(200, Duration::ZERO).await,
+        shadow(200, Duration::ZERO).await,
+    );
+    let main_addr = main.addr;
+    let gw = Gateway::start(&format!(
+        "version: 1\nupstreams:\n  main: {{ targets: [{{ addr: \"{main_addr}\" }}] }}\n  a: {{ targets: [{{ addr: \"{}\" }}] }}\n  b: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n  - name: m\n    match: {{ path_prefix: /m }}\n    upstream: main\n    plugins: [{{ name: mirror, upstream: a }}, {{ name: mirror, upstream: b }}]\n",
+        a.addr, b.addr
+    ));
+    let c = reqwest::Client::new();
+    for i in 0..3 {
+        let r = c
+            .post(gw.url("/m/post"))
+            .body(format!("body {i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    for sh in [&a, &b] {
+        wait_until(Duration::from_secs(10), || async {
+            sh.seen.lock().unwrap().len() == 3
+        })
+        .await
+        .expect("each shadow gets the 3 copies");
+        let mut bodies: Vec<Vec<u8>> = sh
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.body.clone())
+            .collect();
+        bodies.sort();
+        assert_eq!(
+            bodies,
+            [b"body 0".to_vec(), b"body 1".to_vec(), b"body 2".to_vec()]
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_and_dead_shadows_change_nothing_for_the_client() {
     let (main, _failing, gw) = mirrored(500, Duration::ZERO, "").await;

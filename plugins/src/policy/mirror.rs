@@ -92,9 +92,9 @@ impl InFlight {
     }
 }
 
-/// The copy of one request, made in the request phase, sent once the body is known.
-#[derive(Clone)]
-struct Pending(Arc<UpstreamRequest>);
+/// The copy of one request, made in the request phase, sent once the body is known (the
+/// entry's own value: two `mirror` entries on a route each send their own).
+struct Pending(UpstreamRequest);
 
 pub struct Mirror {
     upstream: String,
@@ -223,7 +223,7 @@ impl Plugin for Mirror {
         let copy = self.copy(call.req);
         if has_body(call.req) {
             // sent from the body phase, with the body
-            call.ctx.extensions.insert(Pending(Arc::new(copy)));
+            call.ctx.set_own(Pending(copy));
         } else {
             self.send(copy);
         }
@@ -235,14 +235,13 @@ impl Plugin for Mirror {
     }
 
     async fn on_request_body(&self, call: &mut BodyCall<'_>) -> Decision {
-        let Some(Pending(copy)) = call.ctx.extensions.remove::<Pending>() else {
+        let Some(Pending(mut copy)) = call.ctx.take_own::<Pending>() else {
             return Ok(Flow::Continue);
         };
         if call.body.len() as u64 > self.max_body {
             self.count("too_large");
             return Ok(Flow::Continue);
         }
-        let mut copy = Arc::unwrap_or_clone(copy);
         copy.body = call.body.clone();
         self.send(copy);
         Ok(Flow::Continue)
