@@ -14,8 +14,9 @@ pub struct PluginCtx {
     /// Headers added to the response whatever it is (proxied, or written by the
     /// gateway: an error, a plugin reply, a fallback), e.g. rate-limit headers.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
-    /// Per-request values of individual plugins, by type (a concurrency permit held
-    /// until the request ends, a CORS origin to echo...).
+    /// Per-request values one plugin publishes for others, by type (one per type: a
+    /// plugin's own state goes in [`PluginCtx::own`], where two entries of one plugin on
+    /// a route each keep theirs).
     pub extensions: http::Extensions,
     /// An answer a plugin's response phase gives instead of the one under way (the
     /// upstream's, or one the gateway writes itself): the gateway sends its head and

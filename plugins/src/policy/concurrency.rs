@@ -96,9 +96,11 @@ impl Drop for Permit {
     }
 }
 
-/// The permits a request holds (one per concurrency_limit of its chain).
-#[derive(Clone, Default)]
-struct Permits(Vec<Arc<Permit>>);
+/// The permit a request holds for one `concurrency_limit` entry (the entry's own value:
+/// each entry of a chain holds its own), released when the request's context goes.
+struct Held {
+    _permit: Permit,
+}
 
 pub struct ConcurrencyLimit {
     max: u64,
@@ -145,12 +147,7 @@ impl Plugin for ConcurrencyLimit {
                 .blocked_as("concurrency_limit"),
             ));
         };
-        match call.ctx.extensions.get_mut::<Permits>() {
-            Some(p) => p.0.push(Arc::new(permit)),
-            None => {
-                call.ctx.extensions.insert(Permits(vec![Arc::new(permit)]));
-            }
-        }
+        call.ctx.set_own(Held { _permit: permit });
         Ok(Flow::Continue)
     }
 }

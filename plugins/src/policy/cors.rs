@@ -132,8 +132,9 @@ impl OriginRule {
     }
 }
 
-/// The `Access-Control-Allow-Origin` value for this request (kept until the response).
-#[derive(Clone)]
+/// The `Access-Control-Allow-Origin` value for this request (kept until the response;
+/// the entry's own value: with two `cors` entries on a route, a global one and the
+/// route's, each decorates answers by its own decision and settings).
 struct Allowed(HeaderValue);
 
 pub struct Cors {
@@ -230,7 +231,7 @@ impl Plugin for Cors {
         let preflight = call.method() == Method::OPTIONS;
         let asked = call.req.headers.get(ACCESS_CONTROL_REQUEST_METHOD);
         if let Some(v) = &allowed {
-            call.ctx.extensions.insert(Allowed(v.clone()));
+            call.ctx.set_own(Allowed(v.clone()));
         }
         let (true, Some(asked)) = (preflight, asked) else {
             return Ok(Flow::Continue);
@@ -238,7 +239,7 @@ impl Plugin for Cors {
         let method_ok =
             Method::from_bytes(asked.as_bytes()).is_ok_and(|m| self.methods.contains(&m));
         if allowed.is_none() || !method_ok {
-            call.ctx.extensions.remove::<Allowed>();
+            call.ctx.take_own::<Allowed>();
             return Ok(Flow::Respond(
                 Reply::error(403, "forbidden", "cross-origin request not allowed")
                     .blocked_as("cors"),
@@ -269,7 +270,7 @@ impl Plugin for Cors {
         if !listed {
             let _ = resp.append_header(VARY, HeaderValue::from_static("Origin"));
         }
-        let Some(Allowed(origin)) = ctx.extensions.get::<Allowed>().cloned() else {
+        let Some(Allowed(origin)) = ctx.own::<Allowed>().map(|a| Allowed(a.0.clone())) else {
             return;
         };
         let _ = resp.insert_header(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -323,5 +324,52 @@ mod tests {
             Some(OriginError::BadOrigin("app.example.com".into()))
         );
         assert!(OriginRule::parse("https://*").is_err());
+    }
+
+    /// A global entry allowing one origin and a route's entry allowing another, with
+    /// credentials: each decorates answers by its own decision.
+    #[tokio::test]
+    async fn two_entries_each_decorate_by_their_own_decision() {
+        let entry = |origin: &str, credentials: bool| {
+            Cors::new(CorsSettings {
+                allow_origins: vec![origin.to_string()],
+                allow_methods: default_methods(),
+                allow_headers: Vec::new(),
+                expose_headers: Vec::new(),
+                allow_credentials: credentials,
+                max_age: default_max_age(),
+            })
+            .unwrap()
+        };
+        let chain = [
+            entry("https://a.example", false),
+            entry("https://b.example", true),
+        ];
+        let mut req = pingora_http::RequestHeader::build("GET", b"/x", None).unwrap();
+        req.insert_header("origin", "https://a.example").unwrap();
+        let mut ctx = PluginCtx::default();
+        for (i, p) in chain.iter().enumerate() {
+            ctx.enter(i);
+            let info = crate::RequestInfo::new("r", "/x");
+            let d = p
+                .on_request(&mut RequestCall::new(&mut req, info, &mut ctx))
+                .await;
+            assert!(matches!(d, Ok(Flow::Continue)));
+        }
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for (i, p) in chain.iter().enumerate() {
+            ctx.enter(i);
+            p.on_response(&mut resp, &mut ctx);
+        }
+        assert_eq!(
+            resp.headers["access-control-allow-origin"],
+            "https://a.example"
+        );
+        assert!(
+            resp.headers
+                .get("access-control-allow-credentials")
+                .is_none(),
+            "credentials are the second entry's, which did not allow this origin"
+        );
     }
 }

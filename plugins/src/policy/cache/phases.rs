@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{AGE, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RANGE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use pingora_http::ResponseHeader;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
@@ -39,9 +39,12 @@ const NOT_STORED: [&str; 8] = [
     "x-request-id",
 ];
 
-/// What the request phase decided for a forwarded request.
+/// What the request phase decided for a forwarded request (the entry's own value: two
+/// `cache` entries on a route each keep theirs).
 struct Forward {
     route: String,
+    /// A successful unsafe request invalidates this URI.
+    invalidate: Option<Arc<str>>,
     /// RFC 9211 `fwd` reason: `miss`, `stale`, `request`, `bypass`, `method`.
     fwd: &'static str,
     /// Set when the answer may be stored.
@@ -64,14 +67,6 @@ struct Fill {
     body: BytesMut,
     guard: Option<FillGuard>,
 }
-
-/// Per-request state of the plugin.
-#[derive(Clone)]
-struct Pending(Arc<Mutex<Forward>>);
-
-/// A successful unsafe request invalidates this URI.
-#[derive(Clone)]
-struct Invalidate(Arc<str>);
 
 impl Cache {
     fn count(&self, route: &str, status: &str) {
@@ -117,12 +112,13 @@ impl Cache {
         fwd: &'static str,
         target: Option<Target>,
     ) -> Result<Flow, PluginFailure> {
-        ctx.extensions.insert(Pending(Arc::new(Mutex::new(Forward {
+        ctx.set_own(Forward {
             route: route.to_string(),
+            invalidate: None,
             fwd,
             target,
             fill: None,
-        }))));
+        });
         Ok(Flow::Continue)
     }
 
@@ -237,12 +233,16 @@ impl Plugin for Cache {
         };
         if method != Method::GET && method != Method::HEAD {
             let unsafe_method = [Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
-            if unsafe_method.contains(&method) {
-                if let Some(p) = primary(&Method::GET) {
-                    call.ctx.extensions.insert(Invalidate(Arc::from(p.key)));
-                }
+            let invalidate = unsafe_method
+                .contains(&method)
+                .then(|| primary(&Method::GET))
+                .flatten()
+                .map(|p| Arc::from(p.key));
+            let flow = self.forward(call.ctx, route, "method", None);
+            if let Some(f) = call.ctx.own::<Forward>() {
+                f.invalidate = invalidate;
             }
-            return self.forward(call.ctx, route, "method", None);
+            return flow;
         }
         let Some(primary) = primary(&method) else {
             self.count(route, "bypass");
@@ -336,15 +336,15 @@ impl Plugin for Cache {
     }
 
     fn on_response(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {
-        if let Some(Invalidate(primary)) = ctx.extensions.remove::<Invalidate>() {
+        // taken out while the answer's head is read beside the context's headers
+        let Some(mut f) = ctx.take_own::<Forward>() else {
+            return;
+        };
+        if let Some(primary) = f.invalidate.take() {
             if (200..400).contains(&resp.status.as_u16()) {
                 self.store.invalidate(&primary);
             }
         }
-        let Some(Pending(p)) = ctx.extensions.get::<Pending>().cloned() else {
-            return;
-        };
-        let mut f = p.lock().unwrap_or_else(|e| e.into_inner());
         let mut status = format!("{}; fwd={}", self.status_name, f.fwd);
         if let Some(t) = f.target.take() {
             match self.start_fill(resp, &ctx.response_headers, &f.route, t) {
@@ -360,6 +360,7 @@ impl Plugin for Cache {
         if let Ok(v) = HeaderValue::from_str(&status) {
             let _ = resp.append_header(CACHE_STATUS, v);
         }
+        ctx.set_own(f);
     }
 
     fn wants_response_body(&self) -> bool {
@@ -367,10 +368,9 @@ impl Plugin for Cache {
     }
 
     fn on_response_body(&self, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut PluginCtx) {
-        let Some(Pending(p)) = ctx.extensions.get::<Pending>() else {
+        let Some(f) = ctx.own::<Forward>() else {
             return;
         };
-        let mut f = p.lock().unwrap_or_else(|e| e.into_inner());
         let Some(fill) = f.fill.as_mut() else {
             return;
         };
