@@ -28,6 +28,10 @@ const HOST_FILTER: &str = r#"
           @"\01\00\00\00\07\00\00\00\01\00\00\00x-local\001\00" (i32.const 0)))
         (return (i32.const 1))))
     (drop (call $add (i32.const 0) @"x-wasm-added" @"yes"))
+    ;; end_of_stream of the request headers: the request has no body
+    (if (local.get 2)
+      (then (drop (call $add (i32.const 0) @"x-wasm-eos" @"1")))
+      (else (drop (call $add (i32.const 0) @"x-wasm-eos" @"0"))))
     (drop (call $replace (i32.const 0) @"x-wasm-replaced" @"new"))
     (drop (call $remove (i32.const 0) @"x-wasm-removed"))
     COPY_METHOD
@@ -160,6 +164,7 @@ async fn host_functions_through_the_gateway() {
     assert_eq!(up["x-wasm-pseudo-path"], "/things/1?q=2");
     assert_eq!(up["x-wasm-path"], "/things/1?q=2");
     assert_eq!(up["x-wasm-cas"], "mismatch");
+    assert_eq!(up["x-wasm-eos"], "0", "a request with a body");
     let hv = |n: &str| {
         h.get(n)
             .map(|v| v.to_str().unwrap().to_string())
@@ -186,6 +191,26 @@ async fn host_functions_through_the_gateway() {
     let r = c.get(gw.url("/other")).send().await.unwrap();
     assert_eq!(r.headers()["x-wasm-shared"], "hello");
     assert!(r.headers().get("x-wasm-body").is_none());
+    assert!(
+        r.text().await.unwrap().contains(r#""x-wasm-eos":"1""#),
+        "a GET has no body"
+    );
+
+    // HTTP/2 (h2c): a body without content-length still has end_of_stream 0
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let chunks = futures::stream::iter(["streamed ", "body"].map(Ok::<_, std::io::Error>));
+    let r = h2
+        .post(gw.url("/h2"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    let text = r.text().await.unwrap();
+    assert!(text.contains(r#""x-wasm-eos":"0""#), "{text}");
 
     // a local response: the filter's status, body and headers; the upstream sees nothing
     let r = c
@@ -198,8 +223,8 @@ async fn host_functions_through_the_gateway() {
     assert_eq!(r.headers()["x-local"], "1");
     assert_eq!(r.text().await.unwrap(), "short and stout");
 
-    // the filter's counter on /metrics (two requests reached it past the deny check)
-    assert_eq!(gw.metric("wat_filter_requests").await, Some(2.0));
+    // the filter's counter on /metrics (three requests reached it past the deny check)
+    assert_eq!(gw.metric("wat_filter_requests").await, Some(3.0));
 
     // the filter's log line carries the route and the request id
     let logs = gw.logs();

@@ -20,10 +20,12 @@ pub(super) struct InfoParts {
     client_ip: Option<IpAddr>,
     client_port: Option<u16>,
     tls: bool,
+    body_empty: bool,
 }
 
 impl InfoParts {
-    pub(super) fn of(session: &Session) -> Self {
+    /// `body_empty`: the request has no body (the body phases know it has one).
+    pub(super) fn of(session: &Session, body_empty: bool) -> Self {
         let peer = session.client_addr().and_then(|a| a.as_inet());
         Self {
             query: session.req_header().uri.query().map(str::to_owned),
@@ -31,6 +33,7 @@ impl InfoParts {
             client_ip: peer.map(|a| a.ip()),
             client_port: peer.map(|a| a.port()),
             tls: is_tls(session),
+            body_empty,
         }
     }
 
@@ -43,6 +46,7 @@ impl InfoParts {
             query: self.query.as_deref(),
             tls: self.tls,
             client_cert: self.cert.as_ref().and_then(|c| c.get()),
+            body_empty: self.body_empty,
         }
     }
 }
@@ -56,10 +60,6 @@ impl GatewayProxy {
         route: &Arc<CompiledRoute>,
         path: String,
     ) -> Result<bool> {
-        // pingora reads the client's body by the head it holds: fix that framing now,
-        // before a plugin edits Content-Length (one that changes the body's length
-        // removes it, and the body then goes upstream chunked)
-        session.is_body_empty();
         self.chain_request_phase(session, ctx, &route.name, &route.plugins, path)
             .await
     }
@@ -76,7 +76,11 @@ impl GatewayProxy {
         chain: &[Instance],
         path: String,
     ) -> Result<bool> {
-        let parts = InfoParts::of(session);
+        // pingora reads the client's body by the head it holds: its framing is fixed
+        // here, before a plugin edits Content-Length (one that changes the body's
+        // length removes it, and the body then goes upstream chunked)
+        let body_empty = session.is_body_empty();
+        let parts = InfoParts::of(session, body_empty);
         let preflight = super::routing::preflight_method(session.req_header()).is_some();
         let first = |(_, p): &(usize, &Instance)| preflight && p.answers_preflight();
         let ordered = chain
@@ -163,7 +167,7 @@ impl GatewayProxy {
     ) -> Option<Deferred> {
         ctx.body_checked = true;
         let path = ctx.plugin_path.clone().unwrap_or_default();
-        let parts = InfoParts::of(session);
+        let parts = InfoParts::of(session, false);
         let info = parts.info(&route.name, &path);
         for (i, p) in route.plugins.iter().enumerate() {
             if !(p.wants_body() || p.wants_request_chunks()) {

@@ -139,7 +139,7 @@ impl GatewayProxy {
         }
         st.seen += len;
         let path = ctx.plugin_path.as_deref().unwrap_or_default();
-        let parts = InfoParts::of(session);
+        let parts = InfoParts::of(session, false);
         let info = parts.info(&route.name, path);
         for (i, p) in route.plugins.iter().enumerate() {
             if !p.wants_request_chunks() {

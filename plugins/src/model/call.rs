@@ -29,11 +29,15 @@ pub struct RequestInfo<'a> {
     pub tls: bool,
     /// The client certificate verified on the TLS listener (mTLS), when one was sent.
     pub client_cert: Option<&'a ClientCert>,
+    /// The request has no body, as the gateway reads its framing (HTTP/1: neither
+    /// `Transfer-Encoding` nor a `Content-Length` above 0; HTTP/2: its headers ended
+    /// the stream).
+    pub body_empty: bool,
 }
 
 impl<'a> RequestInfo<'a> {
-    /// A plain-HTTP request on `route` for `path`, without query, peer or certificate
-    /// (the other fields are public to set).
+    /// A plain-HTTP request on `route` for `path`, without query, peer, certificate or
+    /// body (the other fields are public to set).
     pub fn new(route: &'a str, path: &'a str) -> Self {
         RequestInfo {
             route,
@@ -43,6 +47,7 @@ impl<'a> RequestInfo<'a> {
             query: None,
             tls: false,
             client_cert: None,
+            body_empty: true,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::{ChunkCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, Request
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::uri::PathAndQuery;
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::ResponseHeader;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -44,14 +44,6 @@ impl Exports {
 pub struct WasmFilter {
     pub(super) vm: Option<Arc<Vm>>,
     pub(super) exports: Exports,
-}
-
-/// Whether a request has no body (`end_of_stream` of the headers callback).
-fn no_body(req: &RequestHeader) -> bool {
-    let h = &req.headers;
-    !h.contains_key(http::header::TRANSFER_ENCODING)
-        && h.get(http::header::CONTENT_LENGTH)
-            .is_none_or(|v| v.as_bytes() == b"0")
 }
 
 impl WasmFilter {
@@ -196,7 +188,8 @@ impl Plugin for WasmFilter {
             custom: Vec::new(),
         };
         let n = call.req.headers.len() as i32 + 4;
-        let eos = i32::from(no_body(call.req));
+        // `end_of_stream` of the headers callback
+        let eos = i32::from(call.info.body_empty);
         let lend = Lend {
             req: Some(&mut *call.req),
             props: Some(&mut props),
