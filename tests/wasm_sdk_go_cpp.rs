@@ -24,7 +24,7 @@ use wasm_common::sdk::{auth_service, config_dir};
 /// upstream `up`, the pool `auth` its HTTP calls go to.
 fn routes(name: &str, up: std::net::SocketAddr, auth: std::net::SocketAddr) -> String {
     format!(
-        "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{up}\" }}] }}\n  auth: {{ targets: [{{ addr: \"{auth}\" }}] }}\nroutes:\n  - name: sdk\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins:\n      - {{ name: wasm, module: {name}.wasm, root_id: {name}, configuration: cfg-{name}, max_time: 1s }}\n"
+        "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{up}\" }}] }}\n  auth: {{ targets: [{{ addr: \"{auth}\" }}] }}\nroutes:\n  - name: sdk\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins:\n      - {{ name: wasm, module: {name}.wasm, root_id: {name}, configuration: cfg-{name}, max_time: 5s }}\n"
     )
 }
 
@@ -122,7 +122,23 @@ async fn exercise(name: &str, p: &str, lang: &str) {
     let r = filter_get("/sdk/fault", "panic", "1").await.unwrap();
     assert_eq!(r.status(), 503);
     let failures = format!("gateway_wasm_failures_total{{plugin=\"{name}\",reason=\"trap\"}}");
-    assert_eq!(gw.metric(&failures).await, Some(1.0));
+    let counted = gw.metric(&failures).await;
+    if counted != Some(1.0) {
+        let text = reqwest::get(gw.metrics_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("gateway_wasm_failures"))
+            .collect();
+        panic!(
+            "{failures} is {counted:?}; failure series: {lines:#?}\nlog:\n{}",
+            gw.logs()
+        );
+    }
     let r = c.get(gw.url("/sdk/after")).send().await.unwrap();
     assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
     assert_eq!(header_value(&r, &format!("x-{p}-hits")), "5");
