@@ -192,13 +192,9 @@ fn without_param(query: &str, name: &str) -> String {
         .join("&")
 }
 
-#[async_trait]
-impl Plugin for ApiKey {
-    fn sets_identity(&self) -> bool {
-        true
-    }
-
-    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+impl ApiKey {
+    /// The request phase: it never waits.
+    fn admit(&self, call: &mut RequestCall<'_>) -> Decision {
         self.metrics
             .auth_requests
             .with_label_values(&[CredentialKind::ApiKey.as_str()])
@@ -232,6 +228,22 @@ impl Plugin for ApiKey {
             call.req.remove_header(&self.header);
         }
         Ok(Flow::Continue)
+    }
+}
+
+#[async_trait]
+impl Plugin for ApiKey {
+    fn sets_identity(&self) -> bool {
+        true
+    }
+
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        self.admit(call)
+    }
+
+    /// Decides without waiting: no future per request.
+    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> crate::Step<'a> {
+        crate::Step::Now(self.admit(call))
     }
 
     /// The query parameter is removed from what goes upstream (after any rewrite).

@@ -178,13 +178,9 @@ fn unauthorized(message: String) -> Flow {
     )
 }
 
-#[async_trait]
-impl Plugin for Mtls {
-    fn sets_identity(&self) -> bool {
-        true
-    }
-
-    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+impl Mtls {
+    /// The request phase: it never waits.
+    fn admit(&self, call: &mut RequestCall<'_>) -> Decision {
         self.requests.inc();
         self.forward.strip(call.req);
         let Some(cert) = call.info.client_cert else {
@@ -220,6 +216,22 @@ impl Plugin for Mtls {
         self.forward.set(call.req, &id);
         call.set_identity(id);
         Ok(Flow::Continue)
+    }
+}
+
+#[async_trait]
+impl Plugin for Mtls {
+    fn sets_identity(&self) -> bool {
+        true
+    }
+
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        self.admit(call)
+    }
+
+    /// Decides without waiting: no future per request.
+    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> crate::Step<'a> {
+        crate::Step::Now(self.admit(call))
     }
 }
 

@@ -96,13 +96,9 @@ pub struct Rbac {
     metrics: PluginMetrics,
 }
 
-#[async_trait]
-impl Plugin for Rbac {
-    fn needs_identity(&self) -> bool {
-        true
-    }
-
-    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+impl Rbac {
+    /// The request phase: it never waits.
+    fn admit(&self, call: &mut RequestCall<'_>) -> Decision {
         let rule = self
             .methods
             .iter()
@@ -139,6 +135,22 @@ impl Plugin for Rbac {
         )
         .with_details(serde_json::json!({"missing_roles": roles, "missing_scopes": scopes}));
         Ok(Flow::Respond(reply))
+    }
+}
+
+#[async_trait]
+impl Plugin for Rbac {
+    fn needs_identity(&self) -> bool {
+        true
+    }
+
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        self.admit(call)
+    }
+
+    /// Decides without waiting: no future per request.
+    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> crate::Step<'a> {
+        crate::Step::Now(self.admit(call))
     }
 }
 

@@ -248,9 +248,9 @@ impl Compress {
     }
 }
 
-#[async_trait]
-impl Plugin for Compress {
-    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+impl Compress {
+    /// The request phase: it never waits.
+    fn admit(&self, call: &mut RequestCall<'_>) -> Decision {
         if call.method() == http::Method::HEAD {
             return Ok(Flow::Continue);
         }
@@ -266,6 +266,18 @@ impl Plugin for Compress {
             call.ctx.set_own(Chosen(a));
         }
         Ok(Flow::Continue)
+    }
+}
+
+#[async_trait]
+impl Plugin for Compress {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        self.admit(call)
+    }
+
+    /// Decides without waiting: no future per request.
+    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> crate::Step<'a> {
+        crate::Step::Now(self.admit(call))
     }
 
     fn on_response(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {

@@ -129,13 +129,9 @@ impl ConcurrencyLimit {
     }
 }
 
-#[async_trait]
-impl Plugin for ConcurrencyLimit {
-    fn stage(&self) -> crate::Stage {
-        crate::Stage::Limit
-    }
-
-    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+impl ConcurrencyLimit {
+    /// The request phase: it never waits.
+    fn admit(&self, call: &mut RequestCall<'_>) -> Decision {
         let Some(permit) = self.scope.acquire(&self.key.of(call), self.max) else {
             return Ok(Flow::Respond(
                 Reply::error(
@@ -149,6 +145,22 @@ impl Plugin for ConcurrencyLimit {
         };
         call.ctx.set_own(Held { _permit: permit });
         Ok(Flow::Continue)
+    }
+}
+
+#[async_trait]
+impl Plugin for ConcurrencyLimit {
+    fn stage(&self) -> crate::Stage {
+        crate::Stage::Limit
+    }
+
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        self.admit(call)
+    }
+
+    /// Decides without waiting: no future per request.
+    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> crate::Step<'a> {
+        crate::Step::Now(self.admit(call))
     }
 }
 

@@ -213,17 +213,9 @@ impl Cors {
     }
 }
 
-#[async_trait]
-impl Plugin for Cors {
-    fn stage(&self) -> crate::Stage {
-        crate::Stage::Admit
-    }
-
-    fn answers_preflight(&self) -> bool {
-        true
-    }
-
-    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+impl Cors {
+    /// The request phase: it never waits.
+    fn admit(&self, call: &mut RequestCall<'_>) -> Decision {
         let Some(origin) = call.header(ORIGIN) else {
             return Ok(Flow::Continue);
         };
@@ -258,6 +250,26 @@ impl Plugin for Cors {
             reply = reply.with_header(ACCESS_CONTROL_ALLOW_HEADERS, h);
         }
         Ok(Flow::Respond(reply))
+    }
+}
+
+#[async_trait]
+impl Plugin for Cors {
+    fn stage(&self) -> crate::Stage {
+        crate::Stage::Admit
+    }
+
+    fn answers_preflight(&self) -> bool {
+        true
+    }
+
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        self.admit(call)
+    }
+
+    /// Decides without waiting: no future per request.
+    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> crate::Step<'a> {
+        crate::Step::Now(self.admit(call))
     }
 
     fn on_response(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {

@@ -67,13 +67,9 @@ impl IpFilter {
     }
 }
 
-#[async_trait]
-impl Plugin for IpFilter {
-    fn stage(&self) -> crate::Stage {
-        crate::Stage::Admit
-    }
-
-    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+impl IpFilter {
+    /// The request phase: it never waits.
+    fn admit(&self, call: &mut RequestCall<'_>) -> Decision {
         let ip = self.proxies.client_ip(call.info.client_ip, call.req);
         Ok(if self.permits(ip) {
             Flow::Continue
@@ -83,6 +79,22 @@ impl Plugin for IpFilter {
                     .blocked_as(self.name),
             )
         })
+    }
+}
+
+#[async_trait]
+impl Plugin for IpFilter {
+    fn stage(&self) -> crate::Stage {
+        crate::Stage::Admit
+    }
+
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        self.admit(call)
+    }
+
+    /// Decides without waiting: no future per request.
+    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> crate::Step<'a> {
+        crate::Step::Now(self.admit(call))
     }
 }
 

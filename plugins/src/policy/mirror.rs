@@ -210,9 +210,9 @@ fn declared_len(req: &RequestHeader) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-#[async_trait]
-impl Plugin for Mirror {
-    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+impl Mirror {
+    /// The request phase: it never waits.
+    fn admit(&self, call: &mut RequestCall<'_>) -> Decision {
         if !self.sampled() {
             return Ok(Flow::Continue);
         }
@@ -228,6 +228,18 @@ impl Plugin for Mirror {
             self.send(copy);
         }
         Ok(Flow::Continue)
+    }
+}
+
+#[async_trait]
+impl Plugin for Mirror {
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        self.admit(call)
+    }
+
+    /// Decides without waiting: no future per request.
+    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> crate::Step<'a> {
+        crate::Step::Now(self.admit(call))
     }
 
     fn wants_body(&self) -> bool {
