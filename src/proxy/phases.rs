@@ -7,7 +7,7 @@ use super::{is_tls, request_chunks, Ctx, GatewayProxy};
 use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};
-use gateway_plugins::{BodyCall, Flow, Instance, RequestCall, RequestInfo, Step};
+use gateway_plugins::{BodyCall, Flow, Instance, RequestCall, RequestInfo};
 use pingora_error::Result;
 use pingora_proxy::Session;
 use std::net::IpAddr;
@@ -94,10 +94,7 @@ impl GatewayProxy {
                 ctx.plugin.enter(i);
                 let began = ctx.spans.is_some().then(std::time::Instant::now);
                 let mut call = RequestCall::new(session.req_header_mut(), info, &mut ctx.plugin);
-                let decided = match p.request_step(&mut call) {
-                    Step::Now(d) => d,
-                    Step::Later(f) => f.await,
-                };
+                let decided = p.request_step(&mut call).decision().await;
                 if let (Some(t), Some(spans)) = (began, ctx.spans.as_mut()) {
                     spans.push(SpanRecord {
                         name: format!("plugin {}", p.name()),

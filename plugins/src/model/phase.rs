@@ -27,6 +27,16 @@ pub enum Step<'a> {
     Later(Pin<Box<dyn Future<Output = Decision> + Send + 'a>>),
 }
 
+impl Step<'_> {
+    /// The decision: at once, or awaited.
+    pub async fn decision(self) -> Decision {
+        match self {
+            Step::Now(d) => d,
+            Step::Later(f) => f.await,
+        }
+    }
+}
+
 /// A plugin instance: built once per route table from its settings, shared by every
 /// request of its routes. Long-lived state (clients, caches, counters) does not live
 /// in the instance but in [`crate::Shared`], so that it outlives reloads.

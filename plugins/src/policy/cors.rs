@@ -282,7 +282,7 @@ impl Plugin for Cors {
         if !listed {
             let _ = resp.append_header(VARY, HeaderValue::from_static("Origin"));
         }
-        let Some(Allowed(origin)) = ctx.own::<Allowed>().map(|a| Allowed(a.0.clone())) else {
+        let Some(origin) = ctx.own::<Allowed>().map(|a| a.0.clone()) else {
             return;
         };
         let _ = resp.insert_header(ACCESS_CONTROL_ALLOW_ORIGIN, origin);

@@ -119,10 +119,23 @@ impl WasmFilter {
         parts: Parts<'_>,
         r: Result<Option<(i32, Effects)>, Fault>,
     ) -> Decision {
-        let (action, effects) = match Self::decide_now(vm, w, r) {
-            ControlFlow::Break(d) => return d,
-            ControlFlow::Continue(pending) => pending,
-        };
+        match Self::decide_now(vm, w, r) {
+            ControlFlow::Break(d) => d,
+            ControlFlow::Continue((action, effects)) => {
+                Self::settled(vm, w, parts, action, effects).await
+            }
+        }
+    }
+
+    /// The request's decision once the callback's HTTP calls (in `effects`) and their
+    /// callbacks have run.
+    async fn settled(
+        vm: &Vm,
+        w: &mut WasmReq,
+        parts: Parts<'_>,
+        action: i32,
+        effects: Effects,
+    ) -> Decision {
         // boxed: the calls' future is large, and the body phase's future (boxed whole
         // by async_trait on every piece) holds this one
         let settled = Box::pin(vm.settle(w.slot, w.gen, w.ctx, parts, &mut w.props, effects));
@@ -158,10 +171,7 @@ impl WasmFilter {
 #[async_trait]
 impl Plugin for WasmFilter {
     async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
-        match self.request_step(call) {
-            Step::Now(d) => d,
-            Step::Later(f) => f.await,
-        }
+        self.request_step(call).decision().await
     }
 
     /// `proxy_on_request_headers` decides at once unless the filter made HTTP calls:
@@ -218,12 +228,12 @@ impl Plugin for WasmFilter {
                 call.ctx.set_own(w);
                 Step::Now(d)
             }
-            ControlFlow::Continue(pending) => Step::Later(Box::pin(async move {
+            ControlFlow::Continue((action, effects)) => Step::Later(Box::pin(async move {
                 let parts = Parts {
                     req: Some(&mut *call.req),
                     ..Default::default()
                 };
-                let d = Self::decide(vm, &mut w, parts, Ok(Some(pending))).await;
+                let d = Self::settled(vm, &mut w, parts, action, effects).await;
                 call.ctx.set_own(w);
                 d
             })),
