@@ -352,11 +352,13 @@ impl HttpSession {
                         // while header_refs doesn't as it is still empty
                         let _num_headers = populate_headers(base, &mut header_refs, req.headers);
 
+                        // api-gateway patch 0012: room for the headers the request
+                        // filters add, so that the maps do not grow (rehash, copy) per insert
                         let mut request_header = Box::new(RequestHeader::build(
                             req.method.unwrap_or(""),
                             // we path httparse to allow unsafe bytes in the str
                             req.path.unwrap_or("").as_bytes(),
-                            Some(req.headers.len()),
+                            Some(req.headers.len() + ROOM_FOR_FILTERS),
                         )?);
 
                         request_header.set_version(match req.version {
@@ -1795,6 +1797,9 @@ fn escape_illegal_request_line(buf: &BytesMut) -> Option<BytesMut> {
         None
     }
 }
+
+/// Headers a proxy's request filters typically add (api-gateway patch 0012).
+const ROOM_FOR_FILTERS: usize = 8;
 
 #[inline]
 fn parse_req_buffer<'h, 'buf>(
