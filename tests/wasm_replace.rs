@@ -4,8 +4,10 @@
 //! and nothing of the upstream's answer (its headers, its body, whole, streamed or
 //! empty); HEAD gets the head only; built-in response plugins of the route still edit
 //! the new answer; the connection is reused cleanly after it (HTTP/1.1 keep-alive, and
-//! HTTP/2); a gateway's own error can be replaced too (once: no loop). From
-//! `proxy_on_response_body` the head has gone: the stream is ended.
+//! HTTP/2); a gateway's own error can be replaced too (once: no loop). When the rest
+//! of the upstream's answer may be far (a stream, a large body), the exchange ends right
+//! after the new answer: both connections close. From `proxy_on_response_body` the head
+//! has gone: the stream is ended.
 #![allow(clippy::unwrap_used)]
 
 mod backends;
@@ -19,7 +21,8 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use wasm_common::*;
 
 /// What the filter answers instead (its JSON body).
@@ -85,10 +88,24 @@ const LATE: &str = r#"
   (func (export "proxy_on_delete") (param i32))
 "#;
 
+/// Upstream bodies of `endless` dropped (their connection closed).
+static ENDLESS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts its drop in [`ENDLESS_DROPPED`].
+struct Dropped;
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        ENDLESS_DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// By the path's last segment: `error` (500, an HTML page, its own headers), `stream`
-/// (500, chunked, three chunks 100 ms apart), `forever` (500, chunked, one chunk and
-/// then nothing for ten minutes), `empty` (500, no body), `nocontent`
-/// (204), `late` (200, chunked, the first chunk after 100 ms), else `ok` (200).
+/// (500, chunked, three chunks 100 ms apart), `forever` and `silent` (500, chunked, one
+/// chunk and then nothing for ten minutes), `endless` (500, chunked, a chunk every
+/// 100 ms without end; its drop is counted), `large` (500, 1 MiB with its length),
+/// `empty` (500, no body), `nocontent` (204), `late` (200, chunked, the first chunk
+/// after 100 ms), else `ok` (200).
 async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let app = axum::Router::new().fallback(|req: Request| async move {
         let path = req.uri().path().to_string();
@@ -124,6 +141,27 @@ async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
                 });
                 b.status(500).body(Body::from_stream(chunks)).unwrap()
             }
+            "silent" => {
+                let chunks = futures::stream::iter(0..2).then(|i| async move {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_secs(600)).await;
+                    }
+                    Ok::<_, std::io::Error>("upstream-secret-chunk;")
+                });
+                b.status(500).body(Body::from_stream(chunks)).unwrap()
+            }
+            "endless" => {
+                let chunks = futures::stream::unfold((Dropped, 0u64), |(d, i)| async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let chunk = format!("upstream-secret-chunk-{i};");
+                    Some((Ok::<_, std::io::Error>(chunk), (d, i + 1)))
+                });
+                b.status(500).body(Body::from_stream(chunks)).unwrap()
+            }
+            "large" => b
+                .status(500)
+                .body(Body::from("upstream-secret;".repeat(65536)))
+                .unwrap(),
             "late" => slow(200, true),
             "empty" => b.status(500).body(Body::empty()).unwrap(),
             "nocontent" => b.status(204).body(Body::empty()).unwrap(),
@@ -281,6 +319,53 @@ async fn a_filter_replaces_the_upstream_answer_in_the_response_phase() {
         assert_eq!((status, body.as_str()), (200, "fine"));
         assert_eq!(h["x-upstream-page"], "1");
         assert!(calls(&gw) >= 1.0, "the body callback runs on kept answers");
+    })
+    .await
+    .unwrap();
+}
+
+/// The rest of the upstream's answer may be far: the new answer says
+/// `Connection: close`, and the gateway closes the client's connection right after it
+/// and cuts the upstream's, rather than read a stream to its end (or until the client
+/// goes). The client's read timeout (5 s) bounds the wait.
+#[tokio::test]
+async fn the_upstream_of_a_replaced_stream_is_cut_and_the_connection_closed() {
+    let (gw, _up) = stack().await;
+    tokio::task::spawn_blocking(move || {
+        let dropped = ENDLESS_DROPPED.load(Ordering::SeqCst);
+        // `endless` never ends nor pauses; `silent` says nothing after its first chunk;
+        // `large` has its length, over the 64 KiB the gateway reads to keep a connection
+        for path in ["/r/endless", "/r/silent", "/r/large"] {
+            let mut s = connect(&gw);
+            let (status, h, body) = exchange(&mut s, "GET", path);
+            assert_replaced(status, &h, &body, false);
+            assert_eq!(h["connection"], "close", "{path}");
+            let mut rest = Vec::new();
+            let end = s.read_to_end(&mut rest);
+            assert!(
+                end.is_ok(),
+                "{path}: the gateway kept the connection open after the answer: {end:?}"
+            );
+            assert!(rest.is_empty(), "{path}: more came: {rest:?}");
+        }
+        // the upstream's stream was dropped: its connection was closed
+        let t = Instant::now();
+        while ENDLESS_DROPPED.load(Ordering::SeqCst) == dropped {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "the endless upstream answer is still being read"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // nothing of it is a failure: not logged as one
+        let logs = gw.logs();
+        assert!(!logs.contains("Fail to proxy"), "{logs}");
+        assert!(!logs.contains("upstream cut"), "{logs}");
+        // and the gateway serves on, a short answer keeping its connection
+        let mut s = connect(&gw);
+        let (status, h, body) = exchange(&mut s, "GET", "/r/error");
+        assert_replaced(status, &h, &body, false);
+        assert_eq!(h["connection"], "keep-alive");
     })
     .await
     .unwrap();

@@ -17,10 +17,9 @@ const MAX_REPLACEMENTS: usize = 4;
 /// An answer a plugin gave in place of the one under way ([`response_phase`]).
 pub(super) struct Replacement {
     pub body: Bytes,
-    /// The answer it replaced had no `Content-Length` (chunked, or until close): its
-    /// end, which the proxy waits for before the connection serves another request,
-    /// may be far (a stream).
-    pub open_ended: bool,
+    /// The rest of the answer it replaced may be far: it has no `Content-Length`
+    /// (chunked, or until close: a stream), or one over [`DRAIN_LIMIT`].
+    pub far_end: bool,
 }
 
 /// The response phase: `X-Request-ID`, deprecation headers, headers plugins added during
@@ -43,18 +42,9 @@ pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Option
         let (ct, b) = reply_body(ctx, reply.body);
         match respond::head(reply.status, ct.as_ref(), b.len(), &reply.headers) {
             Ok(head) => {
-                let open_ended = out.as_ref().map_or_else(
-                    || {
-                        !resp.headers.contains_key(http::header::CONTENT_LENGTH)
-                            && !matches!(resp.status.as_u16(), 204 | 304)
-                    },
-                    |r| r.open_ended,
-                );
+                let far_end = out.as_ref().map_or_else(|| far_end(resp), |r| r.far_end);
                 *resp = head;
-                out = Some(Replacement {
-                    body: b,
-                    open_ended,
-                });
+                out = Some(Replacement { body: b, far_end });
                 head_phase(resp, ctx);
             }
             Err(e) => tracing::warn!(route = ctx.route_name(), error = %e,
@@ -68,6 +58,19 @@ pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Option
         );
     }
     out
+}
+
+/// Whether the body that follows `resp` may be far from its end ([`Replacement`]).
+fn far_end(resp: &ResponseHeader) -> bool {
+    if matches!(resp.status.as_u16(), 204 | 304) {
+        return false;
+    }
+    let length = resp
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    length.is_none_or(|n| n > DRAIN_LIMIT)
 }
 
 /// [`response_phase`] once, on the head as it is.
@@ -123,9 +126,13 @@ fn reply_body(ctx: &Ctx, body: ReplyBody) -> (Option<HeaderValue>, Bytes) {
 /// gave `r`, and `resp` is its head): the answer is written now, whole, and the
 /// upstream's body chunks are dropped (`ctx.replaced`). Pingora's own write of the head
 /// that follows does nothing (a head has gone), and the upstream's connection is not
-/// reused (the rest of its body is never read). The client's connection serves its next
-/// request once the upstream's answer has ended; when that end may be far (a stream) it
-/// is closed after this answer instead (`Connection: close`).
+/// reused (the rest of its body is never read). When the rest of the upstream's answer
+/// is short (a `Content-Length` up to [`DRAIN_LIMIT`]) it is read and dropped, and the
+/// client's connection serves its next request. When it may be far (no length: a
+/// stream; or a large body; not for HEAD) the answer says `Connection: close`, and the
+/// exchange ends at the upstream's next event or at once (`ctx.cut_upstream`, [`CUT`]):
+/// both connections are closed, as Envoy resets the upstream stream of a replaced
+/// answer.
 pub(super) async fn replace_upstream(
     session: &mut Session,
     resp: &ResponseHeader,
@@ -134,11 +141,59 @@ pub(super) async fn replace_upstream(
 ) -> Result<()> {
     ctx.replaced = true;
     ctx.first_byte.get_or_insert(ctx.start.elapsed());
-    if r.open_ended {
+    if r.far_end && session.req_header().method != http::Method::HEAD {
         session.set_keepalive(None);
+        ctx.cut_upstream = true;
     }
     respond::write(session, resp.clone(), r.body).await
 }
+
+/// The error that ends an exchange whose answer a plugin replaced, once the answer
+/// has gone ([`replace_upstream`]): not a failure (not logged, not counted against the
+/// upstream, not an error of the access log); it closes both connections.
+const CUT: ErrorType = ErrorType::Custom("answer replaced, upstream cut");
+
+/// Whether `e` is [`CUT`].
+pub(super) fn is_cut(e: &Error) -> bool {
+    *e.etype() == CUT
+}
+
+/// The upstream's body after a replacement: dropped; [`CUT`] when its end is far.
+pub(super) fn drop_replaced(ctx: &Ctx, body: &mut Option<Bytes>, end: bool) -> Result<()> {
+    *body = None;
+    if end {
+        return Ok(());
+    }
+    cut_if_due(ctx)
+}
+
+/// [`CUT`] once the replaced answer of a far upstream end has gone.
+pub(super) fn cut_if_due(ctx: &Ctx) -> Result<()> {
+    if !ctx.cut_upstream {
+        return Ok(());
+    }
+    let mut e = Error::new(CUT);
+    e.set_retry(false);
+    Err(e)
+}
+
+/// The upstream's idle interval after which [`cut_if_due`] is asked: none to wait.
+pub(super) fn cut_now(ctx: &Ctx) -> Option<std::time::Duration> {
+    ctx.cut_upstream.then_some(std::time::Duration::ZERO)
+}
+
+/// How pingora ends an exchange [`CUT`]: the answer written, no reuse of the client's
+/// connection (it was told `Connection: close`).
+pub(super) fn cut_ended(session: &Session, e: &Error) -> Option<pingora_proxy::FailToProxy> {
+    is_cut(e).then(|| pingora_proxy::FailToProxy {
+        error_code: session.response_written().map_or(0, |r| r.status.as_u16()),
+        can_reuse_downstream: false,
+    })
+}
+
+/// The longest rest of an upstream answer read (and dropped) after a replacement so
+/// that the client's connection can serve its next request.
+const DRAIN_LIMIT: u64 = 64 * 1024;
 
 /// The response-body phase: `body` (a chunk, `None` for none) through the route's
 /// plugins that edit response bodies, in order. For proxied chunks, the gateway's own

@@ -101,6 +101,10 @@ pub struct Ctx {
     /// A plugin answered instead of the upstream (or of a streamed flow) in the
     /// response phase: that answer has been written, the upstream's body is dropped.
     pub replaced: bool,
+    /// After such an answer, the rest of the upstream's may be far off (a stream, a
+    /// large body): the upstream's connection is cut at its next event or at once
+    /// ([`super::answer::CUT`]) instead of read to its end.
+    pub cut_upstream: bool,
 }
 
 impl Ctx {
@@ -136,6 +140,7 @@ impl Ctx {
             first_byte: None,
             sse: None,
             replaced: false,
+            cut_upstream: false,
         }
     }
 

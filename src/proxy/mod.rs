@@ -321,9 +321,8 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
         if ctx.replaced {
-            // a plugin answered instead in the response phase: the upstream's body is dropped
-            *body = None;
-            return Ok(None);
+            // a plugin answered instead in the response phase
+            return answer::drop_replaced(ctx, body, end_of_stream).map(|()| None);
         }
         if ctx.first_byte.is_none()
             && (end_of_stream || body.as_ref().is_some_and(|b| !b.is_empty()))
@@ -339,13 +338,14 @@ impl ProxyHttp for GatewayProxy {
     }
 
     /// A proxied event stream of a route with `sse_keepalive` (pingora's idle timer,
-    /// vendor patch 0011).
+    /// vendor patch 0011); at once for a replaced answer whose upstream is cut.
     fn upstream_idle_interval(&self, _session: &Session, ctx: &Ctx) -> Option<Duration> {
-        ctx.sse.as_ref().map(|k| k.every)
+        answer::cut_now(ctx).or_else(|| ctx.sse.as_ref().map(|k| k.every))
     }
 
     /// `: keep-alive` when the stream stands between two events.
     fn upstream_idle_body(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Option<Bytes>> {
+        answer::cut_if_due(ctx)?;
         sse_keepalive::due(ctx).map_err(|r| answer::late_replacement(session, ctx, *r))
     }
 
@@ -411,6 +411,9 @@ impl ProxyHttp for GatewayProxy {
     where
         Ctx: Send + Sync,
     {
+        if let Some(done) = answer::cut_ended(session, e) {
+            return done;
+        }
         let code = retry::status_for_error(e, ctx);
         // the connection is not reused after a failure (the request body may be unread):
         // pingora then answers `Connection: close`, so that clients open a new one
@@ -471,10 +474,11 @@ impl ProxyHttp for GatewayProxy {
     /// A plugin's answer from the body phase and a body over the limit are answered and
     /// counted; they are not proxy failures to log at error level.
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
-        body::quiet(e)
+        body::quiet(e) || answer::is_cut(e)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let e = e.filter(|e| !answer::is_cut(e));
         ctx.release_pick(if e.is_some() {
             Outcome::Error
         } else {
