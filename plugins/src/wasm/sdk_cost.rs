@@ -92,6 +92,7 @@ async fn sdk_cost() {
     cost(f.join("correlation.wasm"), "correlation").await;
     cost(f.join("cpp_filter.wasm"), "cpp_filter").await;
     cost(f.join("go_filter.wasm"), "go_filter").await;
+    cost(f.join("rust_filter.wasm"), "rust_filter").await;
 }
 
 /// A plugin that does nothing: the harness's own cost per request.
