@@ -33,7 +33,10 @@ if ! have_target; then
   for dir in "$here"/rust/*/; do
     name=$(basename "$dir")
     [ -f "$dir/Cargo.toml" ] || continue
-    [ "$commit" = 1 ] && { echo "--commit needs the wasm32-wasip1 target" >&2; exit 1; }
+    if [ "$commit" = 1 ]; then
+      echo "--commit needs the wasm32-wasip1 target" >&2
+      exit 1
+    fi
     echo "no wasm32-wasip1 target (rustup could not add it): $name.wasm is the committed build rust/$name.wasm"
     cp "$here/rust/$name.wasm" "$out/$name.wasm"
   done
@@ -55,5 +58,7 @@ for dir in "$here"/rust/*/; do
     --target wasm32-wasip1 --config "build.rustflags=['--remap-path-prefix=$dir=$name','--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=cargo']") \
     >"$out/$name.log" 2>&1 || { cat "$out/$name.log"; exit 1; }
   cp "$target/rust-wasm/wasm32-wasip1/release/$name.wasm" "$wasm"
-  [ "$commit" = 1 ] && cp "$wasm" "$here/rust/$name.wasm"
+  if [ "$commit" = 1 ]; then
+    cp "$wasm" "$here/rust/$name.wasm"
+  fi
 done
