@@ -101,8 +101,8 @@ impl Drop for Dropped {
 }
 
 /// By the path's last segment: `error` (500, an HTML page, its own headers), `stream`
-/// (500, chunked, three chunks 100 ms apart), `forever` and `silent` (500, chunked, one
-/// chunk and then nothing for ten minutes), `endless` (500, chunked, a chunk every
+/// (500, chunked, three chunks 100 ms apart), `forever` (500, chunked, one chunk and
+/// then nothing for ten minutes), `endless` (500, chunked, a chunk every
 /// 100 ms without end; its drop is counted), `large` (500, 1 MiB with its length),
 /// `empty` (500, no body), `nocontent` (204), `late` (200, chunked, the first chunk
 /// after 100 ms), else `ok` (200).
@@ -133,15 +133,6 @@ async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
                 .unwrap(),
             "stream" => slow(500, false),
             "forever" => {
-                let chunks = futures::stream::iter(0..2).then(|i| async move {
-                    if i > 0 {
-                        tokio::time::sleep(Duration::from_secs(600)).await;
-                    }
-                    Ok::<_, std::io::Error>("upstream-secret-chunk;")
-                });
-                b.status(500).body(Body::from_stream(chunks)).unwrap()
-            }
-            "silent" => {
                 let chunks = futures::stream::iter(0..2).then(|i| async move {
                     if i > 0 {
                         tokio::time::sleep(Duration::from_secs(600)).await;
@@ -333,9 +324,9 @@ async fn the_upstream_of_a_replaced_stream_is_cut_and_the_connection_closed() {
     let (gw, _up) = stack().await;
     tokio::task::spawn_blocking(move || {
         let dropped = ENDLESS_DROPPED.load(Ordering::SeqCst);
-        // `endless` never ends nor pauses; `silent` says nothing after its first chunk;
+        // `endless` never ends nor pauses; `forever` says nothing after its first chunk;
         // `large` has its length, over the 64 KiB the gateway reads to keep a connection
-        for path in ["/r/endless", "/r/silent", "/r/large"] {
+        for path in ["/r/endless", "/r/forever", "/r/large"] {
             let mut s = connect(&gw);
             let (status, h, body) = exchange(&mut s, "GET", path);
             assert_replaced(status, &h, &body, false);
