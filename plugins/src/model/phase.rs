@@ -27,12 +27,19 @@ pub enum Step<'a> {
     Later(Pin<Box<dyn Future<Output = Decision> + Send + 'a>>),
 }
 
-impl Step<'_> {
-    /// The decision: at once, or awaited.
-    pub async fn decision(self) -> Decision {
+/// The future of [`Step::decision`]: ready at its first poll for [`Step::Now`].
+pub type Decided<'a> = futures::future::Either<
+    std::future::Ready<Decision>,
+    Pin<Box<dyn Future<Output = Decision> + Send + 'a>>,
+>;
+
+impl<'a> Step<'a> {
+    /// The decision: at once, or awaited. A plain future rather than an `async fn`, so
+    /// that a `Now` step costs the caller no state machine of its own.
+    pub fn decision(self) -> Decided<'a> {
         match self {
-            Step::Now(d) => d,
-            Step::Later(f) => f.await,
+            Step::Now(d) => futures::future::Either::Left(std::future::ready(d)),
+            Step::Later(f) => futures::future::Either::Right(f),
         }
     }
 }
