@@ -237,13 +237,9 @@ impl Plugin for ApiKey {
         true
     }
 
-    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
-        self.admit(call)
-    }
-
     /// Decides without waiting: no future per request.
-    fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> crate::Step<'a> {
-        crate::Step::Now(self.admit(call))
+    fn request_now(&self, call: &mut RequestCall<'_>) -> Option<Decision> {
+        Some(self.admit(call))
     }
 
     /// The query parameter is removed from what goes upstream (after any rewrite).

@@ -67,18 +67,29 @@ impl<'a> Step<'a> {
 /// 6. [`Plugin::on_log`]: the request is over (status as sent).
 #[async_trait]
 pub trait Plugin: Send + Sync + 'static {
-    /// Request phase.
-    async fn on_request(&self, _call: &mut RequestCall<'_>) -> Decision {
-        Ok(Flow::Continue)
+    /// The request phase of a plugin that decides without waiting: `Some(decision)`.
+    /// `None` (the default): the plugin decides in [`Plugin::on_request`]. A plugin
+    /// that never waits overrides this one alone; both the chain and `on_request` use
+    /// it, so it costs no future per request.
+    fn request_now(&self, _call: &mut RequestCall<'_>) -> Option<Decision> {
+        None
     }
 
-    /// The request phase as the chain runs it. The default awaits
-    /// [`Plugin::on_request`] (a boxed future per request); a plugin whose request phase
-    /// usually decides without waiting may override it to answer [`Step::Now`] then,
-    /// and [`Step::Later`] only when it must wait (its `on_request` then does the same
-    /// as this, so the two never disagree).
+    /// Request phase. The default is [`Plugin::request_now`]'s decision, or `Continue`.
+    async fn on_request(&self, call: &mut RequestCall<'_>) -> Decision {
+        self.request_now(call).unwrap_or(Ok(Flow::Continue))
+    }
+
+    /// The request phase as the chain runs it: [`Plugin::request_now`]'s decision at
+    /// once, else [`Plugin::on_request`] awaited (a boxed future per request). A plugin
+    /// that usually decides at once but sometimes waits (its `on_request` doing the same
+    /// as this, so the two never disagree) may override it to answer [`Step::Now`] or
+    /// [`Step::Later`] itself.
     fn request_step<'a>(&'a self, call: &'a mut RequestCall<'_>) -> Step<'a> {
-        Step::Later(self.on_request(call))
+        match self.request_now(call) {
+            Some(d) => Step::Now(d),
+            None => Step::Later(self.on_request(call)),
+        }
     }
 
     /// Whether this plugin answers CORS preflights (`OPTIONS` with `Origin` and
