@@ -235,4 +235,26 @@ mod tests {
         };
         assert!(matches!(f.await, Ok(Flow::Respond(r)) if r.status == 403));
     }
+
+    /// A plugin that never waits: `request_now` alone.
+    struct DenyNow;
+
+    impl Plugin for DenyNow {
+        fn request_now(&self, _call: &mut RequestCall<'_>) -> Option<Decision> {
+            Some(Ok(Flow::Respond(Reply::error(403, "forbidden", "no"))))
+        }
+    }
+
+    #[tokio::test]
+    async fn request_now_is_the_step_and_on_request_alike() {
+        let mut req = RequestHeader::build("GET", b"/a", None).expect("head");
+        let mut ctx = PluginCtx::default();
+        let mut call = RequestCall::new(&mut req, RequestInfo::new("r", "/a"), &mut ctx);
+        let Step::Now(d) = DenyNow.request_step(&mut call) else {
+            panic!("a request_now decision is taken at once");
+        };
+        assert!(matches!(d, Ok(Flow::Respond(r)) if r.status == 403));
+        let d = DenyNow.on_request(&mut call).await;
+        assert!(matches!(d, Ok(Flow::Respond(r)) if r.status == 403));
+    }
 }
