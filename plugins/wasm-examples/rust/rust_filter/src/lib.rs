@@ -10,7 +10,12 @@
 //! `x-rust-config`, `x-rust-replace` replaced by `replaced` and `x-rust-remove` removed.
 //! A request with `x-rust-call: <token>` waits for an HTTP call to the `auth` pool
 //! (`GET /check`, `authorization: Bearer <token>`): a 200 adds its `x-user` answer header
-//! upstream as `x-rust-user`, anything else is a local 403.
+//! upstream as `x-rust-user`, anything else is a local 403. A request with
+//! `x-rust-grpc: <word>` waits for a unary gRPC call to the `grpc` pool
+//! (`check.Checker/Check`, the word as the message, `x-from: rust_filter` as metadata):
+//! an answer `allow` goes on with `x-rust-grpc-answer: allow` upstream, another answer
+//! is a local 403 with it in `x-rust-grpc-answer`, and a failed call (a gRPC status
+//! other than OK) a local 503 with `x-rust-grpc-status` and `x-rust-grpc-message`.
 //!
 //! Response: `x-rust-response: 1`, and what the filter read: the `request.path`,
 //! `source.address`, `source.port`, `plugin_root_id`, `route_name` and `response.code`
@@ -139,6 +144,31 @@ impl Context for Filter {
         self.add_http_request_header("x-rust-user", &user);
         self.resume_http_request();
     }
+
+    fn on_grpc_call_response(&mut self, _token: u32, status: u32, size: usize) {
+        if status != 0 {
+            let (code, message) = self.get_grpc_status();
+            self.send_http_response(
+                503,
+                vec![
+                    ("x-rust-grpc-status", code.to_string().as_str()),
+                    ("x-rust-grpc-message", message.unwrap_or_default().as_str()),
+                ],
+                None,
+            );
+            return;
+        }
+        let body = self
+            .get_grpc_call_response_body(0, size)
+            .unwrap_or_default();
+        let answer = String::from_utf8_lossy(&body);
+        if answer == "allow" {
+            self.add_http_request_header("x-rust-grpc-answer", "allow");
+            self.resume_http_request();
+            return;
+        }
+        self.send_http_response(403, vec![("x-rust-grpc-answer", &answer)], None);
+    }
 }
 
 impl HttpContext for Filter {
@@ -168,6 +198,25 @@ impl HttpContext for Filter {
             self.set_http_request_header("x-rust-replace", Some("replaced"));
         }
         self.set_http_request_header("x-rust-remove", None);
+        if let Some(word) = self.get_http_request_header("x-rust-grpc") {
+            let metadata = vec![("x-from", b"rust_filter".as_slice())];
+            let message = Some(word.as_bytes());
+            let timeout = Duration::from_secs(2);
+            return match self.dispatch_grpc_call(
+                "grpc",
+                "check.Checker",
+                "Check",
+                metadata,
+                message,
+                timeout,
+            ) {
+                Ok(_) => Action::Pause,
+                Err(_) => {
+                    self.deny("grpc call failed");
+                    Action::Pause
+                }
+            };
+        }
         let Some(token) = self.get_http_request_header("x-rust-call") else {
             return Action::Continue;
         };
