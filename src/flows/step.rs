@@ -96,6 +96,7 @@ fn request(c: Call<'_>) -> call::Request<'_> {
         body: c.body,
         retry_unsafe: c.retry_unsafe,
         max_answer_body: MAX_ANSWER,
+        http2: false,
     }
 }
 

@@ -23,6 +23,8 @@ struct ClientKey {
     connect: Duration,
     tls: Option<u64>,
     pin: Option<(String, SocketAddr)>,
+    /// HTTP/2 only (gRPC): prior knowledge over plain TCP.
+    h2: bool,
 }
 
 /// Most clients kept; beyond, the map starts over (DNS-discovered targets come and go;
@@ -56,6 +58,9 @@ impl Clients {
         }
         if let Some((host, addr)) = &key.pin {
             b = b.resolve(host, *addr);
+        }
+        if key.h2 {
+            b = b.http2_prior_knowledge();
         }
         let c = b.build().map_err(ClientError)?;
         if map.len() >= MAX_CLIENTS {
@@ -94,6 +99,8 @@ pub struct Request<'a> {
     pub retry_unsafe: bool,
     /// Largest answer body read.
     pub max_answer_body: usize,
+    /// HTTP/2 only (gRPC), with `te: trailers`.
+    pub http2: bool,
 }
 
 /// The target's answer (after the retries `retry.on` asks for).
@@ -102,6 +109,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Trailers after the body (empty when none came).
+    pub trailers: HeaderMap,
 }
 
 /// Why a call got no answer.
@@ -183,6 +192,10 @@ async fn exchange(clients: &Clients, c: Request<'_>, stream: bool) -> Result<Ope
     for h in NOT_SENT {
         headers.remove(h);
     }
+    if c.http2 {
+        // gRPC servers want it; the one TE value HTTP/2 allows
+        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    }
     let mut tried: SmallVec<[SocketAddr; 4]> = SmallVec::new();
     let mut attempt = 0;
     loop {
@@ -196,6 +209,7 @@ async fn exchange(clients: &Clients, c: Request<'_>, stream: bool) -> Result<Ope
             connect: t.connect.get(),
             tls: c.pool.tls.as_ref().map(|t| t.group_key()),
             pin: name.clone().map(|n| (n, pick.addr)),
+            h2: c.http2,
         };
         let client = clients
             .get(key, c.pool)
@@ -268,27 +282,33 @@ async fn exchange(clients: &Clients, c: Request<'_>, stream: bool) -> Result<Ope
     }
 }
 
-/// The answer with its body read, up to `limit` bytes.
-async fn read_answer(mut resp: reqwest::Response, limit: usize) -> Result<Answer, CallError> {
-    let status = resp.status().as_u16();
-    let headers = std::mem::take(resp.headers_mut());
+/// The answer with its body read, up to `limit` bytes, and its trailers.
+async fn read_answer(resp: reqwest::Response, limit: usize) -> Result<Answer, CallError> {
+    use http_body_util::BodyExt;
+    let (head, mut rest) = http::Response::from(resp).into_parts();
     let mut body = BytesMut::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
+    let mut trailers = HeaderMap::new();
+    while let Some(frame) = rest.frame().await {
+        let frame = frame.map_err(transport)?;
+        match frame.into_data() {
+            Ok(chunk) => {
                 if body.len() + chunk.len() > limit {
                     return Err(CallError::TooLarge(limit));
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(None) => break,
-            Err(e) => return Err(transport(e)),
+            Err(frame) => {
+                if let Ok(t) = frame.into_trailers() {
+                    trailers.extend(t);
+                }
+            }
         }
     }
     Ok(Answer {
-        status,
-        headers,
+        status: head.status.as_u16(),
+        headers: head.headers,
         body: body.freeze(),
+        trailers,
     })
 }
 

@@ -58,6 +58,7 @@ impl UpstreamCalls for PoolCalls {
                 body: req.body,
                 retry_unsafe,
                 max_answer_body: req.max_answer_body,
+                http2: req.http2,
             },
         );
         match tokio::time::timeout(req.timeout, sent).await {
@@ -66,6 +67,7 @@ impl UpstreamCalls for PoolCalls {
                 status: a.status,
                 headers: a.headers,
                 body: a.body,
+                trailers: a.trailers,
             }),
             Ok(Err(e)) => Err(match e {
                 CallError::NoTarget(retry_after) => UpstreamCallError::NoTarget {

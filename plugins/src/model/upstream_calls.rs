@@ -30,6 +30,9 @@ pub struct UpstreamRequest {
     /// Largest answer body read; a larger one fails the call
     /// ([`UpstreamCallError::AnswerTooLarge`]).
     pub max_answer_body: usize,
+    /// HTTP/2 to the target (prior knowledge over plain TCP, ALPN over TLS), as gRPC
+    /// needs; else HTTP/1.1 (or what TLS negotiates).
+    pub http2: bool,
 }
 
 impl UpstreamRequest {
@@ -42,6 +45,7 @@ impl UpstreamRequest {
             body: Bytes::new(),
             timeout: Duration::from_secs(10),
             max_answer_body: 1024 * 1024,
+            http2: false,
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct UpstreamResponse {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The trailers after the body (HTTP/2 and chunked HTTP/1.1; gRPC's status).
+    pub trailers: HeaderMap,
 }
 
 /// Why a call got no answer.

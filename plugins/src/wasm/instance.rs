@@ -24,6 +24,10 @@ pub struct Callbacks {
     pub tick: Option<TypedFunc<i32, ()>>,
     pub queue_ready: Option<TypedFunc<(i32, i32), ()>>,
     pub http_call_response: Option<HttpCallResponse>,
+    /// `proxy_on_grpc_receive(context, token, message size)`.
+    pub grpc_receive: Option<TypedFunc<(i32, i32, i32), ()>>,
+    /// `proxy_on_grpc_close(context, token, status code)`.
+    pub grpc_close: Option<TypedFunc<(i32, i32, i32), ()>>,
     /// The request callbacks chained ([`super::glue`]).
     pub glue: Glue,
 }
@@ -120,6 +124,8 @@ pub fn start(r: &Recipe<'_>) -> Result<Inst, StartError> {
         tick: typed(&inst, &mut store, "proxy_on_tick")?,
         queue_ready: typed(&inst, &mut store, "proxy_on_queue_ready")?,
         http_call_response: typed(&inst, &mut store, "proxy_on_http_call_response")?,
+        grpc_receive: typed(&inst, &mut store, "proxy_on_grpc_receive")?,
+        grpc_close: typed(&inst, &mut store, "proxy_on_grpc_close")?,
         glue: Glue::new(&mut store, r.glue, &inst)?,
     };
     let vm_start = typed::<(i32, i32), i32>(&inst, &mut store, "proxy_on_vm_start")?;

@@ -9,7 +9,7 @@
 use super::abi::BufferType;
 use super::engine::Clock;
 use super::host::shared_data::QueueOwner;
-use super::host::{CallAnswer, CallCx, FilterInfo, Host, PendingCall};
+use super::host::{grpc, CallAnswer, CallCx, FilterInfo, Host, PendingCall};
 use super::instance::{self, Callbacks, Inst, Recipe, StartError, ROOT};
 use super::request::ReqProps;
 use crate::{Reply, UpstreamRequest};
@@ -70,7 +70,7 @@ pub struct Lend<'a> {
     pub resp: Option<&'a mut ResponseHeader>,
     pub body: Option<(BufferType, &'a mut Bytes)>,
     pub props: Option<&'a mut ReqProps>,
-    pub answer: Option<CallAnswer>,
+    pub answer: Option<Box<CallAnswer>>,
 }
 
 /// The request parts an HTTP call's callback sees ([`Vm::settle`]): those of the
@@ -355,21 +355,37 @@ impl Vm {
         while !effects.calls.is_empty() && effects.local.is_none() && rounds < 16 {
             rounds += 1;
             for call in std::mem::take(&mut effects.calls) {
+                if self.cancelled(slot, gen, call.token) {
+                    continue;
+                }
                 let answer = self.send(&call).await;
                 let (nh, nb) = (answer.headers.len() as i32, answer.body.len() as i32);
+                let (nt, grpc) = (
+                    answer.trailers.len() as i32,
+                    answer.grpc.as_ref().map(|s| s.code),
+                );
                 let lend = Lend {
                     req: parts.req.as_deref_mut(),
                     req_shared: parts.req_shared,
                     resp: None,
                     body: parts.body.as_mut().map(|(kind, b)| (*kind, &mut **b)),
                     props: Some(&mut *props),
-                    answer: Some(answer),
+                    answer: Some(Box::new(answer)),
                 };
                 let token = call.token as i32;
-                let r = self.call(slot, gen, ctx, lend, |cb, st| {
-                    cb.http_call_response
+                let r = self.call(slot, gen, ctx, lend, |cb, st| match (call.grpc, grpc) {
+                    (false, _) => cb
+                        .http_call_response
                         .as_ref()
-                        .map(|f| f.call(st, (ROOT, token, nh, nb, 0)))
+                        .map(|f| f.call(st, (ROOT, token, nh, nb, nt))),
+                    (true, None) => cb
+                        .grpc_receive
+                        .as_ref()
+                        .map(|f| f.call(st, (ROOT, token, nb))),
+                    (true, Some(code)) => cb
+                        .grpc_close
+                        .as_ref()
+                        .map(|f| f.call(st, (ROOT, token, code as i32))),
                 })?;
                 if let Some(((), e)) = r {
                     effects.local = effects.local.or(e.local);
@@ -381,28 +397,54 @@ impl Vm {
         Ok(effects)
     }
 
-    /// Sends one HTTP call; a failed call answers with no headers and no body (as
-    /// Envoy does), so the filter sees no `:status`.
+    /// Whether the filter cancelled gRPC call `token` while it was queued.
+    fn cancelled(&self, slot: usize, gen: u64, token: u32) -> bool {
+        let mut s = self.lock(slot);
+        if s.generation != gen {
+            return false;
+        }
+        let Some(inst) = s.inst.as_mut() else {
+            return false;
+        };
+        let cancelled = &mut inst.store.data_mut().cancelled;
+        match cancelled.iter().position(|t| *t == token) {
+            Some(i) => {
+                cancelled.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends one call; a failed HTTP call answers with no headers and no body (as
+    /// Envoy does), so the filter sees no `:status`; a gRPC call's outcome is made
+    /// by [`grpc::answer`].
     async fn send(&self, c: &PendingCall) -> CallAnswer {
         let mut req = UpstreamRequest::new(c.method.clone(), c.path.clone());
         req.headers = c.headers.clone();
         req.body = c.body.clone();
         req.timeout = c.timeout;
-        match self.filter.calls.call(&c.upstream, req).await {
+        if c.grpc {
+            req.http2 = true;
+            req.max_answer_body = grpc::MAX_MESSAGE + 5;
+        }
+        let outcome = self.filter.calls.call(&c.upstream, req).await;
+        if let Err(e) = &outcome {
+            tracing::warn!(plugin = "wasm", filter = %self.filter.name, upstream = %c.upstream,
+                grpc = c.grpc, error = %e, "wasm filter's call failed");
+        }
+        if c.grpc {
+            return grpc::answer(outcome);
+        }
+        match outcome {
             Ok(a) => CallAnswer {
                 status: a.status,
-                headers: a
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str().to_string(), Bytes::copy_from_slice(v.as_bytes())))
-                    .collect(),
+                headers: grpc::pairs(&a.headers),
                 body: a.body,
+                trailers: grpc::pairs(&a.trailers),
+                grpc: None,
             },
-            Err(e) => {
-                tracing::warn!(plugin = "wasm", filter = %self.filter.name, upstream = %c.upstream,
-                    error = %e, "wasm filter's http call failed");
-                CallAnswer::default()
-            }
+            Err(_) => CallAnswer::default(),
         }
     }
 

@@ -1,8 +1,8 @@
 //! Buffers: `proxy_get_buffer_bytes`, `proxy_get_buffer_status`, `proxy_set_buffer_bytes`.
 //! The request body chunk in `proxy_on_request_body` and the response body chunk in
 //! `proxy_on_response_body` (each with what the filter held back before it; readable
-//! and replaceable); an HTTP call's answer
-//! body; the plugin configuration (`configuration`) and an empty VM configuration.
+//! and replaceable); an HTTP call's answer body and a gRPC call's message; the plugin
+//! configuration (`configuration`) and an empty VM configuration.
 
 use super::{give, slice, split, write_u32, Host};
 use crate::wasm::abi::{code, BufferType, HostResult, Status};
@@ -15,7 +15,7 @@ fn buffer(host: &Host, t: BufferType) -> Result<Bytes, Status> {
         BufferType::RequestBody | BufferType::ResponseBody => {
             host.cx.body(t).cloned().ok_or(Status::NotFound)
         }
-        BufferType::HttpCallResponseBody => host
+        BufferType::HttpCallResponseBody | BufferType::GrpcReceiveBuffer => host
             .cx
             .answer
             .as_ref()

@@ -1,7 +1,8 @@
 //! `proxy_get_configuration` (ABI 0.1's way to read the configuration, which the C++
 //! SDK still declares) and `proxy_get_status` (the status of the last gRPC call, read
-//! by the C++ SDK's `getStatus`), answered as Envoy does: the plugin's configuration,
-//! and code 0 with an empty message (there are no gRPC calls here).
+//! by the C++ SDK's `getStatus` and the Rust SDK's `get_grpc_status`), answered as
+//! Envoy does: the plugin's configuration, and in `proxy_on_grpc_close` the call's code
+//! and message (elsewhere 0 and an empty message).
 
 use super::{give, write_u32, Host};
 use crate::wasm::abi::code;
@@ -14,9 +15,14 @@ pub fn get_configuration(mut c: Caller<'_, Host>, rp: i32, rs: i32) -> i32 {
     code(give(&mut c, &config, rp, rs))
 }
 
-/// `proxy_get_status(code_ptr, message_ptr_ptr, message_size_ptr)`: 0 and "".
+/// `proxy_get_status(code_ptr, message_ptr_ptr, message_size_ptr)`: the status of the
+/// gRPC call whose close callback runs, else 0 and "".
 pub fn get_status(mut c: Caller<'_, Host>, cp: i32, rp: i32, rs: i32) -> i32 {
-    code(write_u32(&mut c, cp, 0).and_then(|()| give(&mut c, b"", rp, rs)))
+    let (status, message) = match c.data().cx.answer.as_ref().and_then(|a| a.grpc.as_ref()) {
+        Some(s) => (s.code, s.message.clone().into_bytes()),
+        None => (0, Vec::new()),
+    };
+    code(write_u32(&mut c, cp, status).and_then(|()| give(&mut c, &message, rp, rs)))
 }
 
 #[cfg(test)]

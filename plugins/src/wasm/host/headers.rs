@@ -3,10 +3,12 @@
 //! (with Envoy's pseudo headers `:method`, `:path`, `:authority`, `:scheme`) is
 //! writable in the request headers callback and goes upstream as the filter left it;
 //! the response head (`:status`) in the response headers callback, as the client gets
-//! it; an HTTP call's answer is read-only.
+//! it; a call's answer (an HTTP call's headers and trailers, a gRPC call's initial and
+//! trailing metadata) is read-only.
 
 use super::{give, split, write_u32, Host};
 use crate::wasm::abi::{code, decode_pairs, encode_pairs, HostResult, MapType, Status};
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use wasmtime::Caller;
 
@@ -86,15 +88,36 @@ fn headers(host: &Host, map: MapType) -> Result<&http::HeaderMap, Status> {
     }
 }
 
+/// A map of the answer of the call whose callback runs: `Some` when `map` is one (an
+/// error when there is no answer now), with the `:status` of an HTTP call's headers.
+type AnswerMap<'a> = (Option<String>, &'a [(String, Bytes)]);
+
+fn answer_map(host: &Host, map: MapType) -> Option<Result<AnswerMap<'_>, Status>> {
+    let a = host.cx.answer.as_deref().ok_or(Status::NotFound);
+    Some(match map {
+        // a failed call has no status (as in Envoy)
+        MapType::HttpCallResponseHeaders => a.map(|a| {
+            (
+                (a.status != 0).then(|| a.status.to_string()),
+                &a.headers[..],
+            )
+        }),
+        MapType::GrpcReceiveInitialMetadata => a.map(|a| (None, &a.headers[..])),
+        MapType::HttpCallResponseTrailers | MapType::GrpcReceiveTrailingMetadata => {
+            a.map(|a| (None, &a.trailers[..]))
+        }
+        _ => return None,
+    })
+}
+
 /// The value of `key` in `map` (several values joined by `,`).
 fn value_of(host: &Host, map: MapType, key: &[u8]) -> Result<Option<Vec<u8>>, Status> {
-    if let MapType::HttpCallResponseHeaders = map {
-        let a = host.cx.answer.as_ref().ok_or(Status::NotFound)?;
+    if let Some(a) = answer_map(host, map) {
+        let (status, pairs) = a?;
         if key == b":status" {
-            return Ok(Some(a.status.to_string().into_bytes()));
+            return Ok(status.map(String::into_bytes));
         }
-        return Ok(a
-            .headers
+        return Ok(pairs
             .iter()
             .find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(key))
             .map(|(_, v)| v.to_vec()));
@@ -120,11 +143,13 @@ fn value_of(host: &Host, map: MapType, key: &[u8]) -> Result<Option<Vec<u8>>, St
 
 /// Every pair of `map`, pseudo headers first.
 fn pairs_of(host: &Host, map: MapType) -> Result<Vec<u8>, Status> {
-    if let MapType::HttpCallResponseHeaders = map {
-        let a = host.cx.answer.as_ref().ok_or(Status::NotFound)?;
-        let status = a.status.to_string();
-        let it = std::iter::once((&b":status"[..], status.as_bytes()))
-            .chain(a.headers.iter().map(|(k, v)| (k.as_bytes(), &v[..])));
+    if let Some(a) = answer_map(host, map) {
+        let (status, pairs) = a?;
+        let it = status
+            .as_deref()
+            .map(|s| (&b":status"[..], s.as_bytes()))
+            .into_iter()
+            .chain(pairs.iter().map(|(k, v)| (k.as_bytes(), &v[..])));
         return Ok(encode_pairs(it));
     }
     let h = headers(host, map)?;
@@ -155,9 +180,10 @@ fn edit(host: &mut Host, map: MapType, key: &[u8], edit: Edit<'_>) -> HostResult
     let writable = match map {
         MapType::RequestHeaders => host.cx.req_mut().is_some(),
         MapType::ResponseHeaders => host.cx.resp().is_some(),
-        MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => {
-            return Err(Status::BadArgument)
-        }
+        MapType::HttpCallResponseHeaders
+        | MapType::HttpCallResponseTrailers
+        | MapType::GrpcReceiveInitialMetadata
+        | MapType::GrpcReceiveTrailingMetadata => return Err(Status::BadArgument),
         _ => false,
     };
     if !writable {
@@ -321,9 +347,11 @@ pub fn set_pairs_call(mut c: Caller<'_, Host>, map: i32, p: i32, l: i32) -> i32 
 }
 
 pub fn get_size(mut c: Caller<'_, Host>, map: i32, rp: i32) -> i32 {
-    let n = match MapType::of(map) {
-        MapType::HttpCallResponseHeaders => c.data().cx.answer.as_ref().map(|a| a.headers.len()),
-        m => headers(c.data(), m).ok().map(|h| h.len()),
+    let host = c.data();
+    let m = MapType::of(map);
+    let n = match answer_map(host, m) {
+        Some(a) => a.ok().map(|(_, pairs)| pairs.len()),
+        None => headers(host, m).ok().map(|h| h.len()),
     };
     code(match n {
         Some(n) => write_u32(&mut c, rp, n as u32),

@@ -1,20 +1,17 @@
 //! The imports a filter may have: the proxy-wasm host functions (module `env`), WASI
-//! preview 1, and functions the gateway knows but does not implement (gRPC, foreign
-//! functions), which answer `Unimplemented` with whatever signature the filter
+//! preview 1, and functions the gateway knows but does not implement (gRPC streams,
+//! foreign functions), which answer `Unimplemented` with whatever signature the filter
 //! declares. Any other import is refused when the module is loaded.
 
-use super::{buffers, configuration, headers, misc, properties, shared_data, Host};
+use super::{buffers, configuration, grpc, headers, misc, properties, shared_data, Host};
 use crate::wasm::abi::Status;
 use crate::wasm::wasi;
 use wasmtime::{Caller, ExternType, InstancePre, Linker, Module, Val};
 
 /// proxy-wasm functions that exist but are not implemented here.
 const UNIMPLEMENTED: &[&str] = &[
-    "proxy_grpc_call",
     "proxy_grpc_stream",
     "proxy_grpc_send",
-    "proxy_grpc_cancel",
-    "proxy_grpc_close",
     "proxy_call_foreign_function",
     "proxy_get_downstream_data",
     "proxy_get_upstream_data",
@@ -62,6 +59,9 @@ const PROXY: &[&str] = &[
     "proxy_done",
     "proxy_set_effective_context",
     "proxy_http_call",
+    "proxy_grpc_call",
+    "proxy_grpc_cancel",
+    "proxy_grpc_close",
     "proxy_define_metric",
     "proxy_increment_metric",
     "proxy_record_metric",
@@ -135,6 +135,9 @@ fn define_proxy(l: &mut Linker<Host>) -> wasmtime::Result<()> {
         |_: Caller<'_, Host>, _: i32| Status::Ok as i32,
     )?;
     l.func_wrap(m, "proxy_http_call", misc::http_call)?;
+    l.func_wrap(m, "proxy_grpc_call", grpc::call)?;
+    l.func_wrap(m, "proxy_grpc_cancel", grpc::cancel)?;
+    l.func_wrap(m, "proxy_grpc_close", grpc::cancel)?;
     l.func_wrap(m, "proxy_define_metric", misc::define_metric)?;
     l.func_wrap(m, "proxy_increment_metric", misc::increment_metric)?;
     l.func_wrap(m, "proxy_record_metric", misc::record_metric)?;

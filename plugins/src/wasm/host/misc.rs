@@ -195,6 +195,7 @@ pub fn http_call(
             headers,
             body,
             timeout: std::time::Duration::from_millis(u64::from(timeout_ms.max(1) as u32)),
+            grpc: false,
         });
         write_u32(&mut c, rp, token)
     })())

@@ -7,6 +7,7 @@
 
 pub mod buffers;
 pub mod configuration;
+pub mod grpc;
 pub mod headers;
 pub mod lent;
 pub mod link;
@@ -37,7 +38,8 @@ pub struct FilterInfo {
     pub calls: Arc<dyn UpstreamCalls>,
 }
 
-/// An HTTP call the filter made (`proxy_http_call`), sent once the callback returns.
+/// An HTTP call the filter made (`proxy_http_call`, or `proxy_grpc_call`'s request),
+/// sent once the callback returns.
 pub struct PendingCall {
     pub token: u32,
     pub upstream: String,
@@ -46,14 +48,20 @@ pub struct PendingCall {
     pub headers: http::HeaderMap,
     pub body: Bytes,
     pub timeout: std::time::Duration,
+    /// A gRPC call: sent over HTTP/2, answered to the gRPC callbacks ([`grpc`]).
+    pub grpc: bool,
 }
 
-/// The answer to an HTTP call, while `proxy_on_http_call_response` runs.
+/// The answer to a call, while its callback runs (`proxy_on_http_call_response`, or
+/// the gRPC ones: then `body` is the message).
 #[derive(Default)]
 pub struct CallAnswer {
     pub status: u16,
     pub headers: Vec<(String, Bytes)>,
     pub body: Bytes,
+    pub trailers: Vec<(String, Bytes)>,
+    /// A gRPC call that ended without a message: its status.
+    pub grpc: Option<grpc::GrpcStatus>,
 }
 
 /// The request parts and effects of the call running now.
@@ -75,8 +83,9 @@ pub struct CallCx {
     pub local: Option<Box<Reply>>,
     /// `proxy_http_call`s to send.
     pub calls: Vec<PendingCall>,
-    /// The answer of the HTTP call whose callback runs now.
-    pub answer: Option<CallAnswer>,
+    /// The answer of the call whose callback runs now (boxed: most calls have none,
+    /// and call contexts move).
+    pub answer: Option<Box<CallAnswer>>,
     /// `proxy_continue_stream` / `proxy_continue_request` was called.
     pub resumed: bool,
     /// Shared queues enqueued to during the call (their owners are told afterwards).
@@ -141,8 +150,10 @@ pub struct Host {
     pub metrics: Vec<FilterMetric>,
     /// `proxy_set_tick_period_milliseconds` (0: no tick).
     pub tick_ms: u32,
-    /// The next token of `proxy_http_call`.
+    /// The next token of `proxy_http_call` and `proxy_grpc_call`.
     pub next_token: u32,
+    /// gRPC calls cancelled while queued (the latest few).
+    pub cancelled: Vec<u32>,
     /// This instance, for the queues it registers.
     pub owner: Option<shared_data::QueueOwner>,
     /// Header names the filter edited (parsed once).
@@ -173,6 +184,7 @@ impl Host {
             metrics: Vec::new(),
             tick_ms: 0,
             next_token: 1,
+            cancelled: Vec::new(),
             owner: None,
             names: headers::Names::default(),
         }
