@@ -14,9 +14,11 @@
 //! The request's way: [`engine`] compiles the module (cached by content hash, across
 //! reloads), [`host::link`] checks its imports, [`vm`] keeps one instance per worker
 //! thread, [`filter`] runs the callbacks in the plugin phases, [`host`] answers the
-//! filter's calls. See `docs/plugins/wasm.md`.
+//! filter's calls into the host, [`calls`] sends its HTTP and gRPC calls out. See
+//! `docs/plugins/wasm.md`.
 
 mod abi;
+mod calls;
 mod engine;
 mod filter;
 mod glue;

@@ -1,0 +1,121 @@
+//! A filter's calls out: the HTTP and gRPC calls its callbacks made, sent one after
+//! another once the callback returns, each answer handed to its callback (which may
+//! make more), with the request's parts lent as in the phase that made them.
+
+use super::host::{grpc, CallAnswer, PendingCall};
+use super::instance::ROOT;
+use super::request::ReqProps;
+use super::vm::{Effects, Fault, Lend, Parts, Vm};
+use crate::UpstreamRequest;
+
+impl Vm {
+    /// Sends the HTTP calls the filter made and runs `proxy_on_http_call_response`
+    /// for each answer (and for calls those callbacks make) with the request `ctx`'s
+    /// `parts` lent. The callback gets the root context's id, as Envoy's host does (a
+    /// call belongs to the root context; SDKs find the caller by its token).
+    pub async fn settle(
+        &self,
+        slot: usize,
+        gen: u64,
+        ctx: i32,
+        mut parts: Parts<'_>,
+        props: &mut ReqProps,
+        mut effects: Effects,
+    ) -> Result<Effects, Fault> {
+        let mut rounds = 0;
+        while !effects.calls.is_empty() && effects.local.is_none() && rounds < 16 {
+            rounds += 1;
+            for call in std::mem::take(&mut effects.calls) {
+                if self.cancelled(slot, gen, call.token) {
+                    continue;
+                }
+                let answer = self.send(&call).await;
+                let (nh, nb) = (answer.headers.len() as i32, answer.body.len() as i32);
+                let (nt, grpc) = (
+                    answer.trailers.len() as i32,
+                    answer.grpc.as_ref().map(|s| s.code),
+                );
+                let lend = Lend {
+                    req: parts.req.as_deref_mut(),
+                    req_shared: parts.req_shared,
+                    resp: None,
+                    body: parts.body.as_mut().map(|(kind, b)| (*kind, &mut **b)),
+                    props: Some(&mut *props),
+                    answer: Some(Box::new(answer)),
+                };
+                let token = call.token as i32;
+                let r = self.call(slot, gen, ctx, lend, |cb, st| match (call.grpc, grpc) {
+                    (false, _) => cb
+                        .http_call_response
+                        .as_ref()
+                        .map(|f| f.call(st, (ROOT, token, nh, nb, nt))),
+                    (true, None) => cb
+                        .grpc_receive
+                        .as_ref()
+                        .map(|f| f.call(st, (ROOT, token, nb))),
+                    (true, Some(code)) => cb
+                        .grpc_close
+                        .as_ref()
+                        .map(|f| f.call(st, (ROOT, token, code as i32))),
+                })?;
+                if let Some(((), e)) = r {
+                    effects.local = effects.local.or(e.local);
+                    effects.resumed |= e.resumed;
+                    effects.calls.extend(e.calls);
+                }
+            }
+        }
+        Ok(effects)
+    }
+
+    /// Whether the filter cancelled gRPC call `token` while it was queued.
+    fn cancelled(&self, slot: usize, gen: u64, token: u32) -> bool {
+        let mut s = self.lock(slot);
+        if s.generation != gen {
+            return false;
+        }
+        let Some(inst) = s.inst.as_mut() else {
+            return false;
+        };
+        let cancelled = &mut inst.store.data_mut().cancelled;
+        match cancelled.iter().position(|t| *t == token) {
+            Some(i) => {
+                cancelled.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends one call; a failed HTTP call answers with no headers and no body (as
+    /// Envoy does), so the filter sees no `:status`; a gRPC call's outcome is made
+    /// by [`grpc::answer`].
+    async fn send(&self, c: &PendingCall) -> CallAnswer {
+        let mut req = UpstreamRequest::new(c.method.clone(), c.path.clone());
+        req.headers = c.headers.clone();
+        req.body = c.body.clone();
+        req.timeout = c.timeout;
+        if c.grpc {
+            req.http2 = true;
+            req.max_answer_body = grpc::MAX_MESSAGE + 5;
+        }
+        let outcome = self.filter.calls.call(&c.upstream, req).await;
+        if let Err(e) = &outcome {
+            tracing::warn!(plugin = "wasm", filter = %self.filter.name, upstream = %c.upstream,
+                grpc = c.grpc, error = %e, "wasm filter's call failed");
+        }
+        if c.grpc {
+            return grpc::answer(outcome);
+        }
+        match outcome {
+            Ok(a) => CallAnswer {
+                status: a.status,
+                headers: grpc::pairs(&a.headers),
+                body: a.body,
+                trailers: grpc::pairs(&a.trailers),
+                grpc: None,
+            },
+            Err(_) => CallAnswer::default(),
+        }
+    }
+}
