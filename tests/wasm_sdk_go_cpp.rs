@@ -9,7 +9,8 @@
 //! client, its local response keeps the request from the upstream, the properties it
 //! reads (path, client address with port, root id, route, status) come back, its
 //! shared-data count and metric count every request, its log line is in the gateway's
-//! log, its HTTP call to an auth pool decides the request, and a fault of its runtime
+//! log, its HTTP call to an auth pool decides the request (the Rust one's unary gRPC call
+//! to a grpcio server too), and a fault of its runtime
 //! (a Go or Rust panic, a C++ abort) is a counted 503 after which a fresh instance
 //! serves.
 //!
@@ -21,7 +22,7 @@ mod wasm_common;
 use common::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use wasm_common::sdk::{auth_service, config_dir};
+use wasm_common::sdk::{auth_service, config_dir, GrpcChecker};
 
 /// The routes of a gateway running filter `name` (root id `name`) on route `sdk`, its
 /// upstream `up`, the pool `auth` its HTTP calls go to.
@@ -210,6 +211,67 @@ async fn cpp_sdk_filter_runs_in_the_gateway() {
 #[tokio::test]
 async fn rust_sdk_filter_runs_in_the_gateway() {
     exercise("rust_filter", "rust", "rust").await;
+}
+
+/// The Rust filter's unary gRPC calls (`dispatch_grpc_call`) to a real grpcio server
+/// (tests/wasm_common/grpc_checker.py) in the pool `grpc`: its answer decides the
+/// request (`allow` goes on, another answer is the filter's 403), the metadata reaches
+/// the server as headers, and a failed call reaches the filter as its gRPC status: the
+/// server's own (PERMISSION_DENIED with its message), DEADLINE_EXCEEDED past the
+/// filter's 2 s, UNAVAILABLE once the server is gone.
+#[tokio::test]
+async fn rust_sdk_filter_makes_grpc_calls() {
+    let Some(mut grpc) = GrpcChecker::start() else {
+        return;
+    };
+    let (up, upstream_seen) = counted_echo().await;
+    let unused: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let pool = format!(
+        "  grpc: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n",
+        grpc.addr
+    );
+    let text = routes("rust_filter", up, unused).replacen("routes:\n", &pool, 1);
+    let Some((dir, config)) = config_dir(&["rust_filter"], &text) else {
+        return;
+    };
+    let gw = Gateway::spawn(dir, config, &[]);
+    let c = reqwest::Client::new();
+    let grpc_get = |word: &str| {
+        c.get(gw.url("/sdk/grpc"))
+            .header("x-rust-grpc", word)
+            .send()
+    };
+    // the server answers `slow` after 5 s: the filter's 2 s timeout runs out meanwhile
+    let slow = tokio::spawn(grpc_get("slow"));
+
+    let r = grpc_get("allow").await.unwrap();
+    assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-rust-grpc-answer"], "allow", "{seen}");
+    assert_eq!(upstream_seen.load(Ordering::SeqCst), 1);
+
+    let r = grpc_get("deny").await.unwrap();
+    assert_eq!(r.status(), 403, "log:\n{}", gw.logs());
+    assert_eq!(header_value(&r, "x-rust-grpc-answer"), "deny");
+    // the metadata went as a header: the server answers its value
+    let r = grpc_get("meta").await.unwrap();
+    assert_eq!(r.status(), 403, "log:\n{}", gw.logs());
+    assert_eq!(header_value(&r, "x-rust-grpc-answer"), "rust_filter");
+
+    let r = grpc_get("refuse").await.unwrap();
+    assert_eq!(r.status(), 503, "log:\n{}", gw.logs());
+    assert_eq!(header_value(&r, "x-rust-grpc-status"), "7");
+    assert_eq!(header_value(&r, "x-rust-grpc-message"), "not on the list");
+
+    let r = slow.await.unwrap().unwrap();
+    assert_eq!(r.status(), 503, "log:\n{}", gw.logs());
+    assert_eq!(header_value(&r, "x-rust-grpc-status"), "4");
+
+    grpc.kill();
+    let r = grpc_get("allow").await.unwrap();
+    assert_eq!(r.status(), 503, "log:\n{}", gw.logs());
+    assert_eq!(header_value(&r, "x-rust-grpc-status"), "14");
+    assert_eq!(upstream_seen.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
