@@ -250,6 +250,17 @@ async fn rust_sdk_filter_makes_grpc_calls() {
     assert_eq!(seen["headers"]["x-rust-grpc-answer"], "allow", "{seen}");
     assert_eq!(upstream_seen.load(Ordering::SeqCst), 1);
 
+    // a second call (deny), cancelled at once, never answers
+    let r = c
+        .get(gw.url("/sdk/grpc"))
+        .header("x-rust-grpc", "allow")
+        .header("x-rust-grpc-cancel", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
+    assert_eq!(upstream_seen.load(Ordering::SeqCst), 2);
+
     let r = grpc_get("deny").await.unwrap();
     assert_eq!(r.status(), 403, "log:\n{}", gw.logs());
     assert_eq!(header_value(&r, "x-rust-grpc-answer"), "deny");
@@ -271,7 +282,7 @@ async fn rust_sdk_filter_makes_grpc_calls() {
     let r = grpc_get("allow").await.unwrap();
     assert_eq!(r.status(), 503, "log:\n{}", gw.logs());
     assert_eq!(header_value(&r, "x-rust-grpc-status"), "14");
-    assert_eq!(upstream_seen.load(Ordering::SeqCst), 1);
+    assert_eq!(upstream_seen.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

@@ -166,7 +166,7 @@ pub fn answer(outcome: Result<UpstreamResponse, UpstreamCallError>) -> CallAnswe
                 UpstreamCallError::InvalidRequest(_) => codes::INTERNAL,
                 _ => codes::UNAVAILABLE,
             };
-            return failed(code, e.to_string(), Vec::new(), Vec::new());
+            return failed(code, message_of(&e), Vec::new(), Vec::new());
         }
     };
     let headers = pairs(&a.headers);
@@ -206,6 +206,20 @@ pub fn answer(outcome: Result<UpstreamResponse, UpstreamCallError>) -> CallAnswe
             grpc: None,
         },
         Err(why) => failed(codes::INTERNAL, why.into(), headers, trailers),
+    }
+}
+
+/// The status message of a call that got no answer: what went wrong, without the
+/// target's address or the transport's details (those go to the gateway's log).
+fn message_of(e: &UpstreamCallError) -> String {
+    match e {
+        UpstreamCallError::UnknownUpstream(_) | UpstreamCallError::NoTarget { .. } => e.to_string(),
+        UpstreamCallError::Unavailable => "calls are not available here".into(),
+        UpstreamCallError::Connect(_) => "cannot connect to the upstream".into(),
+        UpstreamCallError::Timeout => "no answer in time".into(),
+        UpstreamCallError::AnswerTooLarge(n) => format!("answer over {n} bytes"),
+        UpstreamCallError::InvalidRequest(_) => "invalid request".into(),
+        UpstreamCallError::Transport(_) => "the upstream's connection failed".into(),
     }
 }
 
@@ -299,6 +313,11 @@ mod tests {
         let code = |r| answer(r).grpc.unwrap().code;
         assert_eq!(code(Err(UpstreamCallError::Timeout)), 4);
         assert_eq!(code(Err(UpstreamCallError::Connect("refused".into()))), 14);
+        let refused = answer(Err(UpstreamCallError::Connect("10.0.0.1:50051".into())));
+        assert_eq!(
+            refused.grpc.unwrap().message,
+            "cannot connect to the upstream"
+        );
         assert_eq!(
             code(Err(UpstreamCallError::UnknownUpstream("x".into()))),
             14

@@ -16,6 +16,8 @@
 //! an answer `allow` goes on with `x-rust-grpc-answer: allow` upstream, another answer
 //! is a local 403 with it in `x-rust-grpc-answer`, and a failed call (a gRPC status
 //! other than OK) a local 503 with `x-rust-grpc-status` and `x-rust-grpc-message`.
+//! With `x-rust-grpc-cancel` too, it makes a second call (`deny`) and cancels it at
+//! once: only the first call's answer comes back.
 //!
 //! Response: `x-rust-response: 1`, and what the filter read: the `request.path`,
 //! `source.address`, `source.port`, `plugin_root_id`, `route_name` and `response.code`
@@ -202,14 +204,29 @@ impl HttpContext for Filter {
             let metadata = vec![("x-from", b"rust_filter".as_slice())];
             let message = Some(word.as_bytes());
             let timeout = Duration::from_secs(2);
-            return match self.dispatch_grpc_call(
+            let sent = self.dispatch_grpc_call(
                 "grpc",
                 "check.Checker",
                 "Check",
                 metadata,
                 message,
                 timeout,
-            ) {
+            );
+            if sent.is_ok() && self.get_http_request_header("x-rust-grpc-cancel").is_some() {
+                // a second call, cancelled at once: only the first one's answer comes
+                let second = self.dispatch_grpc_call(
+                    "grpc",
+                    "check.Checker",
+                    "Check",
+                    vec![],
+                    Some(b"deny".as_slice()),
+                    timeout,
+                );
+                if let Ok(token) = second {
+                    self.cancel_grpc_call(token);
+                }
+            }
+            return match sent {
                 Ok(_) => Action::Pause,
                 Err(_) => {
                     self.deny("grpc call failed");
