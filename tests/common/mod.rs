@@ -496,3 +496,15 @@ impl Drop for KillableEcho {
         self.kill();
     }
 }
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the repository when
+/// relative), else the repository's `target`. scripts/test.sh builds and installs what
+/// tests need there (wasm filters, venvs).
+pub fn target_dir() -> std::path::PathBuf {
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from) {
+        Some(p) if p.is_absolute() => p,
+        Some(p) => repo.join(p),
+        None => repo.join("target"),
+    }
+}

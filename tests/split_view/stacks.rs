@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::target_dir;
+
 /// The stacks, in the order of the matrix.
 /// `go121` is the same Go app with `GODEBUG=httpmuxgo121=1`: ServeMux's matching before
 /// Go 1.22, on the decoded path.
@@ -32,19 +34,6 @@ impl Drop for Upstream {
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_absolute() {
-                p
-            } else {
-                manifest_dir().join(p)
-            }
-        })
-        .unwrap_or_else(|| manifest_dir().join("target"))
 }
 
 fn apps_dir() -> PathBuf {

@@ -3,6 +3,7 @@
 //! wasm_sdk_go_cpp.rs, and the gRPC service the Rust SDK filter calls. A missing build
 //! output (or Python with grpcio) fails the test, unless SKIP_WASM_SDK_TESTS is set.
 
+use crate::common::target_dir;
 use std::path::PathBuf;
 
 /// The auth service the auth filters call: `GET /check` with `Bearer good` is 200 with
@@ -130,11 +131,4 @@ impl Drop for GrpcChecker {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Cargo's target directory (`CARGO_TARGET_DIR`, else the repository's `target`).
-fn target_dir() -> PathBuf {
-    std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")))
 }

@@ -2,7 +2,7 @@
 //! another once the callback returns, each answer handed to its callback (which may
 //! make more), with the request's parts lent as in the phase that made them.
 
-use super::host::{grpc, CallAnswer, PendingCall};
+use super::host::{grpc, pairs, CallAnswer, PendingCall};
 use super::instance::ROOT;
 use super::request::ReqProps;
 use super::vm::{Effects, Fault, Lend, Parts, Vm};
@@ -110,9 +110,9 @@ impl Vm {
         match outcome {
             Ok(a) => CallAnswer {
                 status: a.status,
-                headers: grpc::pairs(&a.headers),
+                headers: pairs(&a.headers),
                 body: a.body,
-                trailers: grpc::pairs(&a.trailers),
+                trailers: pairs(&a.trailers),
                 grpc: None,
             },
             Err(_) => CallAnswer::default(),

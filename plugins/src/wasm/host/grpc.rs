@@ -16,7 +16,7 @@
 //! `GrpcReceive{Initial,Trailing}Metadata` maps during the callback. Streams
 //! (`proxy_grpc_stream`, `proxy_grpc_send`) answer `Unimplemented`.
 
-use super::{slice, split, write_u32, CallAnswer, Host, PendingCall};
+use super::{pairs, slice, split, write_u32, CallAnswer, Host, PendingCall};
 use crate::wasm::abi::{code, decode_pairs, Status};
 use crate::{UpstreamCallError, UpstreamResponse};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -98,8 +98,7 @@ pub fn call(
             headers.insert("grpc-timeout", v);
         }
         let body = frame(slice(data, bp, bl)?);
-        let token = host.next_token;
-        host.next_token = host.next_token.wrapping_add(1).max(1);
+        let token = host.take_token();
         host.cx.calls.push(PendingCall {
             token,
             upstream,
@@ -263,13 +262,6 @@ fn http_code(status: u16) -> u32 {
         429 | 502..=504 => codes::UNAVAILABLE,
         _ => codes::UNKNOWN,
     }
-}
-
-/// A header map as the ABI's pairs.
-pub fn pairs(m: &HeaderMap) -> Vec<(String, Bytes)> {
-    m.iter()
-        .map(|(k, v)| (k.as_str().to_string(), Bytes::copy_from_slice(v.as_bytes())))
-        .collect()
 }
 
 #[cfg(test)]

@@ -185,8 +185,7 @@ pub fn http_call(
         if upstream.is_empty() {
             return Err(Status::BadArgument);
         }
-        let token = host.next_token;
-        host.next_token = host.next_token.wrapping_add(1).max(1);
+        let token = host.take_token();
         host.cx.calls.push(PendingCall {
             token,
             upstream,

@@ -64,6 +64,13 @@ pub struct CallAnswer {
     pub grpc: Option<grpc::GrpcStatus>,
 }
 
+/// A header map as the pairs a call's answer keeps.
+pub fn pairs(m: &http::HeaderMap) -> Vec<(String, Bytes)> {
+    m.iter()
+        .map(|(k, v)| (k.as_str().to_string(), Bytes::copy_from_slice(v.as_bytes())))
+        .collect()
+}
+
 /// The request parts and effects of the call running now.
 pub struct CallCx {
     /// The context the callback runs for (the root context outside requests).
@@ -188,6 +195,13 @@ impl Host {
             owner: None,
             names: headers::Names::default(),
         }
+    }
+
+    /// A fresh token for a call (`proxy_http_call`, `proxy_grpc_call`): never 0.
+    pub fn take_token(&mut self) -> u32 {
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1).max(1);
+        token
     }
 
     /// The route and request id for a log line.
