@@ -263,3 +263,71 @@ async fn bench_filters_match_their_sources() {
     let seen: serde_json::Value = r.json().await.unwrap();
     assert_eq!(seen["headers"]["x-wasm-request"], "1");
 }
+
+/// Makes two HTTP calls to pool `calls` (`/a`, `/b`) from the request headers phase and
+/// pauses; each answer's body becomes an `x-answer` request header.
+const TWO_CALLS: &str = r#"
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $http_call @"calls" @"\01\00\00\00\05\00\00\00\02\00\00\00:path\00/a\00"
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 8)))
+    (drop (call $http_call @"calls" @"\01\00\00\00\05\00\00\00\02\00\00\00:path\00/b\00"
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 8)))
+    (i32.const 1))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32) (param $size i32) (param i32)
+    (drop (call $buf (i32.const 4) (i32.const 0) (local.get $size) (i32.const 0) (i32.const 4)))
+    (drop (call $add (i32.const 0) @"x-answer" (i32.load (i32.const 0)) (i32.load (i32.const 4)))))
+"#;
+
+/// The calls a callback makes go out together, as Envoy sends them: the called
+/// service answers `together` only when both calls are in at once (`alone` after
+/// waiting 3 s for the other), so calls sent one after another get `alone` twice.
+/// Both answers reach the filter, and the request then goes upstream.
+#[tokio::test]
+async fn calls_from_one_callback_go_out_together() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let seen = arrived.clone();
+    let service = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let arrived = seen.clone();
+        async move {
+            arrived.fetch_add(1, Ordering::SeqCst);
+            let both = wait_until(Duration::from_secs(3), || {
+                let arrived = arrived.clone();
+                async move { arrived.load(Ordering::SeqCst) >= 2 }
+            })
+            .await;
+            let word = if both.is_some() { "together" } else { "alone" };
+            format!("{}={word}", req.uri().path().trim_start_matches('/'))
+        }
+    });
+    let (service, _s) = serve_app(service).await;
+    let upstream = axum::Router::new().fallback(|req: axum::extract::Request| async move {
+        let mut answers: Vec<String> = req
+            .headers()
+            .get_all("x-answer")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        answers.sort();
+        answers.join(",")
+    });
+    let (upstream, _u) = serve_app(upstream).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_filter(dir.path(), "calls.wasm", TWO_CALLS);
+    let config = dir.path().join("routes.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{upstream}\" }}] }}\n  calls: {{ targets: [{{ addr: \"{service}\" }}] }}\nroutes:\n  - name: r\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: calls.wasm }}]\n"
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::spawn(dir, config, &[]);
+    let r = reqwest::get(gw.url("/")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "a=together,b=together");
+    assert_eq!(arrived.load(Ordering::SeqCst), 2);
+}

@@ -1,18 +1,27 @@
-//! A filter's calls out: the HTTP and gRPC calls its callbacks made, sent one after
-//! another once the callback returns, each answer handed to its callback (which may
-//! make more), with the request's parts lent as in the phase that made them.
+//! A filter's calls out: the HTTP and gRPC calls its callbacks made, sent together
+//! once the callback returns (as Envoy sends them), each answer handed to its
+//! callback as it arrives (which may make more), with the request's parts lent as in
+//! the phase that made them.
 
 use super::host::{grpc, pairs, CallAnswer, PendingCall};
 use super::instance::ROOT;
 use super::request::ReqProps;
 use super::vm::{Effects, Fault, Lend, Parts, Vm};
 use crate::UpstreamRequest;
+use futures::stream::{FuturesUnordered, StreamExt};
+
+/// How deep answers' callbacks may chain calls (a call made by the callback of a call
+/// made by ...): calls past it are not sent.
+const MAX_DEPTH: u32 = 16;
 
 impl Vm {
-    /// Sends the HTTP calls the filter made and runs `proxy_on_http_call_response`
-    /// for each answer (and for calls those callbacks make) with the request `ctx`'s
-    /// `parts` lent. The callback gets the root context's id, as Envoy's host does (a
-    /// call belongs to the root context; SDKs find the caller by its token).
+    /// Sends the calls the filter made, all at once, and runs each answer's callback
+    /// (`proxy_on_http_call_response`, or the gRPC ones) as it arrives, with the
+    /// request `ctx`'s `parts` lent; calls those callbacks make go out at once too.
+    /// The callback gets the root context's id, as Envoy's host does (a call belongs
+    /// to the root context; SDKs find the caller by its token). Once a callback
+    /// answers the request (`proxy_send_local_response`), the calls still out are
+    /// dropped.
     pub async fn settle(
         &self,
         slot: usize,
@@ -22,46 +31,64 @@ impl Vm {
         props: &mut ReqProps,
         mut effects: Effects,
     ) -> Result<Effects, Fault> {
-        let mut rounds = 0;
-        while !effects.calls.is_empty() && effects.local.is_none() && rounds < 16 {
-            rounds += 1;
-            for call in std::mem::take(&mut effects.calls) {
-                if self.cancelled(slot, gen, call.token) {
-                    continue;
-                }
-                let answer = self.send(&call).await;
-                let (nh, nb) = (answer.headers.len() as i32, answer.body.len() as i32);
-                let (nt, grpc) = (
-                    answer.trailers.len() as i32,
-                    answer.grpc.as_ref().map(|s| s.code),
-                );
-                let lend = Lend {
-                    req: parts.req.as_deref_mut(),
-                    req_shared: parts.req_shared,
-                    resp: None,
-                    body: parts.body.as_mut().map(|(kind, b)| (*kind, &mut **b)),
-                    props: Some(&mut *props),
-                    answer: Some(Box::new(answer)),
-                };
-                let token = call.token as i32;
-                let r = self.call(slot, gen, ctx, lend, |cb, st| match (call.grpc, grpc) {
-                    (false, _) => cb
-                        .http_call_response
-                        .as_ref()
-                        .map(|f| f.call(st, (ROOT, token, nh, nb, nt))),
-                    (true, None) => cb
-                        .grpc_receive
-                        .as_ref()
-                        .map(|f| f.call(st, (ROOT, token, nb))),
-                    (true, Some(code)) => cb
-                        .grpc_close
-                        .as_ref()
-                        .map(|f| f.call(st, (ROOT, token, code as i32))),
-                })?;
-                if let Some(((), e)) = r {
-                    effects.local = effects.local.or(e.local);
-                    effects.resumed |= e.resumed;
-                    effects.calls.extend(e.calls);
+        let send = |call: PendingCall, depth: u32| async move {
+            let answer = self.send(&call).await;
+            (call, depth, answer)
+        };
+        let mut out = FuturesUnordered::new();
+        for call in std::mem::take(&mut effects.calls) {
+            if !self.cancelled(slot, gen, call.token) {
+                out.push(send(call, 1));
+            }
+        }
+        while effects.local.is_none() {
+            let Some((call, depth, answer)) = out.next().await else {
+                break;
+            };
+            // cancelled (gRPC) by a callback that ran while it was out
+            if self.cancelled(slot, gen, call.token) {
+                continue;
+            }
+            let (nh, nb) = (answer.headers.len() as i32, answer.body.len() as i32);
+            let (nt, grpc) = (
+                answer.trailers.len() as i32,
+                answer.grpc.as_ref().map(|s| s.code),
+            );
+            let lend = Lend {
+                req: parts.req.as_deref_mut(),
+                req_shared: parts.req_shared,
+                resp: None,
+                body: parts.body.as_mut().map(|(kind, b)| (*kind, &mut **b)),
+                props: Some(&mut *props),
+                answer: Some(Box::new(answer)),
+            };
+            let token = call.token as i32;
+            let r = self.call(slot, gen, ctx, lend, |cb, st| match (call.grpc, grpc) {
+                (false, _) => cb
+                    .http_call_response
+                    .as_ref()
+                    .map(|f| f.call(st, (ROOT, token, nh, nb, nt))),
+                (true, None) => cb
+                    .grpc_receive
+                    .as_ref()
+                    .map(|f| f.call(st, (ROOT, token, nb))),
+                (true, Some(code)) => cb
+                    .grpc_close
+                    .as_ref()
+                    .map(|f| f.call(st, (ROOT, token, code as i32))),
+            })?;
+            let Some(((), e)) = r else {
+                continue;
+            };
+            effects.local = effects.local.or(e.local);
+            effects.resumed |= e.resumed;
+            for next in e.calls {
+                if depth >= MAX_DEPTH {
+                    tracing::warn!(plugin = "wasm", filter = %self.filter.name,
+                        upstream = %next.upstream, depth,
+                        "wasm filter's call not sent: calls chained too deep");
+                } else if !self.cancelled(slot, gen, next.token) {
+                    out.push(send(next, depth + 1));
                 }
             }
         }

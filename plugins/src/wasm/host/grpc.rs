@@ -129,8 +129,8 @@ fn metadata(pairs: Vec<(&[u8], &[u8])>) -> Result<HeaderMap, Status> {
 }
 
 /// `proxy_grpc_cancel(token)` and `proxy_grpc_close(token)`: a call not answered yet
-/// gets no callback. One made by this callback is dropped here; one queued before is
-/// dropped before it is sent (calls go one after another).
+/// gets no callback. One made by this callback is dropped here (never sent); one
+/// already out is remembered, and its answer dropped when it comes.
 pub fn cancel(mut c: wasmtime::Caller<'_, Host>, token: i32) -> i32 {
     let token = token as u32;
     let host = c.data_mut();
