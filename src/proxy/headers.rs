@@ -3,6 +3,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader, StaticHeaderName};
+use pingora_proxy::Session;
 
 /// A header name the gateway sets per request, parsed once: inserting it skips parsing
 /// the name again (vendor patch 0008), in the case written here.
@@ -155,6 +156,19 @@ pub fn new_request_id() -> HeaderValue {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let s = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// The client's IP address (none for a Unix socket).
+pub(super) fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// Whether the client connection is TLS.
+pub(super) fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
 /// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto` and

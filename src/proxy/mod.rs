@@ -45,17 +45,6 @@ pub struct GatewayProxy {
     pub gw: Arc<Gateway>,
 }
 
-fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-}
-
-fn is_tls(session: &Session) -> bool {
-    session.digest().is_some_and(|d| d.ssl_digest.is_some())
-}
-
 #[async_trait]
 impl ProxyHttp for GatewayProxy {
     type CTX = Ctx;
@@ -241,8 +230,8 @@ impl ProxyHttp for GatewayProxy {
             .cloned();
         headers::forwarded(
             up,
-            client_ip(session),
-            is_tls(session),
+            headers::client_ip(session),
+            headers::is_tls(session),
             client_host.as_ref(),
         );
         up.insert_header(&headers::X_REQUEST_ID, ctx.request_id.clone())?;

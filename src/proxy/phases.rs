@@ -3,7 +3,8 @@
 
 use super::client_cert::{client_cert, PeerCert};
 use super::ctx::Deferred;
-use super::{is_tls, request_chunks, Ctx, GatewayProxy};
+use super::headers::is_tls;
+use super::{request_chunks, Ctx, GatewayProxy};
 use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};

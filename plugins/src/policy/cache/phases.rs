@@ -53,6 +53,18 @@ struct Forward {
     fill: Option<Fill>,
 }
 
+impl Forward {
+    fn new(route: &str, fwd: &'static str, target: Option<Target>) -> Self {
+        Forward {
+            route: route.to_string(),
+            invalidate: None,
+            fwd,
+            target,
+            fill: None,
+        }
+    }
+}
+
 /// What storing the answer needs from the request.
 struct Target {
     primary: Primary,
@@ -112,13 +124,7 @@ impl Cache {
         fwd: &'static str,
         target: Option<Target>,
     ) -> Result<Flow, PluginFailure> {
-        ctx.set_own(Forward {
-            route: route.to_string(),
-            invalidate: None,
-            fwd,
-            target,
-            fill: None,
-        });
+        ctx.set_own(Forward::new(route, fwd, target));
         Ok(Flow::Continue)
     }
 
@@ -238,11 +244,11 @@ impl Plugin for Cache {
                 .then(|| primary(&Method::GET))
                 .flatten()
                 .map(|p| Arc::from(p.key));
-            let flow = self.forward(call.ctx, route, "method", None);
-            if let Some(f) = call.ctx.own::<Forward>() {
-                f.invalidate = invalidate;
-            }
-            return flow;
+            call.ctx.set_own(Forward {
+                invalidate,
+                ..Forward::new(route, "method", None)
+            });
+            return Ok(Flow::Continue);
         }
         let Some(primary) = primary(&method) else {
             self.count(route, "bypass");
