@@ -331,3 +331,73 @@ async fn calls_from_one_callback_go_out_together() {
     assert_eq!(r.text().await.unwrap(), "a=together,b=together");
     assert_eq!(arrived.load(Ordering::SeqCst), 2);
 }
+
+/// Calls pool `collector` from `proxy_on_response_headers` (`/response`) and from
+/// `proxy_on_log` (`/log`); logs each answer's body.
+const BACKGROUND_CALLS: &str = r#"
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (drop (call $http_call @"collector" @"\01\00\00\00\05\00\00\00\09\00\00\00:path\00/response\00"
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 8)))
+    (i32.const 0))
+  (func (export "proxy_on_log") (param i32)
+    (drop (call $http_call @"collector" @"\01\00\00\00\05\00\00\00\04\00\00\00:path\00/log\00"
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 8))))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param i32))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32) (param $size i32) (param i32)
+    (drop (call $buf (i32.const 4) (i32.const 0) (local.get $size) (i32.const 0) (i32.const 4)))
+    (drop (call $log (i32.const 2) (i32.load (i32.const 0)) (i32.load (i32.const 4)))))
+"#;
+
+/// Calls made where nothing can wait for them (the response headers phase, and
+/// `proxy_on_log` after the answer went) go out in the background: the collector gets
+/// both, the client's answer does not wait for them, and each answer reaches the
+/// filter's callback (its log line).
+#[tokio::test]
+async fn calls_from_the_response_and_log_phases_go_out_in_the_background() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = got.clone();
+    let collector = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let seen = seen.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            seen.lock().unwrap().push(path.clone());
+            format!("collector got {path}")
+        }
+    });
+    let (collector, _c) = serve_app(collector).await;
+    let echo = Echo::start("up").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_filter(dir.path(), "bg.wasm", BACKGROUND_CALLS);
+    let config = dir.path().join("routes.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{}\" }}] }}\n  collector: {{ targets: [{{ addr: \"{collector}\" }}] }}\nroutes:\n  - name: r\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: bg.wasm }}]\n",
+            echo.addr
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::spawn(dir, config, &[]);
+    let r = reqwest::get(gw.url("/things")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("/things"));
+    let both = wait_until(Duration::from_secs(5), || async {
+        let mut g = got.lock().unwrap().clone();
+        g.sort();
+        g == ["/log", "/response"]
+    });
+    assert!(
+        both.await.is_some(),
+        "collector got {:?}",
+        got.lock().unwrap()
+    );
+    let answered = wait_until(Duration::from_secs(5), || async {
+        let logs = gw.logs();
+        logs.contains("collector got /log") && logs.contains("collector got /response")
+    });
+    assert!(answered.await.is_some(), "{}", gw.logs());
+}

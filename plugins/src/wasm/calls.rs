@@ -1,7 +1,8 @@
 //! A filter's calls out: the HTTP and gRPC calls its callbacks made, sent together
 //! once the callback returns (as Envoy sends them), each answer handed to its
 //! callback as it arrives (which may make more), with the request's parts lent as in
-//! the phase that made them.
+//! the phase that made them; or, where nothing waits for them (ticks, the response
+//! phases, the end of a request), in the background.
 
 use super::host::{grpc, pairs, CallAnswer, PendingCall};
 use super::instance::ROOT;
@@ -9,10 +10,15 @@ use super::request::ReqProps;
 use super::vm::{Effects, Fault, Lend, Parts, Vm};
 use crate::UpstreamRequest;
 use futures::stream::{FuturesUnordered, StreamExt};
+use std::sync::atomic::Ordering;
 
 /// How deep answers' callbacks may chain calls (a call made by the callback of a call
 /// made by ...): calls past it are not sent.
 const MAX_DEPTH: u32 = 16;
+
+/// Most calls of one filter out in the background at once ([`Vm::detach`]); more are
+/// not sent.
+pub const MAX_DETACHED: usize = 256;
 
 impl Vm {
     /// Sends the calls the filter made, all at once, and runs each answer's callback
@@ -93,6 +99,34 @@ impl Vm {
             }
         }
         Ok(effects)
+    }
+
+    /// Sends calls that nothing waits for in the background: those made by a tick
+    /// (the root context's), by the response phases (the response does not wait) and
+    /// by `proxy_on_log`/`proxy_on_done`. Their answers go to the root context's
+    /// callbacks, with no request parts lent. At most [`MAX_DETACHED`] are out at
+    /// once per filter; more are dropped with a warning.
+    pub fn detach(&self, slot: usize, gen: u64, mut effects: Effects) {
+        let n = effects.calls.len();
+        if n == 0 {
+            return;
+        }
+        let (Some(vm), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        if self.detached.fetch_add(n, Ordering::Relaxed) + n > MAX_DETACHED {
+            self.detached.fetch_sub(n, Ordering::Relaxed);
+            tracing::warn!(plugin = "wasm", filter = %self.filter.name, calls = n,
+                limit = MAX_DETACHED, "wasm filter's background calls not sent: too many out");
+            return;
+        }
+        effects.local = None;
+        rt.spawn(async move {
+            let mut props = ReqProps::default();
+            let parts = Parts::default();
+            let _ = vm.settle(slot, gen, ROOT, parts, &mut props, effects).await;
+            vm.detached.fetch_sub(n, Ordering::Relaxed);
+        });
     }
 
     /// Whether the filter cancelled gRPC call `token` while it was queued.

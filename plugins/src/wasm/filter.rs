@@ -283,13 +283,7 @@ pub fn start_ticks(vm: &Arc<Vm>) {
                 // are sent on this thread's runtime, their answers to
                 // `proxy_on_http_call_response` of the root context; ticks go on
                 for (slot, gen, effects) in calls {
-                    let vm = vm.clone();
-                    tokio::spawn(async move {
-                        let mut props = ReqProps::default();
-                        let root = super::instance::ROOT;
-                        let parts = Parts::default();
-                        let _ = vm.settle(slot, gen, root, parts, &mut props, effects).await;
-                    });
+                    vm.detach(slot, gen, effects);
                 }
                 drop(vm);
                 let wait = if period == 0 { 50 } else { period.min(50) };

@@ -47,11 +47,15 @@ impl WasmFilter {
                     None
                 }
                 // boxed: the usual answer (none) moves a pointer, not a reply
-                Ok(Some((_, e))) => e.local.inspect(|reply| {
-                    // the filter's answer: none of its response callbacks run on it
-                    w.answered = true;
-                    w.props.status = reply.status;
-                }),
+                Ok(Some((_, mut e))) => {
+                    let local = e.local.take().inspect(|reply| {
+                        // the filter's answer: none of its response callbacks run on it
+                        w.answered = true;
+                        w.props.status = reply.status;
+                    });
+                    vm.detach(slot, gen, e);
+                    local
+                }
                 Ok(None) => None,
             }
         });
@@ -80,14 +84,21 @@ impl WasmFilter {
                     .as_ref()
                     .map(|f| f.call(st, (id, len, eos)))
             });
+            let r = r.map(|done| {
+                done.map(|(action, mut e)| {
+                    let local = e.local.take();
+                    vm.detach(slot, gen, e);
+                    (action, local)
+                })
+            });
             match r {
-                Ok(Some((_, e))) if e.local.is_some() => {
+                Ok(Some((_, local))) if local.is_some() => {
                     w.answered = true;
                     w.held.clear();
                     tracing::warn!(plugin = "wasm", filter = %vm.filter.name,
                         route = vm.filter.route.as_deref().unwrap_or(""),
                         "a local response from proxy_on_response_body: it replaces the answer only if none of it has gone, else the stream is ended");
-                    return e.local;
+                    return local;
                 }
                 Ok(Some((a, _))) if Action::of(a) == Action::Pause && !end_of_stream => {
                     w.held.extend_from_slice(&chunk);

@@ -106,7 +106,9 @@ pub struct Vm {
     clock: Arc<Clock>,
     max_memory: usize,
     pub fail_open: bool,
-    me: Weak<Vm>,
+    /// Calls sent in the background ([`Vm::detach`]) not answered yet.
+    pub(super) detached: AtomicUsize,
+    pub(super) me: Weak<Vm>,
 }
 
 thread_local! {
@@ -150,6 +152,7 @@ impl Vm {
             clock,
             max_memory,
             fail_open,
+            detached: AtomicUsize::new(0),
             me: me.clone(),
         });
         let first = vm.start(0)?;
@@ -372,16 +375,20 @@ impl Vm {
     }
 
     /// Ends context `ctx`: `proxy_on_log` (when `log`), `proxy_on_done`, then
-    /// `proxy_on_delete`, in one entry ([`super::glue`]).
+    /// `proxy_on_delete`, in one entry ([`super::glue`]). Calls they made go out in
+    /// the background ([`Vm::detach`]).
     pub fn end(&self, slot: usize, gen: u64, ctx: i32, props: &mut ReqProps, log: bool) {
         let lend = Lend {
             props: Some(props),
             ..Default::default()
         };
-        let _ = self.call(slot, gen, ctx, lend, |cb, st| {
+        let ended = self.call(slot, gen, ctx, lend, |cb, st| {
             let end = if log { &cb.glue.end_log } else { &cb.glue.end };
             Some(end.call(st, ctx))
         });
+        if let Ok(Some(((), effects))) = ended {
+            self.detach(slot, gen, effects);
+        }
     }
 }
 
