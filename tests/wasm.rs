@@ -401,3 +401,65 @@ async fn calls_from_the_response_and_log_phases_go_out_in_the_background() {
     });
     assert!(answered.await.is_some(), "{}", gw.logs());
 }
+
+/// Pauses the response headers for a call to pool `collector` (`/stamp`); its callback
+/// adds the answer's body as `x-stamp` to the response head, or, when the upstream
+/// answered 5xx, answers 502 itself.
+const PAUSED_RESPONSE: &str = r#"
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (drop (call $http_call @"collector" @"\01\00\00\00\05\00\00\00\06\00\00\00:path\00/stamp\00"
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 8)))
+    (i32.const 1))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32) (param $size i32) (param i32)
+    ;; an upstream 5xx is answered by the filter instead
+    (drop (call $get (i32.const 2) @":status" (i32.const 0) (i32.const 4)))
+    (if (i32.eq (i32.load8_u (i32.load (i32.const 0))) (i32.const 53))
+      (then
+        (drop (call $local (i32.const 502) @"no" @"replaced after the call" (i32.const 0) (i32.const 0) (i32.const 0)))
+        (return)))
+    (drop (call $buf (i32.const 4) (i32.const 0) (local.get $size) (i32.const 0) (i32.const 4)))
+    (drop (call $add (i32.const 2) @"x-stamp" (i32.load (i32.const 0)) (i32.load (i32.const 4)))))
+"#;
+
+/// A `Pause` from `proxy_on_response_headers` with a call made holds the response head
+/// until the call's callback ran, as Envoy holds it: what the callback adds to the head
+/// reaches the client, and the body follows whole; the callback's local response
+/// replaces the upstream's answer.
+#[tokio::test]
+async fn a_paused_response_waits_for_its_calls() {
+    let collector = axum::Router::new().fallback(|req: axum::extract::Request| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        format!("stamped {}", req.uri().path())
+    });
+    let (collector, _c) = serve_app(collector).await;
+    let echo = Echo::start("up").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_filter(dir.path(), "paused.wasm", PAUSED_RESPONSE);
+    let config = dir.path().join("routes.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{}\" }}] }}\n  collector: {{ targets: [{{ addr: \"{collector}\" }}] }}\nroutes:\n  - name: r\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: paused.wasm }}]\n",
+            echo.addr
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::spawn(dir, config, &[]);
+    for path in ["/one", "/two"] {
+        let r = reqwest::get(gw.url(path)).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-stamp"], "stamped /stamp");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["path"], path);
+    }
+    let r = reqwest::Client::new()
+        .get(gw.url("/failing"))
+        .header("x-echo-status", "500")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.headers().get("x-stamp").is_none());
+    assert_eq!(r.text().await.unwrap(), "replaced after the call");
+}

@@ -29,8 +29,11 @@ pub(super) struct Replacement {
 /// again as any answer of the gateway's; its body is returned: the caller sends it in
 /// place of the answer's own body, which is dropped.
 #[must_use]
-pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Option<Replacement> {
-    head_phase(resp, ctx);
+pub(super) async fn response_phase(
+    resp: &mut ResponseHeader,
+    ctx: &mut Ctx,
+) -> Option<Replacement> {
+    head_phase(resp, ctx).await;
     // the usual answer: nothing replaces it
     ctx.plugin.replacement.as_ref()?;
     let mut out: Option<Replacement> = None;
@@ -45,7 +48,7 @@ pub(super) fn response_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Option
                 let far_end = out.as_ref().map_or_else(|| far_end(resp), |r| r.far_end);
                 *resp = head;
                 out = Some(Replacement { body: b, far_end });
-                head_phase(resp, ctx);
+                head_phase(resp, ctx).await;
             }
             Err(e) => tracing::warn!(route = ctx.route_name(), error = %e,
                 "a plugin's replacement answer has no valid head; it is ignored"),
@@ -74,7 +77,7 @@ fn far_end(resp: &ResponseHeader) -> bool {
 }
 
 /// [`response_phase`] once, on the head as it is.
-fn head_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
+async fn head_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
     let _ = resp.insert_header(&super::headers::X_REQUEST_ID, ctx.request_id.clone());
     if let Some(route) = &ctx.route {
         for (k, v) in &route.deprecation {
@@ -99,7 +102,10 @@ fn head_phase(resp: &mut ResponseHeader, ctx: &mut Ctx) {
     let (route, unmatched) = ctx.chain_owners();
     for (i, p) in super::ctx::chain_of(&route, &unmatched).iter().enumerate() {
         ctx.plugin.enter(i);
-        p.on_response(resp, &mut ctx.plugin);
+        // a plugin that waits (a wasm filter's calls after a Pause) holds the head
+        if let Some(waiting) = p.response_step(resp, &mut ctx.plugin) {
+            waiting.await;
+        }
     }
 }
 
@@ -258,7 +264,9 @@ impl GatewayProxy {
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<()> {
         let mut resp = respond::head(status, content_type, body.len(), extra)?;
-        let body = response_phase(&mut resp, ctx).map_or(body, |r| r.body);
+        let body = response_phase(&mut resp, ctx)
+            .await
+            .map_or(body, |r| r.body);
         ctx.answered = Some(resp.status.as_u16());
         let now = ctx.start.elapsed();
         ctx.first_byte.get_or_insert(now);

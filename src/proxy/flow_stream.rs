@@ -61,7 +61,7 @@ impl EventSink for SessionSink<'_> {
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         );
-        let replaced = super::answer::response_phase(&mut resp, self.ctx);
+        let replaced = super::answer::response_phase(&mut resp, self.ctx).await;
         self.ctx.answered = Some(resp.status.as_u16());
         if let Some(r) = replaced {
             // a plugin answered instead: its answer, and the stream is not sent

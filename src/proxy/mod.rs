@@ -292,7 +292,7 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         headers::strip_response(resp);
-        if let Some(r) = answer::response_phase(resp, ctx) {
+        if let Some(r) = answer::response_phase(resp, ctx).await {
             return answer::replace_upstream(session, resp, ctx, r).await;
         }
         if let Some(route) = &ctx.route {

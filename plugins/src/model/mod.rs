@@ -28,7 +28,7 @@ pub use call::{BodyCall, ChunkCall, ClientCert, Decision, RequestCall, RequestIn
 pub use ctx::{OwnValues, PluginCtx};
 pub use identity::{CredentialKind, Identity};
 pub use instance::Instance;
-pub use phase::{Flow, Plugin, Step};
+pub use phase::{Flow, Plugin, Step, Waiting};
 pub use reply::{FailureKind, PluginFailure, Reply, ReplyBody};
 pub use shared::{PluginMetrics, Shared};
 pub use spec::{parse as parse_settings, BuildCtx, Factory, PluginSpec, SettingsError};

@@ -27,6 +27,9 @@ pub enum Step<'a> {
     Later(Pin<Box<dyn Future<Output = Decision> + Send + 'a>>),
 }
 
+/// A phase that waits before it goes on ([`Plugin::response_step`]).
+pub type Waiting<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 /// The future of [`Step::decision`]: ready at its first poll for [`Step::Now`].
 pub type Decided<'a> = futures::future::Either<
     std::future::Ready<Decision>,
@@ -179,6 +182,19 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Response phase (proxied answers and the gateway's own).
     fn on_response(&self, _resp: &mut ResponseHeader, _ctx: &mut PluginCtx) {}
+
+    /// The response phase as the gateway runs it: [`Plugin::on_response`], unless the
+    /// plugin must wait for something before the head goes on (a wasm filter's calls
+    /// after a `Pause`): then the future to await, which may still edit the head or
+    /// set [`PluginCtx::replacement`]. Only a plugin that waits overrides it.
+    fn response_step<'a>(
+        &'a self,
+        resp: &'a mut ResponseHeader,
+        ctx: &'a mut PluginCtx,
+    ) -> Option<Waiting<'a>> {
+        self.on_response(resp, ctx);
+        None
+    }
 
     /// Whether this plugin reads or rewrites proxied response bodies: only then does the
     /// gateway call [`Plugin::on_response_body`] for the route's answers.

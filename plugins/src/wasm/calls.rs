@@ -63,7 +63,7 @@ impl Vm {
             let lend = Lend {
                 req: parts.req.as_deref_mut(),
                 req_shared: parts.req_shared,
-                resp: None,
+                resp: parts.resp.as_deref_mut(),
                 body: parts.body.as_mut().map(|(kind, b)| (*kind, &mut **b)),
                 props: Some(&mut *props),
                 answer: Some(Box::new(answer)),

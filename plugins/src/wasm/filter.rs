@@ -13,7 +13,9 @@
 use super::abi::Action;
 use super::request::{ReqProps, WasmReq};
 use super::vm::{Effects, Fault, Lend, Parts, Vm};
-use crate::{ChunkCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall, Step};
+use crate::{
+    ChunkCall, Decision, Flow, Plugin, PluginCtx, PluginFailure, RequestCall, Step, Waiting,
+};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::uri::PathAndQuery;
@@ -249,7 +251,16 @@ impl Plugin for WasmFilter {
     }
 
     fn on_response(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {
-        self.response_headers(resp, ctx);
+        // nothing waits here: a pause's calls go out in the background
+        let _ = self.response_headers(resp, ctx, false);
+    }
+
+    fn response_step<'a>(
+        &'a self,
+        resp: &'a mut ResponseHeader,
+        ctx: &'a mut PluginCtx,
+    ) -> Option<Waiting<'a>> {
+        self.response_headers(resp, ctx, true)
     }
 
     fn wants_response_body(&self) -> bool {

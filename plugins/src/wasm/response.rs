@@ -22,19 +22,30 @@
 use super::abi::{Action, BufferType};
 use super::filter::WasmFilter;
 use super::request::after_held;
-use super::vm::Lend;
-use crate::PluginCtx;
+use super::request::WasmReq;
+use super::vm::{Lend, Parts};
+use crate::{PluginCtx, Waiting};
 use bytes::Bytes;
 use pingora_http::ResponseHeader;
 
 impl WasmFilter {
-    pub(super) fn response_headers(&self, resp: &mut ResponseHeader, ctx: &mut PluginCtx) {
+    /// `proxy_on_response_headers`. A `Pause` with calls made holds the head until
+    /// they are answered and their callbacks ran (which may edit it, or answer
+    /// instead), as Envoy holds it: the returned future, when `can_wait`; else, and
+    /// for calls made with `Continue`, they go out in the background.
+    pub(super) fn response_headers<'a>(
+        &'a self,
+        resp: &'a mut ResponseHeader,
+        ctx: &'a mut PluginCtx,
+        can_wait: bool,
+    ) -> Option<Waiting<'a>> {
+        let mut held = None;
         let local = self.with_response_ctx(ctx, |vm, w| {
             w.props.status = resp.status.as_u16();
             let (slot, gen, id) = (w.slot, w.gen, w.ctx);
             let n = resp.headers.len() as i32 + 1;
             let lend = Lend {
-                resp: Some(resp),
+                resp: Some(&mut *resp),
                 props: Some(&mut w.props),
                 ..Default::default()
             };
@@ -47,13 +58,18 @@ impl WasmFilter {
                     None
                 }
                 // boxed: the usual answer (none) moves a pointer, not a reply
-                Ok(Some((_, mut e))) => {
+                Ok(Some((action, mut e))) => {
                     let local = e.local.take().inspect(|reply| {
                         // the filter's answer: none of its response callbacks run on it
                         w.answered = true;
                         w.props.status = reply.status;
                     });
-                    vm.detach(slot, gen, e);
+                    let pause = Action::of(action) == Action::Pause;
+                    if can_wait && pause && local.is_none() && !e.calls.is_empty() {
+                        held = Some(e);
+                    } else {
+                        vm.detach(slot, gen, e);
+                    }
                     local
                 }
                 Ok(None) => None,
@@ -62,6 +78,33 @@ impl WasmFilter {
         if local.is_some() {
             ctx.replacement = local;
         }
+        let effects = held?;
+        let vm = self.vm.as_ref()?;
+        Some(Box::pin(async move {
+            let Some(w) = ctx.own::<WasmReq>() else {
+                return;
+            };
+            let parts = Parts {
+                resp: Some(resp),
+                ..Default::default()
+            };
+            let settled = vm
+                .settle(w.slot, w.gen, w.ctx, parts, &mut w.props, effects)
+                .await;
+            let local = match settled {
+                Ok(e) => e.local.inspect(|reply| {
+                    w.answered = true;
+                    w.props.status = reply.status;
+                }),
+                Err(_) => {
+                    w.over = true;
+                    None
+                }
+            };
+            if local.is_some() {
+                ctx.replacement = local;
+            }
+        }))
     }
 
     pub(super) fn response_body(

@@ -75,10 +75,13 @@ pub struct Lend<'a> {
 
 /// The request parts an HTTP call's callback sees ([`Vm::settle`]): those of the
 /// phase that made the call (the writable head in the request headers phase; the
-/// read-only head and the held request body in the request body phase).
+/// read-only head and the held request body in the request body phase; the writable
+/// response head in the response headers phase).
 #[derive(Default)]
 pub struct Parts<'a> {
     pub req: Option<&'a mut RequestHeader>,
+    /// The response head, writable (the response headers phase, held for the calls).
+    pub resp: Option<&'a mut ResponseHeader>,
     pub req_shared: Option<&'a RequestHeader>,
     pub body: Option<(BufferType, &'a mut Bytes)>,
 }
