@@ -315,17 +315,7 @@ async fn calls_from_one_callback_go_out_together() {
         answers.join(",")
     });
     let (upstream, _u) = serve_app(upstream).await;
-    let dir = tempfile::tempdir().unwrap();
-    write_filter(dir.path(), "calls.wasm", TWO_CALLS);
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{upstream}\" }}] }}\n  calls: {{ targets: [{{ addr: \"{service}\" }}] }}\nroutes:\n  - name: r\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: calls.wasm }}]\n"
-        ),
-    )
-    .unwrap();
-    let gw = Gateway::spawn(dir, config, &[]);
+    let gw = calls_gateway(TWO_CALLS, upstream, ("calls", service));
     let r = reqwest::get(gw.url("/")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "a=together,b=together");
@@ -370,18 +360,7 @@ async fn calls_from_the_response_and_log_phases_go_out_in_the_background() {
     });
     let (collector, _c) = serve_app(collector).await;
     let echo = Echo::start("up").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_filter(dir.path(), "bg.wasm", BACKGROUND_CALLS);
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{}\" }}] }}\n  collector: {{ targets: [{{ addr: \"{collector}\" }}] }}\nroutes:\n  - name: r\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: bg.wasm }}]\n",
-            echo.addr
-        ),
-    )
-    .unwrap();
-    let gw = Gateway::spawn(dir, config, &[]);
+    let gw = calls_gateway(BACKGROUND_CALLS, echo.addr, ("collector", collector));
     let r = reqwest::get(gw.url("/things")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("/things"));
@@ -434,18 +413,7 @@ async fn a_paused_response_waits_for_its_calls() {
     });
     let (collector, _c) = serve_app(collector).await;
     let echo = Echo::start("up").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_filter(dir.path(), "paused.wasm", PAUSED_RESPONSE);
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{}\" }}] }}\n  collector: {{ targets: [{{ addr: \"{collector}\" }}] }}\nroutes:\n  - name: r\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: paused.wasm }}]\n",
-            echo.addr
-        ),
-    )
-    .unwrap();
-    let gw = Gateway::spawn(dir, config, &[]);
+    let gw = calls_gateway(PAUSED_RESPONSE, echo.addr, ("collector", collector));
     for path in ["/one", "/two"] {
         let r = reqwest::get(gw.url(path)).await.unwrap();
         assert_eq!(r.status(), 200);
@@ -462,4 +430,25 @@ async fn a_paused_response_waits_for_its_calls() {
     assert_eq!(r.status(), 502);
     assert!(r.headers().get("x-stamp").is_none());
     assert_eq!(r.text().await.unwrap(), "replaced after the call");
+}
+
+/// A gateway whose route `r` (every path) goes to `upstream` through the filter `body`
+/// (WAT), with pool `calls.0` at `calls.1` for the filter's calls.
+fn calls_gateway(
+    body: &str,
+    upstream: std::net::SocketAddr,
+    calls: (&str, std::net::SocketAddr),
+) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    write_filter(dir.path(), "f.wasm", body);
+    let config = dir.path().join("routes.yaml");
+    let (pool, at) = calls;
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{upstream}\" }}] }}\n  {pool}: {{ targets: [{{ addr: \"{at}\" }}] }}\nroutes:\n  - name: r\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: f.wasm }}]\n"
+        ),
+    )
+    .unwrap();
+    Gateway::spawn(dir, config, &[])
 }
