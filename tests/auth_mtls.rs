@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod wasm_common;
 use common::pki::Ca;
 use common::*;
 
@@ -86,6 +87,27 @@ struct Pki {
     ca_pem: PathBuf,
 }
 
+/// A proxy-wasm filter (WAT) that copies the request's protocol and the client
+/// certificate's properties into request headers for the upstream.
+const PEER_FILTER: &str = r#"
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func $copy (param $pp i32) (param $pl i32) (param $hp i32) (param $hl i32)
+    (if (i32.eqz (call $prop (local.get $pp) (local.get $pl) (i32.const 0) (i32.const 4)))
+      (then (drop (call $add (i32.const 0) (local.get $hp) (local.get $hl)
+        (i32.load (i32.const 0)) (i32.load (i32.const 4)))))))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $copy @"request\00protocol" @"x-wasm-protocol")
+    (call $copy @"connection\00subject_peer_certificate" @"x-wasm-subject")
+    (call $copy @"connection\00uri_san_peer_certificate" @"x-wasm-spiffe")
+    (call $copy @"connection\00sha256_peer_certificate_digest" @"x-wasm-digest")
+    (if (i32.eqz (call $prop @"connection\00mtls" (i32.const 0) (i32.const 4)))
+      (then
+        (if (i32.load8_u (i32.load (i32.const 0)))
+          (then (drop (call $add (i32.const 0) @"x-wasm-mtls" @"yes")))
+          (else (drop (call $add (i32.const 0) @"x-wasm-mtls" @"no"))))))
+    (i32.const 0))
+"#;
+
 fn pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("clients and server CA", vec![]);
@@ -94,6 +116,7 @@ fn pki() -> Pki {
     let (server_crt, server_key) = server.write(dir.path(), "server");
     let ca_pem = write_ca(&ca, dir.path(), "ca");
     let alice = issue(&ca, "alice", &["spiffe://example/alice"], true);
+    wasm_common::write_filter(dir.path(), "peer.wasm", PEER_FILTER);
     let mallory = issue(&other, "alice", &["spiffe://example/alice"], true);
     Pki {
         dir,
@@ -130,10 +153,15 @@ routes:
   - name: open
     match: {{ path_prefix: /open }}
     upstream: u
+  - name: wasm
+    match: {{ path_prefix: /wasm }}
+    upstream: u
+    plugins: [{{ name: wasm, module: "{}" }}]
 "#,
         p.server_crt.display(),
         p.server_key.display(),
-        p.ca_pem.display()
+        p.ca_pem.display(),
+        p.dir.path().join("peer.wasm").display()
     )
 }
 
@@ -172,6 +200,39 @@ async fn client_certificates_on_the_tls_listener() {
     assert_eq!(b["error"], "unauthorized");
     let r = anon.get(format!("{base}/open")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+
+    // a wasm filter reads the certificate as Envoy's properties name it
+    let b: serde_json::Value = alice
+        .get(format!("{base}/wasm"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let h = &b["headers"];
+    assert_eq!(h["x-wasm-mtls"], "yes", "{b}");
+    assert_eq!(h["x-wasm-protocol"], "HTTP/2");
+    assert_eq!(h["x-wasm-spiffe"], "spiffe://example/alice");
+    assert!(
+        h["x-wasm-subject"].as_str().unwrap().contains("CN=alice"),
+        "{b}"
+    );
+    assert_eq!(h["x-wasm-digest"].as_str().unwrap().len(), 64, "{b}");
+    for (who, proto) in [(&anon, None), (&reqwest::Client::new(), Some("HTTP/1.1"))] {
+        let url = match proto {
+            None => format!("{base}/wasm"),
+            Some(_) => gw.url("/wasm"),
+        };
+        let b: serde_json::Value = who.get(url).send().await.unwrap().json().await.unwrap();
+        let h = &b["headers"];
+        assert_eq!(h["x-wasm-mtls"], "no", "{b}");
+        assert!(h.get("x-wasm-subject").is_none(), "{b}");
+        assert!(h.get("x-wasm-spiffe").is_none(), "{b}");
+        if let Some(p) = proto {
+            assert_eq!(h["x-wasm-protocol"], p, "{b}");
+        }
+    }
     // plain HTTP has no certificate either
     let r = reqwest::get(gw.url("/secure")).await.unwrap();
     assert_eq!(r.status(), 401);

@@ -195,7 +195,9 @@ impl Plugin for WasmFilter {
                     .unwrap_or_else(|_| PathAndQuery::from_static("/")),
             },
             method: call.req.method.clone(),
+            version: call.req.version,
             tls: call.info.tls,
+            peer: call.info.client_cert.map(|c| Box::new(c.clone())),
             status: 0,
             custom: Vec::new(),
         };

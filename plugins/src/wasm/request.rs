@@ -4,6 +4,7 @@
 //! without the log phase (a client gone) still gets `proxy_on_done` and `proxy_on_delete` when it is dropped.
 
 use super::vm::Vm;
+use crate::ClientCert;
 use bytes::{Bytes, BytesMut};
 use http::uri::PathAndQuery;
 use http::HeaderValue;
@@ -19,7 +20,12 @@ pub struct ReqProps {
     /// Path and query as the client sent them.
     pub path: PathAndQuery,
     pub method: http::Method,
+    /// The client's HTTP version (`request.protocol`).
+    pub version: http::Version,
     pub tls: bool,
+    /// The client's certificate, on a TLS listener that verified one (the
+    /// `connection.*_peer_certificate` properties; `connection.mtls`).
+    pub peer: Option<Box<ClientCert>>,
     /// The answer's status once known (`response.code`).
     pub status: u16,
     /// Properties the filter set (`proxy_set_property`).
@@ -35,7 +41,9 @@ impl Default for ReqProps {
             client_port: None,
             path: PathAndQuery::from_static("/"),
             method: http::Method::default(),
+            version: http::Version::HTTP_11,
             tls: false,
+            peer: None,
             status: 0,
             custom: Vec::new(),
         }

@@ -4,6 +4,7 @@
 
 use super::{give, slice, split, Host};
 use crate::wasm::abi::{code, encode_pairs, HostResult, Status};
+use crate::{ClientCert, San};
 use wasmtime::Caller;
 
 /// The value of property `path` now.
@@ -19,13 +20,21 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             .map(|v| v.as_bytes().to_vec())
             .ok_or(Status::NotFound)
     };
+    // Envoy's peer certificate properties: NotFound without a verified certificate
+    let peer = p.peer.as_deref().ok_or(Status::NotFound);
     match path {
         [b"request", b"path"] => s(p.path.as_str()),
         [b"request", b"url_path"] => s(p.path.path()),
         [b"request", b"query"] => s(p.path.query().unwrap_or("")),
         [b"request", b"method"] => s(p.method.as_str()),
         [b"request", b"scheme"] => s(if p.tls { "https" } else { "http" }),
-        [b"request", b"protocol"] => s("HTTP/1.1"),
+        [b"request", b"protocol"] => s(match p.version {
+            http::Version::HTTP_09 => "HTTP/0.9",
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2",
+            http::Version::HTTP_3 => "HTTP/3",
+            _ => "HTTP/1.1",
+        }),
         [b"request", b"id"] => p
             .request_id
             .as_ref()
@@ -60,7 +69,19 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             .client_port
             .map(|port| i64::from(port).to_le_bytes().to_vec())
             .ok_or(Status::NotFound),
-        [b"connection", b"mtls"] => Ok(vec![u8::from(p.tls)]),
+        [b"connection", b"mtls"] => Ok(vec![u8::from(p.peer.is_some())]),
+        [b"connection", b"subject_peer_certificate"] => peer.map(|c| c.subject.as_bytes().to_vec()),
+        [b"connection", b"sha256_peer_certificate_digest"] => {
+            peer.map(|c| c.fingerprint.as_bytes().to_vec())
+        }
+        [b"connection", b"uri_san_peer_certificate"] => first_san(peer?, |n| match n {
+            San::Uri(u) => Some(u.as_str()),
+            _ => None,
+        }),
+        [b"connection", b"dns_san_peer_certificate"] => first_san(peer?, |n| match n {
+            San::Dns(d) => Some(d.as_str()),
+            _ => None,
+        }),
         [b"route_name"] | [b"xds", b"route_name"] => s(host.filter.route.as_deref().unwrap_or("")),
         [b"plugin_root_id"] | [b"xds", b"root_id"] => s(&host.filter.root_id),
         [b"plugin_name"] | [b"xds", b"plugin_name"] => s(&host.filter.name),
@@ -74,6 +95,15 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
                 .ok_or(Status::NotFound)
         }
     }
+}
+
+/// The first subject alternative name of `cert` that `pick` takes, as Envoy gives it.
+fn first_san(cert: &ClientCert, pick: impl Fn(&San) -> Option<&str>) -> Result<Vec<u8>, Status> {
+    cert.sans
+        .iter()
+        .find_map(pick)
+        .map(|v| v.as_bytes().to_vec())
+        .ok_or(Status::NotFound)
 }
 
 /// Splits a property path at its NUL bytes (a trailing NUL is ignored); a path without
