@@ -2,7 +2,7 @@
 //! filter (WAT): request headers edited for the upstream (add, replace, remove, pseudo
 //! headers), response headers for the client, a local response the upstream never
 //! sees, the request body read and the response body rewritten, properties as Envoy
-//! names them, shared data (with a refused stale CAS), a metric on /metrics, and the
+//! names them (times and durations as int64 nanoseconds), shared data (with a refused stale CAS), a metric on /metrics, and the
 //! filter's log line with the route and request id.
 #![allow(clippy::unwrap_used)]
 
@@ -62,6 +62,15 @@ const HOST_FILTER: &str = r#"
     COPY_ROOT
     COPY_PROP_METHOD
     COPY_STATUS
+    ;; request.time: int64 ns since the epoch, past 2023; request.duration: under a minute
+    (if (i32.eqz (call $prop @"request\00time" (i32.const 0) (i32.const 4)))
+      (then (if (i32.and (i32.eq (i32.load (i32.const 4)) (i32.const 8))
+          (i64.gt_s (i64.load (i32.load (i32.const 0))) (i64.const 1700000000000000000)))
+        (then (drop (call $add (i32.const 2) @"x-wasm-time" @"ok"))))))
+    (if (i32.eqz (call $prop @"request\00duration" (i32.const 0) (i32.const 4)))
+      (then (if (i32.and (i32.eq (i32.load (i32.const 4)) (i32.const 8))
+          (i64.lt_u (i64.load (i32.load (i32.const 0))) (i64.const 60000000000)))
+        (then (drop (call $add (i32.const 2) @"x-wasm-duration" @"ok"))))))
     (if (global.get $bodyl)
       (then
         (drop (call $add (i32.const 2) @"x-wasm-body" (global.get $bodyp) (global.get $bodyl)))
@@ -184,6 +193,8 @@ async fn host_functions_through_the_gateway() {
     assert_eq!(hv("x-wasm-query"), "q=2");
     assert_eq!(hv("x-wasm-late-path"), "/things/1?q=2");
     assert_eq!(hv("x-wasm-status"), "200");
+    assert_eq!(hv("x-wasm-time"), "ok", "request.time");
+    assert_eq!(hv("x-wasm-duration"), "ok", "request.duration");
     assert_eq!(hv("x-wasm-body"), "the request body");
     assert_eq!(hv("x-wasm-shared"), "hello");
 

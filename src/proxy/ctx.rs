@@ -109,8 +109,9 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new() -> Self {
+        let start = Instant::now();
         Self {
-            start: Instant::now(),
+            start,
             request_id: HeaderValue::from_static(""),
             route: None,
             upstream_path: None,
@@ -121,7 +122,10 @@ impl Ctx {
             outcome: None,
             tried: SmallVec::new(),
             tries: 0,
-            plugin: PluginCtx::default(),
+            plugin: PluginCtx {
+                started: Some(start),
+                ..Default::default()
+            },
             plugin_path: None,
             body_buf: None,
             body_checked: false,

@@ -11,6 +11,8 @@ pub struct PluginCtx {
     pub identity: Option<Identity>,
     /// The request's id (`X-Request-Id`, the client's when valid, else the gateway's).
     pub request_id: Option<http::HeaderValue>,
+    /// When the gateway began reading the request (set by the gateway).
+    pub started: Option<std::time::Instant>,
     /// Headers added to the response whatever it is (proxied, or written by the
     /// gateway: an error, a plugin reply, a fallback), e.g. rate-limit headers.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,

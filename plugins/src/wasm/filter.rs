@@ -196,6 +196,7 @@ impl Plugin for WasmFilter {
             },
             method: call.req.method.clone(),
             version: call.req.version,
+            started: call.ctx.started,
             tls: call.info.tls,
             peer: call.info.client_cert.map(|c| Box::new(c.clone())),
             status: 0,

@@ -26,6 +26,9 @@ pub struct ReqProps {
     /// The client's certificate, on a TLS listener that verified one (the
     /// `connection.*_peer_certificate` properties; `connection.mtls`).
     pub peer: Option<Box<ClientCert>>,
+    /// When the gateway began reading the request (`request.time`,
+    /// `request.duration`).
+    pub started: Option<std::time::Instant>,
     /// The answer's status once known (`response.code`).
     pub status: u16,
     /// Properties the filter set (`proxy_set_property`).
@@ -42,6 +45,7 @@ impl Default for ReqProps {
             path: PathAndQuery::from_static("/"),
             method: http::Method::default(),
             version: http::Version::HTTP_11,
+            started: None,
             tls: false,
             peer: None,
             status: 0,

@@ -35,6 +35,17 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             http::Version::HTTP_3 => "HTTP/3",
             _ => "HTTP/1.1",
         }),
+        // Envoy's timestamps and durations: int64 nanoseconds (since the epoch)
+        [b"request", b"time"] => p
+            .started
+            .and_then(|t| std::time::SystemTime::now().checked_sub(t.elapsed()))
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| nanos(d).to_le_bytes().to_vec())
+            .ok_or(Status::NotFound),
+        [b"request", b"duration"] => p
+            .started
+            .map(|t| nanos(t.elapsed()).to_le_bytes().to_vec())
+            .ok_or(Status::NotFound),
         [b"request", b"id"] => p
             .request_id
             .as_ref()
@@ -95,6 +106,11 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
                 .ok_or(Status::NotFound)
         }
     }
+}
+
+/// `d` in nanoseconds, as Envoy's int64 encoding of times and durations.
+fn nanos(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// The first subject alternative name of `cert` that `pick` takes, as Envoy gives it.
