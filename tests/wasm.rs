@@ -62,6 +62,7 @@ const HOST_FILTER: &str = r#"
     COPY_ROOT
     COPY_PROP_METHOD
     COPY_STATUS
+    COPY_UPSTREAM
     ;; request.time: int64 ns since the epoch, past 2023; request.duration: under a minute
     (if (i32.eqz (call $prop @"request\00time" (i32.const 0) (i32.const 4)))
       (then (if (i32.and (i32.eq (i32.load (i32.const 4)) (i32.const 8))
@@ -121,6 +122,10 @@ fn host_filter() -> String {
             .concat(),
         ),
         ("COPY_STATUS", copy_header(2, ":status", 2, "x-wasm-status")),
+        (
+            "COPY_UPSTREAM",
+            copy_property("upstream\\00address", 2, "x-wasm-upstream"),
+        ),
     ];
     copies
         .iter()
@@ -193,6 +198,7 @@ async fn host_functions_through_the_gateway() {
     assert_eq!(hv("x-wasm-query"), "q=2");
     assert_eq!(hv("x-wasm-late-path"), "/things/1?q=2");
     assert_eq!(hv("x-wasm-status"), "200");
+    assert_eq!(hv("x-wasm-upstream"), echo.addr.to_string());
     assert_eq!(hv("x-wasm-time"), "ok", "request.time");
     assert_eq!(hv("x-wasm-duration"), "ok", "request.duration");
     assert_eq!(hv("x-wasm-body"), "the request body");

@@ -50,6 +50,7 @@ pub(super) async fn pick(session: &mut Session, ctx: &mut Ctx) -> Result<Box<Htt
     };
     ctx.tries += 1;
     ctx.tried.push(pick.addr);
+    ctx.plugin.upstream = Some(pick.addr);
     let cfg = &pool.config;
     let sni = cfg.host.clone().unwrap_or_default();
     let mut peer = HttpPeer::new(pick.addr, cfg.tls.enabled(), sni);

@@ -13,6 +13,8 @@ pub struct PluginCtx {
     pub request_id: Option<http::HeaderValue>,
     /// When the gateway began reading the request (set by the gateway).
     pub started: Option<std::time::Instant>,
+    /// The upstream target of the request's latest try, once the gateway picked one.
+    pub upstream: Option<std::net::SocketAddr>,
     /// Headers added to the response whatever it is (proxied, or written by the
     /// gateway: an error, a plugin reply, a fallback), e.g. rate-limit headers.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,

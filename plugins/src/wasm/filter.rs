@@ -197,6 +197,7 @@ impl Plugin for WasmFilter {
             method: call.req.method.clone(),
             version: call.req.version,
             started: call.ctx.started,
+            upstream: None,
             tls: call.info.tls,
             peer: call.info.client_cert.map(|c| Box::new(c.clone())),
             status: 0,
@@ -275,8 +276,10 @@ impl Plugin for WasmFilter {
     }
 
     fn on_log(&self, status: u16, ctx: &mut PluginCtx) {
+        let upstream = ctx.upstream;
         if let Some(w) = ctx.own::<WasmReq>() {
             w.props.status = status;
+            w.props.upstream = upstream;
             w.end(true);
         }
     }

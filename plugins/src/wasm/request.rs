@@ -29,6 +29,8 @@ pub struct ReqProps {
     /// When the gateway began reading the request (`request.time`,
     /// `request.duration`).
     pub started: Option<std::time::Instant>,
+    /// The upstream target that answered, in the response phases (`upstream.address`).
+    pub upstream: Option<std::net::SocketAddr>,
     /// The answer's status once known (`response.code`).
     pub status: u16,
     /// Properties the filter set (`proxy_set_property`).
@@ -46,6 +48,7 @@ impl Default for ReqProps {
             method: http::Method::default(),
             version: http::Version::HTTP_11,
             started: None,
+            upstream: None,
             tls: false,
             peer: None,
             status: 0,

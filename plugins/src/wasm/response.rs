@@ -40,8 +40,10 @@ impl WasmFilter {
         can_wait: bool,
     ) -> Option<Waiting<'a>> {
         let mut held = None;
+        let upstream = ctx.upstream;
         let local = self.with_response_ctx(ctx, |vm, w| {
             w.props.status = resp.status.as_u16();
+            w.props.upstream = upstream;
             let (slot, gen, id) = (w.slot, w.gen, w.ctx);
             let n = resp.headers.len() as i32 + 1;
             let lend = Lend {

@@ -80,6 +80,14 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             .client_port
             .map(|port| i64::from(port).to_le_bytes().to_vec())
             .ok_or(Status::NotFound),
+        [b"upstream", b"address"] => p
+            .upstream
+            .map(|a| a.to_string().into_bytes())
+            .ok_or(Status::NotFound),
+        [b"upstream", b"port"] => p
+            .upstream
+            .map(|a| i64::from(a.port()).to_le_bytes().to_vec())
+            .ok_or(Status::NotFound),
         [b"connection", b"mtls"] => Ok(vec![u8::from(p.peer.is_some())]),
         [b"connection", b"subject_peer_certificate"] => peer.map(|c| c.subject.as_bytes().to_vec()),
         [b"connection", b"sha256_peer_certificate_digest"] => {
