@@ -41,17 +41,16 @@ impl Vm {
             let answer = self.send(&call).await;
             (call, depth, answer)
         };
-        let mut out = FuturesUnordered::new();
-        for call in std::mem::take(&mut effects.calls) {
-            if !self.cancelled(slot, gen, call.token) {
-                out.push(send(call, 1));
-            }
-        }
+        // a call cancelled by the callback that made it never got here (the host
+        // dropped it); one cancelled later, while out, is dropped as it arrives
+        let mut out: FuturesUnordered<_> = std::mem::take(&mut effects.calls)
+            .into_iter()
+            .map(|call| send(call, 1))
+            .collect();
         while effects.local.is_none() {
             let Some((call, depth, answer)) = out.next().await else {
                 break;
             };
-            // cancelled (gRPC) by a callback that ran while it was out
             if self.cancelled(slot, gen, call.token) {
                 continue;
             }
@@ -93,7 +92,7 @@ impl Vm {
                     tracing::warn!(plugin = "wasm", filter = %self.filter.name,
                         upstream = %next.upstream, depth,
                         "wasm filter's call not sent: calls chained too deep");
-                } else if !self.cancelled(slot, gen, next.token) {
+                } else {
                     out.push(send(next, depth + 1));
                 }
             }
@@ -129,7 +128,7 @@ impl Vm {
         });
     }
 
-    /// Whether the filter cancelled gRPC call `token` while it was queued.
+    /// Whether the filter cancelled gRPC call `token` while it was out.
     fn cancelled(&self, slot: usize, gen: u64, token: u32) -> bool {
         let mut s = self.lock(slot);
         if s.generation != gen {

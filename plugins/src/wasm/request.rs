@@ -4,7 +4,7 @@
 //! without the log phase (a client gone) still gets `proxy_on_done` and `proxy_on_delete` when it is dropped.
 
 use super::vm::Vm;
-use crate::ClientCert;
+use crate::{ClientCert, Reply};
 use bytes::{Bytes, BytesMut};
 use http::uri::PathAndQuery;
 use http::HeaderValue;
@@ -91,6 +91,14 @@ pub fn after_held(held: &mut BytesMut, piece: Option<Bytes>) -> Bytes {
 }
 
 impl WasmReq {
+    /// The filter answered the request itself with `reply` (from the response
+    /// phase): none of its response callbacks run on that answer, whose status
+    /// `response.code` gives from now on.
+    pub fn answered_with(&mut self, reply: &Reply) {
+        self.answered = true;
+        self.props.status = reply.status;
+    }
+
     /// Ends the context once (`proxy_on_log` when `log`, `proxy_on_done`,
     /// `proxy_on_delete`).
     pub fn end(&mut self, log: bool) {

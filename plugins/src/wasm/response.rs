@@ -61,11 +61,7 @@ impl WasmFilter {
                 }
                 // boxed: the usual answer (none) moves a pointer, not a reply
                 Ok(Some((action, mut e))) => {
-                    let local = e.local.take().inspect(|reply| {
-                        // the filter's answer: none of its response callbacks run on it
-                        w.answered = true;
-                        w.props.status = reply.status;
-                    });
+                    let local = e.local.take().inspect(|reply| w.answered_with(reply));
                     let pause = Action::of(action) == Action::Pause;
                     if can_wait && pause && local.is_none() && !e.calls.is_empty() {
                         held = Some(e);
@@ -94,10 +90,7 @@ impl WasmFilter {
                 .settle(w.slot, w.gen, w.ctx, parts, &mut w.props, effects)
                 .await;
             let local = match settled {
-                Ok(e) => e.local.inspect(|reply| {
-                    w.answered = true;
-                    w.props.status = reply.status;
-                }),
+                Ok(e) => e.local.inspect(|reply| w.answered_with(reply)),
                 Err(_) => {
                     w.over = true;
                     None
