@@ -202,14 +202,7 @@ async fn client_certificates_on_the_tls_listener() {
     assert_eq!(r.status(), 200);
 
     // a wasm filter reads the certificate as Envoy's properties name it
-    let b: serde_json::Value = alice
-        .get(format!("{base}/wasm"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let b = get_json(&alice, &format!("{base}/wasm")).await;
     let h = &b["headers"];
     assert_eq!(h["x-wasm-mtls"], "yes", "{b}");
     assert_eq!(h["x-wasm-protocol"], "HTTP/2");
@@ -224,7 +217,7 @@ async fn client_certificates_on_the_tls_listener() {
             None => format!("{base}/wasm"),
             Some(_) => gw.url("/wasm"),
         };
-        let b: serde_json::Value = who.get(url).send().await.unwrap().json().await.unwrap();
+        let b = get_json(who, &url).await;
         let h = &b["headers"];
         assert_eq!(h["x-wasm-mtls"], "no", "{b}");
         assert!(h.get("x-wasm-subject").is_none(), "{b}");

@@ -134,18 +134,15 @@ fn host_filter() -> String {
         })
 }
 
+/// The host functions test's gateway: route `wasm-route` through the host filter.
 fn gateway(upstream: std::net::SocketAddr) -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    write_filter(dir.path(), "host.wasm", &host_filter());
-    let config = dir.path().join("routes.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{upstream}\" }}] }}\nroutes:\n  - name: wasm-route\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins:\n      - {{ name: wasm, module: host.wasm, root_id: host }}\n"
-        ),
+    filter_gateway(
+        &host_filter(),
+        "wasm-route",
+        ", root_id: host",
+        upstream,
+        None,
     )
-    .unwrap();
-    Gateway::spawn(dir, config, &[])
 }
 
 #[tokio::test]
@@ -332,7 +329,7 @@ async fn calls_from_one_callback_go_out_together() {
         answers.join(",")
     });
     let (upstream, _u) = serve_app(upstream).await;
-    let gw = calls_gateway(TWO_CALLS, upstream, ("calls", service));
+    let gw = filter_gateway(TWO_CALLS, "r", "", upstream, Some(("calls", service)));
     let r = reqwest::get(gw.url("/")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "a=together,b=together");
@@ -377,7 +374,13 @@ async fn calls_from_the_response_and_log_phases_go_out_in_the_background() {
     });
     let (collector, _c) = serve_app(collector).await;
     let echo = Echo::start("up").await;
-    let gw = calls_gateway(BACKGROUND_CALLS, echo.addr, ("collector", collector));
+    let gw = filter_gateway(
+        BACKGROUND_CALLS,
+        "r",
+        "",
+        echo.addr,
+        Some(("collector", collector)),
+    );
     let r = reqwest::get(gw.url("/things")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("/things"));
@@ -430,7 +433,13 @@ async fn a_paused_response_waits_for_its_calls() {
     });
     let (collector, _c) = serve_app(collector).await;
     let echo = Echo::start("up").await;
-    let gw = calls_gateway(PAUSED_RESPONSE, echo.addr, ("collector", collector));
+    let gw = filter_gateway(
+        PAUSED_RESPONSE,
+        "r",
+        "",
+        echo.addr,
+        Some(("collector", collector)),
+    );
     for path in ["/one", "/two"] {
         let r = reqwest::get(gw.url(path)).await.unwrap();
         assert_eq!(r.status(), 200);
@@ -449,21 +458,26 @@ async fn a_paused_response_waits_for_its_calls() {
     assert_eq!(r.text().await.unwrap(), "replaced after the call");
 }
 
-/// A gateway whose route `r` (every path) goes to `upstream` through the filter `body`
-/// (WAT), with pool `calls.0` at `calls.1` for the filter's calls.
-fn calls_gateway(
+/// A gateway whose route `route` (every path) goes to `upstream` through the filter
+/// `body` (WAT; `entry`: more settings of its plugin entry), with pool `calls.0` at
+/// `calls.1` for the filter's calls when given.
+fn filter_gateway(
     body: &str,
+    route: &str,
+    entry: &str,
     upstream: std::net::SocketAddr,
-    calls: (&str, std::net::SocketAddr),
+    calls: Option<(&str, std::net::SocketAddr)>,
 ) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     write_filter(dir.path(), "f.wasm", body);
     let config = dir.path().join("routes.yaml");
-    let (pool, at) = calls;
+    let pool = calls
+        .map(|(name, at)| format!("  {name}: {{ targets: [{{ addr: \"{at}\" }}] }}\n"))
+        .unwrap_or_default();
     std::fs::write(
         &config,
         format!(
-            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{upstream}\" }}] }}\n  {pool}: {{ targets: [{{ addr: \"{at}\" }}] }}\nroutes:\n  - name: r\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: f.wasm }}]\n"
+            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{upstream}\" }}] }}\n{pool}routes:\n  - name: {route}\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: f.wasm{entry} }}]\n"
         ),
     )
     .unwrap();
