@@ -81,27 +81,24 @@ pub fn settings(
         })?;
     }
     let mut verifier = None;
-    let mut t = match &tls.client_ca {
-        None => TlsSettings::intermediate(&tls.cert, &tls.key).map_err(ListenerError::Settings)?,
-        Some(ca) => {
-            let mut t = TlsSettings::with_callbacks(Box::new(KeepClientCert))
-                .map_err(ListenerError::Settings)?;
-            t.set_certificate_chain_file(&tls.cert)
-                .map_err(ListenerError::Cert)?;
-            t.set_private_key_file(&tls.key)
-                .map_err(ListenerError::Key)?;
-            let v = ClientVerifier::new(
-                PathBuf::from(ca),
-                crl_path(tls, base),
-                tls.client_auth,
-                bad_certificates,
-            )?;
-            let v = Arc::new(v);
-            t.set_client_cert_verifier(v.clone());
-            verifier = Some(v);
-            t
-        }
-    };
+    // every TLS connection keeps what its handshake negotiated, for plugins
+    let mut t =
+        TlsSettings::with_callbacks(Box::new(KeepConnInfo)).map_err(ListenerError::Settings)?;
+    t.set_certificate_chain_file(&tls.cert)
+        .map_err(ListenerError::Cert)?;
+    t.set_private_key_file(&tls.key)
+        .map_err(ListenerError::Key)?;
+    if let Some(ca) = &tls.client_ca {
+        let v = ClientVerifier::new(
+            PathBuf::from(ca),
+            crl_path(tls, base),
+            tls.client_auth,
+            bad_certificates,
+        )?;
+        let v = Arc::new(v);
+        t.set_client_cert_verifier(v.clone());
+        verifier = Some(v);
+    }
     t.enable_h2();
     Ok((t, verifier))
 }
@@ -194,17 +191,17 @@ fn build(
     })
 }
 
-/// After a handshake, reads the verified client certificate into the TLS digest.
-struct KeepClientCert;
+/// After a handshake, keeps its version, SNI name and verified client certificate in
+/// the TLS digest (an `Arc<TlsConn>`, which each request's plugins share).
+struct KeepConnInfo;
 
 #[async_trait]
-impl TlsAccept for KeepClientCert {
+impl TlsAccept for KeepConnInfo {
     async fn handshake_complete_callback(
         &self,
         tls: &TlsRef,
     ) -> Option<Arc<dyn Any + Send + Sync>> {
-        let cert = crate::proxy::parse_client_cert(tls.peer_certificate_der()?)?;
-        Some(Arc::new(cert))
+        Some(Arc::new(Arc::new(crate::proxy::tls_conn_of(tls))))
     }
 }
 

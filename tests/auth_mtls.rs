@@ -100,6 +100,9 @@ const PEER_FILTER: &str = r#"
     (call $copy @"connection\00subject_peer_certificate" @"x-wasm-subject")
     (call $copy @"connection\00uri_san_peer_certificate" @"x-wasm-spiffe")
     (call $copy @"connection\00sha256_peer_certificate_digest" @"x-wasm-digest")
+    (call $copy @"connection\00tls_version" @"x-wasm-tls-version")
+    (call $copy @"connection\00requested_server_name" @"x-wasm-sni")
+    (call $copy @"destination\00address" @"x-wasm-destination")
     (if (i32.eqz (call $prop @"connection\00mtls" (i32.const 0) (i32.const 4)))
       (then
         (if (i32.load8_u (i32.load (i32.const 0)))
@@ -212,6 +215,10 @@ async fn client_certificates_on_the_tls_listener() {
         "{b}"
     );
     assert_eq!(h["x-wasm-digest"].as_str().unwrap().len(), 64, "{b}");
+    // what the handshake negotiated, and the listener's address
+    assert_eq!(h["x-wasm-tls-version"], "TLSv1.3", "{b}");
+    assert_eq!(h["x-wasm-sni"], "localhost", "{b}");
+    assert_eq!(h["x-wasm-destination"], format!("127.0.0.1:{tls_port}"));
     for (who, proto) in [(&anon, None), (&reqwest::Client::new(), Some("HTTP/1.1"))] {
         let url = match proto {
             None => format!("{base}/wasm"),
@@ -224,6 +231,12 @@ async fn client_certificates_on_the_tls_listener() {
         assert!(h.get("x-wasm-spiffe").is_none(), "{b}");
         if let Some(p) = proto {
             assert_eq!(h["x-wasm-protocol"], p, "{b}");
+            // plain HTTP: no TLS version; the server name is empty, as in Envoy
+            assert!(h.get("x-wasm-tls-version").is_none(), "{b}");
+            assert_eq!(h["x-wasm-sni"], "", "{b}");
+            assert_eq!(h["x-wasm-destination"], format!("127.0.0.1:{}", gw.port));
+        } else {
+            assert_eq!(h["x-wasm-sni"], "localhost", "{b}");
         }
     }
     // plain HTTP has no certificate either

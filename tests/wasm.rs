@@ -20,8 +20,23 @@ const HOST_FILTER: &str = r#"
     (global.set $mid (i32.load (i32.const 8)))
     (i32.const 1))
   (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+  ;; writes $v in decimal to end at 65600: where it starts (its length: 65600 - start)
+  (func $itoa (param $v i64) (result i32) (local $p i32)
+    (local.set $p (i32.const 65600))
+    (loop $digit
+      (local.set $p (i32.sub (local.get $p) (i32.const 1)))
+      (i32.store8 (local.get $p)
+        (i32.add (i32.const 48) (i32.wrap_i64 (i64.rem_u (local.get $v) (i64.const 10)))))
+      (local.set $v (i64.div_u (local.get $v) (i64.const 10)))
+      (br_if $digit (i64.ne (local.get $v) (i64.const 0))))
+    (local.get $p))
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32) (local $p i32)
     (drop (call $log (i32.const 2) @"wat filter saw a request"))
+    ;; request.size: the content-length, before the body is read
+    (if (i32.eqz (call $prop @"request\00size" (i32.const 0) (i32.const 4)))
+      (then
+        (local.set $p (call $itoa (i64.load (i32.load (i32.const 0)))))
+        (drop (call $add (i32.const 0) @"x-wasm-size" (local.get $p) (i32.sub (i32.const 65600) (local.get $p))))))
     (if (i32.eqz (call $get (i32.const 0) @"x-wasm-deny" (i32.const 0) (i32.const 4)))
       (then
         (drop (call $local (i32.const 418) @"teapot" @"short and stout"
@@ -63,6 +78,7 @@ const HOST_FILTER: &str = r#"
     COPY_PROP_METHOD
     COPY_STATUS
     COPY_UPSTREAM
+    COPY_DESTINATION
     ;; request.time: int64 ns since the epoch, past 2023; request.duration: under a minute
     (if (i32.eqz (call $prop @"request\00time" (i32.const 0) (i32.const 4)))
       (then (if (i32.and (i32.eq (i32.load (i32.const 4)) (i32.const 8))
@@ -78,11 +94,19 @@ const HOST_FILTER: &str = r#"
         (global.set $bodyl (i32.const 0))))
     (if (i32.eqz (call $sget @"wat_shared" (i32.const 0) (i32.const 4) (i32.const 8)))
       (then (drop (call $add (i32.const 2) @"x-wasm-shared" (i32.load (i32.const 0)) (i32.load (i32.const 4))))))
+    (if (i32.eqz (call $sget @"wat_response_size" (i32.const 0) (i32.const 4) (i32.const 8)))
+      (then (drop (call $add (i32.const 2) @"x-wasm-logged-size" (i32.load (i32.const 0)) (i32.load (i32.const 4))))))
     (i32.const 0))
   (func (export "proxy_on_response_body") (param $ctx i32) (param $len i32) (param $eos i32) (result i32)
     (if (local.get $eos)
       (then (drop (call $setbuf (i32.const 1) (local.get $len) (i32.const 0) @"<wasm/>"))))
     (i32.const 0))
+  ;; response.size in the log phase: the body bytes sent, kept for the next request
+  (func (export "proxy_on_log") (param i32) (local $p i32)
+    (if (i32.eqz (call $prop @"response\00size" (i32.const 0) (i32.const 4)))
+      (then
+        (local.set $p (call $itoa (i64.load (i32.load (i32.const 0)))))
+        (drop (call $sset @"wat_response_size" (local.get $p) (i32.sub (i32.const 65600) (local.get $p)) (i32.const 0))))))
   (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
   (func (export "proxy_on_delete") (param i32))
 "#;
@@ -125,6 +149,10 @@ fn host_filter() -> String {
         (
             "COPY_UPSTREAM",
             copy_property("upstream\\00address", 2, "x-wasm-upstream"),
+        ),
+        (
+            "COPY_DESTINATION",
+            copy_property("destination\\00address", 2, "x-wasm-destination"),
         ),
     ];
     copies
@@ -176,6 +204,7 @@ async fn host_functions_through_the_gateway() {
     assert_eq!(up["x-wasm-path"], "/things/1?q=2");
     assert_eq!(up["x-wasm-cas"], "mismatch");
     assert_eq!(up["x-wasm-eos"], "0", "a request with a body");
+    assert_eq!(up["x-wasm-size"], "16", "request.size: the content-length");
     let hv = |n: &str| {
         h.get(n)
             .map(|v| v.to_str().unwrap().to_string())
@@ -196,6 +225,9 @@ async fn host_functions_through_the_gateway() {
     assert_eq!(hv("x-wasm-late-path"), "/things/1?q=2");
     assert_eq!(hv("x-wasm-status"), "200");
     assert_eq!(hv("x-wasm-upstream"), echo.addr.to_string());
+    // the listener's address the client connected to
+    assert_eq!(hv("x-wasm-destination"), format!("127.0.0.1:{}", gw.port));
+    assert_eq!(hv("x-wasm-logged-size"), "", "no request was logged before");
     assert_eq!(hv("x-wasm-time"), "ok", "request.time");
     assert_eq!(hv("x-wasm-duration"), "ok", "request.duration");
     assert_eq!(hv("x-wasm-body"), "the request body");
@@ -205,6 +237,11 @@ async fn host_functions_through_the_gateway() {
     let r = c.get(gw.url("/other")).send().await.unwrap();
     assert_eq!(r.headers()["x-wasm-shared"], "hello");
     assert!(r.headers().get("x-wasm-body").is_none());
+    // response.size of the first request, read in its proxy_on_log
+    assert_eq!(
+        r.headers()["x-wasm-logged-size"],
+        text.len().to_string().as_str()
+    );
     assert!(
         r.text().await.unwrap().contains(r#""x-wasm-eos":"1""#),
         "a GET has no body"

@@ -10,7 +10,7 @@
 //! reads (path, client address with port, root id, route, status) come back, its
 //! shared-data count and metric count every request, its log line is in the gateway's
 //! log, its HTTP call to an auth pool decides the request (the Rust one's unary gRPC call
-//! to a grpcio server too), and a fault of its runtime
+//! to a grpcio server too; a WAT filter's gRPC call cancelled while out is reset), and a fault of its runtime
 //! (a Go or Rust panic, a C++ abort) is a counted 503 after which a fresh instance
 //! serves.
 //!
@@ -303,4 +303,73 @@ async fn check_accepts_the_go_cpp_and_rust_modules() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "check refused the modules: {err}");
     drop(dir);
+}
+
+/// A WAT filter sends two unary gRPC calls to the grpcio server at once: `hold` (answered
+/// after 10 s) and `allow`; `allow`'s answer cancels `hold` while it is out. With `x-word`,
+/// one call of that word, its answer sent upstream as `x-grpc-answer`.
+const CANCEL_FILTER: &str = r#"
+  (global $hold (mut i32) (i32.const -1))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (call $get (i32.const 0) @"x-word" (i32.const 0) (i32.const 4)))
+      (then
+        (drop (call $grpc_call @"grpc" @"check.Checker" @"Check" (i32.const 0) (i32.const 0)
+          (i32.load (i32.const 0)) (i32.load (i32.const 4)) (i32.const 20000) (i32.const 8)))
+        (return (i32.const 1))))
+    (drop (call $grpc_call @"grpc" @"check.Checker" @"Check" (i32.const 0) (i32.const 0)
+      @"hold" (i32.const 20000) (i32.const 8)))
+    (global.set $hold (i32.load (i32.const 8)))
+    (drop (call $grpc_call @"grpc" @"check.Checker" @"Check" (i32.const 0) (i32.const 0)
+      @"allow" (i32.const 20000) (i32.const 8)))
+    (i32.const 1))
+  (func (export "proxy_on_grpc_receive") (param i32 i32) (param $size i32)
+    (if (i32.ne (global.get $hold) (i32.const -1))
+      (then
+        (drop (call $grpc_cancel (global.get $hold)))
+        (global.set $hold (i32.const -1))))
+    (drop (call $buf (i32.const 5) (i32.const 0) (local.get $size) (i32.const 0) (i32.const 4)))
+    (drop (call $add (i32.const 0) @"x-grpc-answer" (i32.load (i32.const 0)) (i32.load (i32.const 4)))))
+  (func (export "proxy_on_grpc_close") (param i32 i32 i32)
+    (drop (call $add (i32.const 0) @"x-grpc-closed" @"yes")))
+"#;
+
+/// A gRPC call cancelled while it is out is stopped, as Envoy stops it: the server sees
+/// its stream reset (grpcio's `is_active` turns false), the filter gets no callback for
+/// it, and the request goes on once the other call is answered.
+#[tokio::test]
+async fn a_grpc_call_cancelled_while_out_is_reset() {
+    let Some(grpc) = GrpcChecker::start() else {
+        return;
+    };
+    let (up, _seen) = counted_echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let module = wasm_common::write_filter(dir.path(), "cancel.wasm", CANCEL_FILTER);
+    let gw = Gateway::start(&format!(
+        "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{up}\" }}] }}\n  grpc: {{ targets: [{{ addr: \"{}\" }}] }}\nroutes:\n  - name: r\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: \"{}\", max_time: 5s }}]\n",
+        grpc.addr,
+        module.display()
+    ));
+    let c = reqwest::Client::new();
+    let r = c.get(gw.url("/both")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "log:\n{}", gw.logs());
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-grpc-answer"], "allow", "{seen}");
+    assert!(seen["headers"].get("x-grpc-closed").is_none(), "{seen}");
+
+    // the server saw `hold` end: cancelled (reset), not finished after its 10 s
+    let began = std::time::Instant::now();
+    let held = loop {
+        let r = c.get(gw.url("/held")).header("x-word", "held").send().await;
+        let seen: serde_json::Value = r.unwrap().json().await.unwrap();
+        let word = seen["headers"]["x-grpc-answer"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if word != "none" || began.elapsed() > std::time::Duration::from_secs(12) {
+            break word;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(held, "cancelled", "log:\n{}", gw.logs());
 }

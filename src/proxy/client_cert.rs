@@ -1,34 +1,39 @@
-//! The client certificate of an mTLS connection, for the `mtls` plugin. The TLS
-//! listener verifies it during the handshake (`server.tls.client_ca`) and, once the
-//! handshake is over, [`parse`] reads it into a [`ClientCert`] kept in the connection's
-//! TLS digest: once per connection, not per request.
+//! What the TLS listener learnt of a client connection in its handshake, for plugins
+//! (the `mtls` plugin's certificate; the wasm filter's `connection.*` properties):
+//! once the handshake is over, [`conn`] reads the negotiated version, the SNI name and
+//! the verified client certificate ([`parse`]) into a [`TlsConn`] kept in the
+//! connection's TLS digest: once per connection, not per request.
 
-use gateway_plugins::{ClientCert, San};
-use pingora_core::protocols::tls::SslDigest;
+use gateway_plugins::{ClientCert, San, TlsConn};
+use pingora_core::protocols::tls::TlsRef;
 use pingora_core::tls::CertificateDer;
 use pingora_proxy::Session;
 use std::fmt::Write;
 use std::sync::Arc;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 
-/// The verified certificate of a connection (a handle on its TLS digest).
-pub(super) struct PeerCert(Arc<SslDigest>);
+/// The TLS facts of the session's connection (none on plain HTTP).
+pub(super) fn tls_conn(session: &Session) -> Option<Arc<TlsConn>> {
+    let d = session.digest()?.ssl_digest.as_ref()?;
+    d.extension.get::<Arc<TlsConn>>().cloned()
+}
 
-impl PeerCert {
-    pub(super) fn get(&self) -> Option<&ClientCert> {
-        self.0.extension.get::<ClientCert>()
+/// The TLS facts of a connection whose handshake just completed.
+pub(crate) fn conn(tls: &TlsRef) -> TlsConn {
+    TlsConn {
+        // rustls names versions `TLSv1_3`; Envoy (and OpenSSL) `TLSv1.3`
+        version: tls.version().map(|v| match v {
+            "TLSv1_2" => "TLSv1.2",
+            "TLSv1_3" => "TLSv1.3",
+            other => other,
+        }),
+        sni: tls.server_name().map(str::to_ascii_lowercase),
+        cert: tls.peer_certificate_der().and_then(parse),
     }
 }
 
-/// The client certificate the TLS listener verified, if the client sent one.
-pub(super) fn client_cert(session: &Session) -> Option<PeerCert> {
-    let d = session.digest()?.ssl_digest.clone()?;
-    d.extension.get::<ClientCert>()?;
-    Some(PeerCert(d))
-}
-
 /// Reads a DER certificate: subject CN, SANs, subject (RFC 4514), SHA-256 fingerprint.
-pub(crate) fn parse(der: &[u8]) -> Option<ClientCert> {
+fn parse(der: &[u8]) -> Option<ClientCert> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
     let subject = cert.subject();
     let common_name = subject

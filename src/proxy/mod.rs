@@ -19,7 +19,7 @@ mod sse_keepalive;
 mod phases;
 mod request_chunks;
 
-pub(crate) use client_cert::parse as parse_client_cert;
+pub(crate) use client_cert::conn as tls_conn_of;
 pub use ctx::{Ctx, Deferred, Failure};
 pub(crate) use headers::{new_request_id, valid_request_id};
 pub use respond::error_body;
@@ -32,6 +32,7 @@ use crate::runtime::HostHeader;
 use crate::upstream::Outcome;
 use async_trait::async_trait;
 use bytes::Bytes;
+use gateway_plugins::BodyBytes;
 use http::HeaderValue;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
@@ -481,6 +482,10 @@ impl ProxyHttp for GatewayProxy {
                 .map(|r| r.status.as_u16())
                 .or(ctx.answered)
                 .unwrap_or(0);
+            ctx.plugin.body_bytes = Some(BodyBytes {
+                read: session.body_bytes_read() as u64,
+                sent: session.body_bytes_sent() as u64,
+            });
             for (i, p) in chain.iter().enumerate() {
                 ctx.plugin.enter(i);
                 p.on_log(status, &mut ctx.plugin);

@@ -1,25 +1,26 @@
 //! The plugin request and body phases of a route's chain, and reading a whole body for
 //! routes that answer without an upstream (flows, fallback-only routes).
 
-use super::client_cert::{client_cert, PeerCert};
+use super::client_cert::tls_conn;
 use super::ctx::Deferred;
 use super::headers::is_tls;
 use super::{request_chunks, Ctx, GatewayProxy};
 use crate::observability::otel::SpanRecord;
 use crate::runtime::CompiledRoute;
 use bytes::{Bytes, BytesMut};
-use gateway_plugins::{BodyCall, Flow, Instance, RequestCall, RequestInfo};
+use gateway_plugins::{BodyCall, Flow, Instance, RequestCall, RequestInfo, TlsConn};
 use pingora_error::Result;
 use pingora_proxy::Session;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// What a [`RequestInfo`] borrows, taken from the session once.
 pub(super) struct InfoParts {
     query: Option<String>,
-    cert: Option<PeerCert>,
+    tls_conn: Option<Arc<TlsConn>>,
     client_ip: Option<IpAddr>,
     client_port: Option<u16>,
+    local: Option<SocketAddr>,
     tls: bool,
     body_empty: bool,
 }
@@ -30,9 +31,10 @@ impl InfoParts {
         let peer = session.client_addr().and_then(|a| a.as_inet());
         Self {
             query: session.req_header().uri.query().map(str::to_owned),
-            cert: client_cert(session),
+            tls_conn: tls_conn(session),
             client_ip: peer.map(|a| a.ip()),
             client_port: peer.map(|a| a.port()),
+            local: session.server_addr().and_then(|a| a.as_inet()).copied(),
             tls: is_tls(session),
             body_empty,
         }
@@ -45,8 +47,9 @@ impl InfoParts {
             client_port: self.client_port,
             path,
             query: self.query.as_deref(),
+            local: self.local,
             tls: self.tls,
-            client_cert: self.cert.as_ref().and_then(|c| c.get()),
+            tls_conn: self.tls_conn.as_ref(),
             body_empty: self.body_empty,
         }
     }

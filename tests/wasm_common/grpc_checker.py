@@ -6,12 +6,17 @@ method `/check.Checker/Check` takes and answers raw bytes (no (de)serializers).
 
 The request decides: `allow` -> `allow`, `deny` -> `deny`, `meta` -> the value of the
 `x-from` invocation metadata, `refuse` -> status PERMISSION_DENIED ("not on the list"),
-`slow` -> `allow` after 5 s; anything else -> INVALID_ARGUMENT."""
+`slow` -> `allow` after 5 s; `hold` -> `allow` after 10 s unless the client cancels
+the call first (its stream reset); `held` -> how the latest `hold` ended (`cancelled`,
+`finished`, or `none` yet); anything else -> INVALID_ARGUMENT."""
 import sys
 import time
 from concurrent import futures
 
 import grpc
+
+# how each `hold` call ended, in order
+HOLDS = []
 
 
 def check(request, context):
@@ -26,6 +31,14 @@ def check(request, context):
     if word == "slow":
         time.sleep(5)
         return b"allow"
+    if word == "hold":
+        deadline = time.time() + 10
+        while context.is_active() and time.time() < deadline:
+            time.sleep(0.02)
+        HOLDS.append("finished" if context.is_active() else "cancelled")
+        return b"allow"
+    if word == "held":
+        return (HOLDS[-1] if HOLDS else "none").encode()
     context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown word {word!r}")
 
 

@@ -183,7 +183,7 @@ impl Mtls {
     fn admit(&self, call: &mut RequestCall<'_>) -> Decision {
         self.requests.inc();
         self.forward.strip(call.req);
-        let Some(cert) = call.info.client_cert else {
+        let Some(cert) = call.info.client_cert() else {
             self.missing.inc();
             return Ok(unauthorized(
                 "a client certificate is required (connect over TLS with one)".into(),
@@ -253,7 +253,7 @@ impl Factory for Mtls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{PluginCtx, RequestCall, RequestInfo, Shared};
+    use crate::{PluginCtx, RequestCall, RequestInfo, Shared, TlsConn};
     use pingora_http::RequestHeader;
 
     fn plugin(v: serde_json::Value) -> Result<Mtls, SettingsError> {
@@ -279,10 +279,10 @@ mod tests {
         }
     }
 
-    fn info(cert: Option<&ClientCert>) -> RequestInfo<'_> {
+    fn info(conn: &Arc<TlsConn>) -> RequestInfo<'_> {
         RequestInfo {
             tls: true,
-            client_cert: cert,
+            tls_conn: Some(conn),
             ..RequestInfo::new("r", "/")
         }
     }
@@ -291,8 +291,12 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.insert_header("x-user-id", "forged").unwrap();
         let mut ctx = PluginCtx::default();
+        let conn = Arc::new(TlsConn {
+            cert: cert.cloned(),
+            ..TlsConn::default()
+        });
         let flow = p
-            .on_request(&mut RequestCall::new(&mut req, info(cert), &mut ctx))
+            .on_request(&mut RequestCall::new(&mut req, info(&conn), &mut ctx))
             .await
             .unwrap();
         let status = match flow {

@@ -7,7 +7,8 @@ use super::{Flow, Identity, PluginCtx, PluginFailure};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use pingora_http::RequestHeader;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// What a request phase decides: go on, answer instead, or fail (a dependency is down).
 pub type Decision = Result<Flow, PluginFailure>;
@@ -25,10 +26,14 @@ pub struct RequestInfo<'a> {
     pub path: &'a str,
     /// The query string, without `?`.
     pub query: Option<&'a str>,
+    /// The listener's address the client connected to (`None` on a Unix socket, in
+    /// tests).
+    pub local: Option<SocketAddr>,
     /// Whether the client connection is TLS.
     pub tls: bool,
-    /// The client certificate verified on the TLS listener (mTLS), when one was sent.
-    pub client_cert: Option<&'a ClientCert>,
+    /// What the TLS listener learnt in the connection's handshake (version, SNI, the
+    /// verified client certificate).
+    pub tls_conn: Option<&'a Arc<TlsConn>>,
     /// The request has no body, as the gateway reads its framing (HTTP/1: neither
     /// `Transfer-Encoding` nor a `Content-Length` above 0; HTTP/2: its headers ended
     /// the stream).
@@ -45,11 +50,29 @@ impl<'a> RequestInfo<'a> {
             client_port: None,
             path,
             query: None,
+            local: None,
             tls: false,
-            client_cert: None,
+            tls_conn: None,
             body_empty: true,
         }
     }
+
+    /// The client certificate the TLS listener verified (mTLS), when one was sent.
+    pub fn client_cert(&self) -> Option<&'a ClientCert> {
+        self.tls_conn.and_then(|c| c.cert.as_ref())
+    }
+}
+
+/// What the TLS listener learnt of a client connection in its handshake, once per
+/// connection; every request on it shares it.
+#[derive(Debug, Clone, Default)]
+pub struct TlsConn {
+    /// The negotiated version, as Envoy names it (`TLSv1.2`, `TLSv1.3`).
+    pub version: Option<&'static str>,
+    /// The server name the client asked for (SNI), lower-case.
+    pub sni: Option<String>,
+    /// The client certificate the listener verified (mTLS), when one was sent.
+    pub cert: Option<ClientCert>,
 }
 
 /// A client certificate verified by the TLS listener.

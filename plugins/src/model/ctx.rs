@@ -15,6 +15,9 @@ pub struct PluginCtx {
     pub started: Option<std::time::Instant>,
     /// The upstream target of the request's latest try, once the gateway picked one.
     pub upstream: Option<std::net::SocketAddr>,
+    /// The body bytes read from the client and sent to it, set by the gateway before
+    /// the log phase ([`crate::Plugin::on_log`]); `None` before.
+    pub body_bytes: Option<BodyBytes>,
     /// Headers added to the response whatever it is (proxied, or written by the
     /// gateway: an error, a plugin reply, a fallback), e.g. rate-limit headers.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
@@ -31,6 +34,15 @@ pub struct PluginCtx {
     /// Each plugin's own value for this request (Kong's `kong.ctx.plugin`):
     /// [`PluginCtx::own`].
     pub own: OwnValues,
+}
+
+/// A request's body sizes on the client's side ([`PluginCtx::body_bytes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodyBytes {
+    /// Request body bytes read from the client.
+    pub read: u64,
+    /// Response body bytes sent to the client.
+    pub sent: u64,
 }
 
 /// The plugins' own values of a request, by their place in the chain.

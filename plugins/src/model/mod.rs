@@ -24,8 +24,8 @@ pub use api_doc::{
     DEPENDENCY_ANSWER, POLICY_ANSWER,
 };
 pub use background::spawn_with_runtime;
-pub use call::{BodyCall, ChunkCall, ClientCert, Decision, RequestCall, RequestInfo, San};
-pub use ctx::{OwnValues, PluginCtx};
+pub use call::{BodyCall, ChunkCall, ClientCert, Decision, RequestCall, RequestInfo, San, TlsConn};
+pub use ctx::{BodyBytes, OwnValues, PluginCtx};
 pub use identity::{CredentialKind, Identity};
 pub use instance::Instance;
 pub use phase::{Flow, Plugin, Step, Waiting};

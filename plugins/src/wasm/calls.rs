@@ -9,6 +9,7 @@ use super::instance::ROOT;
 use super::request::ReqProps;
 use super::vm::{Effects, Fault, Lend, Parts, Vm};
 use crate::UpstreamRequest;
+use futures::future::{AbortHandle, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::Ordering;
 
@@ -37,22 +38,41 @@ impl Vm {
         props: &mut ReqProps,
         mut effects: Effects,
     ) -> Result<Effects, Fault> {
-        let send = |call: PendingCall, depth: u32| async move {
-            let answer = self.send(&call).await;
-            (call, depth, answer)
+        // each gRPC call out can be stopped: a callback may cancel it (its stream is
+        // reset, as Envoy resets it); a call cancelled by the callback that made it
+        // never got here (the host dropped it)
+        let mut stops: Vec<(u32, AbortHandle)> = Vec::new();
+        let send = |call: PendingCall, depth: u32, stops: &mut Vec<(u32, AbortHandle)>| {
+            let (stop, registration) = AbortHandle::new_pair();
+            if call.grpc {
+                stops.push((call.token, stop));
+            }
+            Abortable::new(
+                async move {
+                    let answer = self.send(&call).await;
+                    (call, depth, answer)
+                },
+                registration,
+            )
         };
-        // a call cancelled by the callback that made it never got here (the host
-        // dropped it); one cancelled later, while out, is dropped as it arrives
-        let mut out: FuturesUnordered<_> = std::mem::take(&mut effects.calls)
-            .into_iter()
-            .map(|call| send(call, 1))
-            .collect();
+        let mut out: FuturesUnordered<_> = FuturesUnordered::new();
+        for call in std::mem::take(&mut effects.calls) {
+            out.push(send(call, 1, &mut stops));
+        }
         while effects.local.is_none() {
-            let Some((call, depth, answer)) = out.next().await else {
+            let Some(next) = out.next().await else {
                 break;
             };
-            if self.cancelled(slot, gen, call.token) {
+            // stopped by a cancel
+            let Ok((call, depth, answer)) = next else {
                 continue;
+            };
+            if call.grpc {
+                stops.retain(|(t, _)| *t != call.token);
+                // cancelled by a callback of another request's context
+                if self.cancelled(slot, gen, call.token) {
+                    continue;
+                }
             }
             let (nh, nb) = (answer.headers.len() as i32, answer.body.len() as i32);
             let (nt, grpc) = (
@@ -87,13 +107,18 @@ impl Vm {
             };
             effects.local = effects.local.or(e.local);
             effects.resumed |= e.resumed;
+            for token in e.cancels {
+                if let Some(i) = stops.iter().position(|(t, _)| *t == token) {
+                    stops.swap_remove(i).1.abort();
+                }
+            }
             for next in e.calls {
                 if depth >= MAX_DEPTH {
                     tracing::warn!(plugin = "wasm", filter = %self.filter.name,
                         upstream = %next.upstream, depth,
                         "wasm filter's call not sent: calls chained too deep");
                 } else {
-                    out.push(send(next, depth + 1));
+                    out.push(send(next, depth + 1, &mut stops));
                 }
             }
         }

@@ -198,8 +198,10 @@ impl Plugin for WasmFilter {
             version: call.req.version,
             started: call.ctx.started,
             upstream: None,
+            body_bytes: None,
+            local: call.info.local,
             tls: call.info.tls,
-            peer: call.info.client_cert.map(|c| Box::new(c.clone())),
+            conn: call.info.tls_conn.cloned(),
             status: 0,
             custom: Vec::new(),
         };
@@ -276,10 +278,11 @@ impl Plugin for WasmFilter {
     }
 
     fn on_log(&self, status: u16, ctx: &mut PluginCtx) {
-        let upstream = ctx.upstream;
+        let (upstream, body_bytes) = (ctx.upstream, ctx.body_bytes);
         if let Some(w) = ctx.own::<WasmReq>() {
             w.props.status = status;
             w.props.upstream = upstream;
+            w.props.body_bytes = body_bytes;
             w.end(true);
         }
     }

@@ -4,11 +4,11 @@
 //! without the log phase (a client gone) still gets `proxy_on_done` and `proxy_on_delete` when it is dropped.
 
 use super::vm::Vm;
-use crate::{ClientCert, Reply};
+use crate::{BodyBytes, Reply, TlsConn};
 use bytes::{Bytes, BytesMut};
 use http::uri::PathAndQuery;
 use http::HeaderValue;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// What the properties of a request are made of.
@@ -22,15 +22,21 @@ pub struct ReqProps {
     pub method: http::Method,
     /// The client's HTTP version (`request.protocol`).
     pub version: http::Version,
+    /// The listener's address the client connected to (`destination.*`).
+    pub local: Option<SocketAddr>,
     pub tls: bool,
-    /// The client's certificate, on a TLS listener that verified one (the
-    /// `connection.*_peer_certificate` properties; `connection.mtls`).
-    pub peer: Option<Box<ClientCert>>,
+    /// What the TLS handshake negotiated (`connection.tls_version`,
+    /// `connection.requested_server_name`) and the client's certificate, when the
+    /// listener verified one (the `connection.*_peer_certificate` properties;
+    /// `connection.mtls`).
+    pub conn: Option<Arc<TlsConn>>,
     /// When the gateway began reading the request (`request.time`,
     /// `request.duration`).
     pub started: Option<std::time::Instant>,
     /// The upstream target that answered, in the response phases (`upstream.address`).
-    pub upstream: Option<std::net::SocketAddr>,
+    pub upstream: Option<SocketAddr>,
+    /// The body sizes, in `proxy_on_log` (`request.size`, `response.size`).
+    pub body_bytes: Option<BodyBytes>,
     /// The answer's status once known (`response.code`).
     pub status: u16,
     /// Properties the filter set (`proxy_set_property`).
@@ -49,8 +55,10 @@ impl Default for ReqProps {
             version: http::Version::HTTP_11,
             started: None,
             upstream: None,
+            body_bytes: None,
+            local: None,
             tls: false,
-            peer: None,
+            conn: None,
             status: 0,
             custom: Vec::new(),
         }

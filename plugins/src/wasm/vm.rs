@@ -58,6 +58,8 @@ pub struct Effects {
     pub local: Option<Box<Reply>>,
     pub calls: Vec<PendingCall>,
     pub resumed: bool,
+    /// gRPC calls cancelled while out (tokens), to stop.
+    pub cancels: Vec<u32>,
 }
 
 /// The request parts a call borrows (lent to the store for the call).
@@ -304,6 +306,7 @@ impl Vm {
             local: cx.local.take(),
             calls: std::mem::take(&mut cx.calls),
             resumed: std::mem::take(&mut cx.resumed),
+            cancels: std::mem::take(&mut cx.cancels),
         };
         let enqueued = std::mem::take(&mut cx.enqueued);
         let result = match out {

@@ -130,7 +130,9 @@ fn metadata(pairs: Vec<(&[u8], &[u8])>) -> Result<HeaderMap, Status> {
 
 /// `proxy_grpc_cancel(token)` and `proxy_grpc_close(token)`: a call not answered yet
 /// gets no callback. One made by this callback is dropped here (never sent); one
-/// already out is remembered, and its answer dropped when it comes.
+/// already out is stopped once the callback returns (its stream reset, as Envoy does)
+/// when the request waits for it, and is remembered so that its answer, if one comes,
+/// is dropped.
 pub fn cancel(mut c: wasmtime::Caller<'_, Host>, token: i32) -> i32 {
     let token = token as u32;
     let host = c.data_mut();
@@ -141,6 +143,7 @@ pub fn cancel(mut c: wasmtime::Caller<'_, Host>, token: i32) -> i32 {
             host.cancelled.remove(0);
         }
         host.cancelled.push(token);
+        host.cx.cancels.push(token);
     }
     Status::Ok as i32
 }

@@ -97,6 +97,8 @@ pub struct CallCx {
     pub resumed: bool,
     /// Shared queues enqueued to during the call (their owners are told afterwards).
     pub enqueued: Vec<u32>,
+    /// gRPC calls the callback cancelled while they were out (sent before it ran).
+    pub cancels: Vec<u32>,
 }
 
 impl CallCx {
@@ -187,6 +189,7 @@ impl Host {
                 answer: None,
                 resumed: false,
                 enqueued: Vec::new(),
+                cancels: Vec::new(),
             },
             metrics: Vec::new(),
             tick_ms: 0,

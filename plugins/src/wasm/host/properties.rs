@@ -21,7 +21,12 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             .ok_or(Status::NotFound)
     };
     // Envoy's peer certificate properties: NotFound without a verified certificate
-    let peer = p.peer.as_deref().ok_or(Status::NotFound);
+    let peer = p
+        .conn
+        .as_deref()
+        .and_then(|c| c.cert.as_ref())
+        .ok_or(Status::NotFound);
+    let int = |v: u64| Ok(i64::try_from(v).unwrap_or(i64::MAX).to_le_bytes().to_vec());
     match path {
         [b"request", b"path"] => s(p.path.as_str()),
         [b"request", b"url_path"] => s(p.path.path()),
@@ -51,6 +56,17 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             .as_ref()
             .map(|v| v.as_bytes().to_vec())
             .ok_or(Status::NotFound),
+        // Envoy: the request's `content-length` until the body is read, then its size
+        [b"request", b"size"] => match p.body_bytes {
+            Some(b) => int(b.read),
+            None => req_header("content-length").and_then(|v| {
+                let n = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
+                n.map_or(Err(Status::NotFound), int)
+            }),
+        },
+        [b"response", b"size"] => p.body_bytes.map_or(Err(Status::NotFound), |b| int(b.sent)),
         [b"request", b"host"] => req_header("host"),
         [b"request", b"referer"] => req_header("referer"),
         [b"request", b"useragent"] => req_header("user-agent"),
@@ -88,7 +104,25 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             .upstream
             .map(|a| i64::from(a.port()).to_le_bytes().to_vec())
             .ok_or(Status::NotFound),
-        [b"connection", b"mtls"] => Ok(vec![u8::from(p.peer.is_some())]),
+        [b"destination", b"address"] => p
+            .local
+            .map(|a| a.to_string().into_bytes())
+            .ok_or(Status::NotFound),
+        [b"destination", b"port"] => p
+            .local
+            .map_or(Err(Status::NotFound), |a| int(u64::from(a.port()))),
+        [b"connection", b"mtls"] => Ok(vec![u8::from(peer.is_ok())]),
+        [b"connection", b"tls_version"] => p
+            .conn
+            .as_deref()
+            .and_then(|c| c.version)
+            .map_or(Err(Status::NotFound), s),
+        // as Envoy: empty when the client sent no name (or the connection is plain)
+        [b"connection", b"requested_server_name"] => s(p
+            .conn
+            .as_deref()
+            .and_then(|c| c.sni.as_deref())
+            .unwrap_or("")),
         [b"connection", b"subject_peer_certificate"] => peer.map(|c| c.subject.as_bytes().to_vec()),
         [b"connection", b"sha256_peer_certificate_digest"] => {
             peer.map(|c| c.fingerprint.as_bytes().to_vec())
