@@ -134,7 +134,7 @@ async fn the_pipeline_streams_each_token_then_the_result() {
     let mut streamed = body.clone();
     streamed["stream"] = json!(true);
     let r = s.post("/api/v1/process", &streamed).await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "log:\n{}", s.gw.logs());
     assert!(is_event_stream(&r));
     assert!(r.headers().contains_key("x-request-id"));
     let got = events(r).await;
@@ -171,7 +171,7 @@ async fn the_pipeline_streams_each_token_then_the_result() {
 async fn a_client_that_goes_away_stops_the_generation() {
     let s = stack(Duration::from_millis(40), &[]).await;
     let r = s.stream("/api/v1/process", "The wolf", 200).await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "log:\n{}", s.gw.logs());
     let mut chunks = r.bytes_stream();
     let mut seen = 0;
     while seen < 3 {
@@ -222,7 +222,7 @@ async fn pipeline_errors_before_and_after_the_stream_started() {
     assert_eq!(v["error"], "step_rejected");
     // the second step fails once the tokens were sent: an error event ends the stream
     let r = s.stream("/failing", "The lion", 4).await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "log:\n{}", s.gw.logs());
     let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let got = events(r).await;
     assert_eq!(got.len(), 6, "{got:?}");
@@ -289,7 +289,7 @@ async fn job_events_follow_a_job_until_it_is_final() {
     let c = reqwest::Client::new();
     let id = submit(&c, &s.gw, "key-a").await;
     let r = watch(&c, &s.gw, &id, "key-a").await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "log:\n{}", s.gw.logs());
     assert!(is_event_stream(&r));
     assert_job_events(&events(r).await, &id);
     // a final job: its states at once, and the stream ends
@@ -337,7 +337,7 @@ async fn job_events_through_a_redis_store_from_another_replica() {
     let c = reqwest::Client::new();
     let id = submit(&c, &s.gw, "key-a").await;
     let r = watch(&c, &other, &id, "key-a").await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "log:\n{}", other.logs());
     assert_job_events(&events(r).await, &id);
 }
 
