@@ -20,16 +20,6 @@ const HOST_FILTER: &str = r#"
     (global.set $mid (i32.load (i32.const 8)))
     (i32.const 1))
   (func (export "proxy_on_context_create") (param i32 i32))
-  ;; writes $v in decimal to end at 65600: where it starts (its length: 65600 - start)
-  (func $itoa (param $v i64) (result i32) (local $p i32)
-    (local.set $p (i32.const 65600))
-    (loop $digit
-      (local.set $p (i32.sub (local.get $p) (i32.const 1)))
-      (i32.store8 (local.get $p)
-        (i32.add (i32.const 48) (i32.wrap_i64 (i64.rem_u (local.get $v) (i64.const 10)))))
-      (local.set $v (i64.div_u (local.get $v) (i64.const 10)))
-      (br_if $digit (i64.ne (local.get $v) (i64.const 0))))
-    (local.get $p))
   (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32) (local $p i32)
     (drop (call $log (i32.const 2) @"wat filter saw a request"))
     ;; request.size: the content-length, before the body is read

@@ -28,8 +28,9 @@ const IMPORTS: &str = r#"
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
 "#;
 
-/// Memory, the allocator (bump, reset when the first 2 pages are used) and scratch
-/// words: 0..8 for returned pointer and size, 8..12 a CAS, 16..24 a u64.
+/// Memory, the allocator (bump, reset when the first 2 pages are used), scratch words
+/// (0..8 for returned pointer and size, 8..12 a CAS, 16..24 a u64) and `$itoa` (a u64 in
+/// decimal, written in the second page, below 65600).
 const RUNTIME: &str = r#"
   (memory (export "memory") 4)
   (global $heap (mut i32) (i32.const 131072))
@@ -40,6 +41,16 @@ const RUNTIME: &str = r#"
     (global.set $heap (i32.add (global.get $heap) (i32.add (local.get $n) (i32.const 8))))
     (local.get $p))
   (func (export "proxy_abi_version_0_2_1"))
+  ;; writes $v in decimal to end at 65600: where it starts (its length: 65600 - start)
+  (func $itoa (param $v i64) (result i32) (local $p i32)
+    (local.set $p (i32.const 65600))
+    (loop $digit
+      (local.set $p (i32.sub (local.get $p) (i32.const 1)))
+      (i32.store8 (local.get $p)
+        (i32.add (i32.const 48) (i32.wrap_i64 (i64.rem_u (local.get $v) (i64.const 10)))))
+      (local.set $v (i64.div_u (local.get $v) (i64.const 10)))
+      (br_if $digit (i64.ne (local.get $v) (i64.const 0))))
+    (local.get $p))
 "#;
 
 /// Bytes of a WAT string body (an escape `\hh` counts one).

@@ -96,21 +96,14 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             .client_port
             .map(|port| i64::from(port).to_le_bytes().to_vec())
             .ok_or(Status::NotFound),
-        [b"upstream", b"address"] => p
-            .upstream
-            .map(|a| a.to_string().into_bytes())
-            .ok_or(Status::NotFound),
+        [b"upstream", b"address"] => address(p.upstream),
         [b"upstream", b"port"] => p
             .upstream
-            .map(|a| i64::from(a.port()).to_le_bytes().to_vec())
-            .ok_or(Status::NotFound),
-        [b"destination", b"address"] => p
-            .local
-            .map(|a| a.to_string().into_bytes())
-            .ok_or(Status::NotFound),
+            .map_or(Err(Status::NotFound), |a| int(a.port().into())),
+        [b"destination", b"address"] => address(p.local),
         [b"destination", b"port"] => p
             .local
-            .map_or(Err(Status::NotFound), |a| int(u64::from(a.port()))),
+            .map_or(Err(Status::NotFound), |a| int(a.port().into())),
         [b"connection", b"mtls"] => Ok(vec![u8::from(peer.is_ok())]),
         [b"connection", b"tls_version"] => p
             .conn
@@ -148,6 +141,12 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
                 .ok_or(Status::NotFound)
         }
     }
+}
+
+/// An address property (`ip:port`, as Envoy gives it); NotFound without one.
+fn address(a: Option<std::net::SocketAddr>) -> Result<Vec<u8>, Status> {
+    a.map(|a| a.to_string().into_bytes())
+        .ok_or(Status::NotFound)
 }
 
 /// `d` in nanoseconds, as Envoy's int64 encoding of times and durations.
