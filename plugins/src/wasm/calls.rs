@@ -110,6 +110,8 @@ impl Vm {
             for token in e.cancels {
                 if let Some(i) = stops.iter().position(|(t, _)| *t == token) {
                     stops.swap_remove(i).1.abort();
+                    // its answer never comes: the instance need not remember the cancel
+                    self.cancelled(slot, gen, token);
                 }
             }
             for next in e.calls {
