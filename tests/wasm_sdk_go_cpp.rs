@@ -306,8 +306,9 @@ async fn check_accepts_the_go_cpp_and_rust_modules() {
 }
 
 /// A WAT filter sends two unary gRPC calls to the grpcio server at once: `hold` (answered
-/// after 10 s) and `allow`; `allow`'s answer cancels `hold` while it is out. With `x-word`,
-/// one call of that word, its answer sent upstream as `x-grpc-answer`.
+/// after 10 s) and `after-hold` (answered `allow` once `hold` is in at the server, so the
+/// cancel finds it there); that answer cancels `hold` while it is out. With `x-word`, one
+/// call of that word, its answer sent upstream as `x-grpc-answer`.
 const CANCEL_FILTER: &str = r#"
   (global $hold (mut i32) (i32.const -1))
   (func (export "proxy_on_context_create") (param i32 i32))
@@ -321,7 +322,7 @@ const CANCEL_FILTER: &str = r#"
       @"hold" (i32.const 20000) (i32.const 8)))
     (global.set $hold (i32.load (i32.const 8)))
     (drop (call $grpc_call @"grpc" @"check.Checker" @"Check" (i32.const 0) (i32.const 0)
-      @"allow" (i32.const 20000) (i32.const 8)))
+      @"after-hold" (i32.const 20000) (i32.const 8)))
     (i32.const 1))
   (func (export "proxy_on_grpc_receive") (param i32 i32) (param $size i32)
     (if (i32.ne (global.get $hold) (i32.const -1))

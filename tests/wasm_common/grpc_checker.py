@@ -7,9 +7,11 @@ method `/check.Checker/Check` takes and answers raw bytes (no (de)serializers).
 The request decides: `allow` -> `allow`, `deny` -> `deny`, `meta` -> the value of the
 `x-from` invocation metadata, `refuse` -> status PERMISSION_DENIED ("not on the list"),
 `slow` -> `allow` after 5 s; `hold` -> `allow` after 10 s unless the client cancels
-the call first (its stream reset); `held` -> how the latest `hold` ended (`cancelled`,
-`finished`, or `none` yet); anything else -> INVALID_ARGUMENT."""
+the call first (its stream reset); `after-hold` -> `allow` once a `hold` call is in (at
+most 5 s); `held` -> how the latest `hold` ended (`cancelled`, `finished`, or `none`
+yet); anything else -> INVALID_ARGUMENT."""
 import sys
+import threading
 import time
 from concurrent import futures
 
@@ -17,6 +19,8 @@ import grpc
 
 # how each `hold` call ended, in order
 HOLDS = []
+# set once a `hold` call is in
+HOLDING = threading.Event()
 
 
 def check(request, context):
@@ -31,7 +35,11 @@ def check(request, context):
     if word == "slow":
         time.sleep(5)
         return b"allow"
+    if word == "after-hold":
+        HOLDING.wait(5)
+        return b"allow"
     if word == "hold":
+        HOLDING.set()
         deadline = time.time() + 10
         while context.is_active() and time.time() < deadline:
             time.sleep(0.02)
