@@ -26,7 +26,6 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
         .as_deref()
         .and_then(|c| c.cert.as_ref())
         .ok_or(Status::NotFound);
-    let int = |v: u64| Ok(i64::try_from(v).unwrap_or(i64::MAX).to_le_bytes().to_vec());
     match path {
         [b"request", b"path"] => s(p.path.as_str()),
         [b"request", b"url_path"] => s(p.path.path()),
@@ -45,12 +44,10 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             .started
             .and_then(|t| std::time::SystemTime::now().checked_sub(t.elapsed()))
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| nanos(d).to_le_bytes().to_vec())
-            .ok_or(Status::NotFound),
+            .map_or(Err(Status::NotFound), |d| int(d.as_nanos())),
         [b"request", b"duration"] => p
             .started
-            .map(|t| nanos(t.elapsed()).to_le_bytes().to_vec())
-            .ok_or(Status::NotFound),
+            .map_or(Err(Status::NotFound), |t| int(t.elapsed().as_nanos())),
         [b"request", b"id"] => p
             .request_id
             .as_ref()
@@ -62,7 +59,7 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
             None => req_header("content-length").and_then(|v| {
                 let n = std::str::from_utf8(&v)
                     .ok()
-                    .and_then(|v| v.trim().parse().ok());
+                    .and_then(|v| v.trim().parse::<u64>().ok());
                 n.map_or(Err(Status::NotFound), int)
             }),
         },
@@ -77,7 +74,7 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
                 .flatten()
                 .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
         )),
-        [b"response", b"code"] if p.status != 0 => Ok(i64::from(p.status).to_le_bytes().to_vec()),
+        [b"response", b"code"] if p.status != 0 => int(p.status),
         [b"response", b"headers"] if cx.resp.is_some() => Ok(encode_pairs(
             cx.resp()
                 .map(|r| &r.headers)
@@ -92,18 +89,11 @@ fn property(host: &Host, path: &[&[u8]]) -> Result<Vec<u8>, Status> {
                 None => ip.to_string().into_bytes(),
             })
             .ok_or(Status::NotFound),
-        [b"source", b"port"] => p
-            .client_port
-            .map(|port| i64::from(port).to_le_bytes().to_vec())
-            .ok_or(Status::NotFound),
+        [b"source", b"port"] => p.client_port.map_or(Err(Status::NotFound), int),
         [b"upstream", b"address"] => address(p.upstream),
-        [b"upstream", b"port"] => p
-            .upstream
-            .map_or(Err(Status::NotFound), |a| int(a.port().into())),
+        [b"upstream", b"port"] => p.upstream.map_or(Err(Status::NotFound), |a| int(a.port())),
         [b"destination", b"address"] => address(p.local),
-        [b"destination", b"port"] => p
-            .local
-            .map_or(Err(Status::NotFound), |a| int(a.port().into())),
+        [b"destination", b"port"] => p.local.map_or(Err(Status::NotFound), |a| int(a.port())),
         [b"connection", b"mtls"] => Ok(vec![u8::from(peer.is_ok())]),
         [b"connection", b"tls_version"] => p
             .conn
@@ -149,9 +139,10 @@ fn address(a: Option<std::net::SocketAddr>) -> Result<Vec<u8>, Status> {
         .ok_or(Status::NotFound)
 }
 
-/// `d` in nanoseconds, as Envoy's int64 encoding of times and durations.
-fn nanos(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+/// An integer property: int64, little-endian, as Envoy encodes integers, times and
+/// durations (nanoseconds); a value past `i64::MAX` is clamped to it.
+fn int(v: impl TryInto<i64>) -> Result<Vec<u8>, Status> {
+    Ok(v.try_into().unwrap_or(i64::MAX).to_le_bytes().to_vec())
 }
 
 /// The first subject alternative name of `cert` that `pick` takes, as Envoy gives it.
