@@ -135,3 +135,29 @@ pub const HEADERS: &str = r#"
   (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
   (func (export "proxy_on_delete") (param i32))
 "#;
+
+/// A gateway whose route `route` (every path) goes to `upstream` through the filter
+/// `body` (WAT; `entry`: more settings of its plugin entry), with pool `calls.0` at
+/// `calls.1` for the filter's calls when given.
+pub fn filter_gateway(
+    body: &str,
+    route: &str,
+    entry: &str,
+    upstream: std::net::SocketAddr,
+    calls: Option<(&str, std::net::SocketAddr)>,
+) -> crate::common::Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    write_filter(dir.path(), "f.wasm", body);
+    let config = dir.path().join("routes.yaml");
+    let pool = calls
+        .map(|(name, at)| format!("  {name}: {{ targets: [{{ addr: \"{at}\" }}] }}\n"))
+        .unwrap_or_default();
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nupstreams:\n  u: {{ targets: [{{ addr: \"{upstream}\" }}] }}\n{pool}routes:\n  - name: {route}\n    match: {{ path_prefix: / }}\n    upstream: u\n    plugins: [{{ name: wasm, module: f.wasm{entry} }}]\n"
+        ),
+    )
+    .unwrap();
+    crate::common::Gateway::spawn(dir, config, &[])
+}
